@@ -1,0 +1,225 @@
+"""One NUTS engine for B >= 1 datasets.
+
+Every (dataset, chain) pair is an independent *run*: its own initial point, its own
+warm-up adaptation (step size and mass matrix, Stan-style windows from NumPyro's
+functional ``hmc`` kernel), then ``num_draws`` draws. All runs of a call execute inside one
+compiled program:
+
+* CPU: ``lax.map`` runs them one after the other (each run stops its trees as soon as it
+  can; measured ~2.5x faster than ``vmap`` on 2 cores, see scripts/benchmark.py);
+* GPU: ``lax.map`` with a large ``batch_size`` (i.e. ``vmap`` in blocks that fit memory);
+* several local devices: the run axis is split over them with ``jax.shard_map``.
+
+Run ``r = i * chains + c`` uses the key ``fold_in(fold_in(root, i), c)`` with ``i`` the *global*
+dataset index, so draws for dataset ``i`` do not depend on batch size, chunking or devices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.sharding import Mesh, PartitionSpec
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import constrain_fn, potential_energy
+
+from bayeslin_jax import keys as keyring
+from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.models import linear_regression
+from bayeslin_jax.priors import KnownNoise, ModelSpec, Noise, WeightPrior
+
+STAT_NAMES = ("diverging", "n_steps", "tree_depth", "step_size", "acceptance_rate", "energy", "lp")
+
+
+@dataclass(frozen=True)
+class NutsConfig:
+    """Sampler settings (hashable: part of the compiled program's identity).
+
+    ``method``: ``"auto"`` (``"map"`` on CPU, ``"vmap"`` elsewhere), ``"map"`` (runs one after
+    another) or ``"vmap"`` (runs in lock-step blocks of ``batch_size``; all at once if None).
+    """
+
+    num_warmup: int = 1000
+    num_draws: int = 1000
+    num_chains: int = 4
+    target_accept: float = 0.8
+    max_tree_depth: int = 10
+    dense_mass: bool = True
+    init_radius: float = 2.0
+    method: str = "auto"
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("num_warmup", "num_draws", "num_chains", "max_tree_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "num_warmup" else 1):
+                raise BayeslinError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 < self.target_accept < 1.0:
+            raise BayeslinError(f"target_accept must lie in (0, 1), got {self.target_accept}")
+        if self.method not in ("auto", "map", "vmap"):
+            raise BayeslinError(f"method must be 'auto', 'map' or 'vmap', got {self.method!r}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise BayeslinError(f"batch_size must be positive, got {self.batch_size}")
+
+    def resolved_batch_size(self, num_runs: int) -> int | None:
+        """``lax.map`` batch size for ``num_runs`` runs on one device (None = sequential)."""
+        method = self.method
+        if method == "auto":
+            method = "map" if jax.default_backend() == "cpu" else "vmap"
+        if method == "map":
+            return None
+        return min(self.batch_size or num_runs, num_runs)
+
+
+class NutsResult(NamedTuple):
+    """Draws and sampler statistics for B datasets.
+
+    ``samples``: ``{"w": (B, C, S, d)}`` plus ``{"sigma": (B, C, S)}`` for unknown noise.
+    ``stats``: each of :data:`STAT_NAMES` with shape ``(B, C, S)``.
+    """
+
+    samples: dict[str, Array]
+    stats: dict[str, Array]
+
+
+def _model_args(phi: Array, y: Array, prior: WeightPrior, noise: Noise) -> tuple:
+    return (phi, y, prior, noise)
+
+
+def _potential_fn_gen(*args):
+    return partial(potential_energy, linear_regression, args, {})
+
+
+def _unconstrained_shapes(dim: int, noise: Noise) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {"w": (dim,)}
+    if not isinstance(noise, KnownNoise):
+        shapes["sigma"] = ()
+    return shapes
+
+
+def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
+    """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
+    init_key, sample_key = jax.random.split(key)
+    shapes = _unconstrained_shapes(phi.shape[-1], noise)
+    init_keys = dict(zip(sorted(shapes), jax.random.split(init_key, len(shapes)), strict=True))
+    z0 = {
+        name: jax.random.uniform(init_keys[name], shape, phi.dtype, -config.init_radius, config.init_radius)
+        for name, shape in shapes.items()
+    }
+    args = _model_args(phi, y, prior, noise)
+    init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_fn_gen, algo="NUTS")
+    state = init_kernel(
+        z0,
+        config.num_warmup,
+        dense_mass=config.dense_mass,
+        target_accept_prob=config.target_accept,
+        max_tree_depth=config.max_tree_depth,
+        model_args=args,
+        rng_key=sample_key,
+    )
+
+    def warmup_step(carry, _):
+        return sample_kernel(carry, model_args=args), None
+
+    state, _ = jax.lax.scan(warmup_step, state, length=config.num_warmup)
+
+    def draw_step(carry, _):
+        carry = sample_kernel(carry, model_args=args)
+        stats = {
+            "diverging": carry.diverging,
+            "n_steps": carry.num_steps,
+            "tree_depth": jnp.ceil(jnp.log2(carry.num_steps + 1.0)).astype(jnp.int32),
+            "step_size": carry.adapt_state.step_size,
+            "acceptance_rate": carry.accept_prob,
+            "energy": carry.energy,
+            "lp": -carry.potential_energy,
+        }
+        return carry, (carry.z, stats)
+
+    _, (z, stats) = jax.lax.scan(draw_step, state, length=config.num_draws)
+    samples = jax.vmap(lambda params: constrain_fn(linear_regression, args, {}, params))(z)
+    return samples, stats
+
+
+def _run_block(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None):
+    """Runs on one device. ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)``."""
+    run = partial(_run_one, prior=prior, noise=noise, config=config)
+    return jax.lax.map(lambda xs: run(*xs), (keys, phi, y), batch_size=batch_size)
+
+
+@partial(jax.jit, static_argnames=("config", "batch_size", "num_devices"))
+def _run_all(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size, num_devices: int):
+    if num_devices == 1:
+        return _run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
+    mesh = Mesh(np.array(jax.local_devices()[:num_devices]), ("runs",))
+    spec = PartitionSpec("runs")
+    block = partial(_run_block, config=config, batch_size=batch_size)
+    return jax.shard_map(
+        block,
+        mesh=mesh,
+        in_specs=(spec, spec, spec, PartitionSpec(), PartitionSpec()),
+        out_specs=spec,
+        check_vma=False,
+    )(keys, phi, y, prior, noise)
+
+
+def run_keys(seed: int | Array, dataset_indices: Array, num_chains: int) -> Array:
+    """Keys ``(B * C,)`` for every (dataset, chain) run, from global dataset indices ``(B,)``."""
+    per_dataset = keyring.dataset_keys(seed, keyring.INFER, dataset_indices)
+    chains = jnp.arange(num_chains, dtype=jnp.uint32)
+    per_run = jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(chains))(per_dataset)
+    return per_run.reshape(-1)
+
+
+def sample_nuts(
+    seed: int | Array,
+    phi: Array,
+    y: Array,
+    spec: ModelSpec,
+    config: NutsConfig = NutsConfig(),
+    dataset_indices: Array | None = None,
+    num_devices: int | None = None,
+) -> NutsResult:
+    """Run NUTS on B datasets in one compiled program.
+
+    ``phi: (B, n, d)``, ``y: (B, n)`` (already validated and mapped through the basis);
+    ``dataset_indices: (B,)`` global indices that key the randomness (default ``0..B-1``);
+    ``num_devices``: local devices to split the runs over (default: all).
+    """
+    if phi.ndim != 3 or y.ndim != 2 or phi.shape[:2] != y.shape:
+        raise BayeslinError(f"expected phi (B, n, d) and y (B, n), got {phi.shape} and {y.shape}")
+    num_datasets = phi.shape[0]
+    if num_datasets == 0:
+        raise BayeslinError("zero datasets: need at least one")
+    if phi.shape[-1] != spec.basis.dim:
+        raise BayeslinError(f"phi has {phi.shape[-1]} features but the spec expects {spec.basis.dim}")
+    if dataset_indices is None:
+        dataset_indices = jnp.arange(num_datasets)
+    chains = config.num_chains
+    keys = run_keys(seed, dataset_indices, chains)
+    phi_runs = jnp.repeat(jnp.asarray(phi), chains, axis=0)
+    y_runs = jnp.repeat(jnp.asarray(y), chains, axis=0)
+    num_runs = keys.shape[0]
+
+    devices = min(num_devices or jax.local_device_count(), jax.local_device_count(), num_runs)
+    padded = math.ceil(num_runs / devices) * devices
+    if padded != num_runs:  # pad with copies of the last run; sliced off below
+        extra = padded - num_runs
+        keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], extra, axis=0)])
+        phi_runs = jnp.concatenate([phi_runs, jnp.repeat(phi_runs[-1:], extra, axis=0)])
+        y_runs = jnp.concatenate([y_runs, jnp.repeat(y_runs[-1:], extra, axis=0)])
+    batch_size = config.resolved_batch_size(padded // devices)
+    samples, stats = _run_all(
+        keys, phi_runs, y_runs, spec.prior, spec.noise, config=config, batch_size=batch_size, num_devices=devices
+    )
+
+    def unflatten(a: Array) -> Array:
+        return a[:num_runs].reshape(num_datasets, chains, *a.shape[1:])
+
+    return NutsResult(jax.tree.map(unflatten, samples), jax.tree.map(unflatten, stats))
