@@ -75,7 +75,7 @@ def to_datatree(
 
 
 def dataset_summary(tree: xr.DataTree) -> xr.Dataset:
-    """Per dataset and weight: mean, sd, R-hat, bulk/tail ESS, MCSE; per dataset: divergences.
+    """Per dataset and weight: mean, sd, R-hat, bulk/tail ESS, MCSE of mean and sd; per dataset: divergences.
 
     Returns an ``xr.Dataset`` with dims ``(dataset, feature)`` (and ``dataset`` for scalars).
     """
@@ -89,6 +89,7 @@ def dataset_summary(tree: xr.DataTree) -> xr.Dataset:
             "ess_bulk": azs.ess(tree, sample_dims=sample_dims, var_names="w", method="bulk")["w"],
             "ess_tail": azs.ess(tree, sample_dims=sample_dims, var_names="w", method="tail")["w"],
             "mcse_mean": azs.mcse(tree, sample_dims=sample_dims, var_names="w", method="mean")["w"],
+            "mcse_sd": azs.mcse(tree, sample_dims=sample_dims, var_names="w", method="sd")["w"],
             "divergences": tree["sample_stats"]["diverging"].sum(sample_dims),
         }
     )
@@ -105,4 +106,4 @@ def select_dataset(tree: xr.DataTree, index: int) -> xr.DataTree:
 
 def summary(tree: xr.DataTree, index: int = 0):
     """ArviZ summary table (mean, sd, HDI, MCSE, ESS, R-hat) for one dataset."""
-    return azs.summary(select_dataset(tree, index), var_names=["~mu"], filter_vars=None, round_to="none")
+    return azs.summary(select_dataset(tree, index), round_to="none")

@@ -151,6 +151,12 @@ def half_normal_noise(scale: float) -> HalfNormalNoise:
     return HalfNormalNoise(jnp.asarray(scale))
 
 
+def _as_list(value):
+    """Array -> nested list of floats with float32 noise removed (0.2, not 0.20000000298)."""
+    arr = np.asarray(value, dtype=np.float64)
+    return np.vectorize(lambda v: float(f"{v:.7g}"))(arr).tolist()
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything that defines a Bayesian linear regression: basis, weight prior, noise."""
@@ -180,15 +186,15 @@ class ModelSpec:
 
     def describe(self) -> dict:
         """JSON-serialisable description (for stores and result files)."""
-        prior = {"kind": self.prior_kind, "mean": np.asarray(self.prior.mean).tolist()}
+        prior = {"kind": self.prior_kind, "mean": _as_list(self.prior.mean)}
         if isinstance(self.prior, IndependentNormal):
-            prior["scale"] = np.asarray(self.prior.scale).tolist()
+            prior["scale"] = _as_list(self.prior.scale)
         else:
-            prior["cov"] = np.asarray(self.prior.cov).tolist()
+            prior["cov"] = _as_list(self.prior.cov)
         if isinstance(self.noise, KnownNoise):
-            noise = {"kind": "known", "sigma": float(self.noise.sigma)}
+            noise = {"kind": "known", "sigma": _as_list(self.noise.sigma)}
         else:
-            noise = {"kind": "half_normal", "scale": float(self.noise.scale)}
+            noise = {"kind": "half_normal", "scale": _as_list(self.noise.scale)}
         return {"basis": self.basis.name, "features": list(self.feature_names), "prior": prior, "noise": noise}
 
 

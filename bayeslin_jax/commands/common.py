@@ -1,0 +1,77 @@
+"""Command-line pieces shared by sub-commands: model-spec and sampler flags."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bayeslin_jax.basis import parse_basis
+from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.infer import NutsConfig
+from bayeslin_jax.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, mvn
+
+
+def parse_vector(text: str, name: str) -> np.ndarray:
+    """``"0,0.5"`` -> array; a single number is a scalar (broadcast later)."""
+    try:
+        return np.array([float(v) for v in text.split(",")]) if "," in text else np.array(float(text))
+    except ValueError:
+        raise BayeslinError(f"{name} must be a number or comma-separated numbers, got {text!r}") from None
+
+
+def parse_matrix(text: str, name: str) -> np.ndarray:
+    """``"0.04,-0.02;-0.02,0.04"`` -> 2-D array (rows separated by ';')."""
+    try:
+        rows = [[float(v) for v in row.split(",")] for row in text.split(";")]
+    except ValueError:
+        raise BayeslinError(f"{name} must be numbers, rows separated by ';', got {text!r}") from None
+    if len({len(r) for r in rows}) != 1:
+        raise BayeslinError(f"{name} rows have different lengths: {text!r}")
+    return np.array(rows)
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--basis", default="linear", help="'linear' (features b, m) or 'poly<k>', e.g. poly5")
+    group.add_argument("--prior", choices=("independent", "mvn"), default="independent", help="weight prior family")
+    group.add_argument("--prior-mean", default="0", help="prior mean: one number or one per feature (comma-separated)")
+    group.add_argument("--prior-scale", default="0.2", help="independent prior sd: one number or one per feature")
+    group.add_argument("--prior-cov", help="MVN prior covariance, rows separated by ';', e.g. '0.04,-0.02;-0.02,0.04'")
+    noise = group.add_mutually_exclusive_group()
+    noise.add_argument("--sigma", type=float, default=None, help="known noise sd (default 0.1)")
+    noise.add_argument("--sigma-prior-scale", type=float, default=None, help="learn sigma with a HalfNormal(scale) prior")
+
+
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    basis = parse_basis(args.basis)
+    mean = parse_vector(args.prior_mean, "--prior-mean")
+    if args.prior == "independent":
+        if args.prior_cov is not None:
+            raise BayeslinError("--prior-cov needs --prior mvn")
+        prior = independent_normal(mean, parse_vector(args.prior_scale, "--prior-scale"), basis.dim)
+    else:
+        if args.prior_cov is None:
+            raise BayeslinError("--prior mvn needs --prior-cov")
+        cov = parse_matrix(args.prior_cov, "--prior-cov")
+        prior = mvn(np.broadcast_to(mean, (cov.shape[0],)) if mean.ndim == 0 else mean, cov)
+    if args.sigma_prior_scale is not None:
+        noise = half_normal_noise(args.sigma_prior_scale)
+    else:
+        noise = known_noise(0.1 if args.sigma is None else args.sigma)
+    return ModelSpec(basis, prior, noise)
+
+
+def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, draws: int = 1000) -> None:
+    group = parser.add_argument_group("sampler")
+    group.add_argument("--chains", type=int, default=4, help="chains per dataset")
+    group.add_argument("--warmup", type=int, default=warmup, help="warm-up (adaptation) iterations per chain")
+    group.add_argument("--draws", type=int, default=draws, help="kept draws per chain")
+    group.add_argument("--target-accept", type=float, default=0.8)
+    group.add_argument("--seed", type=int, default=0)
+
+
+def config_from_args(args: argparse.Namespace) -> NutsConfig:
+    return NutsConfig(
+        num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains, target_accept=args.target_accept
+    )

@@ -1,0 +1,55 @@
+"""``bayeslin fit`` end to end on a small CSV: summary printed, JSON and figure written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bayeslin_jax import exact
+from bayeslin_jax.basis import linear
+from bayeslin_jax.cli import main
+from bayeslin_jax.priors import independent_normal
+
+
+@pytest.fixture
+def csv_path(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, 25)
+    y = 0.3 * x + 2.0 + rng.normal(0, 0.1, 25)
+    path = tmp_path / "data.csv"
+    np.savetxt(path, np.c_[x, y], delimiter=",", header="x,y", comments="")
+    return path, x, y
+
+
+def test_fit_writes_json_and_plot(tmp_path, csv_path, capsys) -> None:
+    path, x, y = csv_path
+    out_json, out_png = tmp_path / "fit.json", tmp_path / "fit.png"
+    args = ["fit", str(path), "--prior-scale", "1.0", "--warmup", "400", "--draws", "500"]
+    assert main([*args, "--json", str(out_json), "--plot", str(out_png)]) == 0
+    printed = capsys.readouterr().out
+    assert "Exact conjugate posterior" in printed and "r_hat" in printed
+
+    result = json.loads(out_json.read_text())
+    post = exact.posterior(linear()(x), y, independent_normal(0.0, 1.0, 2), 0.1)
+    for k, name in enumerate(("b", "m")):
+        row = result["features"][name]
+        assert row["exact_mean"] == pytest.approx(float(post.mean[k]), rel=1e-5)
+        # 4 Monte-Carlo standard errors (sd / sqrt(ESS)) apart at most
+        assert abs(row["nuts_mean"] - row["exact_mean"]) < 4 * row["exact_sd"] / np.sqrt(row["ess_bulk"])
+        assert row["rhat"] < 1.01
+    assert np.allclose(result["exact_cov"], np.asarray(post.cov), rtol=1e-4)
+    assert result["divergences"] == 0
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_unknown_noise_learns_sigma(tmp_path, csv_path) -> None:
+    path, _, _ = csv_path
+    out_json = tmp_path / "fit.json"
+    args = ["fit", str(path), "--prior-scale", "5", "--sigma-prior-scale", "1", "--warmup", "400", "--draws", "500"]
+    assert main([*args, "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert "exact_mean" not in result["features"]["b"]
+    # 25 points with true sigma 0.1: the posterior mean of sigma is near 0.1 (relative sd ~ 1/sqrt(2n) = 14%)
+    assert 0.06 < result["sigma"]["nuts_mean"] < 0.16
