@@ -15,6 +15,7 @@ SIMULATE = 0
 INFER = 1
 EXACT = 2
 PRIOR_PREDICTIVE = 3
+POSTERIOR_PREDICTIVE = 4
 
 
 def stream_key(seed: int | Array, purpose: int) -> Array:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Union
 
 import jax
 import jax.numpy as jnp
@@ -84,8 +83,8 @@ class HalfNormalNoise:
         return dist.HalfNormal(self.scale)
 
 
-WeightPrior = Union[IndependentNormal, MultivariateNormal]
-Noise = Union[KnownNoise, HalfNormalNoise]
+type WeightPrior = IndependentNormal | MultivariateNormal
+type Noise = KnownNoise | HalfNormalNoise
 
 
 def _finite_vector(name: str, value, dim: int) -> np.ndarray:

@@ -36,5 +36,5 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -c requirements.lock -e ".[test]"
+.venv/bin/python -m pip install --quiet -c requirements.lock -e ".[test]" 2> >(grep -v "is ignored: it is neither" >&2)
 echo "$want" > "$stamp"

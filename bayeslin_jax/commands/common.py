@@ -40,7 +40,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--prior-cov", help="MVN prior covariance, rows separated by ';', e.g. '0.04,-0.02;-0.02,0.04'")
     noise = group.add_mutually_exclusive_group()
     noise.add_argument("--sigma", type=float, default=None, help="known noise sd (default 0.1)")
-    noise.add_argument("--sigma-prior-scale", type=float, default=None, help="learn sigma with a HalfNormal(scale) prior")
+    noise.add_argument(
+        "--sigma-prior-scale", type=float, default=None, help="learn sigma with a HalfNormal(scale) prior"
+    )
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:

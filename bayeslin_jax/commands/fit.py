@@ -63,15 +63,17 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     config = config_from_args(args)
     x, y = load_csv(args.data)
-    if x.shape[0] < min_points(spec):
-        raise BayeslinError(f"need at least {min_points(spec)} data points for basis {spec.basis.name}, got {x.shape[0]}")
+    needed = min_points(spec)
+    if x.shape[0] < needed:
+        raise BayeslinError(f"need at least {needed} data points for basis {spec.basis.name}, got {x.shape[0]}")
     phi = spec.basis(jnp.asarray(x))[None]
     y_batch = jnp.asarray(y)[None]
     result = sample_nuts(args.seed, phi, y_batch, spec, config)
     tree = diagnostics.to_datatree(result, spec, phi, y_batch, x=jnp.asarray(x)[None])
     post = exact.posterior(phi[0], y_batch[0], spec.prior, spec.noise.sigma) if spec.known_sigma else None
 
-    print(f"NUTS posterior ({config.num_chains} chains x {config.num_draws} draws, {len(x)} points, {spec.basis.name}):")
+    settings = f"{config.num_chains} chains x {config.num_draws} draws, {len(x)} points, {spec.basis.name}"
+    print(f"NUTS posterior ({settings}):")
     print(diagnostics.summary(tree, 0).to_string())
     if post is not None:
         print("\nExact conjugate posterior:")
