@@ -82,14 +82,15 @@ def log_evidence(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float)
     post = posterior(phi, y, prior, sigma)
     n = y.shape[-1]
     logdet_precision = 2.0 * jnp.sum(jnp.log(jnp.diagonal(post.precision_tril, axis1=-2, axis2=-1)), axis=-1)
-    prior_quad = prior.mean @ prior.precision @ prior.mean
-    precision = post.precision_tril @ jnp.swapaxes(post.precision_tril, -1, -2)
-    post_quad = jnp.einsum("...d,...de,...e->...", post.mean, precision, post.mean)
+    # residual form of  y'y/s^2 + m0'V0^-1 m0 - w_N' P w_N  (no cancellation between large terms)
+    residual = y - jnp.einsum("...nd,...d->...n", phi, post.mean)
+    shift = post.mean - prior.mean
+    prior_quad = jnp.einsum("...d,de,...e->...", shift, prior.precision, shift)
     return (
         -0.5 * n * jnp.log(2.0 * jnp.pi * sigma**2)
         - 0.5 * _prior_logdet_cov(prior)
         - 0.5 * logdet_precision
-        - 0.5 * (jnp.sum(y**2, axis=-1) / sigma**2 + prior_quad - post_quad)
+        - 0.5 * (jnp.sum(residual**2, axis=-1) / sigma**2 + prior_quad)
     )
 
 
