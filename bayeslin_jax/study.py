@@ -1,0 +1,478 @@
+"""Simulation studies: NUTS and the exact posterior over B simulated datasets, chunked and resumable.
+
+:func:`run_study` simulates dataset ``i`` from ``(seed, i)`` alone, runs NUTS on it (all datasets
+of a chunk in one compiled program per device) and, for known noise, the exact conjugate
+posterior, then keeps per-dataset summaries in a zarr store through
+:func:`bayeslin_jax.store.run_chunked` (resumable after any crash, refuses a store written with
+other settings). Dataset ``i``'s numbers depend only on ``(seed, i)``: not on the chunk size, nor
+on how many devices or processes share the work.
+
+Store variables (dims in brackets; ``q`` = quantile):
+
+* data and truth: ``x, y [dataset, obs]``, ``true_w [dataset, feature]``, ``true_sigma [dataset]``;
+* NUTS: ``nuts_mean, nuts_sd [dataset, feature]``, ``nuts_quantile [dataset, feature, quantile]``,
+  ``rhat, ess_bulk, ess_tail, mcse_mean, mcse_sd [dataset, feature]`` (ArviZ's rank-normalised split
+  R-hat, ESS and MCSE); ``sigma_*`` counterparts for unknown noise;
+* sampler: ``divergences, max_tree_depth_hits [dataset]``, ``mean_tree_depth, mean_leapfrog,
+  mean_accept [dataset]``, ``step_size [dataset, chain]``;
+* exact (known noise only): ``exact_mean, exact_sd [dataset, feature]``;
+* optional full draws: ``draws_w [dataset, chain, draw, feature]``, ``draws_sigma [dataset, chain, draw]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+import zarr
+from arviz_stats.base import array_stats
+from arviz_stats.validate import validate_ci_prob
+
+import bayeslin_jax
+from bayeslin_jax import exact, simulate, store
+from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.infer import NutsConfig, NutsResult, sample_nuts
+from bayeslin_jax.priors import ModelSpec
+
+STUDY_KIND = "bayeslin.study"
+STUDY_VERSION = 1
+SIMULATORS = ("prior", "tutorial")
+DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+RUNS_ATTR = "bayeslin_runs"
+DEFAULT_CONFIG = NutsConfig()
+PART_GLOB = "part-*-of-*.zarr"
+
+
+def chain_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
+    """ArviZ's rank-normalised split R-hat, bulk/tail ESS and MCSE of the mean and sd.
+
+    ``x: (..., C, S)`` -> dict of ``(...)`` arrays ``rhat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``,
+    ``mcse_sd`` (``arviz_stats.base.array_stats``, the array API under ``arviz_stats.rhat`` etc.).
+    """
+    x = np.asarray(x)
+    return {
+        "rhat": array_stats.rhat(x),
+        "ess_bulk": array_stats.ess(x, method="bulk"),
+        "ess_tail": array_stats.ess(x, method="tail", prob=validate_ci_prob(None)),  # ArviZ's default ci_prob
+        "mcse_mean": array_stats.mcse(x, method="mean"),
+        "mcse_sd": array_stats.mcse(x, method="sd"),
+    }
+
+
+def chain_diagnostics_parallel(x: np.ndarray, workers: int | None = None, block: int = 16) -> dict[str, np.ndarray]:
+    """:func:`chain_diagnostics` over blocks of ``block`` rows of axis 0 (cache-sized), on threads.
+
+    NumPy releases the GIL in sorts and FFTs; results do not depend on blocks or threads.
+    """
+    workers = workers or min(os.cpu_count() or 1, 8)
+    starts = range(0, x.shape[0], block)
+    if len(starts) == 1:
+        return chain_diagnostics(x)
+    run = lambda s: chain_diagnostics(x[s : s + block])  # noqa: E731
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(run, starts))
+    else:
+        results = [run(s) for s in starts]
+    return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
+
+
+# --------------------------------------------------------------------------------------------
+# One chunk: simulate, sample, summarise.
+# --------------------------------------------------------------------------------------------
+
+
+def simulate_datasets(seed: int, indices: np.ndarray, spec: ModelSpec, simulator: str, num_points: int):
+    """``indices: (B,)`` global -> :class:`~bayeslin_jax.simulate.SimulatedData` (x, y ``(B, n)``)."""
+    if simulator == "prior":
+        return simulate.prior_data(seed, indices, spec, num_points)
+    return simulate.tutorial_data(seed, indices, num_points)
+
+
+def sample_on_devices(
+    seed: int, phi, y, spec: ModelSpec, config: NutsConfig, indices: np.ndarray, devices: Sequence
+) -> NutsResult:
+    """NUTS over ``len(devices)`` local devices (see :func:`infer.sample_nuts`), returned as NumPy.
+
+    ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices.
+    """
+    result = sample_nuts(
+        seed, phi, y, spec, config, dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices)
+    )
+    return jax.tree.map(np.asarray, result)
+
+
+def _moments(draws: np.ndarray, quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``draws: (..., C, S)`` -> mean, sd ``(...)`` and quantiles ``(..., Q)`` over all draws (float64)."""
+    flat = draws.reshape(*draws.shape[:-2], -1).astype(float)
+    q = np.moveaxis(np.quantile(flat, quantiles, axis=-1), 0, -1)
+    return flat.mean(-1), flat.std(-1, ddof=1), q
+
+
+def summarize_chunk(
+    indices: np.ndarray,
+    data,
+    result: NutsResult,
+    spec: ModelSpec,
+    config: NutsConfig,
+    quantiles: Sequence[float],
+    save_draws: bool,
+    exact_post: exact.GaussianPosterior | None,
+) -> xr.Dataset:
+    """Per-dataset summaries of one chunk as an ``xr.Dataset`` over ``dataset`` (= ``indices``)."""
+    q = np.asarray(quantiles, dtype=float)
+    w = np.moveaxis(np.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
+    mean, sd, quant = _moments(w, q)
+    diag = chain_diagnostics_parallel(w)
+    stats = {k: np.asarray(v) for k, v in result.stats.items()}
+    fd, fdq = ("dataset", "feature"), ("dataset", "feature", "quantile")
+    out = {
+        "x": (("dataset", "obs"), np.asarray(data.x)),
+        "y": (("dataset", "obs"), np.asarray(data.y)),
+        "true_w": (fd, np.asarray(data.w)),
+        "true_sigma": (("dataset",), np.asarray(data.sigma)),
+        "nuts_mean": (fd, mean),
+        "nuts_sd": (fd, sd),
+        "nuts_quantile": (fdq, quant),
+        **{name: (fd, value) for name, value in diag.items()},
+        "divergences": (("dataset",), stats["diverging"].sum((1, 2)).astype(np.int32)),
+        "max_tree_depth_hits": (
+            ("dataset",),
+            (stats["tree_depth"] >= config.max_tree_depth).sum((1, 2)).astype(np.int32),
+        ),
+        "mean_tree_depth": (("dataset",), stats["tree_depth"].mean((1, 2), dtype=float)),
+        "mean_leapfrog": (("dataset",), stats["n_steps"].mean((1, 2), dtype=float)),
+        "mean_accept": (("dataset",), stats["acceptance_rate"].mean((1, 2), dtype=float)),
+        "step_size": (("dataset", "chain"), stats["step_size"][:, :, -1]),
+    }
+    if "sigma" in result.samples:
+        sigma = np.asarray(result.samples["sigma"])  # (B, C, S)
+        s_mean, s_sd, s_q = _moments(sigma, q)
+        s_diag = chain_diagnostics_parallel(sigma)
+        out.update(
+            sigma_mean=(("dataset",), s_mean),
+            sigma_sd=(("dataset",), s_sd),
+            sigma_quantile=(("dataset", "quantile"), s_q),
+            **{f"sigma_{name}": (("dataset",), value) for name, value in s_diag.items()},
+        )
+    if exact_post is not None:
+        out["exact_mean"] = (fd, np.asarray(exact_post.mean, dtype=float))
+        out["exact_sd"] = (fd, np.asarray(exact_post.sd, dtype=float))
+    if save_draws:
+        out["draws_w"] = (("dataset", "chain", "draw", "feature"), np.asarray(result.samples["w"]))
+        if "sigma" in result.samples:
+            out["draws_sigma"] = (("dataset", "chain", "draw"), np.asarray(result.samples["sigma"]))
+    coords = {
+        "dataset": np.asarray(indices, dtype=np.int64),
+        "feature": list(spec.feature_names),
+        "quantile": q,
+        "chain": np.arange(config.num_chains),
+        "obs": np.arange(np.shape(data.x)[1]),
+    }
+    if save_draws:
+        coords["draw"] = np.arange(config.num_draws)
+    return xr.Dataset(out, coords=coords)
+
+
+# --------------------------------------------------------------------------------------------
+# Settings, identity and the run itself.
+# --------------------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    """Versions whose change could change results (part of a store's identity)."""
+    import numpyro
+
+    return {"bayeslin_jax": bayeslin_jax.__version__, "jax": jax.__version__, "numpyro": numpyro.__version__}
+
+
+def study_meta(
+    spec: ModelSpec,
+    config: NutsConfig,
+    *,
+    num_datasets: int,
+    seed: int,
+    simulator: str,
+    num_points: int,
+    save_draws: bool,
+    quantiles: Sequence[float],
+    part: dict | None = None,
+) -> dict:
+    """Everything that determines a study's numbers (a resumed run must match it exactly).
+
+    Leaves out what only changes speed: chunk size, devices, ``config.method``/``batch_size``.
+    """
+    nuts = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("method", "batch_size")}
+    return {
+        "kind": STUDY_KIND,
+        "version": STUDY_VERSION,
+        "spec": spec.describe(),
+        "nuts": nuts,
+        "num_datasets": int(num_datasets),
+        "seed": int(seed),
+        "simulator": simulator,
+        "num_points": int(num_points),
+        "save_draws": bool(save_draws),
+        "quantiles": [float(v) for v in quantiles],
+        "x64": bool(jax.config.jax_enable_x64),
+        "versions": versions(),
+        "part": part or {"index": 0, "count": 1},
+    }
+
+
+def _validate(spec, num_datasets, seed, simulator, num_points, quantiles, chunk_size) -> None:
+    if not isinstance(num_datasets, int | np.integer) or num_datasets < 1:
+        raise BayeslinError(f"number of datasets must be a positive integer, got {num_datasets!r}")
+    if num_datasets > 2**32:
+        raise BayeslinError(f"at most 2^32 datasets per study (indices key the randomness), got {num_datasets}")
+    if not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise BayeslinError(f"seed must be an integer in [0, 2^32), got {seed!r}")
+    if simulator not in SIMULATORS:
+        raise BayeslinError(f"unknown simulator {simulator!r}: use one of {', '.join(SIMULATORS)}")
+    if simulator == "tutorial" and spec.basis.dim != 2:
+        raise BayeslinError(
+            f"the tutorial simulator draws a straight line; basis {spec.basis.name} has {spec.basis.dim} features"
+        )
+    if not isinstance(num_points, int | np.integer) or num_points < 1:
+        raise BayeslinError(f"number of points per dataset must be a positive integer, got {num_points!r}")
+    q = np.asarray(quantiles, dtype=float)
+    if q.ndim != 1 or q.size == 0 or np.any((q <= 0) | (q >= 1)) or np.any(np.diff(q) <= 0):
+        raise BayeslinError(f"quantiles must be increasing values strictly between 0 and 1, got {list(quantiles)}")
+    if chunk_size is not None and (not isinstance(chunk_size, int | np.integer) or chunk_size < 1):
+        raise BayeslinError(f"chunk size must be a positive integer, got {chunk_size!r}")
+
+
+def bytes_per_dataset(config: NutsConfig, spec: ModelSpec, save_draws: bool = False) -> int:
+    """Rough peak memory of one dataset in a chunk: engine output plus host-side diagnostics."""
+    params = spec.basis.dim + (0 if spec.known_sigma else 1)
+    draws = config.num_chains * config.num_draws
+    engine = draws * (params + 7) * 4  # draws + 7 sampler statistics, float32
+    host = draws * params * 8 * 6  # float64 temporaries in chain_diagnostics
+    return 2 * engine + host + (draws * params * 4 if save_draws else 0)
+
+
+def default_chunk_size(num_datasets: int, config: NutsConfig, spec: ModelSpec, num_devices: int,
+                       save_draws: bool = False) -> int:
+    """Chunk size that fits memory: 1/8 of host RAM (and 1/4 of device memory on accelerators).
+
+    On CPU it is also capped at 256 datasets per device (a chunk then takes seconds, so the
+    progress bar moves and a crash loses little).
+    """
+    per = bytes_per_dataset(config, spec, save_draws)
+    try:
+        host = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        host = 8 * 2**30
+    size = host // 8 // per
+    device = jax.local_devices()[0]
+    if device.platform == "cpu":
+        size = min(size, 256 * num_devices)
+    else:
+        limit = (device.memory_stats() or {}).get("bytes_limit", 16 * 2**30)
+        size = min(size, num_devices * (limit // 4 // (per // 2)))
+    size = max(num_devices, (size // num_devices) * num_devices)
+    return int(min(num_datasets, size))
+
+
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> tuple[int, int]:
+    """Join a multi-process run (``jax.distributed.initialize``); returns ``(process_index, count)``.
+
+    Without arguments JAX detects SLURM, Open MPI, Kubernetes and TPU environments.
+    """
+    if not jax.distributed.is_initialized():
+        try:
+            jax.distributed.initialize(coordinator, num_processes, process_id)
+        except (RuntimeError, ValueError) as err:
+            raise BayeslinError(f"could not join the multi-process run: {err}") from None
+    return jax.process_index(), jax.process_count()
+
+
+def part_path(path: str | Path, index: int, count: int) -> Path:
+    """Where process ``index`` of ``count`` writes its slice of a distributed study."""
+    return Path(path) / f"part-{index:05d}-of-{count:05d}.zarr"
+
+
+def part_range(num_datasets: int, index: int, count: int) -> tuple[int, int]:
+    """Contiguous ``[start, stop)`` slice of the datasets owned by process ``index``."""
+    return num_datasets * index // count, num_datasets * (index + 1) // count
+
+
+def _append_run_record(path: Path, record: dict) -> None:
+    group = zarr.open_group(str(path), mode="r+")
+    runs = list(group.attrs.get(RUNS_ATTR, []))
+    group.attrs[RUNS_ATTR] = [*runs, record]  # zarr writes metadata atomically (temp file + rename)
+
+
+def run_study(
+    path: str | Path,
+    spec: ModelSpec,
+    config: NutsConfig = DEFAULT_CONFIG,
+    *,
+    num_datasets: int,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    simulator: str = "prior",
+    num_points: int = simulate.TUTORIAL_N,
+    save_draws: bool = False,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    num_devices: int | None = None,
+    progress: bool = True,
+    distributed: bool = False,
+) -> xr.Dataset:
+    """Run (or resume) a simulation study into the zarr store at ``path``; returns the store's dataset.
+
+    ``simulator``: ``"prior"`` (truth drawn from the spec's prior, noise from its noise model) or
+    ``"tutorial"`` (``y = 0.3 x + 2 + N(0, 0.1)``). ``chunk_size``: datasets per chunk (default:
+    what fits memory; a resumed store keeps its own). ``num_devices``: local devices to use
+    (default all). ``distributed``: this process is one of ``jax.process_count()`` (call
+    :func:`initialize_distributed` first, or let this call it); it owns a contiguous slice of
+    the datasets and writes ``path/part-<i>-of-<n>.zarr``; open the whole with :func:`open_study`.
+    """
+    _validate(spec, num_datasets, seed, simulator, num_points, quantiles, chunk_size)
+    part_index, part_count = initialize_distributed() if distributed else (0, 1)
+    start, stop = part_range(int(num_datasets), part_index, part_count)
+    store_path = part_path(path, part_index, part_count) if distributed else Path(path)
+    if stop <= start:
+        raise BayeslinError(f"process {part_index} of {part_count} has no datasets: use fewer processes")
+    if num_devices is not None and (not isinstance(num_devices, int | np.integer) or num_devices < 1):
+        raise BayeslinError(f"number of devices must be a positive integer, got {num_devices!r}")
+    devices = jax.local_devices()[: num_devices or jax.local_device_count()]
+    if chunk_size is not None:
+        chunk_size = min(int(chunk_size), stop - start)
+    elif store._is_store(store_path):
+        chunk_size = int(store.read_identity(store_path)["chunk_size"])
+    else:
+        chunk_size = default_chunk_size(stop - start, config, spec, len(devices), save_draws)
+    part = {"index": part_index, "count": part_count, "start": start, "stop": stop}
+    meta = study_meta(spec, config, num_datasets=num_datasets, seed=seed, simulator=simulator,
+                      num_points=num_points, save_draws=save_draws, quantiles=quantiles, part=part)
+    # Simulation and the exact posterior always see full chunks (one compiled shape; they are
+    # cheap). NUTS is padded too on accelerators, where the extra lock-step runs are ~free; on CPU
+    # a short last chunk costs one recompile (~2 s) instead of up to a chunk of wasted runs.
+    pad_nuts = devices[0].platform != "cpu"
+    posterior_fn = jax.jit(exact.posterior)
+    timings = {"simulate_s": 0.0, "nuts_s": 0.0, "exact_s": 0.0, "summary_s": 0.0}
+
+    def compute(indices: np.ndarray) -> xr.Dataset:
+        t0 = time.perf_counter()
+        count = len(indices)
+        padded = np.concatenate([indices, np.full(chunk_size - count, indices[-1])])
+        data = simulate_datasets(seed, padded, spec, simulator, num_points)
+        phi = spec.basis(data.x)
+        t1 = time.perf_counter()
+        runs = slice(None) if pad_nuts else slice(0, count)
+        result = sample_on_devices(seed, phi[runs], data.y[runs], spec, config, padded[runs], devices)
+        t2 = time.perf_counter()
+        post = posterior_fn(phi, data.y, spec.prior, spec.noise.sigma) if spec.known_sigma else None
+        keep = slice(0, count)
+        data = jax.tree.map(lambda a: np.asarray(a)[keep], data)
+        result = jax.tree.map(lambda a: a[keep], result)
+        post = None if post is None else jax.tree.map(lambda a: np.asarray(a)[keep], post)
+        t3 = time.perf_counter()
+        ds = summarize_chunk(indices, data, result, spec, config, quantiles, save_draws, post)
+        t4 = time.perf_counter()
+        for key, dt in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            timings[key] += dt
+        return ds
+
+    started = time.time()
+    before = store.done_mask(store_path).sum() if store._is_store(store_path) else 0
+    store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, compute=compute,
+                      progress=progress, desc="datasets", first_item=start)
+    record = {
+        "started": started,
+        "finished": time.time(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "process": [part_index, part_count],
+        "platform": devices[0].platform,
+        "devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind,
+        "chunks_before": int(before),
+        "chunk_size": int(chunk_size),
+        "method": config.method,
+        "batch_size": config.batch_size,
+        **{k: round(v, 4) for k, v in timings.items()},
+    }
+    _append_run_record(store_path, record)
+    ds = open_study(store_path)
+    ds.attrs["run_timings"] = timings
+    return ds
+
+
+def _is_parts_dir(path: Path) -> bool:
+    return path.is_dir() and not store._is_store(path) and any(path.glob(PART_GLOB))
+
+
+def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool = False) -> xr.Dataset:
+    """Open a study: one store, a directory of per-process parts, or a list of part stores.
+
+    Parts are checked to come from the same study (same settings, every process present unless
+    ``allow_incomplete``) and concatenated along ``dataset``. A single part opened by its own
+    path gives just its slice. Attrs: ``meta`` (settings), ``complete``, ``runs``, ``paths``.
+    """
+    single = False  # one store opened by its own path: a part of a distributed study is fine alone
+    if isinstance(path, str | Path):
+        path = Path(path)
+        if store._is_store(path):
+            paths, single = [path], True
+        elif _is_parts_dir(path):
+            paths = sorted(path.glob(PART_GLOB))
+        else:
+            raise BayeslinError(f"no study store at {path}")
+    else:
+        paths = [Path(p) for p in path]
+    if not paths:
+        raise BayeslinError("no study stores given")
+    metas = []
+    for p in paths:
+        identity = store.read_identity(p)
+        meta = identity.get("meta", {})
+        if meta.get("kind") != STUDY_KIND:
+            raise BayeslinError(f"{p} is not a study store (kind {meta.get('kind')!r})")
+        metas.append(meta)
+    base = {k: v for k, v in metas[0].items() if k != "part"}
+    for p, meta in zip(paths, metas, strict=True):
+        diffs = store._diff_paths(base, {k: v for k, v in meta.items() if k != "part"})
+        if diffs:
+            raise BayeslinError(f"{p} belongs to a different study than {paths[0]} (differs in {', '.join(diffs[:4])})")
+    count = metas[0]["part"]["count"]
+    indices = sorted(m["part"]["index"] for m in metas)
+    all_parts = single or indices == list(range(count))
+    if not all_parts and not allow_incomplete:
+        raise BayeslinError(f"study has {count} parts but found {len(paths)} (indices {indices})")
+    parts = [store.open_store(p, allow_incomplete=allow_incomplete) for p in paths]
+    ds = parts[0] if len(parts) == 1 else xr.concat(parts, dim="dataset", data_vars="minimal", coords="minimal",
+                                                    compat="override", join="override")
+    ds = ds.sortby("dataset") if len(parts) > 1 else ds
+    runs = [r for p in paths for r in zarr.open_group(str(p), mode="r").attrs.get(RUNS_ATTR, [])]
+    complete = all(part.attrs.get("complete", False) for part in parts) and all_parts
+    ds.attrs = {"meta": base, "complete": complete, "runs": runs, "paths": [str(p) for p in paths]}
+    return ds
+
+
+def throughput(ds: xr.Dataset) -> dict[str, float]:
+    """Datasets per second and seconds per dataset from a study's chunk log (compute + write)."""
+    seconds = 0.0
+    for p in ds.attrs.get("paths", []):
+        log = store.chunk_log(p)
+        done = log["chunk_done"].values == 1
+        seconds += float(np.nansum(log["chunk_compute_seconds"].values[done] + log["chunk_write_seconds"].values[done]))
+    n = ds.sizes["dataset"]
+    return {
+        "datasets": int(n),
+        "seconds": seconds,
+        "datasets_per_s": n / seconds if seconds > 0 else math.nan,
+        "s_per_dataset": seconds / n if n else math.nan,
+    }

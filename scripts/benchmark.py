@@ -1,0 +1,516 @@
+#!/usr/bin/env python
+"""Benchmark: per-dataset NUTS cost of this engine against the usual ways of fitting many datasets.
+
+Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, known sigma 0.1,
+11 points per dataset from the tutorial generator, dense mass matrix, target accept 0.8):
+
+* ``engine``      bayeslin_jax.infer.sample_nuts on B datasets at once (one compiled program);
+* ``study``       bayeslin_jax.study.run_study end to end (engine + diagnostics + exact + zarr store);
+* ``mcmc_loop``   a Python loop of numpyro.infer.MCMC.run, one dataset per call (the common way;
+                  ``jit_model_args=False``, numpyro's default, so each new dataset retraces);
+* ``mcmc_loop_jit_args``  the same with ``jit_model_args=True`` (numpyro's advice for many datasets);
+* ``jit_loop``    a Python loop over a hand-jitted single-dataset kernel (numpyro's functional
+                  NUTS, chains vmapped), compiled once;
+* ``pymc``        pm.sample per dataset (model built once, data swapped with pm.set_data; optional,
+                  run with --pymc-python if PyMC lives in another environment);
+* ``exact``       the exact conjugate posterior + 4 x draws independent draws (lower bound).
+
+Every measurement runs in a fresh subprocess (clean peak memory and compile caches). Compile time
+is the sum of JAX's compile events (trace + lowering + backend compile) during the call; run time
+is wall time minus compile. The loops are timed on a few datasets (--baseline-datasets); their
+per-dataset time is what a loop over B datasets would cost per dataset. ESS/s: mean bulk ESS of the
+slope per dataset divided by the per-dataset run time.
+
+Examples::
+
+    python scripts/benchmark.py --out scripts/results/benchmark_cpu.json        # CPU defaults
+    python scripts/benchmark.py --quick --out /tmp/bench.json                     # smoke test
+    python scripts/benchmark.py --sizes 1,1000,100000,1000000 --engines engine,exact --out gpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_ENGINES = ("engine", "study", "mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc", "exact")
+LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
+SEED = 0
+
+
+# ============================================================================ worker side
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _tutorial_data(num: int):
+    """x, y: (num, 11) numpy arrays from the tutorial generator (dataset i from (SEED, i))."""
+    import numpy as np
+
+    from bayeslin_jax import simulate
+
+    data = simulate.tutorial_data(SEED, np.arange(num))
+    return np.asarray(data.x), np.asarray(data.y)
+
+
+class _CompileClock:
+    """Sums JAX compile-event durations (tracing, lowering, backend compile)."""
+
+    EVENTS = ("jaxpr_trace_duration", "jaxpr_to_mlir_module_duration", "backend_compile_duration")
+
+    def __init__(self) -> None:
+        import jax
+
+        self.seconds = 0.0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+    def _listen(self, event: str, duration: float, **_) -> None:
+        if event.rsplit("/", 1)[-1] in self.EVENTS:
+            self.seconds += duration
+
+    def reset(self) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+
+def _slope_ess(w_draws) -> float:
+    """Mean bulk ESS of the slope. ``w_draws: (B, C, S, 2)``."""
+    import numpy as np
+
+    from bayeslin_jax.study import chain_diagnostics
+
+    return float(np.nanmean(chain_diagnostics(np.asarray(w_draws)[..., 1])["ess_bulk"]))
+
+
+def _device_peak() -> int | None:
+    import jax
+
+    stats = jax.local_devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
+def _nuts_config(task: dict):
+    from bayeslin_jax.infer import NutsConfig
+
+    return NutsConfig(num_warmup=task["warmup"], num_draws=task["draws"], num_chains=task["chains"])
+
+
+def work_engine(task: dict) -> dict:
+    import jax
+
+    from bayeslin_jax import priors
+    from bayeslin_jax.infer import sample_nuts
+
+    clock = _CompileClock()
+    spec = priors.tutorial_spec()
+    x, y = _tutorial_data(task["B"])
+    phi = spec.basis(jax.numpy.asarray(x))
+    clock.reset()
+    t0 = time.perf_counter()
+    result = sample_nuts(SEED, phi, jax.numpy.asarray(y), spec, _nuts_config(task))
+    jax.block_until_ready(result)
+    wall = time.perf_counter() - t0
+    compile_s = clock.reset()
+    return {"wall_s": wall, "compile_s": compile_s, "run_s": wall - compile_s, "datasets_timed": task["B"],
+            "slope_ess_bulk": _slope_ess(result.samples["w"]), "devices": jax.local_device_count()}
+
+
+def work_study(task: dict) -> dict:
+    import jax
+
+    from bayeslin_jax import priors, study
+
+    clock = _CompileClock()
+    with tempfile.TemporaryDirectory() as tmp:
+        clock.reset()
+        t0 = time.perf_counter()
+        ds = study.run_study(Path(tmp) / "s.zarr", priors.tutorial_spec(), _nuts_config(task), num_datasets=task["B"],
+                             seed=SEED, simulator="tutorial", progress=False)
+        wall = time.perf_counter() - t0
+        ess = float(ds["ess_bulk"].sel(feature="m").mean())
+        timings = dict(ds.attrs["run_timings"])
+    compile_s = clock.reset()
+    return {"wall_s": wall, "compile_s": compile_s, "run_s": wall - compile_s, "datasets_timed": task["B"],
+            "slope_ess_bulk": ess, "stage_seconds": timings, "devices": jax.local_device_count()}
+
+
+def work_exact(task: dict) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from bayeslin_jax import exact, keys, priors
+
+    clock = _CompileClock()
+    spec = priors.tutorial_spec()
+    x, y = _tutorial_data(task["B"])
+    num_draws = task["chains"] * task["draws"]
+
+    @jax.jit
+    def run(x, y, idx):
+        phi = spec.basis(x)
+        post = exact.posterior(phi, y, spec.prior, spec.noise.sigma)
+        return exact.sample_batch(keys.dataset_keys(SEED, keys.EXACT, idx), post, num_draws)
+
+    args = (jnp.asarray(x), jnp.asarray(y), jnp.arange(task["B"]))
+    clock.reset()
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(*args))
+    wall = time.perf_counter() - t0
+    compile_s = clock.reset()
+    warm = []
+    while len(warm) < 5 and sum(warm) < 5.0:  # fast and noisy: best of a few warm calls
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(*args))
+        warm.append(time.perf_counter() - t0)
+    return {"wall_s": wall, "compile_s": compile_s, "run_s": min(warm), "datasets_timed": task["B"],
+            "slope_ess_bulk": float(num_draws), "devices": 1}
+
+
+def _loop_result(times: list[float], compile_s: float, ess: float) -> dict:
+    import numpy as np
+
+    warm = times[1:] if len(times) > 1 else times
+    return {"wall_s": float(sum(times)), "compile_s": compile_s, "run_s": float(np.sum(warm)),
+            "datasets_timed": len(warm), "first_dataset_s": times[0], "per_dataset_all_s": float(np.mean(times)),
+            "slope_ess_bulk": ess}
+
+
+def work_mcmc_loop(task: dict) -> dict:
+    import jax
+    import numpy as np
+    from numpyro.infer import MCMC, NUTS
+
+    from bayeslin_jax import priors
+    from bayeslin_jax.models import linear_regression
+
+    clock = _CompileClock()
+    spec = priors.tutorial_spec()
+    x, y = _tutorial_data(task["n"])
+    kernel = NUTS(linear_regression, dense_mass=True, target_accept_prob=0.8, max_tree_depth=10)
+    mcmc = MCMC(kernel, num_warmup=task["warmup"], num_samples=task["draws"], num_chains=task["chains"],
+                chain_method="sequential", progress_bar=False, jit_model_args=task["engine"] == "mcmc_loop_jit_args")
+    times, ess = [], []
+    clock.reset()
+    for i in range(task["n"]):
+        phi = np.asarray(spec.basis(x[i]))
+        t0 = time.perf_counter()
+        mcmc.run(jax.random.key(i), phi, y[i], spec.prior, spec.noise)
+        w = mcmc.get_samples(group_by_chain=True)["w"]
+        jax.block_until_ready(w)
+        times.append(time.perf_counter() - t0)
+        ess.append(_slope_ess(np.asarray(w)[None]))
+    out = _loop_result(times, clock.reset(), float(np.mean(ess)))
+    out["compile_s_per_dataset"] = out["compile_s"] / task["n"]
+    return out
+
+
+def work_jit_loop(task: dict) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import potential_energy
+
+    from bayeslin_jax import priors
+    from bayeslin_jax.models import linear_regression
+
+    clock = _CompileClock()
+    spec = priors.tutorial_spec()
+    x, y = _tutorial_data(task["n"])
+    warmup, draws, chains = task["warmup"], task["draws"], task["chains"]
+
+    def one_chain(key, phi, y_obs):
+        args = (phi, y_obs, spec.prior, spec.noise)
+        init_key, run_key = jax.random.split(key)
+        init_kernel, sample_kernel = hmc(
+            potential_fn_gen=lambda *a: lambda z: potential_energy(linear_regression, a, {}, z), algo="NUTS")
+        z0 = {"w": jax.random.uniform(init_key, (2,), minval=-2.0, maxval=2.0)}
+        state = init_kernel(z0, warmup, dense_mass=True, target_accept_prob=0.8, max_tree_depth=10,
+                            model_args=args, rng_key=run_key)
+        state, _ = jax.lax.scan(lambda s, _: (sample_kernel(s, model_args=args), None), state, length=warmup)
+
+        def draw(s, _):
+            s = sample_kernel(s, model_args=args)
+            return s, s.z["w"]
+
+        return jax.lax.scan(draw, state, length=draws)[1]
+
+    @jax.jit
+    def fit_one(key, phi, y_obs):
+        return jax.vmap(one_chain, in_axes=(0, None, None))(jax.random.split(key, chains), phi, y_obs)
+
+    times, ess = [], []
+    clock.reset()
+    for i in range(task["n"]):
+        phi = spec.basis(jnp.asarray(x[i]))
+        t0 = time.perf_counter()
+        w = jax.block_until_ready(fit_one(jax.random.key(i), phi, jnp.asarray(y[i])))
+        times.append(time.perf_counter() - t0)
+        ess.append(_slope_ess(np.asarray(w)[None]))
+    return _loop_result(times, clock.reset(), float(np.mean(ess)))
+
+
+def work_pymc(task: dict) -> dict:
+    """Needs only numpy + PyMC (may run in another environment); data comes in task['data_file']."""
+    import numpy as np
+
+    try:
+        import pymc as pm
+    except ImportError as err:
+        return {"skipped": f"pymc not importable: {err}"}
+    data = np.load(task["data_file"])
+    x, y = data["x"], data["y"]
+    with pm.Model() as model:
+        x_data = pm.Data("x", x[0])
+        y_data = pm.Data("y", y[0])
+        b = pm.Normal("b", 0.0, 0.2)
+        m = pm.Normal("m", 0.0, 0.2)
+        pm.Normal("obs", mu=m * x_data + b, sigma=0.1, observed=y_data)
+    times, ess = [], []
+    for i in range(task["n"]):
+        t0 = time.perf_counter()
+        with model:
+            pm.set_data({"x": x[i], "y": y[i]})
+            idata = pm.sample(draws=task["draws"], tune=task["warmup"], chains=task["chains"], cores=1,
+                              random_seed=i, progressbar=False, compute_convergence_checks=False,
+                              target_accept=0.8)
+        times.append(time.perf_counter() - t0)
+        try:
+            from bayeslin_jax.study import chain_diagnostics
+
+            slope = np.asarray(idata.posterior["m"])  # (chain, draw)
+            ess.append(float(chain_diagnostics(slope[None])["ess_bulk"][0]))
+        except ImportError:  # PyMC's own environment (no JAX): its ArviZ computes the same bulk ESS
+            import arviz as az
+
+            ess.append(float(az.ess(idata, var_names=["m"])["m"]))
+    out = _loop_result(times, 0.0, float(np.mean(ess)))
+    out["compile_s"] = times[0] - out["run_s"] / max(out["datasets_timed"], 1)  # first call minus a warm one
+    out["pymc_version"] = pm.__version__
+    return out
+
+
+def worker_main(task: dict) -> dict:
+    fn = {"engine": work_engine, "study": work_study, "exact": work_exact, "mcmc_loop": work_mcmc_loop,
+          "mcmc_loop_jit_args": work_mcmc_loop, "jit_loop": work_jit_loop, "pymc": work_pymc}[task["engine"]]
+    out = fn(task)
+    out["peak_rss_bytes"] = _peak_rss_bytes()
+    if task["engine"] != "pymc":
+        out["peak_device_bytes"] = _device_peak()
+    return out
+
+
+# ============================================================================ driver side
+
+
+def _run_task(task: dict, python: str, env_extra: dict[str, str], timeout: float) -> dict:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **env_extra}
+    cmd = [python, str(Path(__file__).resolve()), "--worker", json.dumps(task)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"timed out after {timeout:.0f} s"}
+    total = time.perf_counter() - t0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr or proc.stdout)[-2000:]}
+    out = json.loads(lines[-1])
+    out["process_s"] = total
+    return out
+
+
+def _derive(row: dict) -> dict:
+    n = row.get("datasets_timed")
+    if n and "run_s" in row:
+        row["per_dataset_s"] = row["run_s"] / n
+        row["datasets_per_s"] = n / row["run_s"] if row["run_s"] > 0 else None
+        if row.get("slope_ess_bulk"):
+            row["slope_ess_per_s"] = row["slope_ess_bulk"] / row["per_dataset_s"]
+    return row
+
+
+def _environment(args) -> dict:
+    import jax
+    import numpyro
+
+    import bayeslin_jax
+
+    info = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "versions": {"bayeslin_jax": bayeslin_jax.__version__, "jax": jax.__version__, "numpyro": numpyro.__version__},
+        "platform": jax.default_backend(),
+        "devices": [str(d) for d in jax.local_devices()],
+        "device_kind": jax.local_devices()[0].device_kind,
+        "settings": {"model": "tutorial (linear, N(0, 0.2) priors, known sigma 0.1, 11 points)",
+                     "chains": args.chains, "warmup": args.warmup, "draws": args.draws,
+                     "dense_mass": True, "target_accept": 0.8, "max_tree_depth": 10},
+    }
+    return info
+
+
+def _summary(rows: list[dict], sizes: list[int]) -> dict:
+    def find(engine: str, size: int | None = None, chains: int | None = None, devices: int = 1):
+        for r in rows:
+            if r["engine"] != engine or "per_dataset_s" not in r or r.get("cpu_devices", 1) != devices:
+                continue
+            if (size is None or r.get("B") == size) and (chains is None or r["chains"] == chains):
+                return r
+        return None
+
+    chains = rows[0]["chains"] if rows else 4
+    out: dict = {}
+    for size in sizes:
+        engine = find("engine", size, chains)
+        if engine is None:
+            continue
+        entry = {"per_dataset_s": engine["per_dataset_s"], "compile_s": engine["compile_s"]}
+        for name in LOOP_ENGINES:
+            base = find(name, chains=chains)
+            if base:
+                entry[f"speedup_vs_{name}"] = base["per_dataset_s"] / engine["per_dataset_s"]
+                if name.startswith("mcmc_loop"):
+                    entry[f"speedup_vs_{name}_incl_compile"] = base["per_dataset_all_s"] / engine["per_dataset_s"]
+        exact = find("exact", size, chains)
+        if exact:
+            entry["engine_over_exact"] = engine["per_dataset_s"] / exact["per_dataset_s"]
+        out[f"engine_B{size}"] = entry
+    at_1000 = out.get("engine_B1000")
+    if at_1000:
+        mc, jl = at_1000.get("speedup_vs_mcmc_loop"), at_1000.get("speedup_vs_jit_loop")
+        out["targets"] = {
+            "B1000_at_least_200x_faster_than_mcmc_loop": None if mc is None else mc >= 200,
+            "B1000_no_slower_than_jit_loop": None if jl is None else jl >= 1.0,
+            "compile_under_10s": at_1000["compile_s"] < 10.0,
+        }
+    out["engine_per_dataset_s_by_chains"] = {
+        f"chains={r['chains']},B={r['B']},devices={r.get('cpu_devices', 1)}": r["per_dataset_s"]
+        for r in rows if r["engine"] == "engine" and "per_dataset_s" in r
+    }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="1,10,100,1000,10000", help="B values for engine, study and exact")
+    parser.add_argument("--engines", default=",".join(ALL_ENGINES), help=f"subset of {','.join(ALL_ENGINES)}")
+    parser.add_argument("--study-sizes", default="1000", help="B values for the end-to-end study (subset of sizes)")
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--baseline-datasets", type=int, default=5,
+                        help="datasets timed per loop baseline (one more is run first and reported apart)")
+    parser.add_argument("--pymc-datasets", type=int, default=3)
+    parser.add_argument("--chain-variants", default="1",
+                        help="extra chain counts for the engine at --chain-variant-sizes ('' for none)")
+    parser.add_argument("--chain-variant-sizes", default="1,100,1000")
+    parser.add_argument("--cpu-devices", default="1",
+                        help="forced CPU device counts for the engine (XLA_FLAGS), e.g. 1,2 on a 2-core machine")
+    parser.add_argument("--pymc-python", default=sys.executable, help="interpreter that has PyMC (default: this one)")
+    parser.add_argument("--max-seconds", type=float, default=180.0,
+                        help="skip a size whose predicted time (from the previous size) exceeds this")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="kill one measurement after this many seconds")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 2 chains, 200 + 200 iterations, small B")
+    parser.add_argument("--out", default=None, help="JSON file to write (default: print only)")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows of --out for engines not run now (re-measure one engine)")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker_main(json.loads(args.worker))))
+        return 0
+    if args.quick:
+        args.chains, args.warmup, args.draws = 2, 200, 200
+        args.sizes, args.study_sizes, args.baseline_datasets, args.pymc_datasets = "1,10,100", "100", 2, 2
+        args.chain_variant_sizes = "1,100"
+    ints = lambda text: [int(v) for v in text.split(",") if v.strip()]  # noqa: E731
+    engines = [e for e in args.engines.split(",") if e]
+    unknown = set(engines) - set(ALL_ENGINES)
+    if unknown:
+        parser.error(f"unknown engines {sorted(unknown)}; choose from {ALL_ENGINES}")
+    sizes = ints(args.sizes)
+    base = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws}
+    env_info = _environment(args)
+    rows: list[dict] = []
+
+    def record(task: dict, python: str = sys.executable, env_extra: dict | None = None, devices: int = 1) -> dict:
+        label = f"{task['engine']:<20} B={task.get('B', task.get('n'))!s:<8} chains={task['chains']} devices={devices}"
+        print(f"running {label} ...", flush=True, file=sys.stderr)
+        out = _derive({**task, "cpu_devices": devices, **_run_task(task, python, env_extra or {}, args.timeout)})
+        out.pop("data_file", None)
+        rows.append(out)
+        shown = {k: out[k] for k in ("per_dataset_s", "compile_s", "datasets_per_s", "skipped", "error") if k in out}
+        print(f"  {label} {json.dumps(shown)[:300]}", flush=True, file=sys.stderr)
+        return out
+
+    def sweep(engine: str, chains: int, sweep_sizes: list[int], devices: int = 1) -> None:
+        env_extra = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"} if devices > 1 else {}
+        per = None
+        for size in sweep_sizes:
+            if per is not None and per * size > args.max_seconds:
+                rows.append({"engine": engine, "B": size, **base, "chains": chains, "cpu_devices": devices,
+                             "skipped": f"predicted {per * size:.0f} s > --max-seconds {args.max_seconds:.0f}"})
+                print(f"  skip {engine} B={size}: predicted {per * size:.0f} s", file=sys.stderr)
+                continue
+            out = record({"engine": engine, "B": size, **base, "chains": chains}, env_extra=env_extra, devices=devices)
+            per = out.get("per_dataset_s", per)
+
+    for engine in engines:
+        if engine == "engine":
+            for devices in ints(args.cpu_devices):
+                sweep("engine", args.chains, sizes, devices)
+            for chains in ints(args.chain_variants):
+                if chains != args.chains:
+                    sweep("engine", chains, ints(args.chain_variant_sizes))
+        elif engine == "exact":
+            sweep("exact", args.chains, sizes)
+        elif engine == "study":
+            sweep("study", args.chains, [s for s in ints(args.study_sizes)])
+        elif engine == "pymc":
+            import numpy as np
+
+            x, y = _tutorial_data(args.pymc_datasets + 1)
+            with tempfile.TemporaryDirectory() as tmp:
+                data_file = str(Path(tmp) / "data.npz")
+                np.savez(data_file, x=x, y=y)
+                record({"engine": "pymc", "n": args.pymc_datasets + 1, **base, "data_file": data_file},
+                       python=args.pymc_python)
+        else:
+            record({"engine": engine, "n": args.baseline_datasets + 1, **base})
+    env_info["load_average_end"] = os.getloadavg()
+    if args.update and args.out and Path(args.out).is_file():
+        old = json.loads(Path(args.out).read_text())
+        kept = [r for r in old["results"] if r["engine"] not in engines]
+        rows = kept + rows
+        sizes = sorted({*sizes, *(r["B"] for r in kept if "B" in r)})
+        env_info = {**old["environment"], "updated": {"engines": engines, **env_info}}
+    report = {"environment": env_info, "summary": _summary(rows, sizes), "results": rows}
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
