@@ -1,4 +1,4 @@
-"""Command line: ``bayeslin demo | fit | study | report | sbc | bench``.
+"""Command line: ``bayeslin demo | fit | study | report | sbc``.
 
 Each sub-command lives in ``bayeslin_jax/commands/<name>.py`` and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``. Bad input (:class:`BayeslinError`)

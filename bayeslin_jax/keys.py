@@ -16,6 +16,7 @@ INFER = 1
 EXACT = 2
 PRIOR_PREDICTIVE = 3
 POSTERIOR_PREDICTIVE = 4
+SBC_JITTER = 5  # rank tie-breaks / PIT jitter in simulation-based calibration
 
 
 def stream_key(seed: int | Array, purpose: int) -> Array:

@@ -6,6 +6,7 @@ in ten chunks gives identical arrays.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -14,8 +15,9 @@ import numpy as np
 from jax import Array
 
 from bayeslin_jax import keys as keyring
+from bayeslin_jax.basis import Polynomial
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import KnownNoise, ModelSpec
+from bayeslin_jax.priors import KnownNoise, ModelSpec, Noise, WeightPrior
 
 TUTORIAL_N = 11
 TUTORIAL_INTERCEPT = 2.0
@@ -73,21 +75,32 @@ def tutorial_data(
     return SimulatedData(x, y, w, jnp.full((batch,), sigma, dtype=x.dtype))
 
 
-def prior_data(seed: int, indices, spec: ModelSpec, num_points: int = TUTORIAL_N) -> SimulatedData:
-    """Draw ``w`` (and ``sigma`` if unknown) from the prior, ``x ~ U(-1, 1)``, then ``y``.
+def prior_data(
+    seed: int, indices, spec: ModelSpec, num_points: int = TUTORIAL_N, x_scale: float = 1.0
+) -> SimulatedData:
+    """Draw ``w`` (and ``sigma`` if unknown) from the prior, ``x ~ U(-x_scale, x_scale)``, then ``y``.
 
     These are the draws simulation-based calibration needs: the truth is a prior draw.
+    ``x_scale > 1`` makes polynomial features badly scaled (a hard case for samplers).
     """
     idx = _check_indices(indices)
     _check_points(num_points)
-    prior, noise, basis = spec.prior, spec.noise, spec.basis
+    if not x_scale > 0:
+        raise BayeslinError(f"x_scale must be positive, got {x_scale}")
+    keys = keyring.dataset_keys(seed, keyring.SIMULATE, idx)
+    return _prior_data(keys, spec.prior, spec.noise, jnp.asarray(x_scale), basis=spec.basis, num_points=num_points)
 
+
+@partial(jax.jit, static_argnames=("basis", "num_points"))
+def _prior_data(
+    keys: Array, prior: WeightPrior, noise: Noise, x_scale: Array, *, basis: Polynomial, num_points: int
+) -> SimulatedData:
     def one(key):
         x_key, w_key, s_key, noise_key = jax.random.split(key, 4)
-        x = jax.random.uniform(x_key, (num_points,), minval=-1.0, maxval=1.0)
+        x = jax.random.uniform(x_key, (num_points,), minval=-1.0, maxval=1.0) * x_scale.astype(jnp.float32)
         w = prior.distribution().sample(w_key)
         sigma = noise.sigma if isinstance(noise, KnownNoise) else noise.distribution().sample(s_key)
         y = basis(x) @ w + sigma * jax.random.normal(noise_key, (num_points,))
         return x, y, w, jnp.asarray(sigma, dtype=x.dtype)
 
-    return SimulatedData(*jax.vmap(one)(keyring.dataset_keys(seed, keyring.SIMULATE, idx)))
+    return SimulatedData(*jax.vmap(one)(keys))

@@ -73,7 +73,8 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, d
     group.add_argument("--seed", type=int, default=0)
 
 
-def config_from_args(args: argparse.Namespace) -> NutsConfig:
+def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:
+    """Sampler flags -> :class:`NutsConfig`; ``layout`` adds e.g. ``method``, ``batch_size``."""
     return NutsConfig(
-        num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains, target_accept=args.target_accept
+        num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains, target_accept=args.target_accept, **layout
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, spec_from_args
+from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,14 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bayeslin_jax import study
-    from bayeslin_jax.infer import NutsConfig
 
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     spec = spec_from_args(args)
-    config = NutsConfig(num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains,
-                        target_accept=args.target_accept, max_tree_depth=args.max_tree_depth,
-                        method=args.method, batch_size=args.batch_size)
+    config = config_from_args(
+        args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size
+    )
     t0 = time.perf_counter()
     ds = study.run_study(args.out, spec, config, num_datasets=args.datasets, seed=args.seed,
                          chunk_size=args.chunk_size, simulator=args.simulator, num_points=args.num_points,
