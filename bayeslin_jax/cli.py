@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bayeslin_jax.errors import BayeslinError
@@ -25,6 +26,12 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayeslin", description=__doc__.splitlines()[0])
     parser.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="CPU cores exposed to JAX as devices; datasets are split over them (default: all cores)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"bayeslin_jax.commands.{name}")
@@ -34,13 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_jax(x64: bool, cpu_devices: int) -> None:
+    """Global JAX settings, applied before any computation (the CPU backend reads them when created).
+
+    Several CPU devices let the engine run blocks of datasets in parallel, one per core, with
+    bit-identical results (see ``infer.sample_nuts``); an explicit
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins.
+    """
+    import jax
+
+    if cpu_devices < 1:
+        raise BayeslinError(f"--cpu-devices must be positive, got {cpu_devices}")
+    jax.config.update("jax_enable_x64", x64)
+    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        try:
+            jax.config.update("jax_num_cpu_devices", cpu_devices)
+        except RuntimeError:  # backend already initialised (e.g. main() called twice in one process)
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.x64:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
     try:
+        configure_jax(x64=args.x64, cpu_devices=args.cpu_devices)
         return int(args._module.run(args) or 0)
     except BayeslinError as err:
         print(f"error: {err}", file=sys.stderr)

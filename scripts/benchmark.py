@@ -2,9 +2,10 @@
 """Benchmark: per-dataset NUTS cost of this engine against the usual ways of fitting many datasets.
 
 Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, known sigma 0.1,
-11 points per dataset from the tutorial generator, dense mass matrix, target accept 0.8):
+11 points per dataset from the tutorial generator, diagonal mass matrix (--dense-mass: dense), target accept 0.8):
 
 * ``engine``      bayeslin_jax.infer.sample_nuts on B datasets at once (one compiled program);
+* ``engine_vmap`` the same engine with ``method="vmap"`` (runs in lock-step, the GPU layout) on the CPU;
 * ``study``       bayeslin_jax.study.run_study end to end (engine + diagnostics + exact + zarr store);
 * ``mcmc_loop``   a Python loop of numpyro.infer.MCMC.run, one dataset per call (the common way;
                   ``jit_model_args=False``, numpyro's default, so each new dataset retraces);
@@ -42,7 +43,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_ENGINES = ("engine", "study", "mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc", "exact")
+ALL_ENGINES = ("engine", "engine_vmap", "study", "mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc", "exact")
 LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
 SEED = 0
 
@@ -103,7 +104,13 @@ def _device_peak() -> int | None:
 def _nuts_config(task: dict):
     from bayeslin_jax.infer import NutsConfig
 
-    return NutsConfig(num_warmup=task["warmup"], num_draws=task["draws"], num_chains=task["chains"])
+    return NutsConfig(
+        num_warmup=task["warmup"],
+        num_draws=task["draws"],
+        num_chains=task["chains"],
+        dense_mass=task["dense_mass"],
+        method="vmap" if task["engine"] == "engine_vmap" else "auto",
+    )
 
 
 def work_engine(task: dict) -> dict:
@@ -122,8 +129,14 @@ def work_engine(task: dict) -> dict:
     jax.block_until_ready(result)
     wall = time.perf_counter() - t0
     compile_s = clock.reset()
-    return {"wall_s": wall, "compile_s": compile_s, "run_s": wall - compile_s, "datasets_timed": task["B"],
-            "slope_ess_bulk": _slope_ess(result.samples["w"]), "devices": jax.local_device_count()}
+    return {
+        "wall_s": wall,
+        "compile_s": compile_s,
+        "run_s": wall - compile_s,
+        "datasets_timed": task["B"],
+        "slope_ess_bulk": _slope_ess(result.samples["w"]),
+        "devices": jax.local_device_count(),
+    }
 
 
 def work_study(task: dict) -> dict:
@@ -135,14 +148,28 @@ def work_study(task: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         clock.reset()
         t0 = time.perf_counter()
-        ds = study.run_study(Path(tmp) / "s.zarr", priors.tutorial_spec(), _nuts_config(task), num_datasets=task["B"],
-                             seed=SEED, simulator="tutorial", progress=False)
+        ds = study.run_study(
+            Path(tmp) / "s.zarr",
+            priors.tutorial_spec(),
+            _nuts_config(task),
+            num_datasets=task["B"],
+            seed=SEED,
+            simulator="tutorial",
+            progress=False,
+        )
         wall = time.perf_counter() - t0
         ess = float(ds["ess_bulk"].sel(feature="m").mean())
         timings = dict(ds.attrs["run_timings"])
     compile_s = clock.reset()
-    return {"wall_s": wall, "compile_s": compile_s, "run_s": wall - compile_s, "datasets_timed": task["B"],
-            "slope_ess_bulk": ess, "stage_seconds": timings, "devices": jax.local_device_count()}
+    return {
+        "wall_s": wall,
+        "compile_s": compile_s,
+        "run_s": wall - compile_s,
+        "datasets_timed": task["B"],
+        "slope_ess_bulk": ess,
+        "stage_seconds": timings,
+        "devices": jax.local_device_count(),
+    }
 
 
 def work_exact(task: dict) -> dict:
@@ -173,17 +200,29 @@ def work_exact(task: dict) -> dict:
         t0 = time.perf_counter()
         jax.block_until_ready(run(*args))
         warm.append(time.perf_counter() - t0)
-    return {"wall_s": wall, "compile_s": compile_s, "run_s": min(warm), "datasets_timed": task["B"],
-            "slope_ess_bulk": float(num_draws), "devices": 1}
+    return {
+        "wall_s": wall,
+        "compile_s": compile_s,
+        "run_s": min(warm),
+        "datasets_timed": task["B"],
+        "slope_ess_bulk": float(num_draws),
+        "devices": 1,
+    }
 
 
 def _loop_result(times: list[float], compile_s: float, ess: float) -> dict:
     import numpy as np
 
     warm = times[1:] if len(times) > 1 else times
-    return {"wall_s": float(sum(times)), "compile_s": compile_s, "run_s": float(np.sum(warm)),
-            "datasets_timed": len(warm), "first_dataset_s": times[0], "per_dataset_all_s": float(np.mean(times)),
-            "slope_ess_bulk": ess}
+    return {
+        "wall_s": float(sum(times)),
+        "compile_s": compile_s,
+        "run_s": float(np.sum(warm)),
+        "datasets_timed": len(warm),
+        "first_dataset_s": times[0],
+        "per_dataset_all_s": float(np.mean(times)),
+        "slope_ess_bulk": ess,
+    }
 
 
 def work_mcmc_loop(task: dict) -> dict:
@@ -197,9 +236,16 @@ def work_mcmc_loop(task: dict) -> dict:
     clock = _CompileClock()
     spec = priors.tutorial_spec()
     x, y = _tutorial_data(task["n"])
-    kernel = NUTS(linear_regression, dense_mass=True, target_accept_prob=0.8, max_tree_depth=10)
-    mcmc = MCMC(kernel, num_warmup=task["warmup"], num_samples=task["draws"], num_chains=task["chains"],
-                chain_method="sequential", progress_bar=False, jit_model_args=task["engine"] == "mcmc_loop_jit_args")
+    kernel = NUTS(linear_regression, dense_mass=task["dense_mass"], target_accept_prob=0.8, max_tree_depth=10)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=task["warmup"],
+        num_samples=task["draws"],
+        num_chains=task["chains"],
+        chain_method="sequential",
+        progress_bar=False,
+        jit_model_args=task["engine"] == "mcmc_loop_jit_args",
+    )
     times, ess = [], []
     clock.reset()
     for i in range(task["n"]):
@@ -234,10 +280,18 @@ def work_jit_loop(task: dict) -> dict:
         args = (phi, y_obs, spec.prior, spec.noise)
         init_key, run_key = jax.random.split(key)
         init_kernel, sample_kernel = hmc(
-            potential_fn_gen=lambda *a: lambda z: potential_energy(linear_regression, a, {}, z), algo="NUTS")
+            potential_fn_gen=lambda *a: lambda z: potential_energy(linear_regression, a, {}, z), algo="NUTS"
+        )
         z0 = {"w": jax.random.uniform(init_key, (2,), minval=-2.0, maxval=2.0)}
-        state = init_kernel(z0, warmup, dense_mass=True, target_accept_prob=0.8, max_tree_depth=10,
-                            model_args=args, rng_key=run_key)
+        state = init_kernel(
+            z0,
+            warmup,
+            dense_mass=task["dense_mass"],
+            target_accept_prob=0.8,
+            max_tree_depth=10,
+            model_args=args,
+            rng_key=run_key,
+        )
         state, _ = jax.lax.scan(lambda s, _: (sample_kernel(s, model_args=args), None), state, length=warmup)
 
         def draw(s, _):
@@ -282,9 +336,18 @@ def work_pymc(task: dict) -> dict:
         t0 = time.perf_counter()
         with model:
             pm.set_data({"x": x[i], "y": y[i]})
-            idata = pm.sample(draws=task["draws"], tune=task["warmup"], chains=task["chains"], cores=1,
-                              random_seed=i, progressbar=False, compute_convergence_checks=False,
-                              target_accept=0.8)
+            init = "jitter+adapt_full" if task["dense_mass"] else "jitter+adapt_diag"
+            idata = pm.sample(
+                draws=task["draws"],
+                tune=task["warmup"],
+                chains=task["chains"],
+                cores=1,
+                init=init,
+                random_seed=i,
+                progressbar=False,
+                compute_convergence_checks=False,
+                target_accept=0.8,
+            )
         times.append(time.perf_counter() - t0)
         try:
             from bayeslin_jax.study import chain_diagnostics
@@ -302,8 +365,16 @@ def work_pymc(task: dict) -> dict:
 
 
 def worker_main(task: dict) -> dict:
-    fn = {"engine": work_engine, "study": work_study, "exact": work_exact, "mcmc_loop": work_mcmc_loop,
-          "mcmc_loop_jit_args": work_mcmc_loop, "jit_loop": work_jit_loop, "pymc": work_pymc}[task["engine"]]
+    fn = {
+        "engine": work_engine,
+        "engine_vmap": work_engine,
+        "study": work_study,
+        "exact": work_exact,
+        "mcmc_loop": work_mcmc_loop,
+        "mcmc_loop_jit_args": work_mcmc_loop,
+        "jit_loop": work_jit_loop,
+        "pymc": work_pymc,
+    }[task["engine"]]
     out = fn(task)
     out["peak_rss_bytes"] = _peak_rss_bytes()
     if task["engine"] != "pymc":
@@ -359,9 +430,15 @@ def _environment(args) -> dict:
         "platform": jax.default_backend(),
         "devices": [str(d) for d in jax.local_devices()],
         "device_kind": jax.local_devices()[0].device_kind,
-        "settings": {"model": "tutorial (linear, N(0, 0.2) priors, known sigma 0.1, 11 points)",
-                     "chains": args.chains, "warmup": args.warmup, "draws": args.draws,
-                     "dense_mass": True, "target_accept": 0.8, "max_tree_depth": 10},
+        "settings": {
+            "model": "tutorial (linear, N(0, 0.2) priors, known sigma 0.1, 11 points)",
+            "chains": args.chains,
+            "warmup": args.warmup,
+            "draws": args.draws,
+            "dense_mass": args.dense_mass,
+            "target_accept": 0.8,
+            "max_tree_depth": 10,
+        },
     }
     return info
 
@@ -388,6 +465,13 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
                 entry[f"speedup_vs_{name}"] = base["per_dataset_s"] / engine["per_dataset_s"]
                 if name.startswith("mcmc_loop"):
                     entry[f"speedup_vs_{name}_incl_compile"] = base["per_dataset_all_s"] / engine["per_dataset_s"]
+        vmapped = find("engine_vmap", size, chains)
+        if vmapped:
+            entry["speedup_vs_engine_vmap"] = vmapped["per_dataset_s"] / engine["per_dataset_s"]
+        two = find("engine", size, chains, devices=2)
+        mcmc = find("mcmc_loop", chains=chains)
+        if two and mcmc:
+            entry["speedup_vs_mcmc_loop_2_cpu_devices"] = mcmc["per_dataset_s"] / two["per_dataset_s"]
         exact = find("exact", size, chains)
         if exact:
             entry["engine_over_exact"] = engine["per_dataset_s"] / exact["per_dataset_s"]
@@ -402,14 +486,16 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
         }
     out["engine_per_dataset_s_by_chains"] = {
         f"chains={r['chains']},B={r['B']},devices={r.get('cpu_devices', 1)}": r["per_dataset_s"]
-        for r in rows if r["engine"] == "engine" and "per_dataset_s" in r
+        for r in rows
+        if r["engine"] == "engine" and "per_dataset_s" in r
     }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", default="1,10,100,1000,10000", help="B values for engine, study and exact")
     parser.add_argument("--engines", default=",".join(ALL_ENGINES), help=f"subset of {','.join(ALL_ENGINES)}")
@@ -417,22 +503,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--baseline-datasets", type=int, default=5,
-                        help="datasets timed per loop baseline (one more is run first and reported apart)")
+    parser.add_argument(
+        "--dense-mass",
+        action="store_true",
+        help="adapt a dense mass matrix in every engine (default: diagonal, as NumPyro/PyMC/Stan)",
+    )
+    parser.add_argument(
+        "--baseline-datasets",
+        type=int,
+        default=5,
+        help="datasets timed per loop baseline (one more is run first and reported apart)",
+    )
     parser.add_argument("--pymc-datasets", type=int, default=3)
-    parser.add_argument("--chain-variants", default="1",
-                        help="extra chain counts for the engine at --chain-variant-sizes ('' for none)")
+    parser.add_argument(
+        "--chain-variants", default="1", help="extra chain counts for the engine at --chain-variant-sizes ('' for none)"
+    )
     parser.add_argument("--chain-variant-sizes", default="1,100,1000")
-    parser.add_argument("--cpu-devices", default="1",
-                        help="forced CPU device counts for the engine (XLA_FLAGS), e.g. 1,2 on a 2-core machine")
+    parser.add_argument(
+        "--cpu-devices",
+        default="1",
+        help="forced CPU device counts for the engine (XLA_FLAGS), e.g. 1,2 on a 2-core machine",
+    )
     parser.add_argument("--pymc-python", default=sys.executable, help="interpreter that has PyMC (default: this one)")
-    parser.add_argument("--max-seconds", type=float, default=180.0,
-                        help="skip a size whose predicted time (from the previous size) exceeds this")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=180.0,
+        help="skip a size whose predicted time (from the previous size) exceeds this",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="kill one measurement after this many seconds")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 chains, 200 + 200 iterations, small B")
     parser.add_argument("--out", default=None, help="JSON file to write (default: print only)")
-    parser.add_argument("--update", action="store_true",
-                        help="keep the rows of --out for engines not run now (re-measure one engine)")
+    parser.add_argument(
+        "--update", action="store_true", help="keep the rows of --out for engines not run now (re-measure one engine)"
+    )
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker_main(json.loads(args.worker))))
@@ -447,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown engines {sorted(unknown)}; choose from {ALL_ENGINES}")
     sizes = ints(args.sizes)
-    base = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws}
+    base = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "dense_mass": args.dense_mass}
     env_info = _environment(args)
     rows: list[dict] = []
 
@@ -466,8 +570,16 @@ def main(argv: list[str] | None = None) -> int:
         per = None
         for size in sweep_sizes:
             if per is not None and per * size > args.max_seconds:
-                rows.append({"engine": engine, "B": size, **base, "chains": chains, "cpu_devices": devices,
-                             "skipped": f"predicted {per * size:.0f} s > --max-seconds {args.max_seconds:.0f}"})
+                rows.append(
+                    {
+                        "engine": engine,
+                        "B": size,
+                        **base,
+                        "chains": chains,
+                        "cpu_devices": devices,
+                        "skipped": f"predicted {per * size:.0f} s > --max-seconds {args.max_seconds:.0f}",
+                    }
+                )
                 print(f"  skip {engine} B={size}: predicted {per * size:.0f} s", file=sys.stderr)
                 continue
             out = record({"engine": engine, "B": size, **base, "chains": chains}, env_extra=env_extra, devices=devices)
@@ -480,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
             for chains in ints(args.chain_variants):
                 if chains != args.chains:
                     sweep("engine", chains, ints(args.chain_variant_sizes))
+        elif engine == "engine_vmap":
+            sweep("engine_vmap", args.chains, sizes)
         elif engine == "exact":
             sweep("exact", args.chains, sizes)
         elif engine == "study":
@@ -491,8 +605,10 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 data_file = str(Path(tmp) / "data.npz")
                 np.savez(data_file, x=x, y=y)
-                record({"engine": "pymc", "n": args.pymc_datasets + 1, **base, "data_file": data_file},
-                       python=args.pymc_python)
+                record(
+                    {"engine": "pymc", "n": args.pymc_datasets + 1, **base, "data_file": data_file},
+                    python=args.pymc_python,
+                )
         else:
             record({"engine": engine, "n": args.baseline_datasets + 1, **base})
     env_info["load_average_end"] = os.getloadavg()

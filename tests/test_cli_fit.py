@@ -30,6 +30,7 @@ def test_fit_writes_json_and_plot(tmp_path, csv_path, capsys) -> None:
     assert main([*args, "--json", str(out_json), "--plot", str(out_png)]) == 0
     printed = capsys.readouterr().out
     assert "Exact conjugate posterior" in printed and "r_hat" in printed
+    assert "corr_exact" in printed and "corr_nuts" in printed
 
     result = json.loads(out_json.read_text())
     post = exact.posterior(linear()(x), y, independent_normal(0.0, 1.0, 2), 0.1)

@@ -70,11 +70,19 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, d
     group.add_argument("--warmup", type=int, default=warmup, help="warm-up (adaptation) iterations per chain")
     group.add_argument("--draws", type=int, default=draws, help="kept draws per chain")
     group.add_argument("--target-accept", type=float, default=0.8)
+    group.add_argument(
+        "--dense-mass", action="store_true", help="adapt a dense mass matrix (default diagonal, as NumPyro/PyMC/Stan)"
+    )
     group.add_argument("--seed", type=int, default=0)
 
 
 def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:
     """Sampler flags -> :class:`NutsConfig`; ``layout`` adds e.g. ``method``, ``batch_size``."""
     return NutsConfig(
-        num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains, target_accept=args.target_accept, **layout
+        num_warmup=args.warmup,
+        num_draws=args.draws,
+        num_chains=args.chains,
+        target_accept=args.target_accept,
+        dense_mass=args.dense_mass,
+        **layout,
     )

@@ -11,6 +11,7 @@ import numpy as np
 
 from bayeslin_jax import diagnostics, exact
 from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
+from bayeslin_jax.compare import correlation_table
 from bayeslin_jax.data import load_csv
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.infer import sample_nuts
@@ -80,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'feature':>8} {'mean':>10} {'sd':>10}")
         for k, name in enumerate(spec.feature_names):
             print(f"{name:>8} {float(post.mean[k]):10.4f} {float(post.sd[k]):10.4f}")
+        print("\nPosterior covariance and correlation, exact vs NUTS:")
+        print(correlation_table(post, result.samples["w"][0], spec.feature_names).to_string(float_format="%.4g"))
     payload = fit_result(tree, spec, post)
     print(f"\ndivergences: {payload['divergences']}")
     if args.json_path:
