@@ -200,7 +200,9 @@ def test_underdispersed_nuts_is_flagged() -> None:
     config = sbc.SbcConfig(engine="nuts", nuts=NUTS.nuts, distortion=sbc.Distortion(sd_scale=0.7))
     report = sbc_stats.summarize(sbc.run_sbc(150, seed=21, sim_spec=SPEC, config=config))
     assert report.verdict == "fail", report.table()
-    assert report.uniformity["chi2_p_holm"][:2].max() < 1e-3  # both weights' ranks
+    verdicts = dict(zip(report.quantities, report.quantity_verdicts(), strict=True))
+    assert verdicts["b"] == verdicts["m"] == "FAIL", report.table()  # both weights' ranks, at family alpha
+    assert np.all(report.coverage["upper"][:2] < np.array(sbc_stats.COVERAGE_LEVELS))  # too few truths covered
 
 
 # ---------------------------------------------------------------------------------------------
