@@ -1,0 +1,38 @@
+"""Long statistical checks at realistic sizes (``bash scripts/test.sh -m slow``; a few minutes on 2 cores)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayeslin_jax import sbc, sbc_stats, study
+from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.infer import NutsConfig
+from bayeslin_jax.priors import ModelSpec, independent_normal, known_noise, tutorial_spec
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("degree", [1, 5])
+def test_study_nuts_errors_are_mcse_sized(tmp_path, degree: int) -> None:
+    """Over 400 datasets, (NUTS mean - exact mean) / MCSE behaves like N(0, 1)."""
+    basis = Polynomial(degree)
+    spec = (
+        tutorial_spec() if degree == 1 else ModelSpec(basis, independent_normal(0.0, 1.0, basis.dim), known_noise(0.1))
+    )
+    ds = study.run_study(tmp_path / "s.zarr", spec, NutsConfig(), num_datasets=400, seed=3, progress=False)
+    z = ((ds["nuts_mean"] - ds["exact_mean"]) / ds["mcse_mean"]).values.ravel()
+    assert int(ds["divergences"].sum()) == 0
+    assert float((ds["rhat"] > 1.01).mean()) < 0.02
+    # sd of N(0,1) sample of size m has SE 1/sqrt(2m); allow 4 SE plus 5% for MCSE estimation noise
+    assert abs(z.std() - 1.0) < 4 / np.sqrt(2 * z.size) + 0.05, z.std()
+    assert abs(z.mean()) < 4 / np.sqrt(z.size)
+    ratio = (ds["nuts_sd"] / ds["exact_sd"]).values
+    assert abs(np.median(ratio) - 1.0) < 0.02
+
+
+def test_sbc_nuts_default_settings_pass_at_1000_simulations() -> None:
+    config = sbc.SbcConfig(engine="nuts", nuts=NutsConfig())
+    report = sbc_stats.summarize(sbc.run_sbc(1000, seed=5, sim_spec=tutorial_spec(), config=config, progress=False))
+    assert report.verdict == "pass", report.table()
+    assert report.gates["num_failed"] <= 20
