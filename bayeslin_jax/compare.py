@@ -233,34 +233,20 @@ def plot_comparison(table: pd.DataFrame, path: str | Path | None = None, title: 
 def batch_loo(tree: xr.DataTree) -> xr.Dataset:
     """PSIS-LOO per dataset of a batched DataTree (dims chain, draw, dataset, obs).
 
-    ``arviz_stats.loo`` on such a tree would pool all datasets' points into one ELPD, and ArviZ's
-    DataArray ``loo`` (which does vectorise over extra dims) takes one scalar ``r_eff``; so this calls the
-    DataArray ``loo`` per dataset with that dataset's ``r_eff`` (mean ESS over the posterior values / draws,
-    computed for all datasets at once), exactly as ``arviz_stats.loo`` does for a single dataset.
+    ``arviz_stats.loo`` on a batched tree would pool all datasets' points into one ELPD, so it is
+    called once per dataset (with that dataset's own relative efficiency, as for a single fit).
     Returns ``(dataset,)`` variables ``elpd_loo, se, p_loo, pareto_k_max``.
     """
-    loglik = tree["log_likelihood"]["y"]
-    num_datasets = loglik.sizes["dataset"]
-    num_samples = loglik.sizes["chain"] * loglik.sizes["draw"]
-    r_eff = np.ones(num_datasets)
-    if loglik.sizes["chain"] > 1:  # as arviz_stats.loo: mean ESS over all posterior values / draws
-        ess = tree["posterior"].to_dataset().azstats.ess(sample_dims=SAMPLE_DIMS, method="mean")
-        total = sum(ess[v].sum([d for d in ess[v].dims if d != "dataset"]) for v in ess.data_vars)
-        count = sum(ess[v].size // num_datasets for v in ess.data_vars)
-        r_eff = (total / count / num_samples).values
-    pointwise = [
-        loglik.isel(dataset=i).azstats.loo(sample_dims=SAMPLE_DIMS, r_eff=float(r_eff[i]))
-        for i in range(num_datasets)
-    ]
-    elpd_i, pareto_k, p_loo_i = (xr.concat(parts, "dataset") for parts in zip(*pointwise, strict=True))
-    n = loglik.sizes["obs"]
+    fits = [azs.loo(select_dataset(tree, i)) for i in range(tree["posterior"].sizes["dataset"])]
+    dataset = tree["posterior"]["dataset"].values
     return xr.Dataset(
         {
-            "elpd_loo": elpd_i.sum("obs"),
-            "se": np.sqrt(n * elpd_i.var("obs", ddof=1)),
-            "p_loo": p_loo_i.sum("obs"),
-            "pareto_k_max": pareto_k.max("obs"),
-        }
+            "elpd_loo": ("dataset", [fit.elpd for fit in fits]),
+            "se": ("dataset", [fit.se for fit in fits]),
+            "p_loo": ("dataset", [fit.p for fit in fits]),
+            "pareto_k_max": ("dataset", [float(fit.pareto_k.max()) for fit in fits]),
+        },
+        coords={"dataset": dataset},
     )
 
 

@@ -10,7 +10,6 @@
 
 import warnings
 
-import arviz_stats as azs
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,18 +134,23 @@ def test_psis_loo_matches_exact_loo(comparison):
 
 
 @pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")
-def test_batch_loo_equals_arviz_per_dataset():
-    spec = MODELS["linear"]
-    sim = simulate.tutorial_data(seed=2, indices=np.arange(4), num_points=11)
+def test_batch_loo_matches_exact_loo_per_dataset():
+    spec = _wide(1)
+    sim = simulate.tutorial_data(seed=2, indices=np.arange(4), num_points=30)
     phi = spec.basis(sim.x)
-    config = infer.NutsConfig(num_warmup=300, num_draws=300, num_chains=2)
+    config = infer.NutsConfig(num_warmup=300, num_draws=500, num_chains=2)
     tree = diagnostics.to_datatree(infer.sample_nuts(0, phi, sim.y, spec, config), spec, phi, sim.y)
-    batch = compare.batch_loo(tree)
-    for i in range(4):
-        one = azs.loo(diagnostics.select_dataset(tree, i))
-        assert float(batch["elpd_loo"][i]) == pytest.approx(one.elpd, abs=1e-5)
-        assert float(batch["se"][i]) == pytest.approx(one.se, abs=1e-5)
-        assert float(batch["p_loo"][i]) == pytest.approx(one.p, abs=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings on individual points
+        batch = compare.batch_loo(tree)
+    assert batch["elpd_loo"].dims == ("dataset",)
+    reliable = np.flatnonzero(batch["pareto_k_max"].values < 0.5)  # PSIS smoothing bias negligible there
+    assert reliable.size >= 2
+    for i in reliable:
+        exact = float(compare._spec_exact_loo(spec, np.asarray(sim.x[i]), np.asarray(sim.y[i])))
+        mcse = _loo_mcse(diagnostics.select_dataset(tree, i))
+        assert abs(float(batch["elpd_loo"][i]) - exact) < 4 * mcse, (i, float(batch["elpd_loo"][i]), exact)
+        assert float(batch["p_loo"][i]) > 0
 
 
 def test_batch_model_wins():
