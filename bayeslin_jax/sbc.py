@@ -58,7 +58,7 @@ from bayeslin_jax.priors import (
     Noise,
     WeightPrior,
 )
-from bayeslin_jax.store import run_chunked
+from bayeslin_jax.store import run_chunked, versions
 
 ENGINES = ("nuts", "exact")
 
@@ -415,6 +415,7 @@ def store_meta(seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec, config: SbcC
         "fit_spec": fit_spec.describe(),
         "config": config.describe(),
         "x64": bool(jax.config.jax_enable_x64),
+        "versions": versions(),
     }
 
 

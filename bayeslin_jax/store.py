@@ -51,6 +51,16 @@ BOOKKEEPING = (
 )
 
 
+def versions() -> dict[str, str]:
+    """Versions whose change could change results (part of a store's identity)."""
+    import jax
+    import numpyro
+
+    import bayeslin_jax
+
+    return {"bayeslin_jax": bayeslin_jax.__version__, "jax": jax.__version__, "numpyro": numpyro.__version__}
+
+
 def canonical_meta(meta: dict) -> dict:
     """JSON round trip of ``meta`` (tuples -> lists, keys -> str): what the store keeps and compares."""
     try:

@@ -38,7 +38,6 @@ import zarr
 from arviz_stats.base import array_stats
 from arviz_stats.validate import validate_ci_prob
 
-import bayeslin_jax
 from bayeslin_jax import exact, simulate, store
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.infer import NutsConfig, NutsResult, sample_nuts
@@ -189,13 +188,6 @@ def summarize_chunk(
 # --------------------------------------------------------------------------------------------
 
 
-def versions() -> dict[str, str]:
-    """Versions whose change could change results (part of a store's identity)."""
-    import numpyro
-
-    return {"bayeslin_jax": bayeslin_jax.__version__, "jax": jax.__version__, "numpyro": numpyro.__version__}
-
-
 def study_meta(
     spec: ModelSpec,
     config: NutsConfig,
@@ -225,7 +217,7 @@ def study_meta(
         "save_draws": bool(save_draws),
         "quantiles": [float(v) for v in quantiles],
         "x64": bool(jax.config.jax_enable_x64),
-        "versions": versions(),
+        "versions": store.versions(),
         "part": part or {"index": 0, "count": 1},
     }
 
