@@ -93,10 +93,6 @@ class NutsResult(NamedTuple):
     stats: dict[str, Array]
 
 
-def _model_args(phi: Array, y: Array, prior: WeightPrior, noise: Noise) -> tuple:
-    return (phi, y, prior, noise)
-
-
 def _potential_fn_gen(*args):
     return partial(potential_energy, linear_regression, args, {})
 
@@ -117,7 +113,7 @@ def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise,
         name: jax.random.uniform(init_keys[name], shape, phi.dtype, -config.init_radius, config.init_radius)
         for name, shape in shapes.items()
     }
-    args = _model_args(phi, y, prior, noise)
+    args = (phi, y, prior, noise)  # linear_regression's arguments
     init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_fn_gen, algo="NUTS")
     state = init_kernel(
         z0,
