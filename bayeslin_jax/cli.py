@@ -45,7 +45,7 @@ def configure_jax(x64: bool, cpu_devices: int) -> None:
     """Global JAX settings, applied before any computation (the CPU backend reads them when created).
 
     Several CPU devices let the engine run blocks of datasets in parallel, one per core, with
-    bit-identical results (see ``infer.sample_nuts``); an explicit
+    bit-identical results (see ``engine.sample_nuts``); an explicit
     ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins.
     """
     import jax

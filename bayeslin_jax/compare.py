@@ -30,8 +30,8 @@ from bayeslin_jax import exact, nig, simulate
 from bayeslin_jax.basis import Polynomial
 from bayeslin_jax.data import validate_xy
 from bayeslin_jax.diagnostics import select_dataset, to_datatree
+from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.infer import NutsConfig, sample_nuts
 from bayeslin_jax.priors import ModelSpec, WeightPrior
 
 SAMPLE_DIMS = ["chain", "draw"]

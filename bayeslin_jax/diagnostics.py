@@ -14,7 +14,7 @@ import xarray as xr
 from jax import Array
 from numpyro.infer import log_likelihood
 
-from bayeslin_jax.infer import NutsResult
+from bayeslin_jax.engine import NutsResult
 from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import ModelSpec
 

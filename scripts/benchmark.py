@@ -4,9 +4,9 @@
 Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, known sigma 0.1,
 11 points per dataset from the tutorial generator, diagonal mass matrix (--dense-mass: dense), target accept 0.8):
 
-* ``engine``      bayeslin_jax.infer.sample_nuts on B datasets at once (one compiled program);
+* ``engine``      bayeslin_jax.engine.sample_nuts on B datasets at once (one compiled program);
 * ``engine_vmap`` the same engine with ``method="vmap"`` (runs in lock-step, the GPU layout) on the CPU;
-* ``study``       bayeslin_jax.study.run_study end to end (engine + diagnostics + exact + zarr store);
+* ``study``       bayeslin_jax.studies.run_study end to end (engine + diagnostics + exact + zarr store);
 * ``mcmc_loop``   a Python loop of numpyro.infer.MCMC.run, one dataset per call (the common way;
                   ``jit_model_args=False``, numpyro's default, so each new dataset retraces);
 * ``mcmc_loop_jit_args``  the same with ``jit_model_args=True`` (numpyro's advice for many datasets);
@@ -89,7 +89,7 @@ def _slope_ess(w_draws) -> float:
     """Mean bulk ESS of the slope. ``w_draws: (B, C, S, 2)``."""
     import numpy as np
 
-    from bayeslin_jax.study import chain_diagnostics
+    from bayeslin_jax.studies.run import chain_diagnostics
 
     return float(np.nanmean(chain_diagnostics(np.asarray(w_draws)[..., 1])["ess_bulk"]))
 
@@ -102,7 +102,7 @@ def _device_peak() -> int | None:
 
 
 def _nuts_config(task: dict):
-    from bayeslin_jax.infer import NutsConfig
+    from bayeslin_jax.engine import NutsConfig
 
     return NutsConfig(
         num_warmup=task["warmup"],
@@ -131,7 +131,7 @@ def work_engine(task: dict) -> dict:
     import jax
 
     from bayeslin_jax import priors
-    from bayeslin_jax.infer import sample_nuts
+    from bayeslin_jax.engine import sample_nuts
 
     clock = _CompileClock()
     spec = priors.tutorial_spec()
@@ -147,7 +147,8 @@ def work_engine(task: dict) -> dict:
 
 def work_study(task: dict) -> dict:
 
-    from bayeslin_jax import priors, study
+    from bayeslin_jax import priors
+    from bayeslin_jax.studies import run as study
 
     clock = _CompileClock()
     with tempfile.TemporaryDirectory() as tmp:
@@ -346,7 +347,7 @@ def work_pymc(task: dict) -> dict:
             )
         times.append(time.perf_counter() - t0)
         try:
-            from bayeslin_jax.study import chain_diagnostics
+            from bayeslin_jax.studies.run import chain_diagnostics
 
             slope = np.asarray(idata.posterior["m"])  # (chain, draw)
             ess.append(float(chain_diagnostics(slope[None])["ess_bulk"][0]))

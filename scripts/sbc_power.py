@@ -36,10 +36,10 @@ import jax
 import numpy as np
 from scipy import stats
 
-from bayeslin_jax import sbc
-from bayeslin_jax.infer import NutsConfig
+from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.priors import tutorial_spec
-from bayeslin_jax.sbc_stats import calibration_tests, dap_in_family, holm, summarize
+from bayeslin_jax.sbc import run as sbc
+from bayeslin_jax.sbc.stats import calibration_tests, dap_in_family, holm, summarize
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sbc_power.json"
 NUTS_CONFIG = NutsConfig(num_warmup=500, num_draws=500, num_chains=4)

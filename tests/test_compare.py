@@ -17,11 +17,11 @@ import pytest
 import scipy.stats
 import xarray as xr
 
-from bayeslin_jax import compare, diagnostics, exact, infer, nig, priors, simulate
+from bayeslin_jax import compare, diagnostics, engine, exact, nig, priors, simulate
 from bayeslin_jax.errors import BayeslinError
 
 SIGMA = 0.1
-CONFIG = infer.NutsConfig(num_warmup=500, num_draws=1000, num_chains=4)
+CONFIG = engine.NutsConfig(num_warmup=500, num_draws=1000, num_chains=4)
 
 
 def _wide(degree: int, noise=None) -> priors.ModelSpec:
@@ -138,8 +138,8 @@ def test_batch_loo_matches_exact_loo_per_dataset():
     spec = _wide(1)
     sim = simulate.tutorial_data(seed=2, indices=np.arange(4), num_points=30)
     phi = spec.basis(sim.x)
-    config = infer.NutsConfig(num_warmup=300, num_draws=500, num_chains=2)
-    tree = diagnostics.to_datatree(infer.sample_nuts(0, phi, sim.y, spec, config), spec, phi, sim.y)
+    config = engine.NutsConfig(num_warmup=300, num_draws=500, num_chains=2)
+    tree = diagnostics.to_datatree(engine.sample_nuts(0, phi, sim.y, spec, config), spec, phi, sim.y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings on individual points
         batch = compare.batch_loo(tree)
@@ -161,7 +161,7 @@ def test_batch_model_wins():
     assert rates["linear"] > 0.5  # the true model wins the majority
     assert evidence_only.per_dataset["log_evidence"].dims == ("dataset", "model")
 
-    config = infer.NutsConfig(num_warmup=300, num_draws=300, num_chains=2)
+    config = engine.NutsConfig(num_warmup=300, num_draws=300, num_chains=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         with_loo = compare.batch_model_wins(specs, seed=0, num_datasets=12, loo=True, config=config)

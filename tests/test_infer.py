@@ -12,7 +12,7 @@ import pytest
 
 from bayeslin_jax import diagnostics, exact, simulate
 from bayeslin_jax.basis import Polynomial
-from bayeslin_jax.infer import NutsConfig, sample_nuts
+from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.priors import ModelSpec, independent_normal, known_noise, mvn, tutorial_spec
 
 CONFIG = NutsConfig(num_warmup=500, num_draws=1000, num_chains=4)

@@ -17,14 +17,14 @@ import scipy.integrate
 import scipy.special
 import scipy.stats
 
-from bayeslin_jax import diagnostics, infer, nig, priors, simulate
+from bayeslin_jax import diagnostics, engine, nig, priors, simulate
 from bayeslin_jax.errors import BayeslinError
 
 SIGMA_SCALE = 1.0
 WIDE = priors.ModelSpec(
     priors.Polynomial(1), priors.independent_normal(0.0, 1.0, 2), priors.half_normal_noise(SIGMA_SCALE)
 )
-CONFIG = infer.NutsConfig(num_warmup=500, num_draws=1000, num_chains=4)
+CONFIG = engine.NutsConfig(num_warmup=500, num_draws=1000, num_chains=4)
 
 
 def _data(num_points: int, index: int = 0):
@@ -76,7 +76,7 @@ def small():
     x, y = _data(11)
     phi = _phi(x)
     ref = nig.unknown_noise_reference(phi, y, WIDE.prior, WIDE.noise)
-    result = infer.sample_nuts(0, jax.numpy.asarray(phi)[None], jax.numpy.asarray(y)[None], WIDE, CONFIG)
+    result = engine.sample_nuts(0, jax.numpy.asarray(phi)[None], jax.numpy.asarray(y)[None], WIDE, CONFIG)
     tree = diagnostics.select_dataset(diagnostics.to_datatree(result, WIDE, phi[None], y[None]), 0)
     return phi, y, ref, tree
 
@@ -129,8 +129,8 @@ def test_large_dataset_sigma_near_truth_and_nig_agrees():
     """n = 2000, true sigma = 0.1: the posterior sd of sigma is ~ 0.1 / sqrt(2n) = 0.0016."""
     x, y = _data(2000)
     phi = _phi(x)
-    config = infer.NutsConfig(num_warmup=300, num_draws=500, num_chains=2)
-    result = infer.sample_nuts(0, jax.numpy.asarray(phi)[None], jax.numpy.asarray(y)[None], WIDE, config)
+    config = engine.NutsConfig(num_warmup=300, num_draws=500, num_chains=2)
+    result = engine.sample_nuts(0, jax.numpy.asarray(phi)[None], jax.numpy.asarray(y)[None], WIDE, config)
     tree = diagnostics.select_dataset(diagnostics.to_datatree(result, WIDE, phi[None], y[None]), 0)
     sigma = tree["posterior"]["sigma"]
     mcse = float(azs.mcse(tree, var_names=["sigma"], method="mean")["sigma"])

@@ -16,8 +16,8 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Ellipse
 
 from bayeslin_jax import diagnostics, exact, plots, priors, simulate
+from bayeslin_jax.engine import STAT_NAMES, NutsResult
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.infer import STAT_NAMES, NutsResult
 
 CHAINS, DRAWS = 4, 1000
 

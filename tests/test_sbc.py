@@ -20,11 +20,14 @@ import numpy as np
 import pytest
 from arviz_stats.ecdf_utils import simulate_confidence_bands
 
-from bayeslin_jax import sbc, sbc_plots, sbc_stats, simulate
+from bayeslin_jax import simulate
 from bayeslin_jax.cli import main
+from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.infer import NutsConfig
 from bayeslin_jax.priors import tutorial_spec
+from bayeslin_jax.sbc import plots as sbc_plots
+from bayeslin_jax.sbc import run as sbc
+from bayeslin_jax.sbc import stats as sbc_stats
 
 SPEC = tutorial_spec()
 EXACT = sbc.SbcConfig(engine="exact")

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayeslin_jax import simulate, store, study
+from bayeslin_jax import simulate, store
+from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.infer import NutsConfig
 from bayeslin_jax.priors import tutorial_spec
-from bayeslin_jax.report import Checks, failed_checks, summarize, write_report
+from bayeslin_jax.studies import run as study
+from bayeslin_jax.studies.report import Checks, failed_checks, summarize, write_report
 
 SPEC = tutorial_spec()
 CONFIG = NutsConfig(num_warmup=150, num_draws=150, num_chains=2)

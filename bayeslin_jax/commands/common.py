@@ -7,8 +7,8 @@ import argparse
 import numpy as np
 
 from bayeslin_jax.basis import parse_basis
+from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.infer import NutsConfig
 from bayeslin_jax.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, mvn
 
 

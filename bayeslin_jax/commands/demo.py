@@ -6,7 +6,7 @@ N(0, 0.2) prior and for a correlated multivariate-normal prior (same marginal sd
 posterior lines, trace, predictive band vs exact band, pair plot with exact ellipses), prints
 an exact-vs-NUTS table and writes it to ``demo_summary.json``.
 
-Randomness: data from the SIMULATE stream, NUTS from INFER (``infer.sample_nuts``), prior
+Randomness: data from the SIMULATE stream, NUTS from INFER (``engine.sample_nuts``), prior
 lines from PRIOR_PREDICTIVE and the band's new-observation noise from POSTERIOR_PREDICTIVE (dataset index 0).
 Note: with corr -0.5 and the data's intercept ~2 (ten prior sds from 0), the prior pulls the
 slope down (E[m | b] = -0.5 b a priori): the MVN posterior slope lands near 0, not 0.3. That is
@@ -25,7 +25,7 @@ import matplotlib
 import numpy as np
 from numpyro.infer import Predictive
 
-from bayeslin_jax import diagnostics, exact, infer, plots, priors, simulate
+from bayeslin_jax import diagnostics, engine, exact, plots, priors, simulate
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.models import linear_regression
@@ -51,10 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args: argparse.Namespace) -> infer.NutsConfig:
+def _settings(args: argparse.Namespace) -> engine.NutsConfig:
     if args.quick:
-        return infer.NutsConfig(num_warmup=QUICK["warmup"], num_draws=QUICK["draws"], num_chains=QUICK["chains"])
-    return infer.NutsConfig(num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains)
+        return engine.NutsConfig(num_warmup=QUICK["warmup"], num_draws=QUICK["draws"], num_chains=QUICK["chains"])
+    return engine.NutsConfig(num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains)
 
 
 def prior_draws(key: jax.Array, phi: jax.Array, spec: priors.ModelSpec, num: int) -> np.ndarray:
@@ -102,7 +102,7 @@ def run_prior(kind: str, spec: priors.ModelSpec, args, config, x, y, true_w, out
     )
     figures.append(plots.save(fig, out / f"{kind}_prior_lines.png"))
 
-    result = infer.sample_nuts(args.seed, phi[None], y[None], spec, config)
+    result = engine.sample_nuts(args.seed, phi[None], y[None], spec, config)
     tree = diagnostics.to_datatree(result, spec, phi[None], y[None], x=x[None], include_log_likelihood=False)
     summary = diagnostics.dataset_summary(tree)
     one = diagnostics.select_dataset(tree, 0)

@@ -13,8 +13,8 @@ from bayeslin_jax import diagnostics, exact
 from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
 from bayeslin_jax.compare import correlation_table
 from bayeslin_jax.data import load_csv
+from bayeslin_jax.engine import sample_nuts
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.infer import sample_nuts
 from bayeslin_jax.priors import ModelSpec
 
 

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bayeslin_jax.report import Checks, write_report
+    from bayeslin_jax.studies.report import Checks, write_report
 
     checks = Checks(max_rhat=args.max_rhat, min_ess_per_chain=args.min_ess_per_chain,
                     max_abs_mcse_z=args.max_abs_mcse_z)

@@ -64,8 +64,9 @@ def _spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from bayeslin_jax import sbc, sbc_stats
     from bayeslin_jax.commands.common import parse_vector
+    from bayeslin_jax.sbc import run as sbc
+    from bayeslin_jax.sbc import stats as sbc_stats
     from bayeslin_jax.store import chunk_log
 
     if not 0.0 < args.alpha < 1.0:
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         report.to_json(payload_path)
         print(f"json: {payload_path}")
     if args.plots:
-        from bayeslin_jax.sbc_plots import save_plots
+        from bayeslin_jax.sbc.plots import save_plots
 
         for path in save_plots(ds, args.plots, alpha=args.alpha):
             print(f"plot: {path}")

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bayeslin_jax import study
+    from bayeslin_jax.studies import run as study
 
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)

@@ -46,9 +46,10 @@ from jax import Array
 from scipy.special import ndtr
 from tqdm.auto import tqdm
 
-from bayeslin_jax import exact, infer, simulate
+from bayeslin_jax import exact, simulate
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import (
     IndependentNormal,
@@ -95,7 +96,7 @@ class SbcConfig:
 
     engine: str = "nuts"
     num_ranks: int = 99
-    nuts: infer.NutsConfig = field(default_factory=infer.NutsConfig)
+    nuts: NutsConfig = field(default_factory=NutsConfig)
     num_points: int = 11
     x_scale: float = 1.0
     predict_at: tuple[float, ...] = (-1.0, 0.5, 1.5)
@@ -340,7 +341,7 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
         gate_ok = np.ones(num_datasets, dtype=bool)
     else:
         phi = fit_spec.basis(data.x)
-        result = infer.sample_nuts(seed, phi, data.y, fit_spec, config.nuts, dataset_indices=idx32)
+        result = sample_nuts(seed, phi, data.y, fit_spec, config.nuts, dataset_indices=idx32)
         w = result.samples["w"]
         learn_sigma = not fit_spec.known_sigma
         sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])
@@ -476,7 +477,6 @@ __all__ = [
     "rank_and_pit",
     "run_sbc",
     "sbc_chunk",
-    "simulate",
     "store_meta",
     "thin_positions",
     "with_prior_scale",

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.study import open_study, throughput
+from bayeslin_jax.studies.run import open_study, throughput
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from arviz_stats.base import array_stats
 from arviz_stats.validate import validate_ci_prob
 
 from bayeslin_jax import exact, simulate, store
+from bayeslin_jax.engine import NutsConfig, NutsResult, sample_nuts
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.infer import NutsConfig, NutsResult, sample_nuts
 from bayeslin_jax.priors import ModelSpec
 
 STUDY_KIND = "bayeslin.study"
@@ -101,7 +101,7 @@ def simulate_datasets(seed: int, indices: np.ndarray, spec: ModelSpec, simulator
 def sample_on_devices(
     seed: int, phi, y, spec: ModelSpec, config: NutsConfig, indices: np.ndarray, devices: Sequence
 ) -> NutsResult:
-    """NUTS over ``len(devices)`` local devices (see :func:`infer.sample_nuts`), returned as NumPy.
+    """NUTS over ``len(devices)`` local devices (see :func:`bayeslin_jax.engine.sample_nuts`), returned as NumPy.
 
     ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices.
     """

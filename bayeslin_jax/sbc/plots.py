@@ -16,7 +16,7 @@ import xarray as xr
 from arviz_plots.visuals import fill_between_y, line_xy
 from scipy import stats
 
-from bayeslin_jax.sbc_stats import ecdf_band
+from bayeslin_jax.sbc.stats import ecdf_band
 
 
 def _per_quantity(da: xr.DataArray) -> xr.DataTree:
