@@ -1,6 +1,5 @@
 """Model comparison: PSIS-LOO (ArviZ) next to the exact log evidence, for one dataset or many.
 
-* :func:`correlation_table` -- exact vs NUTS posterior covariance/correlation of the weights.
 * :func:`compare_models` -- fit several specs to one dataset with NUTS, ArviZ ``loo``/``compare``,
   joined with the exact log evidence and the exact LOO (known noise); :func:`plot_comparison`.
 * :func:`batch_model_wins` -- over many simulated datasets: how often each model wins by evidence
@@ -27,6 +26,7 @@ import xarray as xr
 from jax import Array
 
 from bayeslin_jax import exact, nig, simulate
+from bayeslin_jax.api import fit
 from bayeslin_jax.basis import Polynomial
 from bayeslin_jax.data import validate_xy
 from bayeslin_jax.diagnostics import select_dataset, to_datatree
@@ -37,51 +37,6 @@ from bayeslin_jax.priors import ModelSpec, WeightPrior
 SAMPLE_DIMS = ["chain", "draw"]
 DEFAULT_CONFIG = NutsConfig()
 BATCH_LOO_CONFIG = NutsConfig(num_warmup=500, num_draws=500, num_chains=2)
-
-
-# ---------------------------------------------------------------------------------------------
-# Correlated posteriors
-# ---------------------------------------------------------------------------------------------
-
-
-def correlation_table(exact_post, nuts_samples, feature_names) -> pd.DataFrame:
-    """Exact vs NUTS posterior covariance and correlation of the weights, side by side.
-
-    ``exact_post``: anything with ``.cov: (d, d)`` for one dataset (``exact.GaussianPosterior``,
-    ``nig.SigmaGridPosterior``); ``nuts_samples: (C, S, d)`` (chains, draws) or ``(S, d)``.
-    One row per pair ``i <= j`` (index ``"b,m"``); columns ``cov_exact, cov_nuts, cov_mcse`` (ArviZ MCSE
-    of the sample covariance, from the chains' centred products), ``corr_exact, corr_nuts, corr_diff``.
-    """
-    names = list(feature_names)
-    cov_exact = np.asarray(exact_post.cov, dtype=float)
-    draws = np.asarray(nuts_samples, dtype=float)
-    if draws.ndim == 2:
-        draws = draws[None]
-    dim = len(names)
-    if cov_exact.shape != (dim, dim) or draws.ndim != 3 or draws.shape[-1] != dim:
-        raise BayeslinError(
-            f"expected exact cov ({dim}, {dim}) and draws (chains, draws, {dim}), "
-            f"got {cov_exact.shape} and {draws.shape}"
-        )
-    centred = draws - draws.mean(axis=(0, 1))
-    rows, cols = np.triu_indices(dim)
-    products = xr.DataArray(centred[..., rows] * centred[..., cols], dims=["chain", "draw", "pair"])
-    cov_nuts = products.mean(SAMPLE_DIMS).values
-    cov_mcse = products.azstats.mcse(sample_dims=SAMPLE_DIMS, method="mean").values
-    sd_exact, sd_nuts = np.sqrt(np.diag(cov_exact)), np.sqrt(cov_nuts[rows == cols])
-    corr_exact = cov_exact[rows, cols] / (sd_exact[rows] * sd_exact[cols])
-    corr_nuts = cov_nuts / (sd_nuts[rows] * sd_nuts[cols])
-    return pd.DataFrame(
-        {
-            "cov_exact": cov_exact[rows, cols],
-            "cov_nuts": cov_nuts,
-            "cov_mcse": cov_mcse,
-            "corr_exact": corr_exact,
-            "corr_nuts": corr_nuts,
-            "corr_diff": corr_nuts - corr_exact,
-        },
-        index=pd.Index([f"{names[i]},{names[j]}" for i, j in zip(rows, cols, strict=True)], name="pair"),
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,10 +124,7 @@ def _check_models(models: dict[str, ModelSpec], minimum: int = 2) -> None:
 
 def fit_tree(spec: ModelSpec, x, y, seed: int = 0, config: NutsConfig = DEFAULT_CONFIG) -> xr.DataTree:
     """NUTS fit of one dataset (``x, y: (n,)``) -> DataTree with log_likelihood, dataset dim dropped."""
-    x_arr, y_arr = jnp.asarray(x)[None], jnp.asarray(y)[None]
-    phi = spec.basis(x_arr)
-    result = sample_nuts(seed, phi, y_arr, spec, config)
-    return select_dataset(to_datatree(result, spec, phi, y_arr, x=x_arr), 0)
+    return fit(x, y, spec, seed=seed, config=config).tree
 
 
 def compare_models(

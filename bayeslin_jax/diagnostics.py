@@ -1,22 +1,89 @@
-"""ArviZ bridge: engine output -> DataTree with named dims, and per-dataset diagnostics.
+"""Every diagnostic, defined once: the array level and the DataTree level.
 
-Dims: ``chain``, ``draw`` (sample dims), ``dataset``, ``feature`` (weights), ``obs`` (data points).
-All ArviZ statistics (R-hat, ESS, MCSE, LOO) vectorise over ``dataset``.
+Array level (NumPy arrays with the sample axes last, ``(..., chain, draw)``): :func:`chain_diagnostics`
+returns ArviZ's rank-normalised split R-hat, bulk and tail ESS and the MCSE of the mean and sd
+(``arviz_stats.base.array_stats``, the array API under ``arviz_stats.rhat`` etc.), vectorised over
+the leading axes; :func:`chain_diagnostics_parallel` runs it on threads in cache-sized blocks.
+One definition of each quantity: tail ESS is ArviZ's own default, the smaller ESS of the quantiles
+``1 - p`` and ``p`` with ``p`` = ArviZ's ``stats.ci_prob`` rcParam (0.89 by default: the 11 % and 89 %
+quantiles), used alike by fits, studies and the SBC gate, and equal to ``arviz_stats.ess(method="tail")``.
+
+DataTree level: :func:`to_datatree` builds an ArviZ DataTree (dims ``chain``, ``draw``, ``dataset``,
+``feature``, ``obs``) from the engine's output; :func:`dataset_summary` gives the same quantities per
+dataset and weight; :func:`summary` is ArviZ's own table for one dataset; :func:`correlation_table`
+compares a posterior covariance with the exact one.
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import arviz_base as azb
 import arviz_stats as azs
 import jax
 import numpy as np
+import pandas as pd
 import xarray as xr
+from arviz_stats.base import array_stats
+from arviz_stats.validate import validate_ci_prob
 from jax import Array
 from numpyro.infer import log_likelihood
 
 from bayeslin_jax.engine import NutsResult
+from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import ModelSpec
+
+SAMPLE_DIMS = ["chain", "draw"]
+DIAGNOSTIC_NAMES = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
+
+
+def tail_prob() -> float:
+    """The ``prob`` of tail ESS: ArviZ's ``stats.ci_prob`` rcParam, as ``arviz_stats.ess(method="tail")`` uses it."""
+    return float(validate_ci_prob(None))
+
+
+def chain_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
+    """R-hat, bulk/tail ESS and MCSE of the mean and sd, vectorised over leading axes.
+
+    Parameters
+    ----------
+    x : array, shape ``(..., C, S)``
+        Draws with chains and draws as the last two axes.
+
+    Returns
+    -------
+    dict
+        ``rhat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``, ``mcse_sd``, each of shape ``(...)``.
+    """
+    x = np.asarray(x)
+    return {
+        "rhat": array_stats.rhat(x),
+        "ess_bulk": array_stats.ess(x, method="bulk"),
+        "ess_tail": array_stats.ess(x, method="tail", prob=tail_prob()),
+        "mcse_mean": array_stats.mcse(x, method="mean"),
+        "mcse_sd": array_stats.mcse(x, method="sd"),
+    }
+
+
+def chain_diagnostics_parallel(x: np.ndarray, workers: int | None = None, block: int = 16) -> dict[str, np.ndarray]:
+    """:func:`chain_diagnostics` over blocks of ``block`` rows of axis 0 (cache-sized), on threads.
+
+    NumPy releases the GIL in sorts and FFTs; results do not depend on blocks or threads.
+    ``x: (N, ..., C, S)`` -> dict of ``(N, ...)`` arrays.
+    """
+    workers = workers or min(os.cpu_count() or 1, 8)
+    starts = range(0, x.shape[0], block)
+    if len(starts) == 1:
+        return chain_diagnostics(x)
+    run = lambda s: chain_diagnostics(x[s : s + block])  # noqa: E731
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(run, starts))
+    else:
+        results = [run(s) for s in starts]
+    return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
 
 
 def pointwise_log_likelihood(samples: dict[str, Array], phi: Array, y: Array, spec: ModelSpec) -> Array:
@@ -49,8 +116,28 @@ def to_datatree(
 ) -> xr.DataTree:
     """Build an ArviZ DataTree for B datasets.
 
-    Groups: ``posterior`` (``w``: dataset x feature; ``sigma``: dataset), ``sample_stats``,
-    ``log_likelihood`` (``y``: dataset x obs), ``observed_data`` and ``constant_data`` (``x``).
+    Parameters
+    ----------
+    result : NutsResult
+        Engine output: ``samples["w"]: (B, C, S, d)`` (``samples["sigma"]: (B, C, S)``), stats ``(B, C, S)``.
+    spec : ModelSpec
+        The fitted model (feature names, likelihood).
+    phi : array, shape ``(B, n, d)``
+        Design matrices.
+    y : array, shape ``(B, n)``
+        Observations.
+    x : array, shape ``(B, n)``, optional
+        Raw inputs, stored as ``constant_data``.
+    dataset_indices : array, shape ``(B,)``, optional
+        Coordinates of the ``dataset`` dim (default ``0..B-1``).
+    include_log_likelihood : bool
+        Add the pointwise ``log_likelihood`` group (``(C, S, B, n)``, needed by LOO).
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior`` (``w``: dataset x feature; ``sigma``: dataset), ``sample_stats``,
+        ``log_likelihood`` (``y``: dataset x obs), ``observed_data`` and ``constant_data`` (``x``).
     """
     num_datasets = np.shape(y)[0]
     coords = {
@@ -74,29 +161,35 @@ def to_datatree(
     return azb.from_dict(groups, dims=dims, coords=coords)
 
 
-def dataset_summary(tree: xr.DataTree) -> xr.Dataset:
-    """Per dataset and weight: mean, sd, R-hat, bulk/tail ESS, MCSE of mean and sd; per dataset: divergences.
+def _with_dataset_dim(da: xr.DataArray) -> xr.DataArray:
+    return da if "dataset" in da.dims else da.expand_dims(dataset=[0])
 
-    Returns an ``xr.Dataset`` with dims ``(dataset, feature)`` (and ``dataset`` for scalars).
+
+def dataset_summary(tree: xr.DataTree) -> xr.Dataset:
+    """Per dataset and weight: mean, sd and :func:`chain_diagnostics`; per dataset: divergences.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        From :func:`to_datatree` (a one-dataset tree without the ``dataset`` dim is accepted).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mean, sd, rhat, ess_bulk, ess_tail, mcse_mean, mcse_sd`` with dims ``(dataset, feature)``;
+        ``divergences (dataset)``; for learned noise ``sigma_mean, sigma_sd, sigma_rhat, ...`` ``(dataset)``.
     """
     posterior = tree["posterior"].to_dataset()
-    sample_dims = ["chain", "draw"]
-    out = xr.Dataset(
-        {
-            "mean": posterior["w"].mean(sample_dims),
-            "sd": posterior["w"].std(sample_dims, ddof=1),
-            "rhat": azs.rhat(tree, sample_dims=sample_dims, var_names="w")["w"],
-            "ess_bulk": azs.ess(tree, sample_dims=sample_dims, var_names="w", method="bulk")["w"],
-            "ess_tail": azs.ess(tree, sample_dims=sample_dims, var_names="w", method="tail")["w"],
-            "mcse_mean": azs.mcse(tree, sample_dims=sample_dims, var_names="w", method="mean")["w"],
-            "mcse_sd": azs.mcse(tree, sample_dims=sample_dims, var_names="w", method="sd")["w"],
-            "divergences": tree["sample_stats"]["diverging"].sum(sample_dims),
-        }
-    )
+    w = _with_dataset_dim(posterior["w"]).transpose("dataset", "feature", *SAMPLE_DIMS)
+    fields = {"mean": w.mean(SAMPLE_DIMS), "sd": w.std(SAMPLE_DIMS, ddof=1)}
+    fields |= {name: (("dataset", "feature"), v) for name, v in chain_diagnostics(w.values).items()}
+    fields["divergences"] = _with_dataset_dim(tree["sample_stats"]["diverging"]).sum(SAMPLE_DIMS)
     if "sigma" in posterior:
-        out["sigma_mean"] = posterior["sigma"].mean(sample_dims)
-        out["sigma_rhat"] = azs.rhat(tree, sample_dims=sample_dims, var_names="sigma")["sigma"]
-    return out
+        sigma = _with_dataset_dim(posterior["sigma"]).transpose("dataset", *SAMPLE_DIMS)
+        fields["sigma_mean"] = sigma.mean(SAMPLE_DIMS)
+        fields["sigma_sd"] = sigma.std(SAMPLE_DIMS, ddof=1)
+        fields |= {f"sigma_{name}": ("dataset", v) for name, v in chain_diagnostics(sigma.values).items()}
+    return xr.Dataset(fields)
 
 
 def select_dataset(tree: xr.DataTree, index: int) -> xr.DataTree:
@@ -104,6 +197,60 @@ def select_dataset(tree: xr.DataTree, index: int) -> xr.DataTree:
     return tree.isel(dataset=index)
 
 
-def summary(tree: xr.DataTree, index: int = 0):
-    """ArviZ summary table (mean, sd, HDI, MCSE, ESS, R-hat) for one dataset."""
-    return azs.summary(select_dataset(tree, index), round_to="none")
+def summary(tree: xr.DataTree, index: int | None = 0) -> pd.DataFrame:
+    """ArviZ's summary table (mean, sd, ETI, MCSE, ESS, R-hat) of one dataset.
+
+    ``index``: position along ``dataset``; ``None`` for a tree without the ``dataset`` dim.
+    """
+    one = tree if index is None else select_dataset(tree, index)
+    return azs.summary(one, round_to="none")
+
+
+def correlation_table(exact_cov, draws, feature_names) -> pd.DataFrame:
+    """A reference posterior covariance next to the sample covariance of draws, with MCSE.
+
+    Parameters
+    ----------
+    exact_cov : array, shape ``(d, d)``, or an object with ``.cov`` of that shape
+        Reference covariance (``exact.GaussianPosterior``, ``nig.SigmaGridPosterior``, or the matrix).
+    draws : array, shape ``(C, S, d)`` or ``(S, d)``
+        Posterior draws (chains, draws, features).
+    feature_names : sequence of str
+        ``d`` names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair ``i <= j`` (index ``"b,m"``); columns ``cov_exact, cov_nuts, cov_mcse``
+        (ArviZ MCSE of the mean of the chains' centred products), ``corr_exact, corr_nuts, corr_diff``.
+    """
+    names = list(feature_names)
+    cov_exact = np.asarray(getattr(exact_cov, "cov", exact_cov), dtype=float)
+    draws = np.asarray(draws, dtype=float)
+    if draws.ndim == 2:
+        draws = draws[None]
+    dim = len(names)
+    if cov_exact.shape != (dim, dim) or draws.ndim != 3 or draws.shape[-1] != dim:
+        raise BayeslinError(
+            f"expected exact cov ({dim}, {dim}) and draws (chains, draws, {dim}), "
+            f"got {cov_exact.shape} and {draws.shape}"
+        )
+    centred = draws - draws.mean(axis=(0, 1))
+    rows, cols = np.triu_indices(dim)
+    products = np.moveaxis(centred[..., rows] * centred[..., cols], -1, 0)  # (pairs, C, S)
+    cov_nuts = products.mean(axis=(1, 2))
+    cov_mcse = chain_diagnostics(products)["mcse_mean"]
+    sd_exact, sd_nuts = np.sqrt(np.diag(cov_exact)), np.sqrt(cov_nuts[rows == cols])
+    corr_exact = cov_exact[rows, cols] / (sd_exact[rows] * sd_exact[cols])
+    corr_nuts = cov_nuts / (sd_nuts[rows] * sd_nuts[cols])
+    return pd.DataFrame(
+        {
+            "cov_exact": cov_exact[rows, cols],
+            "cov_nuts": cov_nuts,
+            "cov_mcse": cov_mcse,
+            "corr_exact": corr_exact,
+            "corr_nuts": corr_nuts,
+            "corr_diff": corr_nuts - corr_exact,
+        },
+        index=pd.Index([f"{names[i]},{names[j]}" for i, j in zip(rows, cols, strict=True)], name="pair"),
+    )

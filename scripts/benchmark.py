@@ -89,7 +89,7 @@ def _slope_ess(w_draws) -> float:
     """Mean bulk ESS of the slope. ``w_draws: (B, C, S, 2)``."""
     import numpy as np
 
-    from bayeslin_jax.studies.run import chain_diagnostics
+    from bayeslin_jax.diagnostics import chain_diagnostics
 
     return float(np.nanmean(chain_diagnostics(np.asarray(w_draws)[..., 1])["ess_bulk"]))
 
@@ -347,7 +347,7 @@ def work_pymc(task: dict) -> dict:
             )
         times.append(time.perf_counter() - t0)
         try:
-            from bayeslin_jax.studies.run import chain_diagnostics
+            from bayeslin_jax.diagnostics import chain_diagnostics
 
             slope = np.asarray(idata.posterior["m"])  # (chain, draw)
             ess.append(float(chain_diagnostics(slope[None])["ess_bulk"][0]))

@@ -1,6 +1,6 @@
 """Model comparison: ArviZ LOO/compare next to the exact evidence and the exact LOO.
 
-* ``correlation_table``: NUTS covariance within 4 MCSE of the exact posterior covariance;
+* ``diagnostics.correlation_table``: NUTS covariance within 4 MCSE of the exact posterior covariance;
 * ``exact_loo``: vs refitting without each point (numpy);
 * ``compare_models``: a clearly wrong model (degree 0; prior mean far off) ranks below the right one,
   by LOO and by evidence; PSIS-LOO ELPD within Monte-Carlo error of the exact LOO ELPD;
@@ -63,12 +63,12 @@ def test_correlation_table_matches_exact(comparison, data):
     spec = MODELS["linear"]
     post = exact.posterior(spec.basis(jnp.asarray(x)), jnp.asarray(y), spec.prior, SIGMA)
     draws = result.trees["linear"]["posterior"]["w"].transpose("chain", "draw", "feature").values
-    table = compare.correlation_table(post, draws, spec.feature_names)
+    table = diagnostics.correlation_table(post, draws, spec.feature_names)
     assert list(table.index) == ["b,b", "b,m", "m,m"]
     assert np.all(np.abs(table["cov_nuts"] - table["cov_exact"]) < 4 * table["cov_mcse"])
     np.testing.assert_allclose(table["corr_exact"], [1.0, float(post.corr[0, 1]), 1.0], rtol=1e-5)
     with pytest.raises(BayeslinError, match="expected exact cov"):
-        compare.correlation_table(post, draws[..., :1], spec.feature_names)
+        diagnostics.correlation_table(post, draws[..., :1], spec.feature_names)
 
 
 def test_exact_loo_matches_refits(data):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayeslin_jax import simulate, store
+from bayeslin_jax import diagnostics, simulate, store
 from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import tutorial_spec
@@ -156,7 +156,7 @@ def test_stored_diagnostics_equal_arviz_on_the_draws(reference) -> None:
     }.items():
         np.testing.assert_allclose(ds[key].values, got.transpose("dataset", "feature").values, rtol=1e-6, err_msg=key)
     per_dataset = np.moveaxis(ds["draws_w"].values, -1, 1)  # (dataset, feature, chain, draw)
-    threaded = study.chain_diagnostics_parallel(per_dataset, workers=2, block=2)
+    threaded = diagnostics.chain_diagnostics_parallel(per_dataset, workers=2, block=2)
     np.testing.assert_array_equal(threaded["ess_tail"], ds["ess_tail"].values)
 
 

@@ -25,8 +25,9 @@ import matplotlib
 import numpy as np
 from numpyro.infer import Predictive
 
-from bayeslin_jax import diagnostics, engine, exact, plots, priors, simulate
+from bayeslin_jax import engine, plots, priors, simulate
 from bayeslin_jax import keys as keyring
+from bayeslin_jax.api import fit
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.models import linear_regression
 
@@ -63,21 +64,11 @@ def prior_draws(key: jax.Array, phi: jax.Array, spec: priors.ModelSpec, num: int
     return np.asarray(predictive(key, phi, None, spec.prior, spec.noise)["w"])
 
 
-def _weight_rows(spec, post, summary) -> dict[str, dict[str, float]]:
-    rows = {}
-    for k, name in enumerate(spec.feature_names):
-        one = summary.isel(dataset=0, feature=k)
-        rows[name] = {
-            "exact_mean": float(post.mean[k]),
-            "nuts_mean": float(one["mean"]),
-            "exact_sd": float(post.sd[k]),
-            "nuts_sd": float(one["sd"]),
-            "r_hat": float(one["rhat"]),
-            "ess_bulk": float(one["ess_bulk"]),
-            "ess_tail": float(one["ess_tail"]),
-            "mcse_mean": float(one["mcse_mean"]),
-        }
-    return rows
+def _weight_rows(table) -> dict[str, dict[str, float]]:
+    """``FitResult.summary()`` (one dataset) -> the demo's per-weight rows."""
+    columns = {"exact_mean": "exact_mean", "nuts_mean": "mean", "exact_sd": "exact_sd", "nuts_sd": "sd",
+               "r_hat": "rhat", "ess_bulk": "ess_bulk", "ess_tail": "ess_tail", "mcse_mean": "mcse_mean"}
+    return {name: {out: float(row[col]) for out, col in columns.items()} for name, row in table.iterrows()}
 
 
 def run_prior(kind: str, spec: priors.ModelSpec, args, config, x, y, true_w, out: Path) -> tuple[dict, list[Path]]:
@@ -102,12 +93,9 @@ def run_prior(kind: str, spec: priors.ModelSpec, args, config, x, y, true_w, out
     )
     figures.append(plots.save(fig, out / f"{kind}_prior_lines.png"))
 
-    result = engine.sample_nuts(args.seed, phi[None], y[None], spec, config)
-    tree = diagnostics.to_datatree(result, spec, phi[None], y[None], x=x[None], include_log_likelihood=False)
-    summary = diagnostics.dataset_summary(tree)
-    one = diagnostics.select_dataset(tree, 0)
-    samples = {name: np.asarray(value[0]) for name, value in result.samples.items()}  # (C, S, ...)
-    post = exact.posterior(phi, y, spec.prior, spec.noise.sigma)
+    result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False)
+    one, post = result.tree, result.exact
+    samples = {"w": result.draws("w")}  # (C, S, d)
 
     draws = plots.thin_draws(samples["w"], 200)
     fig = plots.lines_figure(
@@ -144,9 +132,9 @@ def run_prior(kind: str, spec: priors.ModelSpec, args, config, x, y, true_w, out
     flat = samples["w"].reshape(-1, spec.basis.dim)
     record = {
         "spec": spec.describe(),
-        "weights": _weight_rows(spec, post, summary),
+        "weights": _weight_rows(result.summary()),
         "corr_bm": {"exact": float(post.corr[0, 1]), "nuts": float(np.corrcoef(flat.T)[0, 1])},
-        "divergences": int(summary["divergences"].isel(dataset=0)),
+        "divergences": int(result.diagnostics()["divergences"][0]),
     }
     return record, figures
 

@@ -41,7 +41,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from arviz_stats.base.array import array_stats
 from jax import Array
 from scipy.special import ndtr
 from tqdm.auto import tqdm
@@ -49,6 +48,7 @@ from tqdm.auto import tqdm
 from bayeslin_jax import exact, simulate
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.diagnostics import chain_diagnostics
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import (
@@ -286,15 +286,6 @@ def _linear_coefficients(fit_spec: ModelSpec, config: SbcConfig, phi_pred: Array
     return np.concatenate(rows)
 
 
-def _diagnose(q_draws: np.ndarray) -> dict[str, np.ndarray]:
-    """ArviZ rank-normalised R-hat, bulk and tail ESS of ``q_draws: (B, Q, C, S)`` -> each ``(B, Q)``."""
-    return {
-        "rhat": array_stats.rhat(q_draws),
-        "ess_bulk": array_stats.ess(q_draws, method="bulk"),
-        "ess_tail": array_stats.ess(q_draws, method="tail", prob=0.05),
-    }
-
-
 def _ks_normal(samples: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """KS distance of ``samples: (..., N)`` from ``N(mean, sd)`` (``mean, sd: (...)``)."""
     n = samples.shape[-1]
@@ -348,7 +339,7 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
         q_draws, truth = _nuts_quantities(w, sigma.astype(w.dtype), phi, data.y, data.w, data.sigma, phi_pred,
                                           scale, shift, learn_sigma=learn_sigma)
         q_draws = np.moveaxis(np.asarray(q_draws), -1, 1)  # (B, Q, C, S)
-        diag = _diagnose(q_draws)
+        diag = chain_diagnostics(q_draws)
         divergences = np.asarray(result.stats["diverging"]).sum(axis=(1, 2))
         ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
         gate_ok = (
@@ -364,7 +355,7 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
             out[name] = (("dataset", "quantity"), diag[name].astype(np.float32))
         out["divergences"] = (("dataset",), divergences.astype(np.int32))
         if fit_spec.known_sigma:
-            out.update(_compare_exact(flat, phi, data.y, fit_spec, config, phi_pred))
+            out.update(_compare_exact(flat, diag["mcse_mean"], phi, data.y, fit_spec, config, phi_pred))
     out.update(
         rank=(("dataset", "quantity"), np.asarray(rank, dtype=np.int32)),
         pit=(("dataset", "quantity"), np.asarray(pit, dtype=np.float64)),
@@ -376,9 +367,12 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
     return xr.Dataset(out, coords={"dataset": indices, "quantity": names})
 
 
-def _compare_exact(flat: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec, config: SbcConfig,
-                   phi_pred: Array) -> dict[str, tuple]:
-    """NUTS draws vs the exact posterior, for the quantities linear in ``w``. ``flat: (B, Q, C*S)``."""
+def _compare_exact(flat: np.ndarray, mcse: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec,
+                   config: SbcConfig, phi_pred: Array) -> dict[str, tuple]:
+    """NUTS draws vs the exact posterior, for the quantities linear in ``w``.
+
+    ``flat: (B, Q, C*S)`` draws, ``mcse: (B, Q)`` their MCSE of the mean.
+    """
     post = exact.posterior(phi, y, fit_spec.prior, fit_spec.noise.sigma)
     coef = _linear_coefficients(fit_spec, config, phi_pred)  # (Q, d)
     linear = ~np.isnan(coef).any(-1)
@@ -387,8 +381,6 @@ def _compare_exact(flat: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec, 
     sd = np.sqrt(np.einsum("qd,bde,qe->bq", a, np.asarray(post.cov, dtype=float), a))
     mean[:, ~linear], sd[:, ~linear] = np.nan, np.nan
     num_b, num_q = flat.shape[:2]
-    chains = config.nuts.num_chains
-    mcse = array_stats.mcse(flat.reshape(num_b, num_q, chains, -1), method="mean")
     ks = np.full((num_b, num_q), np.nan)
     ks[:, linear] = _ks_normal(flat[:, linear].astype(float), mean[:, linear], sd[:, linear])
     dims = ("dataset", "quantity")

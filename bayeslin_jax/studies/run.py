@@ -27,7 +27,6 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -35,10 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 import zarr
-from arviz_stats.base import array_stats
-from arviz_stats.validate import validate_ci_prob
 
 from bayeslin_jax import exact, simulate, store
+from bayeslin_jax.diagnostics import chain_diagnostics_parallel
 from bayeslin_jax.engine import NutsConfig, NutsResult, sample_nuts
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import ModelSpec
@@ -50,40 +48,6 @@ DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 RUNS_ATTR = "bayeslin_runs"
 DEFAULT_CONFIG = NutsConfig()
 PART_GLOB = "part-*-of-*.zarr"
-
-
-def chain_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
-    """ArviZ's rank-normalised split R-hat, bulk/tail ESS and MCSE of the mean and sd.
-
-    ``x: (..., C, S)`` -> dict of ``(...)`` arrays ``rhat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``,
-    ``mcse_sd`` (``arviz_stats.base.array_stats``, the array API under ``arviz_stats.rhat`` etc.).
-    """
-    x = np.asarray(x)
-    return {
-        "rhat": array_stats.rhat(x),
-        "ess_bulk": array_stats.ess(x, method="bulk"),
-        "ess_tail": array_stats.ess(x, method="tail", prob=validate_ci_prob(None)),  # ArviZ's default ci_prob
-        "mcse_mean": array_stats.mcse(x, method="mean"),
-        "mcse_sd": array_stats.mcse(x, method="sd"),
-    }
-
-
-def chain_diagnostics_parallel(x: np.ndarray, workers: int | None = None, block: int = 16) -> dict[str, np.ndarray]:
-    """:func:`chain_diagnostics` over blocks of ``block`` rows of axis 0 (cache-sized), on threads.
-
-    NumPy releases the GIL in sorts and FFTs; results do not depend on blocks or threads.
-    """
-    workers = workers or min(os.cpu_count() or 1, 8)
-    starts = range(0, x.shape[0], block)
-    if len(starts) == 1:
-        return chain_diagnostics(x)
-    run = lambda s: chain_diagnostics(x[s : s + block])  # noqa: E731
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(run, starts))
-    else:
-        results = [run(s) for s in starts]
-    return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
 
 
 # --------------------------------------------------------------------------------------------
