@@ -17,7 +17,7 @@ import scipy.integrate
 import scipy.special
 import scipy.stats
 
-from bayeslin_jax import diagnostics, engine, nig, priors, simulate
+from bayeslin_jax import engine, fit, nig, priors, simulate
 from bayeslin_jax.errors import BayeslinError
 
 SIGMA_SCALE = 1.0
@@ -76,8 +76,7 @@ def small():
     x, y = _data(11)
     phi = _phi(x)
     ref = nig.unknown_noise_reference(phi, y, WIDE.prior, WIDE.noise)
-    result = engine.sample_nuts(0, jax.numpy.asarray(phi)[None], jax.numpy.asarray(y)[None], WIDE, CONFIG)
-    tree = diagnostics.select_dataset(diagnostics.to_datatree(result, WIDE, phi[None], y[None]), 0)
+    tree = fit(x, y, WIDE, config=CONFIG).tree
     return phi, y, ref, tree
 
 
@@ -130,8 +129,7 @@ def test_large_dataset_sigma_near_truth_and_nig_agrees():
     x, y = _data(2000)
     phi = _phi(x)
     config = engine.NutsConfig(num_warmup=300, num_draws=500, num_chains=2)
-    result = engine.sample_nuts(0, jax.numpy.asarray(phi)[None], jax.numpy.asarray(y)[None], WIDE, config)
-    tree = diagnostics.select_dataset(diagnostics.to_datatree(result, WIDE, phi[None], y[None]), 0)
+    tree = fit(x, y, WIDE, config=config, log_likelihood=False).tree
     sigma = tree["posterior"]["sigma"]
     mcse = float(azs.mcse(tree, var_names=["sigma"], method="mean")["sigma"])
     post_sd = float(sigma.std())
