@@ -11,7 +11,6 @@ the 1-D quadrature of :func:`bayeslin_jax.nig.unknown_noise_reference`. Both in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -220,14 +219,15 @@ def batch_model_wins(
     specs: dict[str, ModelSpec],
     seed: int,
     num_datasets: int,
-    simulator: Callable[[int, np.ndarray], simulate.SimulatedData] = simulate.tutorial_data,
+    simulator: str | simulate.Simulator = "tutorial",
     loo: bool = False,
     config: NutsConfig = BATCH_LOO_CONFIG,
     dataset_indices=None,
 ) -> BatchWins:
     """How often each model wins, by exact evidence (and by PSIS-LOO if ``loo``), over simulated datasets.
 
-    ``simulator(seed, indices) -> SimulatedData`` (default: the tutorial's generator); datasets
+    ``simulator``: a :class:`~bayeslin_jax.simulate.Simulator` or a built-in's name (default: the tutorial's
+    generator), called as ``simulator(seed, indices, None)`` (the data come from no single model); datasets
     ``0 .. num_datasets-1`` (or ``dataset_indices``). Evidence: one vectorised call per model.
     LOO: one batched NUTS call per model (``config``), then :func:`batch_loo`.
     """
@@ -237,7 +237,7 @@ def batch_model_wins(
             raise BayeslinError(f"num_datasets must be a positive integer, got {num_datasets!r}")
         dataset_indices = np.arange(num_datasets)
     indices = np.asarray(dataset_indices)
-    data = simulator(seed, indices)
+    data = simulate.get_simulator(simulator)(seed, indices, None)
     names = list(specs)
     log_ev = np.stack([spec_log_evidence(spec, data.x, data.y) for spec in specs.values()], axis=-1)
     per_dataset = xr.Dataset(

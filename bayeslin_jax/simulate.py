@@ -6,8 +6,10 @@ in ten chunks gives identical arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -104,3 +106,86 @@ def _prior_data(
         return x, y, w, jnp.asarray(sigma, dtype=x.dtype)
 
     return SimulatedData(*jax.vmap(one)(keys))
+
+
+# ---------------------------------------------------------------------------------------------
+# One simulator interface: a callable (seed, indices, spec) -> SimulatedData, with named built-ins
+# ---------------------------------------------------------------------------------------------
+
+
+class Simulator(Protocol):
+    """What studies, SBC and model comparison call to make datasets.
+
+    ``simulator(seed, indices, spec) -> SimulatedData`` with ``indices: (B,)`` global dataset indices;
+    dataset ``i`` must depend only on ``(seed, i)`` (use :func:`bayeslin_jax.keys.dataset_keys`).
+    ``spec`` is the model being studied (a simulator may ignore it; model comparison, which has no
+    single model, passes None). Any callable with this
+    signature works; a ``describe() -> dict`` method, if present, goes into store metadata.
+    """
+
+    def __call__(self, seed: int, indices, spec: ModelSpec | None) -> SimulatedData: ...
+
+
+@dataclass(frozen=True)
+class PriorSimulator:
+    """Truth from the spec's prior (and noise model), ``x ~ U(-x_scale, x_scale)``: :func:`prior_data`."""
+
+    num_points: int = TUTORIAL_N
+    x_scale: float = 1.0
+
+    def __call__(self, seed: int, indices, spec: ModelSpec | None) -> SimulatedData:
+        if spec is None:
+            raise BayeslinError("the prior simulator draws the truth from a model's prior: it needs a spec")
+        return prior_data(seed, indices, spec, self.num_points, self.x_scale)
+
+    def describe(self) -> dict:
+        return {"name": "prior", "num_points": self.num_points, "x_scale": self.x_scale}
+
+
+@dataclass(frozen=True)
+class TutorialSimulator:
+    """The tutorial's line ``y = slope x + intercept + N(0, sigma)``, ``x ~ U(-1, 1)``: :func:`tutorial_data`."""
+
+    num_points: int = TUTORIAL_N
+    intercept: float = TUTORIAL_INTERCEPT
+    slope: float = TUTORIAL_SLOPE
+    sigma: float = TUTORIAL_SIGMA
+
+    def __call__(self, seed: int, indices, spec: ModelSpec | None = None) -> SimulatedData:
+        if spec is not None and spec.basis.dim != 2:
+            raise BayeslinError(
+                f"the tutorial simulator draws a straight line; basis {spec.basis.name} has {spec.basis.dim} features"
+            )
+        return tutorial_data(seed, indices, self.num_points, self.intercept, self.slope, self.sigma)
+
+    def describe(self) -> dict:
+        return {"name": "tutorial", "num_points": self.num_points, "intercept": self.intercept,
+                "slope": self.slope, "sigma": self.sigma}
+
+
+SIMULATORS: dict[str, Callable[..., Simulator]] = {"prior": PriorSimulator, "tutorial": TutorialSimulator}
+
+
+def get_simulator(simulator: str | Simulator = "prior", **options) -> Simulator:
+    """A built-in simulator by name (``"prior"``, ``"tutorial"``) with ``options``, or a callable as is.
+
+    Raises :class:`BayeslinError` for an unknown name, or options given with a callable.
+    """
+    if callable(simulator):
+        if options:
+            raise BayeslinError(f"simulator options {sorted(options)} need a built-in simulator name")
+        return simulator
+    if simulator not in SIMULATORS:
+        raise BayeslinError(f"unknown simulator {simulator!r}: use one of {', '.join(SIMULATORS)} or a callable")
+    try:
+        return SIMULATORS[simulator](**options)
+    except TypeError as err:
+        raise BayeslinError(f"simulator {simulator!r}: {err}") from None
+
+
+def describe_simulator(simulator: Simulator) -> dict:
+    """JSON-ready identity of a simulator (store metadata): its ``describe()``, or its qualified name."""
+    if hasattr(simulator, "describe"):
+        return simulator.describe()
+    func = getattr(simulator, "func", simulator)  # functools.partial
+    return {"name": f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', type(func).__name__)}"}
