@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslin_jax import diagnostics, exact
+from bayeslin_jax import diagnostics, exact, reparam
 from bayeslin_jax.data import validate_xy
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.errors import BayeslinError
@@ -59,6 +59,7 @@ def fit(
     config: NutsConfig | None = None,
     log_likelihood: bool = True,
     num_devices: int | None = None,
+    whiten: bool = True,
     **sampler_options,
 ) -> FitResult:
     """Fit a Bayesian linear regression with NUTS (and the exact posterior where one exists).
@@ -78,6 +79,10 @@ def fit(
         Store pointwise log-likelihoods in the DataTree (for LOO; ``(C, S, [B,] n)`` values).
     num_devices : int, optional
         Local devices to split a batch over (default: all).
+    whiten : bool
+        Sample the affine-whitened model ``w = c + A z`` (:mod:`bayeslin_jax.reparam`; the same posterior,
+        isotropic for known noise, so raw-scale and correlated predictors sample well); results are on the
+        original scale. ``False`` samples ``w`` directly (all datasets in one engine call).
     **sampler_options
         Overrides of ``config`` fields, e.g. ``num_draws=2000, num_chains=2``.
 
@@ -98,16 +103,54 @@ def fit(
     config = _config(config, sampler_options)
     x_arr, y_arr = validate_xy(x, y, min_points=min_points(spec))
     batched = x_arr.ndim == 2
-    x_batch = jnp.asarray(x_arr if batched else x_arr[None])
-    y_batch = jnp.asarray(y_arr if batched else y_arr[None])
-    phi = spec.basis(x_batch)
-    result = sample_nuts(seed, phi, y_batch, spec, config, num_devices=num_devices)
-    tree = diagnostics.to_datatree(result, spec, phi, y_batch, x=x_batch, include_log_likelihood=log_likelihood)
-    post = exact.posterior(phi, y_batch, spec.prior, spec.noise.sigma) if spec.known_sigma else None
+    x_batch = x_arr if batched else x_arr[None]
+    y_batch = y_arr if batched else y_arr[None]
+    phi = reparam.design_matrix64(spec.basis, x_batch)
+    return fit_design_matrix(
+        phi, y_batch, spec, x=x_batch, batched=batched, seed=seed, config=config,
+        log_likelihood=log_likelihood, num_devices=num_devices, whiten=whiten,
+    )
+
+
+def fit_design_matrix(
+    phi: np.ndarray,
+    y: np.ndarray,
+    spec: ModelSpec,
+    *,
+    x: np.ndarray | None = None,
+    batched: bool = True,
+    seed: int = 0,
+    config: NutsConfig,
+    log_likelihood: bool = True,
+    num_devices: int | None = None,
+    whiten: bool = True,
+) -> FitResult:
+    """:func:`fit` from validated design matrices ``phi: (B, n, d)`` and ``y: (B, n)`` (float64 NumPy).
+
+    ``x: (B, n)`` goes into the DataTree's ``constant_data``; ``batched=False`` drops the dataset dim (B = 1).
+    The exact posterior is computed in float64 (:func:`bayeslin_jax.reparam.posterior64`) whatever JAX's
+    precision, so that it stays an oracle on ill-conditioned designs.
+    """
+    phi_j, y_j = jnp.asarray(phi), jnp.asarray(y)
+    if whiten:
+        result, _ = reparam.sample_whitened(seed, phi, y, spec, config, num_devices=num_devices)
+    else:
+        result = sample_nuts(seed, phi_j, y_j, spec, config, num_devices=num_devices)
+    tree = diagnostics.to_datatree(
+        result, spec, phi_j, y_j, x=None if x is None else np.asarray(x), include_log_likelihood=log_likelihood
+    )
+    post = reparam.posterior64(phi, y, spec.prior, spec.noise.sigma) if spec.known_sigma else None
     if not batched:
         tree = diagnostics.select_dataset(tree, 0)
         post = None if post is None else _select(post, 0)
-    return FitResult(tree=tree, exact=post, spec=spec, config=config, seed=seed, batched=batched)
+    out = FitResult(tree=tree, exact=post, spec=spec, config=config, seed=seed, batched=batched)
+    problems = out.problems()
+    tree.attrs.update(
+        reparameterization="whiten" if whiten else "none",
+        converged=int(not problems),
+        problems="\n".join(problems),
+    )
+    return out
 
 
 def _select(post: exact.GaussianPosterior, index: int) -> exact.GaussianPosterior:
@@ -253,6 +296,8 @@ class FitResult:
             "spec": self.spec.describe(),
             "sampler": dataclasses.asdict(self.config),
             "seed": self.seed,
+            "reparameterization": self.tree.attrs.get("reparameterization", "none"),
+            "converged": not self.problems(),
             "problems": self.problems(),
         }
         if self.batched:
@@ -332,4 +377,4 @@ class FitResult:
         return fig
 
 
-__all__ = ["ESS_PER_CHAIN_MIN", "RHAT_MAX", "FitResult", "fit", "min_points"]
+__all__ = ["ESS_PER_CHAIN_MIN", "RHAT_MAX", "FitResult", "fit", "fit_design_matrix", "min_points"]
