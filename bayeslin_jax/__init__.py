@@ -24,6 +24,9 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "fit": "bayeslin_jax.api",
+    "fit_formula": "bayeslin_jax.design",
+    "load_design": "bayeslin_jax.design",
+    "Design": "bayeslin_jax.design",
     "FitResult": "bayeslin_jax.api",
     "BayeslinError": "bayeslin_jax.errors",
     "ModelSpec": "bayeslin_jax.priors",
@@ -42,8 +45,8 @@ _EXPORTS = {
     "run_sbc": "bayeslin_jax.sbc",
     "open_sbc": "bayeslin_jax.sbc",
 }
-_SUBMODULES = ("basis", "compare", "data", "diagnostics", "engine", "exact", "keys", "models", "nig", "plots",
-               "priors", "sbc", "simulate", "store", "studies")
+_SUBMODULES = ("basis", "compare", "data", "design", "diagnostics", "engine", "exact", "keys", "models", "nig", "plots",
+               "priors", "reparam", "sbc", "simulate", "store", "studies")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 

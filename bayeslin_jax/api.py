@@ -357,10 +357,21 @@ class FitResult:
     def plot(self, path: str | Path | None = None, dataset: int = 0):
         """Posterior lines and the predictive band (NUTS HDI over the exact +-2 sd band) of one dataset.
 
+        For a :class:`~bayeslin_jax.design.Design` (several predictors): one panel per coefficient, NUTS
+        draws against the exact posterior density.
+
         Returns the matplotlib Figure; saved as PNG to ``path`` if given.
         """
         from bayeslin_jax import plots
+        from bayeslin_jax.basis import Polynomial
 
+        if not isinstance(self.spec.basis, Polynomial):  # a design of several predictors: per-coefficient panels
+            from bayeslin_jax.design import coefficient_figure
+
+            fig = coefficient_figure(self, dataset)
+            if path is not None:
+                plots.save(fig, path)
+            return fig
         x = np.asarray(self.tree["constant_data"]["x"])
         y = np.asarray(self.tree["observed_data"]["y"])
         samples = {"w": self.draws("w")}
