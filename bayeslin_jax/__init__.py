@@ -45,8 +45,8 @@ _EXPORTS = {
     "run_sbc": "bayeslin_jax.sbc",
     "open_sbc": "bayeslin_jax.sbc",
 }
-_SUBMODULES = ("basis", "compare", "data", "design", "diagnostics", "engine", "exact", "keys", "models", "nig", "plots",
-               "priors", "reparam", "sbc", "simulate", "store", "studies")
+_SUBMODULES = ("basis", "compare", "data", "datasets", "design", "diagnostics", "engine", "exact", "keys", "models",
+               "nig", "plots", "priors", "reparam", "sbc", "simulate", "store", "studies")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 

@@ -45,8 +45,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def spec_from_args(args: argparse.Namespace) -> ModelSpec:
-    basis = parse_basis(args.basis)
+def spec_from_args(args: argparse.Namespace, basis=None) -> ModelSpec:
+    """The model flags -> :class:`ModelSpec`; ``basis`` (e.g. a formula's design) replaces ``--basis``."""
+    basis = parse_basis(args.basis) if basis is None else basis
     mean = parse_vector(args.prior_mean, "--prior-mean")
     if args.prior == "independent":
         if args.prior_cov is not None:

@@ -1,4 +1,9 @@
-"""``bayeslin fit DATA.csv``: NUTS (and the exact posterior when sigma is known) on a user's data."""
+"""``bayeslin fit DATA.csv``: NUTS (and the exact posterior when sigma is known) on a user's data.
+
+Columns ``x`` and ``y`` through ``--basis`` by default; several predictors with ``--formula "y ~ bmi + C(sex)"``
+or ``--columns bmi,bp [--response y]``. Convergence problems print ``warning: ...`` lines on stderr;
+``--strict`` turns them into exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +13,69 @@ from pathlib import Path
 
 from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
 from bayeslin_jax.data import load_csv
+from bayeslin_jax.errors import BayeslinError
+
+#: Exit status of ``--strict`` when the fit has convergence problems.
+EXIT_NOT_CONVERGED = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="CSV file with columns x and y")
+    parser.add_argument("data", help="CSV file with a header row: columns x and y, or those of --formula/--columns")
+    predictors = parser.add_argument_group("predictors (default: columns x and y through --basis)")
+    choice = predictors.add_mutually_exclusive_group()
+    choice.add_argument("--formula", help="Wilkinson formula (formulaic), e.g. 'y ~ bmi + bp + C(sex)'")
+    choice.add_argument("--columns", help="comma-separated predictor columns, plus an intercept, e.g. bmi,bp")
+    predictors.add_argument("--response", default="y", help="response column for --columns (default y)")
     add_spec_arguments(parser)
     add_sampler_arguments(parser)
+    parser.add_argument(
+        "--no-whiten", dest="whiten", action="store_false",
+        help="sample w directly instead of the whitened model w = c + A z (same posterior; see bayeslin_jax.reparam)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true",
+        help=f"exit with status {EXIT_NOT_CONVERGED} when NUTS did not converge (R-hat > 1.01, ESS < 100 per chain, "
+        "divergences, maximum tree depth); the results are still printed and written",
+    )
     parser.add_argument("--json", dest="json_path", help="write a machine-readable result here")
-    parser.add_argument("--plot", dest="plot_path", help="write the posterior lines + predictive band figure here")
+    parser.add_argument("--plot", dest="plot_path", help="write the figure (posterior lines, or one panel per term)")
+
+
+def _fit(args: argparse.Namespace):
+    from bayeslin_jax.api import fit, fit_design_matrix, min_points
+    from bayeslin_jax.design import load_design
+
+    config = config_from_args(args)
+    if args.formula is None and args.columns is None:
+        spec = spec_from_args(args)
+        x, y = load_csv(args.data)
+        return fit(x, y, spec, seed=args.seed, config=config, whiten=args.whiten), spec.basis.name
+    if args.basis != "linear":
+        raise BayeslinError("--basis applies to column x only: with --formula write e.g. poly(x, 5, raw=True)")
+    design, y = load_design(args.data, args.formula, columns=args.columns, response=args.response)
+    spec = spec_from_args(args, basis=design)
+    if len(y) < min_points(spec):
+        raise BayeslinError(f"need at least {min_points(spec)} rows for {design.dim} terms, got {len(y)}")
+    rows = [list(range(len(y)))]
+    result = fit_design_matrix(
+        design.matrix[None], y[None], spec, x=rows, batched=False, seed=args.seed, config=config, whiten=args.whiten
+    )
+    return result, f"y ~ {design.formula}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from bayeslin_jax.api import fit
-
-    spec = spec_from_args(args)
-    config = config_from_args(args)
-    x, y = load_csv(args.data)
-    result = fit(x, y, spec, seed=args.seed, config=config)
-
-    settings = f"{config.num_chains} chains x {config.num_draws} draws, {len(x)} points, {spec.basis.name}"
+    result, model = _fit(args)
+    config, spec = result.config, result.spec
+    n = int(result.tree["observed_data"].sizes["obs"])
+    settings = f"{config.num_chains} chains x {config.num_draws} draws, {n} points, {model}"
     print(f"NUTS posterior ({settings}):")
     print(result.arviz_summary().to_string())
     if result.exact is not None:
+        width = max(8, *(len(name) for name in spec.feature_names))
         print("\nExact conjugate posterior:")
-        print(f"{'feature':>8} {'mean':>10} {'sd':>10}")
+        print(f"{'feature':>{width}} {'mean':>16} {'sd':>12}")
         for k, name in enumerate(spec.feature_names):
-            print(f"{name:>8} {float(result.exact.mean[k]):10.4f} {float(result.exact.sd[k]):10.4f}")
+            print(f"{name:>{width}} {float(result.exact.mean[k]):16.10g} {float(result.exact.sd[k]):12.6g}")
         print("\nPosterior covariance and correlation, exact vs NUTS:")
         print(result.correlation_table().to_string(float_format="%.4g"))
     payload = result.to_dict()
@@ -47,4 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_path:
         result.plot(args.plot_path)
         print(f"wrote {args.plot_path}")
+    if args.strict and payload["problems"]:
+        print(f"error: NUTS did not converge ({len(payload['problems'])} problem(s) above); --strict", file=sys.stderr)
+        return EXIT_NOT_CONVERGED
     return 0
