@@ -60,7 +60,8 @@ class Design:
 
     @property
     def name(self) -> str:
-        return f"design: {self.formula}"
+        """``design <digest>: <formula>``; the digest of the matrix keeps study stores of different data apart."""
+        return f"design {self._identity()[-1][:10]}: {self.formula}"
 
     @property
     def num_rows(self) -> int:
@@ -305,7 +306,7 @@ def fit_formula(
     FitResult
         Coefficients named after the terms (``feature`` coordinate); ``constant_data.x`` holds row indices.
     """
-    from bayeslin_jax.api import _config, fit_design_matrix, min_points
+    from bayeslin_jax.api import _config
     from bayeslin_jax.priors import ModelSpec, half_normal_noise, independent_normal, known_noise
 
     if (sigma is None) == (sigma_prior_scale is None):
@@ -313,12 +314,21 @@ def fit_formula(
     design, y = load_design(data, formula, columns=columns, response=response)
     noise = known_noise(sigma) if sigma is not None else half_normal_noise(sigma_prior_scale)
     spec = ModelSpec(design, independent_normal(prior_mean, prior_scale, design.dim), noise)
+    return fit_design(y, spec, seed=seed, config=_config(config, sampler_options), log_likelihood=log_likelihood,
+                      whiten=whiten)
+
+
+def fit_design(y, spec, *, seed: int = 0, config, log_likelihood: bool = True, whiten: bool = True):
+    """Fit ``y: (n,)`` on the design that is ``spec.basis`` (a :class:`Design`); see :func:`fit_formula`."""
+    from bayeslin_jax.api import fit_design_matrix, min_points
+
+    design = spec.basis
     if len(y) < min_points(spec):
         raise BayeslinError(f"need at least {min_points(spec)} rows for {design.dim} terms, got {len(y)}")
     rows = np.arange(len(y), dtype=np.float64)[None]
     return fit_design_matrix(
-        design.matrix[None], y[None], spec, x=rows, batched=False, seed=seed,
-        config=_config(config, sampler_options), log_likelihood=log_likelihood, whiten=whiten,
+        design.matrix[None], np.asarray(y, dtype=np.float64)[None], spec, x=rows, batched=False, seed=seed,
+        config=config, log_likelihood=log_likelihood, whiten=whiten,
     )
 
 
@@ -354,4 +364,5 @@ def coefficient_figure(result, dataset: int = 0, max_draws: int = 4000):
     return fig
 
 
-__all__ = ["Design", "as_table", "coefficient_figure", "columns_formula", "fit_formula", "load_design", "read_table"]
+__all__ = ["Design", "as_table", "coefficient_figure", "columns_formula", "fit_design", "fit_formula", "load_design",
+           "read_table"]

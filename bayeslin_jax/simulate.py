@@ -84,7 +84,14 @@ def prior_data(
 
     These are the draws simulation-based calibration needs: the truth is a prior draw.
     ``x_scale > 1`` makes polynomial features badly scaled (a hard case for samplers).
+    For a fixed design basis (:class:`bayeslin_jax.design.Design`) ``x`` is its row indices
+    (:class:`DesignSimulator`; ``num_points`` must equal its rows), so studies and SBC run on the user's design.
     """
+    rows = getattr(spec.basis, "num_rows", None)
+    if rows is not None:  # a fixed design (bayeslin_jax.design.Design): x are its rows, only w and y are drawn
+        if num_points != rows or x_scale != 1.0:
+            raise BayeslinError(f"the design has {rows} rows: simulate with num_points={rows} and x_scale=1")
+        return DesignSimulator(spec.basis)(seed, indices, spec)
     idx = _check_indices(indices)
     _check_points(num_points)
     if not x_scale > 0:

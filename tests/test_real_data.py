@@ -161,6 +161,7 @@ def test_correlated_raw_predictors_sample_well_and_match_exact(diabetes) -> None
     assert payload["features"]["s5"]["ess_bulk"] == pytest.approx(float(table.loc["s5", "ess_bulk"]))
 
 
+@pytest.mark.slow
 def test_wampler1_float32_nuts_converges_and_exact_holds(wampler) -> None:
     assert not jax.config.jax_enable_x64
     result = bl.fit(wampler["x"], wampler["y"], wampler_spec(), seed=0, **SMALL)
@@ -176,16 +177,16 @@ def test_design_simulator_draws_from_prior_on_fixed_rows(diabetes) -> None:
     design, _ = load_design(diabetes, "y ~ bmi + C(sex)")
     spec = ModelSpec(design, independent_normal(np.array([100.0, 2.0, 0.0]), np.array([30.0, 1.0, 10.0]), 3),
                      known_noise(50.0))
-    data = DesignSimulator(design)(7, np.arange(400), spec)
-    assert data.x.shape == (400, 442) and data.y.shape == (400, 442)
+    data = DesignSimulator(design)(7, np.arange(200), spec)
+    assert data.x.shape == (200, 442) and data.y.shape == (200, 442)
     np.testing.assert_array_equal(np.asarray(data.x[0]), np.arange(442))
     w = np.asarray(data.w)
     se = np.asarray(spec.prior.scale) / np.sqrt(len(w))
     assert np.all(np.abs(w.mean(0) - np.asarray(spec.prior.mean)) < 4 * se)
     resid = np.asarray(data.y) - np.einsum("nd,bd->bn", design.matrix, w)
-    assert abs(resid.std() / 50.0 - 1.0) < 0.01  # 176,800 noise draws: se of the sd ratio ~0.002
-    again = DesignSimulator(design)(7, np.arange(200, 400), spec)
-    np.testing.assert_array_equal(np.asarray(again.y), np.asarray(data.y)[200:])
+    assert abs(resid.std() / 50.0 - 1.0) < 0.01  # 88,400 noise draws: se of the sd ratio ~0.0024
+    again = DesignSimulator(design)(7, np.arange(100, 200), spec)
+    np.testing.assert_allclose(np.asarray(again.y), np.asarray(data.y)[100:], rtol=1e-6)
 
 
 def test_cli_formula_strict_flags_starved_run(tmp_path, capsys) -> None:
@@ -200,7 +201,7 @@ def test_cli_formula_strict_flags_starved_run(tmp_path, capsys) -> None:
     payload = json.loads(out.read_text())
     assert payload["converged"] is False and payload["problems"]
     assert list(payload["features"]) == ["Intercept", "bmi", "C(sex)[T.2]"]
-    assert payload["spec"]["basis"] == "design: bmi + C(sex)"
+    assert payload["spec"]["basis"].endswith(": bmi + C(sex)")
     assert cli.main(argv[:-1]) == 0  # without --strict: the same warnings, exit 0
     assert cli.main(["fit", path, "--columns", "bmi,nope", "--sigma", "55"]) == 2
     assert "error: unknown column 'nope'" in capsys.readouterr().err

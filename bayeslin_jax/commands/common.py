@@ -87,3 +87,29 @@ def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:
         dense_mass=args.dense_mass,
         **layout,
     )
+
+
+def add_design_arguments(parser: argparse.ArgumentParser, design_file: bool = True) -> None:
+    """``--formula`` / ``--columns`` / ``--response`` (and ``--design CSV`` for simulation commands)."""
+    group = parser.add_argument_group("several predictors (formulaic formula or a list of columns)")
+    if design_file:
+        group.add_argument("--design", help="CSV of the fixed design: x from its rows, w from the prior, y simulated")
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument("--formula", help="Wilkinson formula (formulaic), e.g. 'y ~ bmi + bp + C(sex)'")
+    choice.add_argument("--columns", help="comma-separated predictor columns, plus an intercept, e.g. bmi,bp")
+    group.add_argument("--response", default="y", help="response column for --columns (default y)")
+
+
+def design_from_args(args: argparse.Namespace, path):
+    """``(Design, y)`` from ``--formula``/``--columns`` on the CSV ``path``, or None when neither is given."""
+    if args.formula is None and args.columns is None:
+        if getattr(args, "design", None) is not None:
+            raise BayeslinError("--design needs --formula or --columns")
+        return None
+    if path is None:
+        raise BayeslinError("--formula and --columns need --design CSV (the fixed design)")
+    if args.basis != "linear":
+        raise BayeslinError("--basis applies to column x only: with --formula write e.g. poly(x, 5, raw=True)")
+    from bayeslin_jax.design import load_design
+
+    return load_design(path, args.formula, columns=args.columns, response=args.response)

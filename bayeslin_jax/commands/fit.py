@@ -11,9 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
+from bayeslin_jax.commands.common import (
+    add_design_arguments,
+    add_sampler_arguments,
+    add_spec_arguments,
+    config_from_args,
+    design_from_args,
+    spec_from_args,
+)
 from bayeslin_jax.data import load_csv
-from bayeslin_jax.errors import BayeslinError
 
 #: Exit status of ``--strict`` when the fit has convergence problems.
 EXIT_NOT_CONVERGED = 1
@@ -21,11 +27,7 @@ EXIT_NOT_CONVERGED = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="CSV file with a header row: columns x and y, or those of --formula/--columns")
-    predictors = parser.add_argument_group("predictors (default: columns x and y through --basis)")
-    choice = predictors.add_mutually_exclusive_group()
-    choice.add_argument("--formula", help="Wilkinson formula (formulaic), e.g. 'y ~ bmi + bp + C(sex)'")
-    choice.add_argument("--columns", help="comma-separated predictor columns, plus an intercept, e.g. bmi,bp")
-    predictors.add_argument("--response", default="y", help="response column for --columns (default y)")
+    add_design_arguments(parser, design_file=False)
     add_spec_arguments(parser)
     add_sampler_arguments(parser)
     parser.add_argument(
@@ -42,25 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fit(args: argparse.Namespace):
-    from bayeslin_jax.api import fit, fit_design_matrix, min_points
-    from bayeslin_jax.design import load_design
+    from bayeslin_jax.api import fit
+    from bayeslin_jax.design import fit_design
 
     config = config_from_args(args)
-    if args.formula is None and args.columns is None:
+    loaded = design_from_args(args, args.data)
+    if loaded is None:
         spec = spec_from_args(args)
         x, y = load_csv(args.data)
         return fit(x, y, spec, seed=args.seed, config=config, whiten=args.whiten), spec.basis.name
-    if args.basis != "linear":
-        raise BayeslinError("--basis applies to column x only: with --formula write e.g. poly(x, 5, raw=True)")
-    design, y = load_design(args.data, args.formula, columns=args.columns, response=args.response)
+    design, y = loaded
     spec = spec_from_args(args, basis=design)
-    if len(y) < min_points(spec):
-        raise BayeslinError(f"need at least {min_points(spec)} rows for {design.dim} terms, got {len(y)}")
-    rows = [list(range(len(y)))]
-    result = fit_design_matrix(
-        design.matrix[None], y[None], spec, x=rows, batched=False, seed=args.seed, config=config, whiten=args.whiten
-    )
-    return result, f"y ~ {design.formula}"
+    return fit_design(y, spec, seed=args.seed, config=config, whiten=args.whiten), f"y ~ {design.formula}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,8 +10,17 @@ import time
 
 import numpy as np
 
-from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
+from bayeslin_jax.commands.common import (
+    add_design_arguments,
+    add_sampler_arguments,
+    add_spec_arguments,
+    config_from_args,
+    design_from_args,
+    spec_from_args,
+)
 from bayeslin_jax.errors import BayeslinError
+
+PREDICT_AT_DEFAULT = "-1,0.5,1.5"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("nuts", "exact"), default="nuts",
                         help="fit each dataset with NUTS or with exact conjugate draws (known noise)")
     add_spec_arguments(parser)
+    add_design_arguments(parser)
     parser.add_argument("--prior-corr", type=float, default=-0.5,
                         help="with --prior mvn and no --prior-cov: correlation of the 2 weights (default -0.5)")
     parser.add_argument("--fit-prior-scale", type=float, default=None,
@@ -29,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-ranks", type=int, default=99, help="L: posterior draws each truth is ranked among")
     group.add_argument("--points", type=int, default=11, help="data points per simulated dataset")
     group.add_argument("--x-scale", type=float, default=1.0, help="x ~ U(-x_scale, x_scale)")
-    group.add_argument("--predict-at", default="-1,0.5,1.5",
-                       help="x values (in units of x-scale) where the mean function is a test quantity")
+    group.add_argument("--predict-at", default=PREDICT_AT_DEFAULT,
+                       help="x values (in units of x-scale; row indices with --design) where the mean function is "
+                       "a test quantity")
     group.add_argument("--distort-sd", type=float, default=1.0,
                        help="scale posterior draws' spread by this factor (deliberately broken inference)")
     group.add_argument("--shift-sd", type=float, default=0.0,
@@ -60,7 +71,8 @@ def _spec(args: argparse.Namespace):
                         [args.prior_corr * scale[0] * scale[1], scale[1] ** 2]])
         cov_text = ";".join(",".join(repr(float(v)) for v in row) for row in cov)
         args = argparse.Namespace(**{**vars(args), "prior_cov": cov_text})
-    return spec_from_args(args)
+    loaded = design_from_args(args, args.design)  # --design: x fixed from the CSV (SBC of the user's design)
+    return spec_from_args(args, basis=None if loaded is None else loaded[0])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
     sim_spec = _spec(args)
     fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)
     predict_at = tuple(float(v) for v in np.atleast_1d(parse_vector(args.predict_at, "--predict-at")))
+    rows = getattr(sim_spec.basis, "num_rows", None)
+    if rows is not None:  # a fixed design: x is the row index; the mean function at rows first, middle, last
+        args.points, args.x_scale = rows, 1.0
+        if args.predict_at == PREDICT_AT_DEFAULT:
+            predict_at = (0.0, float(rows // 2), float(rows - 1))
     config = sbc.SbcConfig(
         engine=args.engine,
         num_ranks=args.num_ranks,

@@ -9,11 +9,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
+from bayeslin_jax.commands.common import (
+    add_design_arguments,
+    add_sampler_arguments,
+    add_spec_arguments,
+    config_from_args,
+    design_from_args,
+    spec_from_args,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser)
+    add_design_arguments(parser)
     add_sampler_arguments(parser)
     nuts = parser.add_argument_group("sampler layout")
     nuts.add_argument("--max-tree-depth", type=int, default=10)
@@ -45,13 +53,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    spec = spec_from_args(args)
+    loaded = design_from_args(args, args.design)  # --design: x fixed from the CSV, w from the prior, y simulated
+    spec = spec_from_args(args, basis=None if loaded is None else loaded[0])
+    num_points = args.num_points if loaded is None else loaded[0].num_rows
     config = config_from_args(
         args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size
     )
     t0 = time.perf_counter()
     ds = study.run_study(args.out, spec, config, num_datasets=args.datasets, seed=args.seed,
-                         chunk_size=args.chunk_size, simulator=args.simulator, num_points=args.num_points,
+                         chunk_size=args.chunk_size, simulator=args.simulator, num_points=num_points,
                          save_draws=args.save_draws, num_devices=args.devices, progress=not args.no_progress,
                          distributed=args.distributed)
     wall = time.perf_counter() - t0
