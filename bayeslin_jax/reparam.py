@@ -173,4 +173,45 @@ def sample_whitened(seed, phi, y, spec: ModelSpec, config, num_devices: int | No
     return NutsResult(samples, stats), white
 
 
-__all__ = ["Whitening", "design_matrix64", "plugin_sigma", "posterior64", "sample_whitened", "whitening"]
+def sample_design_whitened(seed, phi, y, spec: ModelSpec, config, dataset_indices=None, num_devices: int | None = None):
+    """NUTS for B datasets that share one fixed design (a study or SBC of the user's design), in one engine call.
+
+    One whitening for the whole batch, ``w = m0 + A z`` with ``A`` from the design, the prior and the known
+    sigma (the noise prior's scale for learned noise), so dataset ``i`` depends on ``(seed, i)`` only, not on
+    its batch. The prior on ``z`` is ``N(0, diag(z_scale^2))``, the same for every dataset; the posterior of
+    ``z`` is isotropic (known noise) around ``A^-1 (posterior mean - m0)``. Same signature and output as
+    :func:`bayeslin_jax.engine.sample_nuts`; ``phi: (B, n, d)`` with ``phi[i] == phi[0]``.
+    """
+    import jax.numpy as jnp
+
+    from bayeslin_jax.engine import NutsResult, sample_nuts
+
+    design = np.asarray(phi[0], dtype=np.float64)
+    sigma = float(spec.noise.sigma) if isinstance(spec.noise, KnownNoise) else float(spec.noise.scale)
+    white = whitening(design, np.zeros(design.shape[0]), spec.prior, sigma)
+    m0 = np.asarray(spec.prior.mean, dtype=np.float64)
+    basis = _Basis(spec.basis.dim, tuple(spec.feature_names))
+    z_spec = ModelSpec(basis, independent_normal(0.0, white.z_scale, basis.dim), spec.noise)
+    dtype = jnp.asarray(phi).dtype
+    phi_z = jnp.broadcast_to(jnp.asarray(design @ white.matrix, dtype=dtype), jnp.shape(phi))
+    y_z = jnp.asarray(y) - jnp.asarray(design @ m0, dtype=dtype)
+    out = sample_nuts(seed, phi_z, y_z, z_spec, config, dataset_indices=dataset_indices, num_devices=num_devices)
+    samples = dict(out.samples)
+    samples["w"] = jnp.asarray(m0, dtype=dtype) + samples["w"] @ jnp.asarray(white.matrix.T, dtype=dtype)
+    stats = dict(out.stats)
+    stats["lp"] = stats["lp"] - jnp.asarray(white.log_abs_det, dtype=stats["lp"].dtype)
+    return NutsResult(samples, stats)
+
+
+def sampler_for(spec: ModelSpec):
+    """The engine call for batches of ``spec``: :func:`sample_design_whitened` for a fixed design basis
+    (:class:`bayeslin_jax.design.Design`), else :func:`bayeslin_jax.engine.sample_nuts`."""
+    from bayeslin_jax.engine import sample_nuts
+
+    return sample_design_whitened if getattr(spec.basis, "num_rows", None) is not None else sample_nuts
+
+
+__all__ = [
+    "Whitening", "design_matrix64", "plugin_sigma", "posterior64", "sample_design_whitened", "sample_whitened",
+    "sampler_for", "whitening",
+]

@@ -207,7 +207,31 @@ def test_cli_formula_strict_flags_starved_run(tmp_path, capsys) -> None:
     assert "error: unknown column 'nope'" in capsys.readouterr().err
 
 
+def test_cli_sbc_exact_engine_on_the_shipped_design(tmp_path, capsys) -> None:
+    """SBC of the user's design: x fixed at the CSV's rows, w from the prior, y simulated, exact posterior draws."""
+    out = tmp_path / "sbc.json"
+    argv = ["sbc", "--engine", "exact", "--design", str(bl.datasets.path("diabetes")), "--formula", "y ~ bmi + C(sex)",
+            "--prior-scale", "100,5,20", "--sigma", "55", "--simulations", "256", "--out", str(tmp_path / "sbc"),
+            "--json", str(out), "--no-progress"]
+    assert cli.main(argv) == 0, capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "C(sex)[T.2]" in text and "mu(x=221)" in text and "overall: PASS" in text
+
+
 # ------------------------------------------------------------------ slow: the issue's targets at full length
+
+
+@pytest.mark.slow
+def test_study_on_a_fixed_design_matches_exact(diabetes, tmp_path) -> None:
+    """``run_study`` on the user's design (DesignSimulator through the prior simulator), whitened NUTS vs exact."""
+    design, _ = load_design(diabetes, "y ~ bmi + bp + C(sex)")
+    spec = ModelSpec(design, independent_normal(0.0, np.array([100.0, 5.0, 2.0, 20.0]), 4), known_noise(55.0))
+    ds = bl.run_study(tmp_path / "study.zarr", spec, bl.NutsConfig(), num_datasets=32, seed=3,
+                      num_points=design.num_rows, progress=False)
+    z = (ds["nuts_mean"] - ds["exact_mean"]) / ds["mcse_mean"]
+    assert float(np.abs(z).max()) < 4.5, z.values  # 128 z's: P(max > 4.5) ~ 1e-3
+    assert float(ds["rhat"].max()) <= 1.01
+    assert float((ds["ess_bulk"] / 4000).min()) >= 0.5
 
 
 @pytest.mark.slow

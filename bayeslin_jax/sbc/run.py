@@ -45,11 +45,11 @@ from jax import Array
 from scipy.special import ndtr
 from tqdm.auto import tqdm
 
-from bayeslin_jax import exact, simulate
+from bayeslin_jax import exact, reparam, simulate
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.basis import Polynomial
 from bayeslin_jax.diagnostics import chain_diagnostics
-from bayeslin_jax.engine import NutsConfig, sample_nuts
+from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import (
     IndependentNormal,
@@ -332,7 +332,7 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
         gate_ok = np.ones(num_datasets, dtype=bool)
     else:
         phi = fit_spec.basis(data.x)
-        result = sample_nuts(seed, phi, data.y, fit_spec, config.nuts, dataset_indices=idx32)
+        result = reparam.sampler_for(fit_spec)(seed, phi, data.y, fit_spec, config.nuts, dataset_indices=idx32)
         w = result.samples["w"]
         learn_sigma = not fit_spec.known_sigma
         sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])

@@ -35,9 +35,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from bayeslin_jax import exact, simulate, store
+from bayeslin_jax import exact, reparam, simulate, store
 from bayeslin_jax.diagnostics import chain_diagnostics_parallel
-from bayeslin_jax.engine import NutsConfig, NutsResult, sample_nuts
+from bayeslin_jax.engine import NutsConfig, NutsResult
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import ModelSpec
 
@@ -69,7 +69,8 @@ def sample_on_devices(
 
     ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices.
     """
-    result = sample_nuts(
+    sampler = reparam.sampler_for(spec)  # a fixed design (--design) is sampled whitened: raw scales sample well
+    result = sampler(
         seed, phi, y, spec, config, dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices)
     )
     return jax.tree.map(np.asarray, result)
