@@ -287,7 +287,8 @@ class FitResult:
 
         Keys: ``spec``, ``sampler``, ``seed``, ``features`` (per weight: NUTS mean/sd, R-hat, bulk/tail ESS,
         MCSE, exact mean/sd), ``nuts_cov``, ``exact_cov``, ``divergences``, ``max_tree_depth_hits``,
-        ``sigma`` (learned noise), ``problems``; for a batch, ``datasets``: one such record per dataset.
+        ``sigma`` (learned noise), ``problems`` (one line each, as :meth:`problems`), ``converged`` (no problems),
+        ``reparameterization`` (``"whiten"`` or ``"none"``); for a batch, ``datasets``: one such record per dataset.
         """
         table = self.diagnostics()
         draws = self.draws("w")

@@ -262,3 +262,23 @@ def test_wampler1_cli_default_float32(tmp_path, capsys) -> None:
     for name, record in payload["features"].items():
         assert abs(record["exact_mean"] - 1.0) < 1e-7, name
         assert record["rhat"] <= 1.01 and record["ess_bulk"] >= 0.8 * 4000, (name, record)
+
+
+@pytest.mark.slow
+def test_learned_noise_whitened_fit_agrees_with_ols(diabetes) -> None:
+    """Learned sigma: the whitening uses the least-squares residual sd as plug-in; the posterior is unchanged.
+
+    With a flat prior on 442 points, the posterior of w is close to N(OLS, s^2 (X'X)^-1) (t with 438 dof),
+    and sigma concentrates at the residual sd s.
+    """
+    result = bl.fit_formula("y ~ bmi + bp + C(sex)", diabetes, prior_scale=1e4, sigma_prior_scale=200.0, seed=4)
+    design, y = load_design(diabetes, "y ~ bmi + bp + C(sex)")
+    ols, rss, *_ = np.linalg.lstsq(design.matrix, y, rcond=None)
+    s = float(np.sqrt(rss[0] / (len(y) - design.dim)))
+    se = s * np.sqrt(np.diag(np.linalg.inv(design.matrix.T @ design.matrix)))
+    table = result.summary()
+    assert np.all(np.abs(table["mean"].to_numpy() - ols) < 0.1 * se), (table["mean"], ols)
+    np.testing.assert_allclose(table["sd"].to_numpy(), se, rtol=0.08)
+    sigma = result.draws("sigma")
+    assert abs(sigma.mean() / s - 1.0) < 0.01 and result.problems() == []
+    assert table["ess_bulk"].min() >= 0.5 * 4000
