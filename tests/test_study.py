@@ -205,7 +205,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_store(reference, tmp
     # Chunks of 2 (the reference used 4): six chunks leave time to kill mid-run.
     proc = _cli("--out", str(path), "--chunk-size", "2", "--save-draws")
     deadline = time.monotonic() + 120
-    while not (store._is_store(path) and store.done_mask(path).any()):
+    while not (store.is_store(path) and store.done_mask(path).any()):
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() < deadline, "no chunk finished within 120 s"
         time.sleep(0.01)
