@@ -201,9 +201,19 @@ def _crc(file: Path) -> int | None:
         return None
 
 
-def _chunk_file(root: Path, array: zarr.Array, chunk: int) -> Path:
-    """The file holding store chunk ``chunk`` of an array chunked ``(chunk_size, *rest)``."""
-    return root / array.path / array.metadata.encode_chunk_key((chunk,) + (0,) * (array.ndim - 1))
+def _chunk_key(meta: dict, chunk: int) -> str:
+    """Key of store chunk ``chunk`` (grid position ``(chunk, 0, ...)``) from an array's zarr v3 metadata."""
+    encoding = meta["chunk_key_encoding"]
+    default = encoding["name"] == "default"
+    sep = encoding.get("configuration", {}).get("separator", "/" if default else ".")
+    coords = sep.join([str(chunk)] + ["0"] * (len(meta["shape"]) - 1))
+    return f"c{sep}{coords}" if default else coords
+
+
+def _chunk_files(root: Path, names: list[str]) -> Callable[[str, int], Path]:
+    """``file(name, chunk)``: the file holding store chunk ``chunk`` of array ``name`` (metadata read once)."""
+    metas = {name: json.loads((root / name / "zarr.json").read_bytes()) for name in names}
+    return lambda name, chunk: root / name / _chunk_key(metas[name], chunk)
 
 
 def _integrity_record(root: Path, group: zarr.Group, per_chunk: list[str]) -> dict:
@@ -288,11 +298,11 @@ def find_damage(path: str | Path) -> list[Damage]:
     group = open_group(path)
     try:
         integrity = _check_metadata(path, group)
-        starts, stops = np.asarray(group["chunk_start"][:]), np.asarray(group["chunk_stop"][:])
+        identity = dict(group.attrs)[IDENTITY_ATTR]
+        starts, stops = np.array(chunk_bounds(identity["first_item"], identity["num_items"], identity["chunk_size"])).T
         done, done_ok = _read_rows(group["chunk_done"])
         sums, sums_ok = _read_rows(group[CHECKSUMS])
-        arrays = [group[name] for name in integrity["arrays"]]
-        record_array = group[CHECKSUMS]
+        file = _chunk_files(path, [*integrity["arrays"], CHECKSUMS])
     except StoreError:
         raise
     except Exception as err:
@@ -301,13 +311,13 @@ def find_damage(path: str | Path) -> list[Damage]:
               for c in np.flatnonzero(~done_ok)]
     for c in np.flatnonzero(done_ok & (done == 1)):
         here = {"chunk": int(c), "start": int(starts[c]), "stop": int(stops[c])}
-        if not sums_ok[c] or not _chunk_file(path, record_array, int(c)).is_file():
+        if not sums_ok[c] or not file(CHECKSUMS, int(c)).is_file():
             damage.append(Damage(**here, variable=CHECKSUMS, problem="missing or unreadable (its checksum record)"))
             continue
-        for array, expected in zip(arrays, sums[c], strict=True):
-            got = _crc(_chunk_file(path, array, int(c)))
+        for name, expected in zip(integrity["arrays"], sums[c], strict=True):
+            got = _crc(file(name, int(c)))
             if got != int(expected):
-                damage.append(Damage(**here, variable=array.basename, problem=_state(got)))
+                damage.append(Damage(**here, variable=name, problem=_state(got)))
     return damage
 
 
@@ -472,8 +482,10 @@ def _mark_done(path: Path, chunk: int, compute_s: float, write_s: float) -> None
     """Record the chunk's file checksums and timings, then flag it done (last)."""
     group = zarr.open_group(str(path), mode="r+")
     sums = []
-    for name in group.attrs[INTEGRITY_ATTR]["arrays"]:
-        crc = _crc(_chunk_file(path, group[name], chunk))
+    names = group.attrs[INTEGRITY_ATTR]["arrays"]
+    file = _chunk_files(path, names)
+    for name in names:
+        crc = _crc(file(name, chunk))
         if crc is None:
             raise StoreError(f"store {path}: chunk {chunk} of variable {name!r} is missing right after writing it")
         sums.append(crc)
