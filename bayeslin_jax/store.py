@@ -41,8 +41,10 @@ What is guaranteed (reliability):
   chunk; the failing chunk is not marked done, completed chunks are kept, and rerunning resumes.
   ``KeyboardInterrupt`` propagates unchanged with the same on-disk state.
 
-Verification reads each done chunk's files once (compressed bytes, no decoding): a few
-milliseconds per thousand files, small next to any computation.
+Cost: verification reads each done chunk's files once (compressed bytes, CRC-32, no decoding):
+about 0.2 s for a 10,000-dataset study store (40 chunks of 256, 1,157 files, 4.7 MB) on a loaded
+2-core machine, where NUTS on those datasets takes minutes; recording a chunk's checksums costs
+a few milliseconds.
 
 Layout (a zarr v3 group readable with ``xr.open_zarr(path, consolidated=False)``):
 
