@@ -19,7 +19,7 @@ What is guaranteed (reliability):
   ``bayeslin_integrity`` attr.
 * **Checked on every read** (:func:`open_store`, hence ``open_study``, ``bayeslin report``,
   ``open_sbc`` and SBC summaries from a path): a missing or altered file of a done chunk, a
-  missing or altered variable ``zarr.json``, or an unreadable root ``zarr.json`` raises
+  missing or altered variable ``zarr.json``, or a missing or unreadable root ``zarr.json`` raises
   :class:`~bayeslin_jax.errors.StoreError` (a :class:`~bayeslin_jax.errors.BayeslinError`) whose
   one-line message names the store, the variable and the chunk (with its item range). Damaged
   data is never returned.
@@ -169,6 +169,8 @@ def read_identity(path: str | Path) -> dict:
     """The identity (``meta``, ``num_items``, ``first_item``, ``chunk_size``) a store was created with."""
     path = Path(path)
     if not is_store(path):
+        if (path / "chunk_done" / "zarr.json").is_file():
+            raise StoreError(f"store {path}: root metadata zarr.json is missing")
         raise BayeslinError(f"{path} is not a bayeslin store (no zarr.json)")
     attrs = dict(open_group(path).attrs)
     if IDENTITY_ATTR not in attrs:
@@ -557,9 +559,10 @@ def run_chunked(
     )
     bounds = chunk_bounds(int(first_item), int(num_items), int(chunk_size))
     if path.exists() and not is_store(path) and not (path.is_dir() and not any(path.iterdir())):
+        read_identity(path)  # names a store that lost its root zarr.json
         raise BayeslinError(f"{path} exists and is not a bayeslin store; choose another output path")
     with writer_lock(path):
-        if path.is_dir() and not is_store(path):
+        if path.is_dir() and not is_store(path) and not any(path.iterdir()):
             path.rmdir()  # an empty directory is as good as nothing
         exists = path.exists()
         done = np.zeros(len(bounds), dtype=bool)

@@ -136,6 +136,14 @@ def test_corrupted_root_metadata_is_a_one_line_error(intact) -> None:
         assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_deleted_root_metadata_is_named(intact) -> None:
+    path, _ = intact
+    (path / "zarr.json").unlink()
+    for call in (store.open_store, store.read_identity, _run):
+        with pytest.raises(StoreError, match=r"root metadata zarr.json is missing"):
+            call(path)
+
+
 def test_old_store_without_checksums_is_refused(intact) -> None:
     path, _ = intact
     group = zarr.open_group(str(path), mode="r+")

@@ -425,6 +425,8 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
         elif _is_parts_dir(path):
             paths = sorted(path.glob(PART_GLOB))
         else:
+            if path.is_dir():
+                store.read_identity(path)  # names a store that lost its root zarr.json
             raise BayeslinError(f"no study store at {path}")
     else:
         paths = [Path(p) for p in path]
