@@ -27,7 +27,8 @@ What is guaranteed (reliability):
   altered file is un-marked, recomputed and rewritten, with one
   :class:`~bayeslin_jax.errors.StoreWarning` line naming it. Damaged metadata (a variable's
   ``zarr.json``, the root ``zarr.json``, files written once at creation) cannot be recomputed: a
-  :class:`StoreError` names it (move the store away and rerun).
+  :class:`StoreError` names it (move the store away and rerun). A lost ``chunk_done`` flag counts as
+  not done: the chunk is recomputed on resume, and a read reports the store incomplete.
 * **One writer at a time.** :func:`run_chunked` holds an exclusive ``fcntl.flock`` on the sibling
   file ``.<name>.lock`` (holder's pid and host written inside) for the whole run, creation
   included. A second writer does not wait: it raises ``StoreError("store X is being written by pid N
@@ -315,7 +316,7 @@ def find_damage(path: str | Path) -> list[Damage]:
               for c in np.flatnonzero(~done_ok)]
     for c in np.flatnonzero(done_ok & (done == 1)):
         here = {"chunk": int(c), "start": int(starts[c]), "stop": int(stops[c])}
-        if not sums_ok[c] or not file(CHECKSUMS, int(c)).is_file():
+        if not sums_ok[c] or (integrity["arrays"] and not file(CHECKSUMS, int(c)).is_file()):
             damage.append(Damage(**here, variable=CHECKSUMS, problem="missing or unreadable (its checksum record)"))
             continue
         for name, expected in zip(integrity["arrays"], sums[c], strict=True):
@@ -388,10 +389,13 @@ def writer_lock(path: str | Path) -> Iterator[None]:
             if same:
                 break
             os.close(fd)  # the previous holder removed the file after we opened it: lock the new one
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "unix_time": time.time()}).encode())
     except OSError as err:
         raise StoreError(f"cannot lock store {path} for writing ({_why(err)})") from err
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "unix_time": time.time()}).encode())
+    except OSError:
+        pass  # the lock holds without its note; a second writer then reports "another process"
     try:
         yield
     finally:
