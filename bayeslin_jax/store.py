@@ -352,7 +352,7 @@ def lock_path(path: str | Path) -> Path:
 
 
 def _holder(fd: int) -> str:
-    for _ in range(20):  # the holder writes its pid right after locking: give it a moment
+    for _ in range(200):  # the holder writes its pid right after locking: give it up to 2 s (a loaded machine)
         try:
             info = json.loads(os.pread(fd, 4096, 0) or b"null")
         except ValueError:
