@@ -17,8 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bayeslin_jax.commands.common import check_output_dir
     from bayeslin_jax.studies.report import Checks, write_report
 
+    check_output_dir(args.out, "--out")
     checks = Checks(max_rhat=args.max_rhat, min_ess_per_chain=args.min_ess_per_chain,
                     max_abs_mcse_z=args.max_abs_mcse_z)
     paths = write_report(args.store, args.out, checks, allow_incomplete=args.allow_incomplete)
