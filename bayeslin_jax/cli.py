@@ -6,7 +6,7 @@ stderr, never a traceback, and the exit status says which kind (also in ``bayesl
 
 =====  ==========================================================================================
 0      success
-1      a check failed: ``bayeslin sbc`` calibration FAIL
+1      a check failed: ``bayeslin sbc`` calibration FAIL, ``bayeslin report --strict`` with failed datasets
 2      bad input: invalid flags or data, an unusable output path, a damaged or foreign store
 3      I/O failure that is not the input's fault: disk full, a read/write error
 4      internal error (a bug): one line; ``BAYESLIN_DEBUG=1`` prints the traceback
@@ -40,7 +40,7 @@ STORE_ARGUMENT = {"study": "out", "sbc": "out", "report": "store"}  # commands t
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_IO, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_STATUS_HELP = """exit status:
   0    success
-  1    a check failed (sbc calibration FAIL)
+  1    a check failed (sbc calibration FAIL, report --strict with failed datasets)
   2    bad input: invalid flags or data, an unusable output path, a damaged or foreign store
   3    I/O failure: disk full, a read/write error
   4    internal error (a bug); BAYESLIN_DEBUG=1 prints the traceback

@@ -290,3 +290,19 @@ def test_end_to_end_bad_stdin_exits_2_with_one_line() -> None:
         "error: <stdin>:2: byte 0xff at character 3 is not UTF-8; "
         "save the file as UTF-8 (plain ASCII numbers are fine)\n"
     )
+
+
+def test_report_strict_exits_1_when_datasets_fail(tmp_path, capsys, monkeypatch) -> None:
+    from bayeslin_jax.studies import report
+
+    def fake_report(source, out_dir, checks, allow_incomplete=False):
+        paths = {"text": tmp_path / "report.txt", "json": tmp_path / "report.json", "failed": tmp_path / "failed.csv"}
+        paths["text"].write_text("report\n")
+        paths["json"].write_text(json.dumps({"failed": {"count": 2}}))
+        return paths
+
+    monkeypatch.setattr(report, "write_report", fake_report)
+    argv = ["report", str(tmp_path / "store"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    expect_error(capsys, [*argv, "--strict"], 1, "2 datasets failed the checks (--strict)")
