@@ -73,6 +73,10 @@ def fit_result(tree, spec: ModelSpec, post: exact.GaussianPosterior | None) -> d
     return result
 
 
+def _x64_hint(dtype) -> str:
+    return "" if np.dtype(dtype) == np.float64 else " or use --x64"
+
+
 def _x_range(x: np.ndarray) -> str:
     return f"x in [{x.min():g}, {x.max():g}]"
 
@@ -87,10 +91,6 @@ def check_features(phi: np.ndarray, spec: ModelSpec, x: np.ndarray, dtype) -> No
             f"{np.dtype(dtype).name} (limit {limit:.3g}); rescale x to about [-1, 1] or lower the degree"
             f"{_x64_hint(dtype)}"
         )
-
-
-def _x64_hint(dtype) -> str:
-    return "" if np.dtype(dtype) == np.float64 else " or use --x64"
 
 
 def check_exact(post: exact.GaussianPosterior, phi: np.ndarray, spec: ModelSpec, x: np.ndarray) -> None:
