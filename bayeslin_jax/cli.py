@@ -196,7 +196,21 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exception(err, file=sys.stderr)
         status, message = describe_failure(err, store)
         print(f"error: {message}", file=sys.stderr)
+        if status == EXIT_INTERRUPTED and argv is None:  # the program itself (not a call from Python code)
+            _leave_now(status)
         return status
+
+
+def _leave_now(status: int) -> None:
+    """Exit at once, skipping interpreter shutdown.
+
+    After Ctrl-C, zarr's event-loop thread may hold pending tasks that print "Task was destroyed"
+    tracebacks at shutdown; every file the store wrote is already complete (atomic writes), so
+    nothing is lost by not waiting for them.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
