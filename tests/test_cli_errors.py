@@ -68,6 +68,13 @@ def write(path: Path, content: str | bytes) -> str:
     return str(path)
 
 
+def _tiny_chunk(indices):
+    """A chunk computation for store tests: no JAX, instant."""
+    import xarray as xr
+
+    return xr.Dataset({"v": ("dataset", indices * 1.0)}, coords={"dataset": indices})
+
+
 # ----------------------------------------------------------------------------- CSV input
 
 
@@ -224,13 +231,7 @@ def test_debug_env_prints_the_traceback_then_one_line(tmp_path, capsys, monkeypa
 
 def test_damaged_store_metadata_names_the_store(tmp_path, capsys) -> None:
     path = tmp_path / "s.zarr"
-
-    def compute(indices):
-        import xarray as xr
-
-        return xr.Dataset({"v": ("dataset", indices * 1.0)}, coords={"dataset": indices})
-
-    store.run_chunked(path, meta={"kind": "study"}, num_items=4, chunk_size=2, compute=compute, progress=False)
+    store.run_chunked(path, meta={"kind": "study"}, num_items=4, chunk_size=2, compute=_tiny_chunk, progress=False)
     (path / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gr')  # truncated write
     expect_error(capsys, ["report", str(path), "--out", str(tmp_path / "r")], 2, str(path))
     # a garbled compressed chunk fails inside zarr's codecs: the last-resort handler names the store
@@ -306,3 +307,24 @@ def test_report_strict_exits_1_when_datasets_fail(tmp_path, capsys, monkeypatch)
     assert main(argv) == 0
     capsys.readouterr()
     expect_error(capsys, [*argv, "--strict"], 1, "2 datasets failed the checks (--strict)")
+
+
+
+def test_disk_full_inside_zarr_while_writing_a_store(tmp_path, monkeypatch) -> None:
+    """ENOSPC from zarr's file store, deep inside a chunked run: classified as disk full, status 3."""
+    from zarr.storage import LocalStore
+
+    original = LocalStore.set
+
+    async def full_disk(self, key, value):
+        if "/c/" in f"/{key}":  # metadata fits, chunk data does not
+            raise OSError(errno.ENOSPC, "No space left on device", f"{self.root}/{key}")
+        await original(self, key, value)
+
+    monkeypatch.setattr(LocalStore, "set", full_disk)
+    with pytest.raises(Exception) as info:  # whatever the store layer makes of it
+        store.run_chunked(tmp_path / "s.zarr", meta={}, num_items=4, chunk_size=2, compute=_tiny_chunk,
+                          progress=False)
+    status, message = describe_failure(info.value, str(tmp_path / "s.zarr"))
+    assert status == 3
+    assert message.startswith("disk full while writing: ") and "s.zarr" in message and "\n" not in message
