@@ -94,7 +94,7 @@ def join_negative_lists(argv: list[str]) -> list[str]:
     out: list[str] = []
     for token in argv:
         previous = out[-1] if out else ""
-        if NEGATIVE_LIST.match(token) and previous.startswith("--") and "=" not in previous:
+        if NEGATIVE_LIST.match(token) and previous.startswith("--") and previous != "--" and "=" not in previous:
             out[-1] = f"{previous}={token}"
         else:
             out.append(token)

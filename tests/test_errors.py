@@ -29,6 +29,12 @@ def test_bad_data(x, y, message: str) -> None:
         validate_xy(x, y)
 
 
+def test_values_whose_squares_overflow_the_dtype() -> None:
+    with pytest.raises(BayeslinError, match=r"y value 1e\+30 is too large for float32.*--x64"):
+        validate_xy([0.0, 1.0], [1.0, 1e30], dtype=np.float32)
+    validate_xy([0.0, 1.0], [1.0, 1e30], dtype=np.float64)  # 1e60 is far below float64's 1.8e308
+
+
 def test_too_few_points() -> None:
     with pytest.raises(BayeslinError, match="at least 2 data points"):
         validate_xy([1.0], [2.0], min_points=2)
