@@ -39,10 +39,9 @@ ZOOM_RANGE = (-3.0, 3.0)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bayeslin_demo", help="output folder for PNGs and demo_summary.json")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, prior draws and NUTS (default 0)")
-    parser.add_argument("--warmup", type=positive_int, default=1000,
-                        help="NUTS tuning steps per chain (tutorial: 1000)")
-    parser.add_argument("--draws", type=positive_int, default=200, help="NUTS draws per chain (tutorial: 200)")
-    parser.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
+    parser.add_argument("--warmup", type=int, default=1000, help="NUTS tuning steps per chain (tutorial: 1000)")
+    parser.add_argument("--draws", type=int, default=200, help="NUTS draws per chain (tutorial: 200)")
+    parser.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     parser.add_argument("--prior-lines", type=positive_int, default=200, help="prior lines to draw (tutorial: 200)")
     parser.add_argument("--corr", type=float, default=-0.5, help="b-m correlation of the MVN prior (default -0.5)")
     parser.add_argument(
