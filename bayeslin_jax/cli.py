@@ -37,6 +37,7 @@ COMMANDS = {
     "sbc": "simulation-based calibration across many seeds",
 }
 STORE_ARGUMENT = {"study": "out", "sbc": "out", "report": "store"}  # commands that read or write a store
+STORE_WRITERS = ("study", "sbc")  # their stores resume after an interruption
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_IO, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_STATUS_HELP = """exit status:
   0    success
@@ -156,13 +157,14 @@ def _os_error(err: OSError) -> tuple[int, str]:
     return EXIT_IO, f"I/O error: {reason}{where}"
 
 
-def describe_failure(err: BaseException, store: str | None = None) -> tuple[int, str]:
+def describe_failure(err: BaseException, store: str | None = None, writes_store: bool = False) -> tuple[int, str]:
     """``(exit status, one-line message)`` for any exception that ends a command.
 
-    ``store``: the store path the command reads or writes, named in messages about it.
+    ``store``: the store path the command reads or writes, named in messages about it;
+    ``writes_store``: the command computes into it (and resumes it when rerun).
     """
     if isinstance(err, KeyboardInterrupt):
-        if store is not None and Path(store).exists():
+        if writes_store and store is not None and Path(store).exists():
             return EXIT_INTERRUPTED, f"interrupted; the store at {store} is resumable: rerun the same command"
         return EXIT_INTERRUPTED, "interrupted"
     full = _disk_full(err)
@@ -184,17 +186,18 @@ def describe_failure(err: BaseException, store: str | None = None) -> tuple[int,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
-    store = None
+    store, command = None, None
     try:
         parser = build_parser()
         args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))
-        store = getattr(args, STORE_ARGUMENT.get(args.command, ""), None)
+        command = args.command
+        store = getattr(args, STORE_ARGUMENT.get(command, ""), None)
         configure_jax(x64=args.x64, cpu_devices=args.cpu_devices)
         return int(args._module.run(args) or 0)
     except (Exception, KeyboardInterrupt) as err:
         if os.environ.get(DEBUG_ENV):
             traceback.print_exception(err, file=sys.stderr)
-        status, message = describe_failure(err, store)
+        status, message = describe_failure(err, store, writes_store=command in STORE_WRITERS)
         print(f"error: {message}", file=sys.stderr)
         if status == EXIT_INTERRUPTED and argv is None:  # the program itself (not a call from Python code)
             _leave_now(status)

@@ -248,10 +248,14 @@ def test_damaged_store_metadata_names_the_store(tmp_path, capsys) -> None:
 
 def test_keyboard_interrupt_in_process(tmp_path, capsys, monkeypatch) -> None:
     _raising(monkeypatch, KeyboardInterrupt())
-    expect_error(capsys, ["report", str(tmp_path / "none"), "--out", str(tmp_path / "out")], 130, "interrupted")
     (tmp_path / "s").mkdir()
-    expect_error(capsys, ["report", str(tmp_path / "s"), "--out", str(tmp_path / "out")], 130,
-                 f"interrupted; the store at {tmp_path / 's'} is resumable: rerun the same command")
+    err = expect_error(capsys, ["report", str(tmp_path / "s"), "--out", str(tmp_path / "out")], 130, "interrupted")
+    assert err == "error: interrupted\n"  # report only reads its store: nothing to resume
+    # study/sbc: the store resumes, unless nothing was written yet
+    assert describe_failure(KeyboardInterrupt(), str(tmp_path / "not-yet"), writes_store=True) == (130, "interrupted")
+    assert describe_failure(KeyboardInterrupt(), str(tmp_path / "s"), writes_store=True) == (
+        130, f"interrupted; the store at {tmp_path / 's'} is resumable: rerun the same command"
+    )
 
 
 # ----------------------------------------------------------------------------- real processes
