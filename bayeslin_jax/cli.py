@@ -168,11 +168,11 @@ def describe_failure(err: BaseException, store: str | None = None, writes_store:
             return EXIT_INTERRUPTED, f"interrupted; the store at {store} is resumable: rerun the same command"
         return EXIT_INTERRUPTED, "interrupted"
     full = _disk_full(err)
-    if full is not None:
-        status, message = _os_error(full)
-        if isinstance(err, BayeslinError) and "disk full" not in str(err):
-            message = f"{message} ({err})"
-        return status, _one_line(message)
+    if full is not None:  # whoever wrapped it: status 3, and the message says "disk full"
+        message = _os_error(full)[1]
+        if isinstance(err, BayeslinError):
+            message = str(err) if "disk full" in str(err) else f"{message} ({err})"
+        return EXIT_IO, _one_line(message)
     if isinstance(err, BayeslinError):
         return err.exit_status, _one_line(err)
     if isinstance(err, OSError):

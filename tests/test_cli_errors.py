@@ -219,6 +219,10 @@ def test_disk_full_wrapped_by_library_code_is_status_3() -> None:
         status, message = describe_failure(err, "/s")
     assert status == 3
     assert message == "disk full while writing: /s/nuts_mean/c/2 (could not write chunk 2 of /s)"
+    try:
+        raise BayeslinError("disk full while writing chunk 2 of /s") from OSError(errno.ENOSPC, "No space")
+    except BayeslinError as err:
+        assert describe_failure(err, "/s") == (3, "disk full while writing chunk 2 of /s")
 
 
 def test_debug_env_prints_the_traceback_then_one_line(tmp_path, capsys, monkeypatch) -> None:
