@@ -126,7 +126,8 @@ def load_csv(path: str | Path, dtype=None) -> tuple[np.ndarray, np.ndarray]:
             if len(row) != len(fields):
                 header = ",".join(fields)
                 raise BayeslinError(
-                    f"{name}:{reader.line_num}: {len(row)} fields, but the header has {len(fields)} ({header})"
+                    f"{name}:{reader.line_num}: {len(row)} field{'s' if len(row) != 1 else ''}, "
+                    f"but the header has {len(fields)} ({header})"
                 )
             for column in ("x", "y"):
                 text_value = row[index[column]]
