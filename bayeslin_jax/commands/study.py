@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
+from bayeslin_jax.commands.common import (
+    add_sampler_arguments,
+    add_spec_arguments,
+    check_output_dir,
+    config_from_args,
+    spec_from_args,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayeslin_jax.studies import run as study
 
+    check_output_dir(args.out, "--out")
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     spec = spec_from_args(args)
