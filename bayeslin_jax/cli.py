@@ -1,16 +1,31 @@
 """Command line: ``bayeslin demo | fit | study | report | sbc``.
 
 Each sub-command lives in ``bayeslin_jax/commands/<name>.py`` and exposes
-``add_arguments(parser)`` and ``run(args) -> int``. Bad input (:class:`BayeslinError`)
-becomes a one-line ``error: ...`` on stderr and exit status 2, never a traceback.
+``add_arguments(parser)`` and ``run(args) -> int``. Every failure is one line ``error: ...`` on
+stderr, never a traceback, and the exit status says which kind (also in ``bayeslin --help``):
+
+=====  ==========================================================================================
+0      success
+1      a check failed: ``bayeslin sbc`` calibration FAIL, ``bayeslin report --strict`` with failed datasets
+2      bad input: invalid flags or data, an unusable output path, a damaged or foreign store
+3      I/O failure that is not the input's fault: disk full, a read/write error
+4      internal error (a bug): one line; ``BAYESLIN_DEBUG=1`` prints the traceback
+130    interrupted (Ctrl-C); a ``study``/``sbc`` store is left resumable: rerun the same command
+=====  ==========================================================================================
+
+Output paths (``--out``, ``--json``, ``--plot(s)``) are checked before any compute.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import re
 import sys
+import traceback
+from pathlib import Path
 
 from bayeslin_jax.errors import BayeslinError
 
@@ -21,10 +36,39 @@ COMMANDS = {
     "report": "diagnostics report of a study store",
     "sbc": "simulation-based calibration across many seeds",
 }
+STORE_ARGUMENT = {"study": "out", "sbc": "out", "report": "store"}  # commands that read or write a store
+STORE_WRITERS = ("study", "sbc")  # their stores resume after an interruption
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_IO, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_STATUS_HELP = """exit status:
+  0    success
+  1    a check failed (sbc calibration FAIL, report --strict with failed datasets)
+  2    bad input: invalid flags or data, an unusable output path, a damaged or foreign store
+  3    I/O failure: disk full, a read/write error
+  4    internal error (a bug); BAYESLIN_DEBUG=1 prints the traceback
+  130  interrupted (Ctrl-C); a study/sbc store stays resumable: rerun the same command"""
+DEBUG_ENV = "BAYESLIN_DEBUG"
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+PATH_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS,
+               errno.ENAMETOOLONG, errno.ELOOP}
+STORE_LIBRARIES = ("zarr", "numcodecs", "json")  # exceptions raised inside these while using a store
+# "-0.07,0.1" or "-1;2": a negative list value that argparse would take for an option
+NEGATIVE_LIST = re.compile(r"^-\.?\d[^=]*[,;]")
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line (``error: ...``, exit 2) like every other failure."""
+
+    def error(self, message: str):
+        raise BayeslinError(f"{message} (see '{self.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bayeslin", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="bayeslin",
+        description=__doc__.splitlines()[0],
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
     parser.add_argument(
         "--cpu-devices",
@@ -35,10 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"bayeslin_jax.commands.{name}")
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        command = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_STATUS_HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(_module=module)
     return parser
+
+
+def join_negative_lists(argv: list[str]) -> list[str]:
+    """``["--prior-mean", "-0.07,0.1"]`` -> ``["--prior-mean=-0.07,0.1"]``.
+
+    argparse takes a value that starts with ``-`` and is not a plain number for an option and
+    refuses it; a comma- or semicolon-separated list of numbers never is one.
+    """
+    out: list[str] = []
+    for token in argv:
+        previous = out[-1] if out else ""
+        if NEGATIVE_LIST.match(token) and previous.startswith("--") and previous != "--" and "=" not in previous:
+            out[-1] = f"{previous}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 def configure_jax(x64: bool, cpu_devices: int) -> None:
@@ -60,14 +121,99 @@ def configure_jax(x64: bool, cpu_devices: int) -> None:
             pass
 
 
+def _chain(err: BaseException):
+    """``err`` and its causes/contexts, outermost first."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def _disk_full(err: BaseException) -> OSError | None:
+    return next((e for e in _chain(err) if isinstance(e, OSError) and e.errno in DISK_FULL), None)
+
+
+def _raised_in(err: BaseException, packages: tuple[str, ...]) -> bool:
+    """Whether any frame of ``err``'s traceback is in one of ``packages`` (by module file path)."""
+    for frame in traceback.extract_tb(err.__traceback__):
+        parts = Path(frame.filename).parts
+        if any(package in parts for package in packages):
+            return True
+    return False
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _os_error(err: OSError) -> tuple[int, str]:
+    where = f": {err.filename}" if err.filename else ""
+    reason = err.strerror or str(err)
+    if err.errno in DISK_FULL:
+        return EXIT_IO, f"disk full while writing{where or ' (no space left on device)'}"
+    if err.errno in PATH_ERRNOS:
+        return EXIT_BAD_INPUT, f"{reason}{where}"
+    return EXIT_IO, f"I/O error: {reason}{where}"
+
+
+def describe_failure(err: BaseException, store: str | None = None, writes_store: bool = False) -> tuple[int, str]:
+    """``(exit status, one-line message)`` for any exception that ends a command.
+
+    ``store``: the store path the command reads or writes, named in messages about it;
+    ``writes_store``: the command computes into it (and resumes it when rerun).
+    """
+    if isinstance(err, KeyboardInterrupt):
+        if writes_store and store is not None and Path(store).exists():
+            return EXIT_INTERRUPTED, f"interrupted; the store at {store} is resumable: rerun the same command"
+        return EXIT_INTERRUPTED, "interrupted"
+    full = _disk_full(err)
+    if full is not None:  # whoever wrapped it: status 3, and the message says "disk full"
+        message = _os_error(full)[1]
+        if isinstance(err, BayeslinError):
+            message = str(err) if "disk full" in str(err) else f"{message} ({err})"
+        return EXIT_IO, _one_line(message)
+    if isinstance(err, BayeslinError):
+        return err.exit_status, _one_line(err)
+    if isinstance(err, OSError):
+        return _os_error(err)
+    detail = _one_line(f"{type(err).__name__}: {err}")
+    if store is not None and _raised_in(err, STORE_LIBRARIES):
+        return EXIT_BAD_INPUT, f"cannot read the store at {store}, it looks damaged ({detail})"
+    about = f" while using the store at {store}" if store is not None else ""
+    return EXIT_INTERNAL, f"internal error{about} ({detail}); rerun with {DEBUG_ENV}=1 to see the traceback"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit status (see the module docstring)."""
+    store, command = None, None
     try:
+        parser = build_parser()
+        args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))
+        command = args.command
+        store = getattr(args, STORE_ARGUMENT.get(command, ""), None)
         configure_jax(x64=args.x64, cpu_devices=args.cpu_devices)
         return int(args._module.run(args) or 0)
-    except BayeslinError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as err:
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exception(err, file=sys.stderr)
+        status, message = describe_failure(err, store, writes_store=command in STORE_WRITERS)
+        print(f"error: {message}", file=sys.stderr)
+        if status == EXIT_INTERRUPTED and argv is None:  # the program itself (not a call from Python code)
+            _leave_now(status)
+        return status
+
+
+def _leave_now(status: int) -> None:
+    """Exit at once, skipping interpreter shutdown.
+
+    After Ctrl-C, zarr's event-loop thread may hold pending tasks that print "Task was destroyed"
+    tracebacks at shutdown; every file the store wrote is already complete (atomic writes), so
+    nothing is lost by not waiting for them.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ treatment contrasts (``C(sex)``), interactions (``bmi:C(sex)``, ``bmi * bp``), t
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,24 +92,35 @@ class Design:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV file with a header row (``-`` reads standard input); one-line errors for what goes wrong."""
-    text_source = sys.stdin if str(path) == "-" else None
-    if text_source is None and not Path(path).is_file():
-        raise BayeslinError(f"data file not found: {path}")
-    try:
-        raw = text_source.read() if text_source is not None else Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise BayeslinError(f"{path}: not a UTF-8 text file") from None
-    header = raw.lstrip("\ufeff").splitlines()[0] if raw.strip() else ""
-    names = [h.strip() for h in header.split(",")]
-    duplicates = sorted({h for h in names if names.count(h) > 1})
+    """A CSV file with a header row (``-`` reads standard input); one-line errors for what goes wrong.
+
+    The text is read as :func:`bayeslin_jax.data.load_csv` reads it (UTF-8, byte-order mark dropped, binary
+    files refused); duplicate column names and ragged rows are errors naming the file.
+    """
+    from bayeslin_jax.data import _read_text
+
+    name, text = _read_text(path)
+    header = text.splitlines()[0] if text.strip() else ""
+    columns = [h.strip() for h in header.split(",")]
+    duplicates = sorted({h for h in columns if columns.count(h) > 1})
     if duplicates:
-        raise BayeslinError(f"{path}: duplicate column name(s) {', '.join(duplicates)} in the header")
+        raise BayeslinError(f"{name}:1: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
+    for line, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        if row and row != [""] and len(row) != len(columns):
+            raise BayeslinError(f"{name}:{line}: {len(row)} field(s), but the header has {len(columns)}")
     try:
-        table = pd.read_csv(io.StringIO(raw.lstrip("\ufeff")), skipinitialspace=True)
+        table = pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise BayeslinError(f"{path}: cannot read as CSV ({str(err).strip().splitlines()[0]})") from None
+        raise BayeslinError(f"{name}: cannot read as CSV ({_one_line(err)})") from None
     table.columns = [str(c).strip() for c in table.columns]
+    for column in table.columns:  # a numeric column with a stray word would silently become categorical
+        values = table[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = numbers.isna() & values.notna()
+            if numbers.notna().sum() > bad.sum() and bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise BayeslinError(f"{name}:{row + 2}: column {column!r}: non-numeric value {values.iloc[row]!r}")
     return table
 
 

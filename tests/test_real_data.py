@@ -116,6 +116,20 @@ def test_formula_terms_named_and_poly_is_the_polynomial_basis(diabetes) -> None:
     np.testing.assert_array_equal(np.asarray(cols(np.array([2.0, 0.0]))), cols.matrix[[2, 0]].astype(np.float32))
 
 
+def test_bad_csv_tables_are_one_line_errors(tmp_path) -> None:
+    cases = {
+        "a,b,a\n1,2,3\n": "dup.csv:1: duplicate column name(s) 'a'",
+        "y,bmi\n1,2\n3,4,5\n": "ragged.csv:3: 3 field(s), but the header has 2",
+        "y,bmi\n1,2\n3,4\n5,abc\n6,7\n": "word.csv:4: column 'bmi': non-numeric value 'abc'",
+    }
+    for (text, message), name in zip(cases.items(), ("dup", "ragged", "word"), strict=True):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text)
+        with pytest.raises(BayeslinError) as err:
+            load_design(path, "y ~ bmi")
+        assert message in str(err.value), str(err.value)
+
+
 @pytest.mark.parametrize(
     ("change", "formula", "columns", "message"),
     [

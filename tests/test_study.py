@@ -7,6 +7,7 @@ checked against the exact posterior with tolerances of 5 Monte-Carlo standard er
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,10 +19,11 @@ import arviz_stats as azs
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from bayeslin_jax import diagnostics, simulate, store
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.errors import BayeslinError, StoreError, StoreWarning
 from bayeslin_jax.priors import tutorial_spec
 from bayeslin_jax.studies import run as study
 from bayeslin_jax.studies.report import Checks, failed_checks, summarize, write_report
@@ -205,7 +207,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_store(reference, tmp
     # Chunks of 2 (the reference used 4): six chunks leave time to kill mid-run.
     proc = _cli("--out", str(path), "--chunk-size", "2", "--save-draws")
     deadline = time.monotonic() + 120
-    while not (store._is_store(path) and store.done_mask(path).any()):
+    while not (store.is_store(path) and store.done_mask(path).any()):
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() < deadline, "no chunk finished within 120 s"
         time.sleep(0.01)
@@ -219,6 +221,30 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_store(reference, tmp
     _assert_same_results(ds, ref)
     np.testing.assert_array_equal(store.chunk_log(path)["chunk_finished_at"].values[done], finished_before)
     assert [r["chunks_before"] for r in ds.attrs["runs"]] == [int(done.sum())]  # the killed run left no record
+
+
+def test_damaged_study_chunk_is_refused_by_report_and_repaired_by_rerun(reference, tmp_path) -> None:
+    """Flipped bytes in one chunk of ``rhat``: report and open_study name it; a rerun recomputes just it."""
+    ref_path, ref = reference
+    path = tmp_path / "damaged.zarr"
+    shutil.copytree(ref_path, path)
+    rhat = zarr.open_group(str(path), mode="r")["rhat"]
+    file = path / "rhat" / rhat.metadata.encode_chunk_key((1, 0))
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2 :: 7] = bytes(b ^ 0x5A for b in data[len(data) // 2 :: 7])
+    file.write_bytes(bytes(data))
+    expected = r"chunk 1 \(datasets 4-7\) of variable 'rhat' is altered \(checksum mismatch\)"
+    with pytest.raises(StoreError, match=expected):
+        write_report(path, tmp_path / "report")
+    with pytest.raises(StoreError, match=expected):
+        study.open_study(path)
+    finished = store.chunk_log(path)["chunk_finished_at"].values
+    with pytest.warns(StoreWarning, match=expected + ": recomputing it"):
+        ds = study.run_study(path, SPEC, CONFIG, num_datasets=B, seed=SEED, chunk_size=CHUNK, save_draws=True,
+                             progress=False)
+    after = store.chunk_log(path)["chunk_finished_at"].values
+    assert (after != finished).tolist() == [False, True, False]  # only the damaged chunk was recomputed
+    _assert_same_results(ds.load(), ref)
 
 
 def test_two_cpu_devices_give_identical_results(reference, tmp_path) -> None:

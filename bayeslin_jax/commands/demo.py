@@ -16,7 +16,6 @@ the prior at work, and the exact posterior agrees.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from numpyro.infer import Predictive
 from bayeslin_jax import engine, plots, priors, simulate
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.api import fit
-from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.commands.common import check_output_dir, positive_int
+from bayeslin_jax.data import strict_json
 from bayeslin_jax.models import linear_regression
 
 PRIOR_LABELS = {"independent": "independent N(0, 0.2) prior", "mvn": "correlated MVN prior"}
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1000, help="NUTS tuning steps per chain (tutorial: 1000)")
     parser.add_argument("--draws", type=int, default=200, help="NUTS draws per chain (tutorial: 200)")
     parser.add_argument("--chains", type=int, default=4, help="chains (default 4)")
-    parser.add_argument("--prior-lines", type=int, default=200, help="prior lines to draw (tutorial: 200)")
+    parser.add_argument("--prior-lines", type=positive_int, default=200, help="prior lines to draw (tutorial: 200)")
     parser.add_argument("--corr", type=float, default=-0.5, help="b-m correlation of the MVN prior (default -0.5)")
     parser.add_argument(
         "--quick",
@@ -160,16 +160,12 @@ def format_table(records: dict[str, dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.prior_lines < 1:
-        raise BayeslinError(f"--prior-lines must be positive, got {args.prior_lines}")
     config = _settings(args)
     specs = {kind: priors.tutorial_spec(kind, corr=args.corr) for kind in PRIOR_LABELS}  # validate before work
     matplotlib.use("Agg")  # headless: the demo only writes files
+    check_output_dir(args.out, "--out")
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BayeslinError(f"cannot create output folder {out}: {err.strerror}") from None
+    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
     data = simulate.tutorial_data(args.seed, [0])
@@ -193,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         "figures": [p.name for p in figures],
         "wall_seconds": round(time.perf_counter() - start, 2),
     }
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "demo_summary.json").write_text(strict_json(summary))
 
     print(
         f"NUTS: {config.num_chains} chains x {config.num_draws} draws ({config.num_warmup} warm-up), seed {args.seed}"

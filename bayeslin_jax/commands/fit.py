@@ -1,8 +1,14 @@
 """``bayeslin fit DATA.csv``: NUTS (and the exact posterior when sigma is known) on a user's data.
 
+Output paths are checked before sampling; data the working dtype cannot represent (values whose
+sums of squares overflow, basis features that overflow), a non-finite exact posterior
+(an ill-conditioned design) or non-finite NUTS means are errors. The pointwise log-likelihood
+(draws x points) is never built: the fit does not use it, and for 10^6 points it alone would take
+16 GB. The JSON is strict: non-finite numbers are null and listed under ``non_finite``.
+
 Columns ``x`` and ``y`` through ``--basis`` by default; several predictors with ``--formula "y ~ bmi + C(sex)"``
-or ``--columns bmi,bp [--response y]``. Convergence problems print ``warning: ...`` lines on stderr;
-``--strict`` turns them into exit status 1.
+or ``--columns bmi,bp [--response y]``. Convergence problems print ``warning: ...`` lines on stderr (and
+``"converged": false`` in the JSON); ``--strict`` turns them into exit status 1.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from bayeslin_jax.commands.common import (
     add_design_arguments,
     add_sampler_arguments,
     add_spec_arguments,
+    check_output_file,
     config_from_args,
     design_from_args,
     spec_from_args,
@@ -26,7 +35,7 @@ EXIT_NOT_CONVERGED = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="CSV file with a header row: columns x and y, or those of --formula/--columns")
+    parser.add_argument("data", help="CSV file with columns x and y, or those of --formula/--columns ('-': stdin)")
     add_design_arguments(parser, design_file=False)
     add_spec_arguments(parser)
     add_sampler_arguments(parser)
@@ -44,18 +53,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fit(args: argparse.Namespace):
+    """The fit and a one-line model description: columns x, y through ``--basis``, or a formula's design."""
     from bayeslin_jax.api import fit
     from bayeslin_jax.design import fit_design
 
     config = config_from_args(args)
+    check_output_file(args.json_path, "--json")
+    check_output_file(args.plot_path, "--plot")
     loaded = design_from_args(args, args.data)
     if loaded is None:
         spec = spec_from_args(args)
-        x, y = load_csv(args.data)
-        return fit(x, y, spec, seed=args.seed, config=config, whiten=args.whiten), spec.basis.name
+        x, y = load_csv(args.data, dtype=np.float64 if args.x64 else np.float32)
+        result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten)
+        return result, spec.basis.name
     design, y = loaded
     spec = spec_from_args(args, basis=design)
-    return fit_design(y, spec, seed=args.seed, config=config, whiten=args.whiten), f"y ~ {design.formula}"
+    result = fit_design(y, spec, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten)
+    return result, f"y ~ {design.formula}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ from bayeslin_jax.commands.common import (
     add_design_arguments,
     add_sampler_arguments,
     add_spec_arguments,
+    check_output_dir,
+    check_output_file,
     config_from_args,
     design_from_args,
     spec_from_args,
@@ -83,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.alpha < 1.0:
         raise BayeslinError(f"--alpha must lie in (0, 1), got {args.alpha}")
+    check_output_dir(args.out, "--out")
+    check_output_file(args.json, "--json")
+    check_output_dir(args.plots, "--plots")
     sim_spec = _spec(args)
     fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)
     predict_at = tuple(float(v) for v in np.atleast_1d(parse_vector(args.predict_at, "--predict-at")))
@@ -112,9 +117,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"store: {args.out}  ({args.simulations} simulations; compute {compute_s:.1f} s over all runs = "
           f"{args.simulations / max(compute_s, 1e-9):.1f} simulations/s incl. compilation; this run {wall:.1f} s)")
     if args.json:
-        payload_path = args.json
-        report.to_json(payload_path)
-        print(f"json: {payload_path}")
+        from pathlib import Path
+
+        from bayeslin_jax.data import strict_json
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(strict_json(report.to_dict()) + "\n")
+        print(f"json: {args.json}")
     if args.plots:
         from bayeslin_jax.sbc.plots import save_plots
 

@@ -13,6 +13,7 @@ from bayeslin_jax.commands.common import (
     add_design_arguments,
     add_sampler_arguments,
     add_spec_arguments,
+    check_output_dir,
     config_from_args,
     design_from_args,
     spec_from_args,
@@ -51,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayeslin_jax.studies import run as study
 
+    check_output_dir(args.out, "--out")
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     loaded = design_from_args(args, args.design)  # --design: x fixed from the CSV, w from the prior, y simulated

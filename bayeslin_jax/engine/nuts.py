@@ -63,8 +63,8 @@ class NutsConfig:
     def __post_init__(self) -> None:
         for name in ("num_warmup", "num_draws", "num_chains", "max_tree_depth"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "num_warmup" else 1):
-                raise BayeslinError(f"{name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or value < 1:  # num_warmup 0 would leave NUTS unadapted
+                raise BayeslinError(f"{name} must be an integer >= 1, got {value!r}")
         if not 0.0 < self.target_accept < 1.0:
             raise BayeslinError(f"target_accept must lie in (0, 1), got {self.target_accept}")
         if self.method not in ("auto", "map", "vmap"):

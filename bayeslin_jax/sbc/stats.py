@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -415,14 +416,19 @@ def _num(value):
     return None if not np.isfinite(value) else value
 
 
-def summarize(ds: xr.Dataset, alpha: float = 0.05, include_failed: bool = False,
+def summarize(ds: xr.Dataset | str | Path, alpha: float = 0.05, include_failed: bool = False,
               max_gate_failure: float = 0.05, ecdf_sims: int = ECDF_SIMULATIONS) -> SbcReport:
     """Verdicts for an SBC dataset (see module docstring).
 
     Simulations failing the diagnostics gate are left out of the tests unless ``include_failed``.
     The overall verdict fails if the uniformity family rejects, or if more than
-    ``max_gate_failure`` of the simulations fail the gate (unreliable inference).
+    ``max_gate_failure`` of the simulations fail the gate (unreliable inference). ``ds`` may be
+    the path of an SBC store: it is opened with :func:`bayeslin_jax.sbc.run.open_sbc` (verified).
     """
+    if not isinstance(ds, xr.Dataset):
+        from bayeslin_jax.sbc.run import open_sbc  # imports JAX: only when reading a store
+
+        ds = open_sbc(ds)
     meta = json.loads(ds.attrs["meta"]) if isinstance(ds.attrs.get("meta"), str) else dict(ds.attrs.get("meta", {}))
     num_ranks = int(meta["config"]["num_ranks"])
     quantities = [str(q) for q in ds["quantity"].values]

@@ -18,6 +18,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
+from bayeslin_jax.data import strict_json
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.studies.run import open_study, throughput
 
@@ -270,7 +271,7 @@ def write_report(source: str | Path | xr.Dataset, out_dir: str | Path, checks: C
     paths = {"text": out / "report.txt", "json": out / "report.json", "figure": out / "report.png",
              "failed": out / "failed.csv"}
     paths["text"].write_text(format_text(summary))
-    paths["json"].write_text(json.dumps(summary, indent=2))
+    paths["json"].write_text(strict_json(summary))  # NaN -> null, listed under "non_finite"
     plot(ds, checks).savefig(paths["figure"], dpi=110)
     failed = failed_checks(ds, checks)
     rows = ["dataset," + ",".join(n for n in failed.data_vars if n != "any")]
