@@ -34,13 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # cheap checks first (no JAX yet): output paths, then the data
+    check_output_file(args.json_path, "--json")
+    check_output_file(args.plot_path, "--plot")
+    x, y = load_csv(args.data, dtype=np.float64 if args.x64 else np.float32)
     from bayeslin_jax.api import fit
 
     spec = spec_from_args(args)
     config = config_from_args(args)
-    check_output_file(args.json_path, "--json")
-    check_output_file(args.plot_path, "--plot")
-    x, y = load_csv(args.data, dtype=np.float64 if args.x64 else np.float32)
     result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False)
 
     settings = f"{config.num_chains} chains x {config.num_draws} draws, {len(x)} points, {spec.basis.name}"
