@@ -139,7 +139,7 @@ def fit_design_matrix(
         post = reparam.posterior64(phi, y, spec.prior, spec.noise.sigma)
         _check_exact(post, phi, spec, rows if x is None else np.asarray(x))
     if whiten:
-        result, _ = reparam.sample_whitened(seed, phi, y, spec, config, num_devices=num_devices)
+        result, _ = reparam.sample_whitened(seed, phi, y, spec, config, num_devices=num_devices, sampler=sample_nuts)
     else:
         result = sample_nuts(seed, phi_j, y_j, spec, config, num_devices=num_devices)
     tree = diagnostics.to_datatree(

@@ -14,6 +14,11 @@ stderr, never a traceback, and the exit status says which kind (also in ``bayesl
 =====  ==========================================================================================
 
 Output paths (``--out``, ``--json``, ``--plot(s)``) are checked before any compute.
+
+Compiled programs are kept in JAX's persistent compilation cache (``$BAYESLIN_CACHE_DIR``, default
+``~/.cache/bayeslin/jax``), so a second ``bayeslin fit`` of the same shapes skips compiling;
+``--no-compile-cache`` (or ``BAYESLIN_CACHE_DIR=""``) turns it off. JAX is imported only when a
+command needs it: ``bayeslin --help`` and input errors answer without it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ EXIT_STATUS_HELP = """exit status:
   4    internal error (a bug); BAYESLIN_DEBUG=1 prints the traceback
   130  interrupted (Ctrl-C); a study/sbc store stays resumable: rerun the same command"""
 DEBUG_ENV = "BAYESLIN_DEBUG"
+CACHE_ENV = "BAYESLIN_CACHE_DIR"  # compilation cache folder; set to "" to disable
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 PATH_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS,
                errno.ENAMETOOLONG, errno.ELOOP}
@@ -73,8 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu-devices",
         type=int,
-        default=os.cpu_count() or 1,
+        default=None,
         help="CPU cores exposed to JAX as devices; datasets are split over them (default: all cores)",
+    )
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help=f"do not use JAX's persistent compilation cache (default: on, in ${CACHE_ENV} or "
+        "~/.cache/bayeslin/jax; a second run of the same shapes skips compiling)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
@@ -102,23 +114,55 @@ def join_negative_lists(argv: list[str]) -> list[str]:
     return out
 
 
-def configure_jax(x64: bool, cpu_devices: int) -> None:
+def default_cache_dir() -> Path:
+    """Where the CLI keeps JAX's persistent compilation cache: ``$BAYESLIN_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/bayeslin/jax`` (``~/.cache/bayeslin/jax``)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bayeslin" / "jax"
+
+
+def configure_jax(x64: bool, cpu_devices: int | None, compile_cache: Path | None = None) -> None:
     """Global JAX settings, applied before any computation (the CPU backend reads them when created).
 
     Several CPU devices let the engine run blocks of datasets in parallel, one per core, with
     bit-identical results (see ``engine.sample_nuts``); an explicit
-    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins.
-    """
-    import jax
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins. ``cpu_devices=None``: all cores;
+    an explicit count that cannot take effect (the backend already exists) is reported on stderr.
+    ``compile_cache``: folder of JAX's persistent compilation cache (every program is cached, so a
+    second run of the same shapes skips compiling); None disables it.
 
+    JAX is not imported here when it is not loaded yet: the settings go into its ``JAX_*``
+    environment variables, read when a command first imports it, so ``--help`` and input errors
+    stay fast.
+    """
+    explicit = cpu_devices is not None
+    cpu_devices = (os.cpu_count() or 1) if cpu_devices is None else cpu_devices
     if cpu_devices < 1:
         raise BayeslinError(f"--cpu-devices must be positive, got {cpu_devices}")
-    jax.config.update("jax_enable_x64", x64)
+    settings: dict[str, str] = {"jax_enable_x64": str(bool(x64))}
     if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        settings["jax_num_cpu_devices"] = str(cpu_devices)
+    if compile_cache is not None:
+        settings["jax_compilation_cache_dir"] = str(compile_cache)
+        settings["jax_persistent_cache_min_compile_time_secs"] = "0"
+    if "jax" not in sys.modules:
+        os.environ.update({name.upper(): value for name, value in settings.items()})
+        return
+    import jax  # already loaded (main() called from Python): update its config directly
+
+    jax.config.update("jax_enable_x64", x64)
+    if compile_cache is not None:
+        jax.config.update("jax_compilation_cache_dir", str(compile_cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if "jax_num_cpu_devices" in settings:
         try:
             jax.config.update("jax_num_cpu_devices", cpu_devices)
         except RuntimeError:  # backend already initialised (e.g. main() called twice in one process)
-            pass
+            existing = len(jax.devices("cpu"))
+            if explicit and existing != cpu_devices:
+                print(f"warning: --cpu-devices {cpu_devices} ignored: JAX's CPU backend already exists with "
+                      f"{existing} device(s)", file=sys.stderr)
 
 
 def _chain(err: BaseException):
@@ -192,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))
         command = args.command
         store = getattr(args, STORE_ARGUMENT.get(command, ""), None)
-        configure_jax(x64=args.x64, cpu_devices=args.cpu_devices)
+        cache = None if args.no_compile_cache or os.environ.get(CACHE_ENV) == "" else default_cache_dir()
+        configure_jax(x64=args.x64, cpu_devices=args.cpu_devices, compile_cache=cache)
         return int(args._module.run(args) or 0)
     except (Exception, KeyboardInterrupt) as err:
         if os.environ.get(DEBUG_ENV):

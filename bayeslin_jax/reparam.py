@@ -136,11 +136,12 @@ class _Basis(NamedTuple):
     name: str = "whitened"
 
 
-def sample_whitened(seed, phi, y, spec: ModelSpec, config, num_devices: int | None = None):
+def sample_whitened(seed, phi, y, spec: ModelSpec, config, num_devices: int | None = None, sampler=None):
     """NUTS on the whitened model of each dataset; draws of ``w`` back on the original scale.
 
     ``phi: (B, n, d)``, ``y: (B, n)`` (float64 NumPy for accuracy). Dataset ``i`` uses the same random
-    stream as :func:`bayeslin_jax.engine.sample_nuts` would give it. Returns a
+    stream as :func:`bayeslin_jax.engine.sample_nuts` would give it (``sampler``: that function, or a stand-in
+    with its signature). Returns a
     :class:`~bayeslin_jax.engine.NutsResult` with float64 ``w: (B, C, S, d)`` and ``lp`` the log density
     of ``w`` (the sampler's ``lp`` of ``z`` less ``log |det A|``), and the whitenings.
     """
@@ -148,6 +149,7 @@ def sample_whitened(seed, phi, y, spec: ModelSpec, config, num_devices: int | No
 
     from bayeslin_jax.engine import NutsResult, sample_nuts
 
+    sampler = sample_nuts if sampler is None else sampler
     phi = np.asarray(phi, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     white = whitening(phi, y, spec.prior, _reference_sigma(spec, phi, y))
@@ -160,8 +162,8 @@ def sample_whitened(seed, phi, y, spec: ModelSpec, config, num_devices: int | No
         z_spec = ModelSpec(basis, independent_normal(one.z_mean, one.z_scale, basis.dim), spec.noise)
         phi_z = phi[i] @ one.matrix
         y_z = y[i] - phi[i] @ one.shift
-        out = sample_nuts(seed, jnp.asarray(phi_z[None]), jnp.asarray(y_z[None]), z_spec, config,
-                          dataset_indices=jnp.asarray([i]), num_devices=num_devices)
+        out = sampler(seed, jnp.asarray(phi_z[None]), jnp.asarray(y_z[None]), z_spec, config,
+                      dataset_indices=jnp.asarray([i]), num_devices=num_devices)
         samples = {k: np.asarray(v) for k, v in out.samples.items()}
         samples["w"] = one.to_weights(samples["w"])
         stats = {k: np.asarray(v) for k, v in out.stats.items()}

@@ -50,11 +50,11 @@ def no_compute(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("compute started before the error was found")
 
-    from bayeslin_jax.commands import fit
+    from bayeslin_jax import api
     from bayeslin_jax.sbc import run as sbc_run
     from bayeslin_jax.studies import report, run
 
-    monkeypatch.setattr(fit, "sample_nuts", boom)
+    monkeypatch.setattr(api, "sample_nuts", boom)
     monkeypatch.setattr(run, "run_study", boom)
     monkeypatch.setattr(sbc_run, "run_sbc", boom)
     monkeypatch.setattr(report, "write_report", boom)
@@ -283,7 +283,7 @@ def test_ctrl_c_during_a_study_is_one_line_and_leaves_it_resumable(tmp_path) -> 
     proc = subprocess.Popen([sys.executable, "-m", "bayeslin_jax.cli", *argv], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (store._is_store(path) and store.done_mask(path).any()):
+    while not (store.is_store(path) and store.done_mask(path).any()):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no chunk finished within 120 s"
         time.sleep(0.05)

@@ -6,13 +6,15 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayeslin_jax.basis import parse_basis
-from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, mvn
+
+if TYPE_CHECKING:  # the CLI imports JAX only when a command runs
+    from bayeslin_jax.engine import NutsConfig
+    from bayeslin_jax.priors import ModelSpec
 
 
 def parse_vector(text: str, name: str) -> np.ndarray:
@@ -101,6 +103,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace, basis=None) -> ModelSpec:
     """The model flags -> :class:`ModelSpec`; ``basis`` (e.g. a formula's design) replaces ``--basis``."""
+    from bayeslin_jax.basis import parse_basis
+    from bayeslin_jax.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, mvn
+
     basis = parse_basis(args.basis) if basis is None else basis
     mean = parse_vector(args.prior_mean, "--prior-mean")
     if args.prior == "independent":
@@ -134,6 +139,8 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, d
 
 def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:
     """Sampler flags -> :class:`NutsConfig`; ``layout`` adds e.g. ``method``, ``batch_size``."""
+    from bayeslin_jax.engine import NutsConfig
+
     return NutsConfig(
         num_warmup=args.warmup,
         num_draws=args.draws,

@@ -54,16 +54,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _fit(args: argparse.Namespace):
     """The fit and a one-line model description: columns x, y through ``--basis``, or a formula's design."""
-    from bayeslin_jax.api import fit
-    from bayeslin_jax.design import fit_design
-
-    config = config_from_args(args)
+    # cheap checks first (no JAX yet): output paths, then the data
     check_output_file(args.json_path, "--json")
     check_output_file(args.plot_path, "--plot")
     loaded = design_from_args(args, args.data)
     if loaded is None:
-        spec = spec_from_args(args)
         x, y = load_csv(args.data, dtype=np.float64 if args.x64 else np.float32)
+    from bayeslin_jax.api import fit
+    from bayeslin_jax.design import fit_design
+
+    config = config_from_args(args)
+    if loaded is None:
+        spec = spec_from_args(args)
         result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten)
         return result, spec.basis.name
     design, y = loaded

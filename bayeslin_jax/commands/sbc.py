@@ -18,6 +18,7 @@ from bayeslin_jax.commands.common import (
     check_output_file,
     config_from_args,
     design_from_args,
+    positive_int,
     spec_from_args,
 )
 from bayeslin_jax.errors import BayeslinError
@@ -27,7 +28,7 @@ PREDICT_AT_DEFAULT = "-1,0.5,1.5"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="store directory (zarr); rerun with the same flags to resume")
-    parser.add_argument("--simulations", type=int, default=1000, help="number of simulated datasets (default 1000)")
+    parser.add_argument("--simulations", type=positive_int, default=1000, help="simulated datasets (default 1000)")
     parser.add_argument("--engine", choices=("nuts", "exact"), default="nuts",
                         help="fit each dataset with NUTS or with exact conjugate draws (known noise)")
     add_spec_arguments(parser)
@@ -38,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fit with this prior sd instead of the simulation's (a deliberate mismatch)")
     add_sampler_arguments(parser)
     group = parser.add_argument_group("sbc")
-    group.add_argument("--num-ranks", type=int, default=99, help="L: posterior draws each truth is ranked among")
-    group.add_argument("--points", type=int, default=11, help="data points per simulated dataset")
+    group.add_argument("--num-ranks", type=positive_int, default=99, help="L: draws each truth is ranked among")
+    group.add_argument("--points", type=positive_int, default=11, help="data points per simulated dataset")
     group.add_argument("--x-scale", type=float, default=1.0, help="x ~ U(-x_scale, x_scale)")
     group.add_argument("--predict-at", default=PREDICT_AT_DEFAULT,
                        help="x values (in units of x-scale; row indices with --design) where the mean function is "
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--alpha", type=float, default=0.05, help="family-wise level of the tests (Holm)")
     group.add_argument("--include-failed", action="store_true",
                        help="rank simulations that fail the diagnostics gate too (default: report and exclude)")
-    group.add_argument("--chunk-size", type=int, default=None, help="simulations per stored chunk")
+    group.add_argument("--chunk-size", type=positive_int, default=None, help="simulations per stored chunk")
     group.add_argument("--json", default=None, help="write the verdicts as JSON here")
     group.add_argument("--plots", default=None, help="write ECDF-PIT, rank-histogram and coverage plots here")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
