@@ -36,7 +36,7 @@ from bayeslin_jax.errors import BayeslinError
 
 COMMANDS = {
     "demo": "reproduce the tutorial end to end (figures + exact-vs-NUTS table)",
-    "fit": "fit your own data (CSV with columns x, y)",
+    "fit": "fit your own data (CSV with columns x, y; or --formula / --columns for several predictors)",
     "study": "run a chunked, resumable simulation study over many datasets",
     "report": "diagnostics report of a study store",
     "sbc": "simulation-based calibration across many seeds",
