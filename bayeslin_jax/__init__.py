@@ -1,18 +1,21 @@
 """bayeslin_jax: Bayesian linear regression on JAX + NumPyro, batched over many datasets.
 
-The front door is :func:`fit`; the workflows are :func:`run_study` / :func:`open_study` and
-:func:`run_sbc` / :func:`open_sbc`. Everything is imported lazily on first use, so that
-``import bayeslin_jax`` (and the ``bayeslin`` CLI's help and error paths) stay fast.
+The front door is :func:`fit` (several predictors: :func:`fit_formula`); the workflows are
+:func:`run_study` / :func:`open_study` and :func:`run_sbc` / :func:`open_sbc`. Everything is imported
+lazily on first use, so that ``import bayeslin_jax`` (and the ``bayeslin`` CLI's help and error paths) stay fast.
 
 Layout (nothing below imports anything above it)::
 
     cli, commands/                         command line
-    api (fit, FitResult), plots, compare   front door, figures, model comparison
+    api (fit, FitResult), design,          front door, formulas / design matrices (formulaic),
+    plots, compare                         figures, model comparison
     studies/, sbc/                         workflows: run_*, open_*, config, report; on store
     diagnostics                            every diagnostic, array and DataTree level (ArviZ)
+    reparam                                whitened NUTS (w = c + A z), float64 exact posterior
     engine/                                batched NUTS over B datasets x C chains
     basis, priors, models, exact, nig,     core: features, priors, NumPyro model, exact oracle,
-    simulate, keys, data, errors           simulators, PRNG streams, input validation
+    simulate, keys, data, errors,          simulators, PRNG streams, input validation,
+    datasets/                              shipped CSVs (diabetes, Wampler1)
 """
 
 from __future__ import annotations
