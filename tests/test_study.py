@@ -281,13 +281,16 @@ def test_report_on_small_study(reference, tmp_path) -> None:
 
 @pytest.mark.gpu
 def test_gpu_study_is_chunk_invariant_and_matches_exact(tmp_path) -> None:
-    """On a GPU (vmap lock-step blocks, padded chunks): same numbers for two chunk sizes, NUTS ~ exact."""
+    """On a GPU, two chunk sizes: data, truth and exact posterior bit-identical (one compiled
+    per-dataset program); NUTS runs in lock-step vmap blocks whose shape follows the chunk, so its
+    draws may differ in rounding: both runs must agree with the exact posterior within 5 MCSE."""
     import jax
 
     if jax.default_backend() != "gpu":
         pytest.skip("needs a GPU")
     runs = [study.run_study(tmp_path / f"g{c}.zarr", SPEC, CONFIG, num_datasets=64, seed=SEED, chunk_size=c,
                             progress=False) for c in (16, 64)]
-    _assert_same_results(runs[0], runs[1])
-    ds = runs[1]
-    assert np.all(np.abs(ds["nuts_mean"] - ds["exact_mean"]) < 5 * ds["mcse_mean"])
+    for name in ("x", "y", "true_w", "exact_mean", "exact_sd"):
+        np.testing.assert_array_equal(runs[0][name].values, runs[1][name].values, err_msg=name)
+    for ds in runs:
+        assert np.all(np.abs(ds["nuts_mean"] - ds["exact_mean"]) < 5 * ds["mcse_mean"])
