@@ -42,8 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """The parent's environment for a CLI subprocess; of XLA_FLAGS only the vector ISA is kept, so a
+    run under ``--xla_cpu_max_isa=...`` compares like with like."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    isa = [f for f in os.environ.get("XLA_FLAGS", "").split() if f.startswith("--xla_cpu_max_isa")]
     env.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **extra)
+    env["XLA_FLAGS"] = " ".join([*isa, extra.get("XLA_FLAGS", "")]).strip()
     return env
 
 
