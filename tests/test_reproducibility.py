@@ -9,7 +9,8 @@ agrees statistically.
 
 Checked here under ``--xla_cpu_max_isa=SSE4_2`` and ``=AVX2`` (fresh processes: XLA_FLAGS must be
 set before JAX starts, tests/repro_probe.py does the computing) and under this CPU's own ISA
-(in-process; AVX-512 where the CPU has it). Cost: two probe processes in parallel, ~20 s of CPU each.
+(in-process; AVX-512 where the CPU has it). Cost: ~75 s of CPU time in all (three probes of ~25 s,
+two of them in parallel subprocesses), ~40 s wall on two idle cores.
 """
 
 from __future__ import annotations
