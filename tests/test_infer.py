@@ -6,7 +6,6 @@ sds within 4 MCSE(sd), the b-m correlation within 4 (1 - rho^2) / sqrt(ESS).
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -72,29 +71,6 @@ def test_mvn_prior_correlation_shows_in_posterior() -> None:
     independent = exact.posterior(phi, data.y, tutorial_spec("independent").prior, 0.1)
     correlated = exact.posterior(phi, data.y, tutorial_spec("mvn", corr=-0.9).prior, 0.1)
     assert np.all(np.asarray(correlated.corr[:, 0, 1]) < np.asarray(independent.corr[:, 0, 1]))
-
-
-def test_batch_member_equals_single_fit() -> None:
-    """Dataset i gives the same draws in a batch of 8 as alone (keys come from the global index)."""
-    spec = tutorial_spec()
-    config = NutsConfig(num_warmup=200, num_draws=200, num_chains=2)
-    data = simulate.tutorial_data(3, np.arange(8))
-    phi = spec.basis(data.x)
-    batch = sample_nuts(7, phi, data.y, spec, config)
-    for i in (0, 5):
-        single = sample_nuts(7, phi[i : i + 1], data.y[i : i + 1], spec, config, dataset_indices=jnp.array([i]))
-        np.testing.assert_array_equal(np.asarray(single.samples["w"][0]), np.asarray(batch.samples["w"][i]))
-        np.testing.assert_array_equal(np.asarray(single.stats["n_steps"][0]), np.asarray(batch.stats["n_steps"][i]))
-
-
-def test_simulated_dataset_independent_of_batch() -> None:
-    whole = simulate.tutorial_data(11, np.arange(6))
-    part = simulate.tutorial_data(11, np.array([4, 5]))
-    np.testing.assert_array_equal(np.asarray(whole.y[4:]), np.asarray(part.y))
-    spec = make_spec(3, "mvn")
-    whole = simulate.prior_data(11, np.arange(6), spec)
-    part = simulate.prior_data(11, np.array([2]), spec)
-    np.testing.assert_array_equal(np.asarray(whole.w[2]), np.asarray(part.w[0]))
 
 
 def test_result_shapes_and_stats() -> None:

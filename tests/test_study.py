@@ -44,8 +44,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """The parent's environment for a CLI subprocess; of XLA_FLAGS only the vector ISA is kept, so a
+    run under ``--xla_cpu_max_isa=...`` compares like with like."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    isa = [f for f in os.environ.get("XLA_FLAGS", "").split() if f.startswith("--xla_cpu_max_isa")]
     env.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **extra)
+    env["XLA_FLAGS"] = " ".join([*isa, extra.get("XLA_FLAGS", "")]).strip()
     return env
 
 
@@ -307,13 +311,16 @@ def test_report_on_small_study(reference, tmp_path) -> None:
 
 @pytest.mark.gpu
 def test_gpu_study_is_chunk_invariant_and_matches_exact(tmp_path) -> None:
-    """On a GPU (vmap lock-step blocks, padded chunks): same numbers for two chunk sizes, NUTS ~ exact."""
+    """On a GPU, two chunk sizes: data, truth and exact posterior bit-identical (one compiled
+    per-dataset program); NUTS runs in lock-step vmap blocks whose shape follows the chunk, so its
+    draws may differ in rounding: both runs must agree with the exact posterior within 5 MCSE."""
     import jax
 
     if jax.default_backend() != "gpu":
         pytest.skip("needs a GPU")
     runs = [study.run_study(tmp_path / f"g{c}.zarr", SPEC, CONFIG, num_datasets=64, seed=SEED, chunk_size=c,
                             progress=False) for c in (16, 64)]
-    _assert_same_results(runs[0], runs[1])
-    ds = runs[1]
-    assert np.all(np.abs(ds["nuts_mean"] - ds["exact_mean"]) < 5 * ds["mcse_mean"])
+    for name in ("x", "y", "true_w", "exact_mean", "exact_sd"):
+        np.testing.assert_array_equal(runs[0][name].values, runs[1][name].values, err_msg=name)
+    for ds in runs:
+        assert np.all(np.abs(ds["nuts_mean"] - ds["exact_mean"]) < 5 * ds["mcse_mean"])
