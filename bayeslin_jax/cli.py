@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu-devices",
         type=int,
-        default=os.cpu_count() or 1,
+        default=None,
         help="CPU cores exposed to JAX as devices; datasets are split over them (default: all cores)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,15 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_jax(x64: bool, cpu_devices: int) -> None:
+def configure_jax(x64: bool, cpu_devices: int | None) -> None:
     """Global JAX settings, applied before any computation (the CPU backend reads them when created).
 
     Several CPU devices let the engine run blocks of datasets in parallel, one per core, with
     bit-identical results (see ``engine.sample_nuts``); an explicit
-    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins.
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins. ``cpu_devices=None``: all cores.
+    An explicit count that cannot take effect (the backend already exists) is reported on stderr.
     """
     import jax
 
+    explicit = cpu_devices is not None
+    cpu_devices = (os.cpu_count() or 1) if cpu_devices is None else cpu_devices
     if cpu_devices < 1:
         raise BayeslinError(f"--cpu-devices must be positive, got {cpu_devices}")
     jax.config.update("jax_enable_x64", x64)
@@ -57,7 +60,10 @@ def configure_jax(x64: bool, cpu_devices: int) -> None:
         try:
             jax.config.update("jax_num_cpu_devices", cpu_devices)
         except RuntimeError:  # backend already initialised (e.g. main() called twice in one process)
-            pass
+            existing = len(jax.devices("cpu"))
+            if explicit and existing != cpu_devices:
+                print(f"warning: --cpu-devices {cpu_devices} ignored: JAX's CPU backend already exists with "
+                      f"{existing} device(s)", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
