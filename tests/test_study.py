@@ -276,7 +276,10 @@ def test_unknown_noise_study_matches_quadrature_reference_and_reports_sigma(tmp_
     """Learnt sigma (HalfNormal prior): per dataset, the sigma and w means within 5 MCSE of the quadrature
     reference; the report covers sigma's diagnostics and skips the exact comparison."""
     spec = ModelSpec(SPEC.basis, SPEC.prior, half_normal_noise(0.2))
-    ds = study.run_study(tmp_path / "u.zarr", spec, CONFIG, num_datasets=4, seed=SEED, progress=False)
+    # one dataset per chunk, 4 x (400 + 500), 25 points: the program `bayeslin fit` compiles in test_cli_fit
+    config = NutsConfig(num_warmup=400, num_draws=500, num_chains=4)
+    ds = study.run_study(tmp_path / "u.zarr", spec, config, num_datasets=3, seed=SEED, chunk_size=1, num_points=25,
+                         progress=False)
     assert "exact_mean" not in ds and np.all(ds["true_sigma"].values > 0)
     phi = np.asarray(spec.basis(ds["x"].values.astype(np.float64)))
     ref = nig.unknown_noise_reference(phi, ds["y"].values.astype(np.float64), spec.prior, spec.noise)

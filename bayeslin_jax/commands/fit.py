@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+import arviz_stats as azs
 import jax.numpy as jnp
 import numpy as np
 
@@ -56,7 +57,10 @@ def fit_result(tree, spec: ModelSpec, post: exact.GaussianPosterior | None) -> d
     if post is not None:
         result["exact_cov"] = np.asarray(post.cov).tolist()
     if not spec.known_sigma:
-        result["sigma"] = {"nuts_mean": float(table["sigma_mean"]), "rhat": float(table["sigma_rhat"])}
+        sigma = tree["posterior"]["sigma"].isel(dataset=0)
+        result["sigma"] = {"nuts_mean": float(table["sigma_mean"]), "nuts_sd": float(sigma.std(ddof=1)),
+                           "rhat": float(table["sigma_rhat"]),
+                           "mcse_mean": float(azs.mcse(sigma, sample_dims=["chain", "draw"], method="mean"))}
     return result
 
 
