@@ -385,13 +385,14 @@ def test_report_on_small_study(reference, tmp_path) -> None:
 
 
 def _hand_built_study() -> xr.Dataset:
-    """8 datasets (ids 100..107), 2 chains: 100 passes everything, each of 101..107 fails one check."""
+    """8 datasets (ids 100..107), 2 chains: 100 passes everything, each of 101..107 fails one check
+    (107: sigma's R-hat is NaN)."""
     n, features = 8, ["b", "m"]
     fd = ("dataset", "feature")
     rhat, ess_bulk, ess_tail = np.full((n, 2), 1.001), np.full((n, 2), 1000.0), np.full((n, 2), 900.0)
     rhat[1, 1] = 1.05
     ess_bulk[2, 0] = 150.0  # < 100 per chain x 2 chains
-    ess_tail[3, 1] = 199.0
+    ess_tail[3, 1] = np.nan  # NaN for one weight (the other 900) fails: not skipped by the min over features
     divergences, depth_hits = np.zeros(n, int), np.zeros(n, int)
     divergences[4], depth_hits[5] = 3, 7
     exact_mean = np.linspace(-1.0, 1.0, 2 * n).reshape(n, 2)
