@@ -83,6 +83,7 @@ def assert_matches_exact(result, table, post) -> None:
         assert abs(nuts_corr - exact_corr) < 4 * (1 - exact_corr**2) / np.sqrt(ess), (nuts_corr, exact_corr)
 
 
+@pytest.mark.slow  # compiles NUTS twice more (dense, float64): keeps the default suite within its budget
 def test_dense_mass_in_float64_matches_exact_posterior() -> None:
     """Dense mass-matrix adaptation and float64 arithmetic (both off by default), against the exact posterior."""
     spec = make_spec(3, "mvn")

@@ -320,6 +320,7 @@ def test_gated_simulations_are_excluded_reported_and_too_many_fail() -> None:
     assert report.reasons == ["40/400 simulations failed the diagnostics gate"], report.table()
 
 
+@pytest.mark.slow  # compiles NUTS with learnt sigma: keeps the default suite within its budget
 def test_learnt_sigma_is_a_test_quantity_with_the_right_values() -> None:
     """Unknown noise: ``sigma`` is ranked; its truth is the simulated sigma, its posterior mean matches the
     quadrature reference within 5 MCSE (sd / sqrt(ESS)), and loglik uses the true sigma."""
