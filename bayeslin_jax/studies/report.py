@@ -61,13 +61,14 @@ def failed_checks(ds: xr.Dataset, checks: Checks = Checks()) -> xr.Dataset:
     """Boolean ``(dataset,)`` per check (True = failed) plus ``any``."""
     num_chains = ds.sizes.get("chain", 1)
     min_ess = checks.min_ess_per_chain * num_chains
-    rhat = ds["rhat"].max("feature")
-    ess_bulk = ds["ess_bulk"].min("feature")
-    ess_tail = ds["ess_tail"].min("feature")
+    # NaN propagates (skipna=False, maximum/minimum): a NaN diagnostic of any parameter fails the dataset
+    rhat = ds["rhat"].max("feature", skipna=False)
+    ess_bulk = ds["ess_bulk"].min("feature", skipna=False)
+    ess_tail = ds["ess_tail"].min("feature", skipna=False)
     if "sigma_rhat" in ds:
-        rhat = np.fmax(rhat, ds["sigma_rhat"])
-        ess_bulk = np.fmin(ess_bulk, ds["sigma_ess_bulk"])
-        ess_tail = np.fmin(ess_tail, ds["sigma_ess_tail"])
+        rhat = np.maximum(rhat, ds["sigma_rhat"])
+        ess_bulk = np.minimum(ess_bulk, ds["sigma_ess_bulk"])
+        ess_tail = np.minimum(ess_tail, ds["sigma_ess_tail"])
     out = xr.Dataset(
         {
             "rhat": ~(rhat <= checks.max_rhat),  # NaN fails

@@ -263,6 +263,11 @@ def part_range(num_datasets: int, index: int, count: int) -> tuple[int, int]:
     return num_datasets * index // count, num_datasets * (index + 1) // count
 
 
+def pads_nuts(platform: str) -> bool:
+    """Whether a short last chunk is padded to full size for NUTS too (accelerators; tests patch this on CPU)."""
+    return platform != "cpu"
+
+
 def _append_run_record(path: Path, record: dict) -> None:
     group = store.open_group(path, mode="r+")
     runs = list(group.attrs.get(RUNS_ATTR, []))
@@ -319,7 +324,7 @@ def run_study(
     # Simulation and the exact posterior always see full chunks (one compiled shape; they are
     # cheap). NUTS is padded too on accelerators, where the extra lock-step runs are ~free; on CPU
     # a short last chunk costs one recompile (~2 s) instead of up to a chunk of wasted runs.
-    pad_nuts = devices[0].platform != "cpu"
+    pad_nuts = pads_nuts(devices[0].platform)
     posterior_fn = jax.jit(exact.posterior)
     timings = {"simulate_s": 0.0, "nuts_s": 0.0, "exact_s": 0.0, "summary_s": 0.0}
 
