@@ -242,8 +242,10 @@ def test_study_on_a_fixed_design_matches_exact(diabetes, tmp_path) -> None:
     """``run_study`` on the user's design (DesignSimulator through the prior simulator), whitened NUTS vs exact."""
     design, _ = load_design(diabetes, "y ~ bmi + bp + C(sex)")
     spec = ModelSpec(design, independent_normal(0.0, np.array([100.0, 5.0, 2.0, 20.0]), 4), known_noise(55.0))
-    ds = bl.run_study(tmp_path / "study.zarr", spec, bl.NutsConfig(), num_datasets=32, seed=3,
-                      num_points=design.num_rows, progress=False)
+    from bayeslin_jax.studies import StudyConfig
+
+    config = StudyConfig(num_datasets=32, seed=3, simulator=DesignSimulator(design))
+    ds = bl.run_study(tmp_path / "study.zarr", spec, config, progress=False)
     z = (ds["nuts_mean"] - ds["exact_mean"]) / ds["mcse_mean"]
     assert float(np.abs(z).max()) < 4.5, z.values  # 128 z's: P(max > 4.5) ~ 1e-3
     assert float(ds["rhat"].max()) <= 1.01

@@ -59,13 +59,11 @@ def run(args: argparse.Namespace) -> int:
     loaded = design_from_args(args, args.design)  # --design: x fixed from the CSV, w from the prior, y simulated
     spec = spec_from_args(args, basis=None if loaded is None else loaded[0])
     num_points = args.num_points if loaded is None else loaded[0].num_rows
-    config = config_from_args(
-        args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size
-    )
+    nuts = config_from_args(args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size)
+    config = study.StudyConfig(num_datasets=args.datasets, seed=args.seed, nuts=nuts, simulator=args.simulator,
+                               num_points=num_points, save_draws=args.save_draws, chunk_size=args.chunk_size)
     t0 = time.perf_counter()
-    ds = study.run_study(args.out, spec, config, num_datasets=args.datasets, seed=args.seed,
-                         chunk_size=args.chunk_size, simulator=args.simulator, num_points=num_points,
-                         save_draws=args.save_draws, num_devices=args.devices, progress=not args.no_progress,
+    ds = study.run_study(args.out, spec, config, num_devices=args.devices, progress=not args.no_progress,
                          distributed=args.distributed)
     wall = time.perf_counter() - t0
     where = ds.attrs["paths"][0]

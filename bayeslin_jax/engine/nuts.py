@@ -33,6 +33,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from bayeslin_jax import keys as keyring
+from bayeslin_jax.batching import map_datasets
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import KnownNoise, ModelSpec, Noise, WeightPrior
@@ -151,6 +152,8 @@ def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise,
 def _run_block(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None):
     """Runs on one device. ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)``."""
     run = partial(_run_one, prior=prior, noise=noise, config=config)
+    if batch_size is None:  # one run at a time: the compiled run does not depend on R
+        return map_datasets(run, keys, phi, y)
     return jax.lax.map(lambda xs: run(*xs), (keys, phi, y), batch_size=batch_size)
 
 
