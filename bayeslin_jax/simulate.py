@@ -237,4 +237,4 @@ def _design_data(keys: Array, prior: WeightPrior, noise: Noise, rows: Array, *, 
         y = phi @ w + sigma * jax.random.normal(noise_key, (rows.shape[0],), dtype=phi.dtype)
         return rows, y, w, jnp.asarray(sigma, dtype=phi.dtype)
 
-    return SimulatedData(*jax.vmap(one)(keys))
+    return SimulatedData(*map_datasets(one, keys))  # per-dataset program: same bits for any batch
