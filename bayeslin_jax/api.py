@@ -140,9 +140,10 @@ def fit_design_matrix(
         post = reparam.posterior64(phi, y, spec.prior, spec.noise.sigma)
         _check_exact(post, phi, spec, rows if x is None else np.asarray(x))
     if whiten:
-        result, _ = reparam.sample_whitened(seed, phi, y, spec, config, num_devices=num_devices, sampler=sample_nuts)
+        result, _ = reparam.sample_whitened(seed, phi, y, spec.prior, spec.noise, config, num_devices=num_devices,
+                                            sampler=sample_nuts)
     else:
-        result = sample_nuts(seed, phi_j, y_j, spec, config, num_devices=num_devices)
+        result = sample_nuts(seed, phi_j, y_j, spec.prior, spec.noise, config, num_devices=num_devices)
     tree = diagnostics.to_datatree(
         result, spec, phi_j, y_j, x=None if x is None else np.asarray(x), include_log_likelihood=log_likelihood
     )

@@ -29,7 +29,7 @@ import numpy as np
 
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.exact import GaussianPosterior
-from bayeslin_jax.priors import IndependentNormal, KnownNoise, ModelSpec, WeightPrior, independent_normal
+from bayeslin_jax.priors import IndependentNormal, KnownNoise, ModelSpec, Noise, WeightPrior, independent_normal
 
 
 class Whitening(NamedTuple):
@@ -122,21 +122,14 @@ def plugin_sigma(phi, y, fallback: float) -> np.ndarray:
     return np.where(sd > 0, sd, fallback)
 
 
-def _reference_sigma(spec: ModelSpec, phi, y) -> np.ndarray:
-    if isinstance(spec.noise, KnownNoise):
-        return np.broadcast_to(np.asarray(spec.noise.sigma, dtype=np.float64), np.shape(y)[:-1])
-    return plugin_sigma(phi, y, fallback=float(spec.noise.scale))
+def _reference_sigma(noise: Noise, phi, y) -> np.ndarray:
+    if isinstance(noise, KnownNoise):
+        return np.broadcast_to(np.asarray(noise.sigma, dtype=np.float64), np.shape(y)[:-1])
+    return plugin_sigma(phi, y, fallback=float(noise.scale))
 
 
-class _Basis(NamedTuple):
-    """The ``z``-space model's basis: only its size and names matter (the engine takes ``phi`` ready-made)."""
-
-    dim: int
-    feature_names: tuple[str, ...]
-    name: str = "whitened"
-
-
-def sample_whitened(seed, phi, y, spec: ModelSpec, config, num_devices: int | None = None, sampler=None):
+def sample_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, num_devices: int | None = None,
+                    sampler=None):
     """NUTS on the whitened model of each dataset; draws of ``w`` back on the original scale.
 
     ``phi: (B, n, d)``, ``y: (B, n)`` (float64 NumPy for accuracy). Dataset ``i`` uses the same random
@@ -152,17 +145,17 @@ def sample_whitened(seed, phi, y, spec: ModelSpec, config, num_devices: int | No
     sampler = sample_nuts if sampler is None else sampler
     phi = np.asarray(phi, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    white = whitening(phi, y, spec.prior, _reference_sigma(spec, phi, y))
+    white = whitening(phi, y, prior, _reference_sigma(noise, phi, y))
     if not (np.all(np.isfinite(white.matrix)) and np.all(np.isfinite(white.shift))):
         raise BayeslinError("the whitening of the design is not finite: check the data and prior scales")
-    basis = _Basis(spec.basis.dim, tuple(spec.feature_names))
+    dim = phi.shape[-1]
     parts = []
     for i in range(phi.shape[0]):
         one = jax.tree.map(lambda a, i=i: a[i], white)
-        z_spec = ModelSpec(basis, independent_normal(one.z_mean, one.z_scale, basis.dim), spec.noise)
+        z_prior = independent_normal(one.z_mean, one.z_scale, dim)
         phi_z = phi[i] @ one.matrix
         y_z = y[i] - phi[i] @ one.shift
-        out = sampler(seed, jnp.asarray(phi_z[None]), jnp.asarray(y_z[None]), z_spec, config,
+        out = sampler(seed, jnp.asarray(phi_z[None]), jnp.asarray(y_z[None]), z_prior, noise, config,
                       dataset_indices=jnp.asarray([i]), num_devices=num_devices)
         samples = {k: np.asarray(v) for k, v in out.samples.items()}
         samples["w"] = one.to_weights(samples["w"])
@@ -175,7 +168,8 @@ def sample_whitened(seed, phi, y, spec: ModelSpec, config, num_devices: int | No
     return NutsResult(samples, stats), white
 
 
-def sample_design_whitened(seed, phi, y, spec: ModelSpec, config, dataset_indices=None, num_devices: int | None = None):
+def sample_design_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, dataset_indices=None,
+                           num_devices: int | None = None):
     """NUTS for B datasets that share one fixed design (a study or SBC of the user's design), in one engine call.
 
     One whitening for the whole batch, ``w = m0 + A z`` with ``A`` from the design, the prior and the known
@@ -189,15 +183,15 @@ def sample_design_whitened(seed, phi, y, spec: ModelSpec, config, dataset_indice
     from bayeslin_jax.engine import NutsResult, sample_nuts
 
     design = np.asarray(phi[0], dtype=np.float64)
-    sigma = float(spec.noise.sigma) if isinstance(spec.noise, KnownNoise) else float(spec.noise.scale)
-    white = whitening(design, np.zeros(design.shape[0]), spec.prior, sigma)
-    m0 = np.asarray(spec.prior.mean, dtype=np.float64)
-    basis = _Basis(spec.basis.dim, tuple(spec.feature_names))
-    z_spec = ModelSpec(basis, independent_normal(0.0, white.z_scale, basis.dim), spec.noise)
+    sigma = float(noise.sigma) if isinstance(noise, KnownNoise) else float(noise.scale)
+    white = whitening(design, np.zeros(design.shape[0]), prior, sigma)
+    m0 = np.asarray(prior.mean, dtype=np.float64)
+    z_prior = independent_normal(0.0, white.z_scale, design.shape[-1])
     dtype = jnp.asarray(phi).dtype
     phi_z = jnp.broadcast_to(jnp.asarray(design @ white.matrix, dtype=dtype), jnp.shape(phi))
     y_z = jnp.asarray(y) - jnp.asarray(design @ m0, dtype=dtype)
-    out = sample_nuts(seed, phi_z, y_z, z_spec, config, dataset_indices=dataset_indices, num_devices=num_devices)
+    out = sample_nuts(seed, phi_z, y_z, z_prior, noise, config, dataset_indices=dataset_indices,
+                      num_devices=num_devices)
     samples = dict(out.samples)
     samples["w"] = jnp.asarray(m0, dtype=dtype) + samples["w"] @ jnp.asarray(white.matrix.T, dtype=dtype)
     stats = dict(out.stats)

@@ -61,9 +61,8 @@ def sample_on_devices(
     ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices.
     """
     sampler = reparam.sampler_for(spec)  # a fixed design (--design) is sampled whitened: raw scales sample well
-    result = sampler(
-        seed, phi, y, spec, config, dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices)
-    )
+    result = sampler(seed, phi, y, spec.prior, spec.noise, config,
+                     dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices))
     return jax.tree.map(np.asarray, result)
 
 
