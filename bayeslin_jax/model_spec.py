@@ -11,7 +11,7 @@ A model is a NumPyro function of one dataset, ``fn(x, y=None, **kwargs)``:
 * every latent ``numpyro.sample`` site is continuous and its shape is fixed by the data size (no
   shape that depends on data *values*, no ``numpyro.param`` sites, no discrete latents);
 * ``numpyro.deterministic`` sites whose shape does not depend on ``n`` are kept as posterior draws;
-* ``kwargs``: JAX/NumPy arrays (and pytrees of them) are *traced*: a new value does not recompile;
+* ``kwargs``: JAX/NumPy arrays and NumPy scalars (and pytrees of them) are *traced*: a new value does not recompile;
   anything else (Python numbers, strings, None, tuples) is *static*: part of the compiled program's
   identity, and must be hashable.
 
@@ -63,6 +63,9 @@ class Model:
         A site of shape ``(d,)`` indexed by the basis features (dim ``feature`` in the DataTree).
     quantities : tuple of str, optional
         Sites whose elements SBC ranks (default: every kept site).
+    dap_quantities : tuple of str, optional
+        SBC quantities whose data-averaged-posterior tests join the verdict family (they need finite
+        fourth prior moments); default: the elements of ``feature_site``.
     info : dict
         Extra JSON description (not hashed).
     """
@@ -75,6 +78,7 @@ class Model:
     obs: str = "y"
     feature_site: str | None = None
     quantities: tuple[str, ...] | None = None
+    dap_quantities: tuple[str, ...] | None = None
     info: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -128,7 +132,7 @@ def _split_kwargs(kwargs: dict) -> tuple[dict, tuple]:
     params, static = {}, []
     for key, value in kwargs.items():
         leaves = jax.tree_util.tree_leaves(value)
-        if leaves and all(isinstance(leaf, jax.Array | np.ndarray) for leaf in leaves):
+        if leaves and all(isinstance(leaf, jax.Array | np.ndarray | np.generic) for leaf in leaves):
             params[key] = jax.tree.map(jnp.asarray, value)
         else:
             static.append((key, value))
@@ -143,17 +147,18 @@ def user_model(
     obs: str = "y",
     feature_site: str | None = None,
     quantities: tuple[str, ...] | None = None,
+    dap_quantities: tuple[str, ...] | None = None,
     **kwargs,
 ) -> Model:
     """Wrap a NumPyro model ``fn(x, y=None, **kwargs)`` for the batched engine.
 
-    ``kwargs``: arrays are traced (new values do not recompile); other values are static and must
+    ``kwargs``: arrays and NumPy scalars are traced (new values do not recompile); other values are static and must
     be hashable. Checks against the contract happen when the engine first sees data
     (:func:`bayeslin_jax.engine.general.inspect_model`).
     """
     params, static = _split_kwargs(kwargs)
     fn_name = getattr(getattr(fn, "func", fn), "__name__", "model")
-    return Model(fn, name or fn_name, params, static, basis, obs, feature_site, quantities)
+    return Model(fn, name or fn_name, params, static, basis, obs, feature_site, quantities, dap_quantities)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,8 +247,9 @@ def horseshoe(
     info = {"expected_nonzero": float(expected_nonzero), "num_points": int(num_points), "tau0": tau0,
             "slab_scale": float(slab_scale), "slab_df": slab_df, "intercept_scale": float(intercept_scale),
             "tau": tau}
+    # w_1.. have an infinite fourth prior moment (c^2 ~ InvGamma) so only the intercept's DAP is tested.
     return Model(models.horseshoe_regression, "horseshoe", params, (("slab_df", slab_df),), basis,
-                 feature_site="w", quantities=sites, info=info)
+                 feature_site="w", quantities=sites, dap_quantities=basis.feature_names[:1], info=info)
 
 
 def glm(prior: WeightPrior, basis: Polynomial, family: str = "bernoulli") -> Model:
