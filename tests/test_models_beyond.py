@@ -209,6 +209,40 @@ def test_simulator_is_keyed_per_dataset():
     assert np.all(counts == np.round(counts)) and counts.min() >= 0 and counts.max() > 0
 
 
+def _cli_args(*argv: str):
+    import argparse
+
+    from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments
+    from bayeslin_jax.commands.models import add_model_arguments
+
+    parser = argparse.ArgumentParser()
+    add_spec_arguments(parser)
+    add_model_arguments(parser)
+    add_sampler_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_cli_flags_build_the_models():
+    from bayeslin_jax.commands.models import model_from_args
+
+    assert model_from_args(_cli_args(), 11) is None  # the Gaussian linear model, as before
+    robust = model_from_args(_cli_args("--likelihood", "student-t", "--nu", "4", "--sigma-prior-scale", "1"), 11)
+    assert robust.name == "student_t" and float(robust.params["nu"]) == 4.0
+    assert "nu" not in model_from_args(_cli_args("--likelihood", "student-t"), 11).params
+    shrink = model_from_args(_cli_args("--prior", "horseshoe", "--basis", "poly10", "--expected-nonzero", "3"), 40)
+    assert shrink.name == "horseshoe" and shrink.basis.dim == 11
+    assert float(shrink.params["tau_scale"]) == pytest.approx(3 / 7 / np.sqrt(40))
+    assert model_from_args(_cli_args("--family", "poisson", "--prior-scale", "1"), 11).name == "poisson"
+    for argv, message in [
+        (("--likelihood", "student-t", "--family", "poisson"), "cannot be combined"),
+        (("--likelihood", "student-t", "--nu", "-1"), "nu must be a positive number"),
+        (("--family", "bernoulli", "--sigma", "0.3"), "has no noise sd"),
+        (("--prior", "horseshoe", "--expected-nonzero", "5"), r"must lie in \(0, 1\)"),
+    ]:
+        with pytest.raises(BayeslinError, match=message):
+            model_from_args(_cli_args(*argv), 11)
+
+
 # ---------------------------------------------------------------------------------------------
 # Slow: independent references per model
 # ---------------------------------------------------------------------------------------------
@@ -358,6 +392,24 @@ def test_sbc_passes_at_1000_simulations(name, tmp_path):
     print(f"\n{name}\n{report.table()}\ndivergent simulations: {int((ds['divergences'] > 0).sum())}")
     assert report.num_simulations == 1000
     assert report.passed, report.reasons
+
+
+@pytest.mark.slow
+def test_model_study_store_and_report(tmp_path):
+    """A Poisson study through the CLI: store with per-dataset divergences, report command reads it."""
+    from bayeslin_jax.cli import main
+    from bayeslin_jax.studies.run import open_study
+
+    out = tmp_path / "study.zarr"
+    argv = ["study", "--family", "poisson", "--prior-scale", "1", "--datasets", "6", "--chunk-size", "3",
+            "--chains", "2", "--warmup", "200", "--draws", "200", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    ds = open_study(out)
+    assert ds.attrs["complete"] and ds.sizes["dataset"] == 6
+    assert ds["divergences"].dims == ("dataset",) and np.all(ds["divergences"].values >= 0)
+    assert np.all(np.abs(ds["nuts_mean"] - ds["true_w"]) < 6 * ds["nuts_sd"] + 0.1)
+    assert ds.attrs["meta"]["spec"]["model"] == "poisson"
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
 
 
 @pytest.mark.slow
