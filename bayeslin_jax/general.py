@@ -24,6 +24,7 @@ from numpyro.infer import Predictive, log_likelihood
 
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.data import validate_xy
+from bayeslin_jax.diagnostics import _sample_first
 from bayeslin_jax.engine import NutsConfig, NutsResult
 from bayeslin_jax.engine.general import inspect_model, sample_model
 from bayeslin_jax.errors import BayeslinError
@@ -81,11 +82,6 @@ class ModelSimulator:
     def describe(self) -> dict:
         return {"name": "model_prior", "model": self.model.name, "num_points": self.num_points,
                 "x_scale": self.x_scale}
-
-
-def _sample_first(a) -> np.ndarray:
-    """``(B, C, S, ...)`` -> ``(C, S, B, ...)``: ArviZ wants the sample dims first."""
-    return np.moveaxis(np.asarray(a), 0, 2)
 
 
 def site_dims(model: Model, name: str, ndim: int) -> list[str]:
