@@ -121,9 +121,14 @@ class Model:
 
 
 def _describe_value(value):
+    """JSON-ready: plain scalars as they are, arrays as lists, pytrees of arrays as ``{path: list}``, else repr."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
     leaves = jax.tree_util.tree_leaves_with_path(value)
+    if not leaves or not all(isinstance(leaf, jax.Array | np.ndarray | np.generic) for _, leaf in leaves):
+        return repr(value)
     if len(leaves) == 1 and not leaves[0][0]:
-        return _as_list(value) if isinstance(value, jax.Array | np.ndarray) else value
+        return _as_list(value)
     return {jax.tree_util.keystr(path): _as_list(leaf) for path, leaf in leaves}
 
 
