@@ -14,16 +14,18 @@ from jax import Array
 from bayeslin_jax.priors import KnownNoise, Noise, WeightPrior
 
 
+def _noise_sd(noise: Noise) -> Array:
+    """Known sigma, or the site ``sigma ~ noise prior``."""
+    return noise.sigma if isinstance(noise, KnownNoise) else numpyro.sample("sigma", noise.distribution())
+
+
 def linear_regression(phi: Array, y: Array | None, prior: WeightPrior, noise: Noise) -> None:
     """One dataset. ``phi: (n, d)``, ``y: (n,)`` or None (prior predictive).
 
     Sites: ``w: (d,)``; ``sigma: ()`` (unknown noise only); ``y: (n,)`` (observed).
     """
     w = numpyro.sample("w", prior.distribution())
-    if isinstance(noise, KnownNoise):
-        sigma = noise.sigma
-    else:
-        sigma = numpyro.sample("sigma", noise.distribution())
+    sigma = _noise_sd(noise)
     mu = numpyro.deterministic("mu", jnp.matmul(phi, w)) if y is None else phi @ w
     with numpyro.plate("obs", phi.shape[-2]):
         numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
@@ -39,10 +41,6 @@ def linear_regression(phi: Array, y: Array | None, prior: WeightPrior, noise: No
 #: Gamma(2, 0.1) prior on the Student-t degrees of freedom (Juárez & Steel 2010; Stan's recommendation).
 NU_PRIOR_SHAPE = 2.0
 NU_PRIOR_RATE = 0.1
-
-
-def _noise_sd(noise: Noise) -> Array:
-    return noise.sigma if isinstance(noise, KnownNoise) else numpyro.sample("sigma", noise.distribution())
 
 
 def student_t_regression(
