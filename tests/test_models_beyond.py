@@ -141,6 +141,16 @@ def test_unsupported_user_models_get_one_line_errors(fn, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(("family", "bad", "message"), [("bernoulli", 0.5, "BernoulliLogits: Boolean"),
+                                                        ("poisson", -1.0, "Poisson: IntegerNonnegative"),
+                                                        ("poisson", 2.5, "Poisson: IntegerNonnegative")])
+def test_observations_outside_the_likelihood_support_are_refused(family, bad, message):
+    model = glm(independent_normal(0.0, 1.0, 2), Polynomial(1), family)
+    y = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, bad]], dtype=np.float32)
+    with pytest.raises(BayeslinError, match=rf"y\[1, 2\] = {bad:g} is outside the support of 'y' \({message}\)"):
+        inspect_model(model, model.design(np.full((2, 3), 0.5)), y)
+
+
 def test_model_arguments_split_into_traced_and_static():
     model = user_model(_discrete, scale=np.float32(2.0), family="x", size=3)
     assert set(model.params) == {"scale"}

@@ -9,7 +9,8 @@ local device. Draws for dataset ``i`` therefore do not depend on batch size, chu
 
 Before compiling, :func:`inspect_model` traces the model on real data and rejects, in one line naming
 the site, what the engine cannot run: discrete latents, ``numpyro.param`` sites, latent shapes that
-depend on data values, a missing observed site, or a model that cannot be traced with abstract data.
+depend on data values, a missing observed site, a model that cannot be traced with abstract data, and
+observations outside the support of the observed site's distribution.
 """
 
 from __future__ import annotations
@@ -71,6 +72,17 @@ def _check_trace(model: Model, trace: dict) -> None:
         raise BayeslinError(f"model {model.name!r} has no observed site {model.obs!r} (numpyro.sample(..., obs=y))")
 
 
+def _check_support(model: Model, obs_fn, y: Array) -> None:
+    """Every observation must lie in the support of the observed site (0/1 for Bernoulli, counts for Poisson)."""
+    inside = np.asarray(obs_fn.support(y))
+    if not inside.all():
+        dataset, point = np.argwhere(~inside)[0]
+        raise BayeslinError(
+            f"y[{dataset}, {point}] = {float(y[dataset, point]):g} is outside the support of {model.obs!r} "
+            f"({type(obs_fn).__name__}: {type(obs_fn.support).__name__.lstrip('_')})"
+        )
+
+
 def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
     """Check ``model`` against the contract on real data and read its sites' shapes.
 
@@ -92,6 +104,7 @@ def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
     except Exception as err:  # any failure of the user code becomes one line
         raise BayeslinError(f"model {model.name!r} failed on dataset 0: {_first_line(err)}") from None
     _check_trace(model, first)
+    _check_support(model, first[model.obs]["fn"], y)
     latent_names = [n for n, s in first.items() if s["type"] == "sample" and not s["is_observed"]]
     # Shapes may depend on n (same for every dataset of a batch) but not on data values.
     for i in range(1, min(x.shape[0], 3)):
