@@ -71,11 +71,13 @@ assert abs(slope["student-t"].mean() - 0.3) < abs(slope["normal"].mean() - 0.3)"
 The Student-t model predicts held-out points better: the outlier costs the Normal model much more,
 and the Normal model's Pareto $k$
 flags the outlier as highly influential."""),
-    new_code_cell("""comparison = azs.compare({"normal": normal_fit.tree, "student-t": robust_fit.tree})
-print(comparison[["rank", "elpd", "p", "elpd_diff", "dse", "weight"]])
-assert comparison.index[0] == "student-t"
-loo_normal = azs.loo(normal_fit.tree, pointwise=True)
-print("Pareto k of the outlier, Normal model:", float(np.asarray(loo_normal.pareto_k)[outlier]))"""),
+    new_code_cell("""loos = {name: azs.loo(fit.tree, pointwise=True) for name, fit in fits.items()}
+for name, loo in loos.items():
+    print(f"{name:>9}: elpd_loo {loo.elpd:.2f} (se {loo.se:.2f}), Pareto k of the outlier "
+          f"{float(np.asarray(loo.pareto_k)[outlier]):.2f}")
+comparison = azs.compare({name: fit.tree for name, fit in fits.items()})
+print(comparison[["rank", "elpd_diff", "dse", "weight"]])
+assert comparison.index[0] == "student-t" and loos["student-t"].elpd > loos["normal"].elpd"""),
     new_markdown_cell("""## 2. The regularized horseshoe on a degree-10 polynomial
 
 A cubic $y = 0.5 - x + 0.8x^3 + N(0, 0.1^2)$ at 40 points in $[-1, 1]$, fitted with the basis
