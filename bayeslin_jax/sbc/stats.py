@@ -236,6 +236,14 @@ def dap_in_family(quantities) -> np.ndarray:
     return np.array([str(q) not in NON_LINEAR for q in quantities])
 
 
+def _dap_mask(meta: dict, quantities) -> np.ndarray:
+    """``meta["dap_quantities"]`` when the run names them (general models, :mod:`bayeslin_jax.sbc.general`),
+    else :func:`dap_in_family`."""
+    if "dap_quantities" in meta:
+        return np.isin([str(q) for q in quantities], meta["dap_quantities"])
+    return dap_in_family(quantities)
+
+
 def calibration_tests(rank: np.ndarray, truth: np.ndarray, post_mean: np.ndarray, post_sd: np.ndarray,
                       num_ranks: int, dap_mask: np.ndarray | None = None, ecdf_sims: int = ECDF_SIMULATIONS) -> dict:
     """The verdict family for ``(N, Q)`` inputs: ECDF, chi-square, DAP mean and DAP sd tests.
@@ -441,7 +449,7 @@ def summarize(ds: xr.Dataset | str | Path, alpha: float = 0.05, include_failed: 
     used = np.ones(total, dtype=bool) if include_failed else gate_ok
     sub = ds.isel(dataset=np.flatnonzero(used))
     tests = calibration_tests(sub["rank"].values, sub["truth"].values, sub["post_mean"].values,
-                              sub["post_sd"].values, num_ranks, dap_in_family(quantities), ecdf_sims)
+                              sub["post_sd"].values, num_ranks, _dap_mask(meta, quantities), ecdf_sims)
     gamma, ecdf_p, chi2_stat, chi2_p, bins, dap = (tests[k] for k in ("ecdf_gamma", "ecdf_p", "chi2", "chi2_p",
                                                                       "chi2_bins", "dap"))
     num_q = len(quantities)
