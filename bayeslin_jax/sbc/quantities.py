@@ -38,6 +38,7 @@ from jax import Array
 
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import KnownNoise, ModelSpec
+from bayeslin_jax.sbc.run import _bucket
 
 PROJECTION_SEED = 20230  # the default random projections' directions (fixed: part of the quantity's definition)
 
@@ -90,7 +91,21 @@ def default_quantities(spec: ModelSpec, *, joint: bool = True, num_projections: 
     Order: weights, [sigma], ``loglik``, [``log_joint``], ``proj1..`` (``d >= 2`` only),
     ``mu(x=...)`` at ``predict_at``. ``joint=False, num_projections=0, predict_at=...`` gives the
     quantities of the built-in runner :func:`bayeslin_jax.sbc.run_sbc` (same names and order).
+    The same spec and options give the same (cached) objects, so their compiled evaluation is reused.
     """
+    leaves = tuple(np.asarray(leaf).tobytes() for leaf in jax.tree.leaves((spec.prior, spec.noise)))
+    key = (spec.basis, type(spec.prior), type(spec.noise), leaves, joint, num_projections,
+           tuple(float(v) for v in predict_at), projection_seed)
+    if key not in _DEFAULTS:
+        _DEFAULTS[key] = _default_quantities(spec, joint, num_projections, predict_at, projection_seed)
+    return list(_DEFAULTS[key])
+
+
+_DEFAULTS: dict[tuple, tuple[Quantity, ...]] = {}
+
+
+def _default_quantities(spec: ModelSpec, joint: bool, num_projections: int, predict_at: Sequence[float],
+                        projection_seed: int) -> tuple[Quantity, ...]:
     if num_projections < 0:
         raise BayeslinError(f"number of random projections must be >= 0, got {num_projections}")
     names = spec.feature_names
@@ -119,7 +134,7 @@ def default_quantities(spec: ModelSpec, *, joint: bool = True, num_projections: 
         row = spec.basis(jnp.asarray([float(v)], dtype=jnp.float32))[0]
         out.append(Quantity(f"mu(x={float(v):g})", (lambda r: lambda p, d: r @ p["w"])(row), linear=True,
                             definition=f"phi({float(v):g}) . w"))
-    return out
+    return tuple(out)
 
 
 def as_quantities(quantities, spec: ModelSpec | None) -> tuple[Quantity, ...]:
@@ -179,7 +194,16 @@ def evaluate(quantities: tuple[Quantity, ...], draws: Mapping[str, Array], truth
     ``draws: {name: (B, S, ...)}``, ``truth: {name: (B, ...)}``, ``data``: a batch of datasets
     (leading axis B) -> ``(B, S, Q)`` and ``(B, Q)``.
     """
-    return _compiled(tuple(quantities))(dict(draws), dict(truth), data)
+    num = data.x.shape[0]
+    padded = _bucket(num)  # few batch shapes get compiled; padding rows repeat the last dataset
+
+    def pad(a):
+        a = jnp.asarray(a)
+        return jnp.concatenate([a, jnp.repeat(a[-1:], padded - num, axis=0)]) if padded > num else a
+
+    q_draws, q_true = _compiled(tuple(quantities))(*jax.tree.map(pad, (dict(draws), dict(truth), data)))
+    return q_draws[:num], q_true[:num]
+
 
 
 __all__ = ["PROJECTION_SEED", "Quantity", "as_quantities", "default_quantities", "evaluate", "projection_directions"]

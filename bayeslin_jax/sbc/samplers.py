@@ -44,8 +44,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -56,8 +58,8 @@ import xarray as xr
 from jax import Array
 from tqdm.auto import tqdm
 
+from bayeslin_jax import exact, simulate
 from bayeslin_jax import keys as keyring
-from bayeslin_jax import simulate
 from bayeslin_jax.diagnostics import chain_diagnostics
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.errors import BayeslinError
@@ -175,6 +177,57 @@ def nuts_sampler(spec: ModelSpec, config: NutsConfig | None = None, rhat_max: fl
     dataset) and returns its flattened draws the same way; nothing else changes.
     """
     return NutsSampler(spec, NutsConfig() if config is None else config, rhat_max, max_divergences)
+
+
+@partial(jax.jit, static_argnames=("basis", "num_draws", "num_points", "ignore_correlation"))
+def _exact_draws(keys, x, y, prior, sigma, sd_scale, *, basis, num_draws: int, num_points: int,
+                 ignore_correlation: bool):
+    phi = basis(x[:, :num_points])
+    post = exact.posterior(phi, y[:, :num_points], prior, sigma)
+    if ignore_correlation:  # independent draws from the exact marginals
+        z = jax.vmap(lambda k: jax.random.normal(k, (num_draws, phi.shape[-1]), dtype=phi.dtype))(keys)
+        draws = post.mean[:, None] + post.sd[:, None] * z
+    else:
+        draws = exact.sample_batch(keys, post, num_draws)
+    return post.mean[:, None] + sd_scale * (draws - post.mean[:, None])
+
+
+@dataclass(frozen=True)
+class ExactSampler:
+    """Exact conjugate draws of the built-in model (known noise) as an SBC sampler, optionally
+    deliberately broken (for power studies and tests):
+
+    * ``sd_scale``: draws scaled about the posterior mean (under-/over-dispersed);
+    * ``ignore_correlation``: independent draws from the exact *marginals* (every weight's
+      marginal is exact; the joint is wrong wherever the posterior is correlated);
+    * ``data_fraction``: condition on the first ``ceil(fraction * n)`` points only (a calibrated
+      posterior for every parameter, but of less data: only data-dependent quantities see it).
+    """
+
+    spec: ModelSpec
+    sd_scale: float = 1.0
+    ignore_correlation: bool = False
+    data_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.spec.known_sigma:
+            raise BayeslinError("the exact sampler needs known noise (the spec learns sigma)")
+        if not (self.sd_scale > 0 and 0 < self.data_fraction <= 1):
+            raise BayeslinError(f"need sd_scale > 0 and 0 < data_fraction <= 1, got {self.sd_scale}, "
+                                f"{self.data_fraction}")
+
+    @property
+    def info(self) -> SamplerInfo:
+        return SamplerInfo("bayeslin.exact", "1", {"spec": self.spec.describe(), "sd_scale": self.sd_scale,
+                                                   "ignore_correlation": self.ignore_correlation,
+                                                   "data_fraction": self.data_fraction})
+
+    def __call__(self, keys: Array, data: SimulatedData, num_draws: int) -> dict[str, Array]:
+        num_points = max(1, math.ceil(self.data_fraction * data.x.shape[-1]))
+        w = _exact_draws(keys, data.x, data.y, self.spec.prior, self.spec.noise.sigma,
+                         jnp.asarray(self.sd_scale, dtype=data.x.dtype), basis=self.spec.basis,
+                         num_draws=num_draws, num_points=num_points, ignore_correlation=self.ignore_correlation)
+        return {"w": w}
 
 
 def _digest(arrays: Mapping[str, np.ndarray]) -> str:
@@ -477,6 +530,7 @@ def run_sampler_sbc(
 
 __all__ = [
     "DatasetSimulator",
+    "ExactSampler",
     "NutsSampler",
     "PrecomputedDraws",
     "Sampler",

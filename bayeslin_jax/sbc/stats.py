@@ -212,7 +212,8 @@ def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULAT
             if simulated >= refine_below:
                 log_p[q], method[q] = np.log(simulated), "simulated"
                 continue
-        lo, hi = _band(lg - np.log(2.0), total, num_ranks) if lg > np.log(1e-290) else (None, None)
+        # tails within a relative 1e-9 of gamma / 2 count as ties (as extreme): rounding must not split them
+        lo, hi = _band(lg - np.log(2.0) + 1e-9, total, num_ranks) if lg > np.log(1e-290) else (None, None)
         if lo is not None and _band_cost(lo, hi) <= budget:
             log_p[q] = min(0.0, _exact_exit_log_p(lo, hi, total))
         elif lg + np.log(num_ranks) < np.log(ECDF_BOUND_BELOW):
