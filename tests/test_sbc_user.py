@@ -85,7 +85,10 @@ def test_ecdf_p_uniform_under_null_and_tiny_not_zero() -> None:
         assert out["log10_p"][0] <= np.log10(99) + out["log10_gamma"][0] + 1e-9  # within the union bound
         _, chi2_p, _ = sbc_stats.chi2_test(ranks, 99)
         assert 0.0 < chi2_p[0] < 1e-8
-    assert sbc_stats.ecdf_pvalues(skewed, 99)["method"][0] == "exact"
+    # exact recursion down to tiny p (no bound): agrees with the union-bound sandwich gamma/2 <= p <= L gamma
+    out = sbc_stats.ecdf_pvalues(skewed, 99, bound_below=0.0)
+    assert out["method"][0] == "exact" and 0.0 < out["p"][0] < 1e-10, out
+    assert out["log10_gamma"][0] - np.log10(2) <= out["log10_p"][0] <= out["log10_gamma"][0] + np.log10(99)
     assert sbc_stats.chi2_log10_p(piled, 99)[0] < -1000  # would underflow to 0 outside log space
 
 

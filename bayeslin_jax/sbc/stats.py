@@ -46,8 +46,8 @@ from bayeslin_jax.errors import BayeslinError
 COVERAGE_LEVELS = (0.5, 0.8, 0.9, 0.95)
 NON_LINEAR = ("loglik", "sigma")
 ECDF_SIMULATIONS = 5000
-ECDF_EXACT_BUDGET = 4_000_000  # transition-matrix entries per quantity for the exact ECDF p-value
-ECDF_BOUND_BELOW = 1e-6  # beyond the budget, p-values below this come from the union bound L * gamma
+ECDF_EXACT_BUDGET = 20_000_000  # transition-matrix entries per quantity for the exact ECDF p-value (~1 s)
+ECDF_BOUND_BELOW = 1e-8  # where the union bound L * gamma is below this, it is the reported (conservative) p
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,18 +178,20 @@ def _exact_exit_log_p(lo: np.ndarray, hi: np.ndarray, total: int) -> float:
 
 
 def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULATIONS, seed: int = 0,
-                 budget: float = ECDF_EXACT_BUDGET, refine_below: float = 1.0) -> dict[str, np.ndarray]:
+                 budget: float = ECDF_EXACT_BUDGET, refine_below: float = 1.0,
+                 bound_below: float = ECDF_BOUND_BELOW) -> dict[str, np.ndarray]:
     """The simultaneous ECDF test per quantity, with p-values that have no simulation floor.
 
     ``ranks: (N, Q)`` in ``0..L``. Returns ``gamma``, ``log10_gamma``, ``p`` (never 0: clipped at
     the smallest positive float), ``log10_p`` and ``method`` ``(Q,)``, one of
 
-    * ``"exact"``: the band recursion of Säilynoja et al. (2022), App. A (see
-      :func:`_exact_exit_log_p`), used whenever it costs at most ``budget`` transition-matrix
-      entries (always for N up to a few thousand);
-    * ``"bound"``: for tiny gamma beyond the budget, the union bound ``p <= min(1, L * gamma)``
-      (each of the L points is outside its band with probability at most gamma): a conservative
-      p-value, and ``gamma / 2 <= p`` shows it is within a factor 2L of the true one;
+    * ``"bound"``: where ``L * gamma < bound_below`` (decisive for any family), the union bound
+      ``p <= L * gamma`` (each of the L points is outside its band with probability at most
+      gamma): a conservative p-value within a factor 2L of the true one (``p >= gamma / 2``);
+      computed in log space, so ``log10_p`` is finite however extreme the ranks;
+    * ``"exact"``: otherwise the band recursion of Säilynoja et al. (2022) (see
+      :func:`_exact_exit_log_p`), whenever it costs at most ``budget`` transition-matrix entries
+      (for N up to a few thousand at least);
     * ``"simulated"``: otherwise (large N, moderate p), ``(1 + #{gamma_null <= gamma}) / (M + 1)``
       from ``num_sims`` multinomial null draws.
 
@@ -212,12 +214,13 @@ def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULAT
             if simulated >= refine_below:
                 log_p[q], method[q] = np.log(simulated), "simulated"
                 continue
-        # tails within a relative 1e-9 of gamma / 2 count as ties (as extreme): rounding must not split them
-        lo, hi = _band(lg - np.log(2.0) + 1e-9, total, num_ranks) if lg > np.log(1e-290) else (None, None)
-        if lo is not None and _band_cost(lo, hi) <= budget:
-            log_p[q] = min(0.0, _exact_exit_log_p(lo, hi, total))
-        elif lg + np.log(num_ranks) < np.log(ECDF_BOUND_BELOW):
+        if bound_below > 0 and lg + np.log(num_ranks) < np.log(bound_below):
             log_p[q], method[q] = lg + np.log(num_ranks), "bound"
+            continue
+        # tails within a relative 1e-9 of gamma / 2 count as ties (as extreme): rounding must not split them
+        lo, hi = _band(lg - np.log(2.0) + 1e-9, total, num_ranks)
+        if _band_cost(lo, hi) <= budget:
+            log_p[q] = min(0.0, _exact_exit_log_p(lo, hi, total))
         else:
             null = _gamma_null(total, num_ranks, num_sims, seed)
             hits = np.searchsorted(null, np.exp(lg), side="right")
@@ -347,9 +350,14 @@ def data_averaged_posterior(truth: np.ndarray, post_mean: np.ndarray, post_sd: n
         "prior_sd": truth.std(0, ddof=1),
         "t_mean": t_mean,
         "t_moment": t_moment,
-        "p_mean": 2.0 * stats.t.sf(np.abs(t_mean), n - 1),
-        "p_moment": 2.0 * stats.t.sf(np.abs(t_moment), n - 1),
+        "p_mean": _two_sided_t(t_mean, n - 1),
+        "p_moment": _two_sided_t(t_moment, n - 1),
     }
+
+
+def _two_sided_t(t: np.ndarray, df: int) -> np.ndarray:
+    """Two-sided t-test p-value from ``t.logsf`` (in log space), clipped at the smallest positive float."""
+    return np.maximum(np.exp(np.log(2.0) + stats.t.logsf(np.abs(t), df)), np.finfo(float).tiny)
 
 
 def compare_exact(ds: xr.Dataset) -> dict[str, np.ndarray] | None:
