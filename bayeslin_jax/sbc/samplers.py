@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,7 +55,6 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax import Array
-from tqdm.auto import tqdm
 
 from bayeslin_jax import exact, simulate
 from bayeslin_jax import keys as keyring
@@ -65,9 +63,9 @@ from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import ModelSpec
 from bayeslin_jax.sbc import quantities as qmod
-from bayeslin_jax.sbc.run import _jitter, rank_and_pit, thin_positions
+from bayeslin_jax.sbc.run import _jitter, rank_and_pit, run_chunks, thin_positions
 from bayeslin_jax.simulate import SimulatedData
-from bayeslin_jax.store import run_chunked, versions
+from bayeslin_jax.store import versions
 
 
 @dataclass(frozen=True)
@@ -513,19 +511,7 @@ def run_sampler_sbc(
         return sampler_chunk(indices, sampler=sampler, simulator=simulator, spec=spec, quantities=quantities,
                              seed=seed, num_ranks=int(num_ranks))
 
-    if store is not None:
-        ds = run_chunked(store, meta=meta, num_items=int(num_simulations), chunk_size=int(chunk_size),
-                         compute=compute, progress=progress, desc="simulations").load()
-    else:
-        parts = []
-        with tqdm(total=int(num_simulations), desc="simulations", disable=not progress) as bar:
-            for start in range(0, int(num_simulations), int(chunk_size)):
-                stop = min(start + int(chunk_size), int(num_simulations))
-                parts.append(compute(np.arange(start, stop, dtype=np.int64)))
-                bar.update(stop - start)
-        ds = xr.concat(parts, dim="dataset") if len(parts) > 1 else parts[0]
-    ds.attrs["meta"] = json.dumps(meta)
-    return ds
+    return run_chunks(compute, int(num_simulations), int(chunk_size), meta=meta, store=store, progress=progress)
 
 
 __all__ = [
