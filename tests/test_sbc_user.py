@@ -1,10 +1,10 @@
 """SBC of the user's own sampler, simulator and test quantities; exact ECDF / log-space p-values.
 
-Sizes come from scripts/sbc_power.py (scripts/results/sbc_power.json): on the poly3 design the
-correlation-ignoring sampler and the half-data sampler are flagged (by loglik / log_joint) in
-100 % of seeds from N = 50 on and the sd x 0.8 sampler from N = 100; the tests use 200 (>= 2x),
-where the observed p-values are below 1e-10. Correct samplers are judged at family level 0.01
-(false-alarm rate of the family <= alpha, measured in the power script).
+Sizes come from scripts/sbc_power.py (scripts/results/sbc_power.json, 100 seeds per setup): on
+the poly3 design the correlation-ignoring sampler (e) and the half-data sampler (f) are flagged
+by loglik and log_joint in >= 99 % of seeds from N = 25, the sd x 0.8 sampler (g) by log_joint
+from N = 100 (see the JSON); the tests use 128-200 (>= 2x), where the observed p-values are far
+below the asserted 1e-6. Correct samplers are judged at family level 0.01.
 """
 
 from __future__ import annotations
@@ -238,7 +238,8 @@ def test_nuts_sampler_equals_engine_path() -> None:
     np.testing.assert_array_equal(new["rank"].values, legacy["rank"].values)
     for name in ("pit", "truth", "post_mean", "post_sd"):
         np.testing.assert_allclose(new[name].values, legacy[name].values, rtol=1e-4, atol=1e-5)
-    assert np.mean(new["gate_ok"].values == legacy["gate_ok"].values) >= 0.9
+    # the adapter gates on the parameters' diagnostics, the engine path on all quantities' (weights among them)
+    assert np.all(new["gate_ok"].values | ~legacy["gate_ok"].values)
 
 
 @pytest.mark.slow
