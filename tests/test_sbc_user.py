@@ -23,7 +23,7 @@ from bayeslin_jax import exact
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import tutorial_spec
+from bayeslin_jax.priors import ModelSpec, half_normal_noise, tutorial_spec
 from bayeslin_jax.sbc import SamplerInfo, nuts_sampler, run_sampler_sbc, summarize
 from bayeslin_jax.sbc import run as sbc
 from bayeslin_jax.sbc import stats as sbc_stats
@@ -114,6 +114,23 @@ def test_correlation_ignoring_sampler_fails_only_on_joint_quantities() -> None:
     assert report.verdict == "fail" and holm["log_joint"] < 1e-6 and holm["loglik"] < 1e-6, report.table()
     # every weight's marginal is exact: its rank and DAP tests are null tests and pass
     assert all(holm[w] > ALPHA_CORRECT for w in POLY3.feature_names), report.table()
+
+
+@pytest.mark.slow
+def test_prior_as_posterior_passes_parameters_fails_loglik() -> None:
+    # Modrák et al.'s example: a "sampler" that ignores the data and returns prior draws is calibrated
+    # for every parameter (sigma learnt here), and only data-dependent quantities can tell
+    spec = ModelSpec(tutorial_spec().basis, tutorial_spec().prior, half_normal_noise(0.2))
+
+    def prior_draws(keys, data, num_draws):
+        w = jax.vmap(lambda k: spec.prior.distribution().sample(k, (num_draws,)))(keys)
+        sigma = jax.vmap(lambda k: spec.noise.distribution().sample(jax.random.fold_in(k, 1), (num_draws,)))(keys)
+        return {"w": w, "sigma": sigma}
+
+    report = summarize(run_sampler_sbc(prior_draws, CHUNK, seed=38, spec=spec, chunk_size=CHUNK))
+    holm = dict(zip(report.quantities, report.holm_min(), strict=True))
+    assert holm["loglik"] < 1e-6 and holm["log_joint"] < 1e-6, report.table()
+    assert all(holm[q] > ALPHA_CORRECT for q in ("b", "m", "sigma", "proj1", "proj2")), report.table()
 
 
 @pytest.mark.slow
