@@ -235,6 +235,7 @@ def test_resume_after_sampler_exception(tmp_path) -> None:
     whole = run_sampler_sbc(conjugate, 3 * CHUNK, seed=35, spec=POLY3, chunk_size=CHUNK)
     np.testing.assert_array_equal(resumed["rank"].values, whole["rank"].values)
     np.testing.assert_array_equal(resumed["pit"].values, whole["pit"].values)
+    assert summarize(tmp_path / "s").num_simulations == 3 * CHUNK  # the store reads back (verified) by path
     with pytest.raises(BayeslinError, match="sampler"):  # another sampler version does not resume this store
         run_sampler_sbc(conjugate, 3 * CHUNK, seed=35, spec=POLY3, chunk_size=CHUNK, store=tmp_path / "s")
 

@@ -8,7 +8,7 @@ simulators and ``quantities`` (test quantities; defaults see the joint posterior
 """
 
 from bayeslin_jax.sbc.quantities import Quantity, default_quantities
-from bayeslin_jax.sbc.run import ENGINES, Distortion, SbcConfig, run_sbc, with_prior_scale
+from bayeslin_jax.sbc.run import ENGINES, Distortion, SbcConfig, open_sbc, run_sbc, with_prior_scale
 from bayeslin_jax.sbc.samplers import (
     PrecomputedDraws,
     SamplerInfo,
@@ -30,6 +30,7 @@ __all__ = [
     "SbcReport",
     "default_quantities",
     "nuts_sampler",
+    "open_sbc",
     "run_sampler_sbc",
     "run_sbc",
     "summarize",

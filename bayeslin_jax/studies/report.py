@@ -18,6 +18,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
+from bayeslin_jax.data import strict_json
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.studies.run import open_study, throughput
 
@@ -60,13 +61,14 @@ def failed_checks(ds: xr.Dataset, checks: Checks = Checks()) -> xr.Dataset:
     """Boolean ``(dataset,)`` per check (True = failed) plus ``any``."""
     num_chains = ds.sizes.get("chain", 1)
     min_ess = checks.min_ess_per_chain * num_chains
-    rhat = ds["rhat"].max("feature")
-    ess_bulk = ds["ess_bulk"].min("feature")
-    ess_tail = ds["ess_tail"].min("feature")
+    # NaN propagates (skipna=False, maximum/minimum): a NaN diagnostic of any parameter fails the dataset
+    rhat = ds["rhat"].max("feature", skipna=False)
+    ess_bulk = ds["ess_bulk"].min("feature", skipna=False)
+    ess_tail = ds["ess_tail"].min("feature", skipna=False)
     if "sigma_rhat" in ds:
-        rhat = np.fmax(rhat, ds["sigma_rhat"])
-        ess_bulk = np.fmin(ess_bulk, ds["sigma_ess_bulk"])
-        ess_tail = np.fmin(ess_tail, ds["sigma_ess_tail"])
+        rhat = np.maximum(rhat, ds["sigma_rhat"])
+        ess_bulk = np.minimum(ess_bulk, ds["sigma_ess_bulk"])
+        ess_tail = np.minimum(ess_tail, ds["sigma_ess_tail"])
     out = xr.Dataset(
         {
             "rhat": ~(rhat <= checks.max_rhat),  # NaN fails
@@ -270,7 +272,7 @@ def write_report(source: str | Path | xr.Dataset, out_dir: str | Path, checks: C
     paths = {"text": out / "report.txt", "json": out / "report.json", "figure": out / "report.png",
              "failed": out / "failed.csv"}
     paths["text"].write_text(format_text(summary))
-    paths["json"].write_text(json.dumps(summary, indent=2))
+    paths["json"].write_text(strict_json(summary))  # NaN -> null, listed under "non_finite"
     plot(ds, checks).savefig(paths["figure"], dpi=110)
     failed = failed_checks(ds, checks)
     rows = ["dataset," + ",".join(n for n in failed.data_vars if n != "any")]

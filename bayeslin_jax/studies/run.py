@@ -33,12 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-import zarr
 
 from bayeslin_jax import exact, simulate, store
 from bayeslin_jax.diagnostics import chain_diagnostics_parallel
 from bayeslin_jax.engine import NutsConfig, NutsResult, sample_nuts
-from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.errors import BayeslinError, StoreError
 from bayeslin_jax.priors import ModelSpec
 
 STUDY_KIND = "bayeslin.study"
@@ -264,10 +263,19 @@ def part_range(num_datasets: int, index: int, count: int) -> tuple[int, int]:
     return num_datasets * index // count, num_datasets * (index + 1) // count
 
 
+def pads_nuts(platform: str) -> bool:
+    """Whether a short last chunk is padded to full size for NUTS too (accelerators; tests patch this on CPU)."""
+    return platform != "cpu"
+
+
 def _append_run_record(path: Path, record: dict) -> None:
-    group = zarr.open_group(str(path), mode="r+")
+    group = store.open_group(path, mode="r+")
     runs = list(group.attrs.get(RUNS_ATTR, []))
-    group.attrs[RUNS_ATTR] = [*runs, record]  # zarr writes metadata atomically (temp file + rename)
+    try:
+        group.attrs[RUNS_ATTR] = [*runs, record]  # zarr writes metadata atomically (temp file + rename)
+    except OSError as err:
+        raise StoreError(f"could not record the run in store {path} ({err.strerror or err}); "
+                         "its chunks are complete") from err
 
 
 def run_study(
@@ -306,7 +314,7 @@ def run_study(
     devices = jax.local_devices()[: num_devices or jax.local_device_count()]
     if chunk_size is not None:
         chunk_size = min(int(chunk_size), stop - start)
-    elif store._is_store(store_path):
+    elif store.is_store(store_path):
         chunk_size = int(store.read_identity(store_path)["chunk_size"])
     else:
         chunk_size = default_chunk_size(stop - start, config, spec, len(devices), save_draws)
@@ -316,7 +324,7 @@ def run_study(
     # Simulation and the exact posterior always see full chunks (one compiled shape; they are
     # cheap). NUTS is padded too on accelerators, where the extra lock-step runs are ~free; on CPU
     # a short last chunk costs one recompile (~2 s) instead of up to a chunk of wasted runs.
-    pad_nuts = devices[0].platform != "cpu"
+    pad_nuts = pads_nuts(devices[0].platform)
     posterior_fn = jax.jit(exact.posterior)
     timings = {"simulate_s": 0.0, "nuts_s": 0.0, "exact_s": 0.0, "summary_s": 0.0}
 
@@ -343,7 +351,7 @@ def run_study(
         return ds
 
     started = time.time()
-    before = store.done_mask(store_path).sum() if store._is_store(store_path) else 0
+    before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
     store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, compute=compute,
                       progress=progress, desc="datasets", first_item=start)
     record = {
@@ -368,7 +376,7 @@ def run_study(
 
 
 def _is_parts_dir(path: Path) -> bool:
-    return path.is_dir() and not store._is_store(path) and any(path.glob(PART_GLOB))
+    return path.is_dir() and not store.is_store(path) and any(path.glob(PART_GLOB))
 
 
 def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool = False) -> xr.Dataset:
@@ -381,11 +389,13 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
     single = False  # one store opened by its own path: a part of a distributed study is fine alone
     if isinstance(path, str | Path):
         path = Path(path)
-        if store._is_store(path):
+        if store.is_store(path):
             paths, single = [path], True
         elif _is_parts_dir(path):
             paths = sorted(path.glob(PART_GLOB))
         else:
+            if path.is_dir():
+                store.read_identity(path)  # names a store that lost its root zarr.json
             raise BayeslinError(f"no study store at {path}")
     else:
         paths = [Path(p) for p in path]
@@ -400,7 +410,7 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
         metas.append(meta)
     base = {k: v for k, v in metas[0].items() if k != "part"}
     for p, meta in zip(paths, metas, strict=True):
-        diffs = store._diff_paths(base, {k: v for k, v in meta.items() if k != "part"})
+        diffs = store.diff_paths(base, {k: v for k, v in meta.items() if k != "part"})
         if diffs:
             raise BayeslinError(f"{p} belongs to a different study than {paths[0]} (differs in {', '.join(diffs[:4])})")
     count = metas[0]["part"]["count"]
@@ -412,7 +422,7 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
     ds = parts[0] if len(parts) == 1 else xr.concat(parts, dim="dataset", data_vars="minimal", coords="minimal",
                                                     compat="override", join="override")
     ds = ds.sortby("dataset") if len(parts) > 1 else ds
-    runs = [r for p in paths for r in zarr.open_group(str(p), mode="r").attrs.get(RUNS_ATTR, [])]
+    runs = [r for p in paths for r in store.open_group(p).attrs.get(RUNS_ATTR, [])]
     complete = all(part.attrs.get("complete", False) for part in parts) and all_parts
     ds.attrs = {"meta": base, "complete": complete, "runs": runs, "paths": [str(p) for p in paths]}
     return ds
