@@ -63,7 +63,7 @@ def test_ecdf_p_is_exact_against_enumeration() -> None:
     for ranks in everything[::7]:
         expected = np.mean(gammas <= sbc_stats._gamma(sbc_stats.rank_counts(ranks[:, None], num_ranks), num)[0]
                            * (1 + 1e-12))
-        out = sbc_stats.ecdf_pvalues(ranks[:, None], num_ranks)
+        out = sbc_stats.ecdf_pvalues(ranks[:, None], num_ranks, refine_below=1.0)
         assert out["method"][0] == "exact"
         np.testing.assert_allclose(out["p"][0], expected, rtol=1e-9)
 
@@ -71,7 +71,7 @@ def test_ecdf_p_is_exact_against_enumeration() -> None:
 def test_ecdf_p_uniform_under_null_and_tiny_not_zero() -> None:
     rng = np.random.default_rng(5)
     reps, num, num_ranks = 300, 100, 19
-    p = sbc_stats.ecdf_pvalues(rng.integers(0, num_ranks + 1, size=(num, reps)), num_ranks)["p"]
+    p = sbc_stats.ecdf_pvalues(rng.integers(0, num_ranks + 1, size=(num, reps)), num_ranks, refine_below=1.0)["p"]
     for level in (0.05, 0.2, 0.5):  # discrete ranks: P(p <= a) <= a, and close to it (4-sigma windows)
         frac = np.mean(p <= level)
         assert level - 4 * np.sqrt(level * (1 - level) / reps) - 0.03 <= frac <= level + 4 * np.sqrt(

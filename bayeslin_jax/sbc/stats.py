@@ -21,13 +21,14 @@ ECDF test details. For ranks in ``{0..L}`` the ECDF is evaluated at the rank bou
 ``z_i = i / (L + 1)``, ``i = 1..L``, where under uniformity ``N F_N(z_i) ~ Binomial(N, z_i)``.
 The statistic is ``gamma = 2 min_i min(P(X <= c_i), P(X >= c_i))`` (computed in log space, so it
 never underflows). ``p = P_null(gamma_null <= gamma)`` is the probability that the ECDF leaves
-the band of counts whose tails both exceed ``gamma / 2``: computed exactly by Säilynoja et al.'s
-(2022) recursion over the conditional binomial increments of the counts (:func:`ecdf_pvalues`;
-no simulation floor), with a conservative union bound or a simulated null only where the exact
-recursion would be too expensive. Rejecting at level ``a`` is the same as the ECDF leaving the
-simultaneous ``1 - a`` band (the band ArviZ draws in the ECDF-PIT plots). Chi-square p-values
-come from ``chi2.logsf``; reported p-values are clipped at the smallest positive float (never 0)
-and the unclipped ``log10`` values are kept (``ecdf_log10_p``, ``chi2_log10_p``).
+the band of counts whose tails both exceed ``gamma / 2``. Adaptive (:func:`ecdf_pvalues`): a
+simulated null first; below 0.1, where decisions are made, refined exactly by Säilynoja et al.'s
+(2022) recursion over the conditional binomial increments of the counts (no simulation floor),
+or by the conservative union bound ``L * gamma`` once that is below 1e-8. Rejecting at level
+``a`` is the same as the ECDF leaving the simultaneous ``1 - a`` band (the band ArviZ draws in
+the ECDF-PIT plots). Chi-square p-values come from ``chi2.logsf``; reported p-values are
+clipped at the smallest positive float (never 0) and the unclipped ``log10`` values are kept
+(``ecdf_log10_p``, ``chi2_log10_p``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ NON_LINEAR = ("loglik", "sigma")
 ECDF_SIMULATIONS = 5000
 ECDF_EXACT_BUDGET = 20_000_000  # transition-matrix entries per quantity for the exact ECDF p-value (~1 s)
 ECDF_BOUND_BELOW = 1e-8  # where the union bound L * gamma is below this, it is the reported (conservative) p
+ECDF_REFINE_BELOW = 0.1  # simulated p-values below this are refined (exact / bound); above, they stand
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +181,7 @@ def _exact_exit_log_p(lo: np.ndarray, hi: np.ndarray, total: int) -> float:
 
 
 def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULATIONS, seed: int = 0,
-                 budget: float = ECDF_EXACT_BUDGET, refine_below: float = 1.0,
+                 budget: float = ECDF_EXACT_BUDGET, refine_below: float = ECDF_REFINE_BELOW,
                  bound_below: float = ECDF_BOUND_BELOW) -> dict[str, np.ndarray]:
     """The simultaneous ECDF test per quantity, with p-values that have no simulation floor.
 
@@ -196,10 +198,10 @@ def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULAT
     * ``"simulated"``: otherwise (large N, moderate p), ``(1 + #{gamma_null <= gamma}) / (M + 1)``
       from ``num_sims`` multinomial null draws.
 
-    ``refine_below < 1`` makes it adaptive: the simulated p-value first, refined (exact or bound)
-    only where it is below ``refine_below``. Verdicts at any level ``alpha < refine_below`` are the
-    same as with full refinement (a Holm-adjusted p is never below the raw one); the power script
-    uses this for speed.
+    Adaptive: the simulated p-value (``num_sims`` cached null draws) comes first and is refined
+    (bound or exact) only where it is below ``refine_below`` (default 0.1), where decisions are
+    made; above it the simulated value stands (``method`` ``"simulated"``, resolution
+    ``1 / (num_sims + 1)``, irrelevant there). ``refine_below=1`` refines every p-value.
     """
     counts = rank_counts(ranks, num_ranks)
     total = int(counts[0].sum())
@@ -410,7 +412,7 @@ def dap_in_family(quantities, linear=None) -> np.ndarray:
 
 def calibration_tests(rank: np.ndarray, truth: np.ndarray, post_mean: np.ndarray, post_sd: np.ndarray,
                       num_ranks: int, dap_mask: np.ndarray | None = None, ecdf_sims: int = ECDF_SIMULATIONS,
-                      ecdf_refine_below: float = 1.0) -> dict:
+                      ecdf_refine_below: float = ECDF_REFINE_BELOW) -> dict:
     """The verdict family for ``(N, Q)`` inputs: ECDF, chi-square, DAP mean and DAP sd tests.
 
     ``dap_mask: (Q,)`` quantities whose DAP tests join the family (default all). Returns the
