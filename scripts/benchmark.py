@@ -139,7 +139,7 @@ def work_engine(task: dict) -> dict:
     phi = spec.basis(jax.numpy.asarray(x))
     clock.reset()
     t0 = time.perf_counter()
-    result = sample_nuts(SEED, phi, jax.numpy.asarray(y), spec, _nuts_config(task))
+    result = sample_nuts(SEED, phi, jax.numpy.asarray(y), spec.prior, spec.noise, _nuts_config(task))
     jax.block_until_ready(result)
     wall = time.perf_counter() - t0
     return _batch_result(wall, clock.reset(), task["B"], _slope_ess(result.samples["w"]))
@@ -154,15 +154,8 @@ def work_study(task: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         clock.reset()
         t0 = time.perf_counter()
-        ds = study.run_study(
-            Path(tmp) / "s.zarr",
-            priors.tutorial_spec(),
-            _nuts_config(task),
-            num_datasets=task["B"],
-            seed=SEED,
-            simulator="tutorial",
-            progress=False,
-        )
+        settings = study.StudyConfig(num_datasets=task["B"], seed=SEED, simulator="tutorial", nuts=_nuts_config(task))
+        ds = study.run_study(Path(tmp) / "s.zarr", priors.tutorial_spec(), settings, progress=False)
         wall = time.perf_counter() - t0
         ess = float(ds["ess_bulk"].sel(feature="m").mean())
         timings = dict(ds.attrs["run_timings"])

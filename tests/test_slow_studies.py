@@ -22,7 +22,8 @@ def test_study_nuts_errors_are_mcse_sized(tmp_path, degree: int) -> None:
     spec = (
         tutorial_spec() if degree == 1 else ModelSpec(basis, independent_normal(0.0, 1.0, basis.dim), known_noise(0.1))
     )
-    ds = study.run_study(tmp_path / "s.zarr", spec, NutsConfig(), num_datasets=400, seed=3, progress=False)
+    settings = study.StudyConfig(num_datasets=400, seed=3, nuts=NutsConfig())
+    ds = study.run_study(tmp_path / "s.zarr", spec, settings, progress=False)
     z = ((ds["nuts_mean"] - ds["exact_mean"]) / ds["mcse_mean"]).values.ravel()
     assert int(ds["divergences"].sum()) == 0
     assert float((ds["rhat"] > 1.01).mean()) < 0.02

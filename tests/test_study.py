@@ -67,12 +67,17 @@ def _assert_same_results(a: xr.Dataset, b: xr.Dataset) -> None:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
+def _config(**settings) -> study.StudyConfig:
+    """The module's study settings (sampler CONFIG unless given)."""
+    return study.StudyConfig(**{"nuts": CONFIG, **settings})
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, xr.Dataset]:
     """An uninterrupted in-process study with full draws saved."""
     path = tmp_path_factory.mktemp("study") / "ref.zarr"
-    ds = study.run_study(path, SPEC, CONFIG, num_datasets=B, seed=SEED, chunk_size=CHUNK, save_draws=True,
-                         progress=False)
+    settings = _config(num_datasets=B, seed=SEED, chunk_size=CHUNK, save_draws=True)
+    ds = study.run_study(path, SPEC, settings, progress=False)
     return path, ds.load()
 
 
@@ -193,20 +198,19 @@ def test_study_matches_simulation_and_exact_posterior(reference) -> None:
 
 def test_chunk_size_does_not_change_results(reference, tmp_path) -> None:
     _, ref = reference
-    ds = study.run_study(tmp_path / "c5.zarr", SPEC, CONFIG, num_datasets=B, seed=SEED, chunk_size=5,
-                         save_draws=True, progress=False)
+    settings = _config(num_datasets=B, seed=SEED, chunk_size=5, save_draws=True)
+    ds = study.run_study(tmp_path / "c5.zarr", SPEC, settings, progress=False)
     _assert_same_results(ds, ref)
 
 
 def test_mismatched_study_store_is_refused(reference) -> None:
     path, _ = reference
     with pytest.raises(BayeslinError, match=r"meta\.seed \(store: 3, now: 4\)"):
-        study.run_study(path, SPEC, CONFIG, num_datasets=B, seed=SEED + 1, save_draws=True, progress=False)
+        study.run_study(path, SPEC, _config(num_datasets=B, seed=SEED + 1, save_draws=True), progress=False)
     with pytest.raises(BayeslinError, match=r"meta\.spec\.prior\.kind"):
-        study.run_study(path, tutorial_spec("mvn"), CONFIG, num_datasets=B, seed=SEED, save_draws=True,
-                        progress=False)
+        study.run_study(path, tutorial_spec("mvn"), _config(num_datasets=B, seed=SEED, save_draws=True), progress=False)
     with pytest.raises(BayeslinError, match="tutorial simulator"):
-        study.run_study(path, tutorial_spec(degree=3), CONFIG, num_datasets=B, simulator="tutorial")
+        study.run_study(path, tutorial_spec(degree=3), _config(num_datasets=B, simulator="tutorial"))
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_store(reference, tmp_path) -> None:
@@ -225,7 +229,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_store(reference, tmp
     assert 1 <= done.sum() < done.size, done  # killed mid-run
     finished_before = store.chunk_log(path)["chunk_finished_at"].values[done]
     # Rerun the same settings (in-process: same code path as the CLI, already compiled here).
-    ds = study.run_study(path, SPEC, CONFIG, num_datasets=B, seed=SEED, save_draws=True, progress=False)
+    ds = study.run_study(path, SPEC, _config(num_datasets=B, seed=SEED, save_draws=True), progress=False)
     _assert_same_results(ds, ref)
     np.testing.assert_array_equal(store.chunk_log(path)["chunk_finished_at"].values[done], finished_before)
     assert [r["chunks_before"] for r in ds.attrs["runs"]] == [int(done.sum())]  # the killed run left no record
@@ -248,8 +252,8 @@ def test_damaged_study_chunk_is_refused_by_report_and_repaired_by_rerun(referenc
         study.open_study(path)
     finished = store.chunk_log(path)["chunk_finished_at"].values
     with pytest.warns(StoreWarning, match=expected + ": recomputing it"):
-        ds = study.run_study(path, SPEC, CONFIG, num_datasets=B, seed=SEED, chunk_size=CHUNK, save_draws=True,
-                             progress=False)
+        settings = _config(num_datasets=B, seed=SEED, chunk_size=CHUNK, save_draws=True)
+        ds = study.run_study(path, SPEC, settings, progress=False)
     after = store.chunk_log(path)["chunk_finished_at"].values
     assert (after != finished).tolist() == [False, True, False]  # only the damaged chunk was recomputed
     _assert_same_results(ds.load(), ref)
@@ -296,8 +300,8 @@ def test_padded_last_chunk_gives_the_unpadded_numbers(reference, tmp_path, monke
     chunks of 4 run NUTS on [0..3] and [4, 5, 5, 5], the reference's shapes, and keep only [4, 5]."""
     _, ref = reference
     monkeypatch.setattr(study, "pads_nuts", lambda platform: True)
-    ds = study.run_study(tmp_path / "pad.zarr", SPEC, CONFIG, num_datasets=6, seed=SEED, chunk_size=CHUNK,
-                         save_draws=True, progress=False)
+    settings = _config(num_datasets=6, seed=SEED, chunk_size=CHUNK, save_draws=True)
+    ds = study.run_study(tmp_path / "pad.zarr", SPEC, settings, progress=False)
     assert ds.sizes["dataset"] == 6
     _assert_same_results(ds, ref.isel(dataset=slice(0, 6)))  # same compiled program, same inputs per run
 
@@ -308,8 +312,8 @@ def test_unknown_noise_study_matches_quadrature_reference_and_reports_sigma(tmp_
     spec = ModelSpec(SPEC.basis, SPEC.prior, half_normal_noise(0.2))
     # one dataset per chunk, 4 x (400 + 500), 25 points: the program `bayeslin fit` compiles in test_cli_fit
     config = NutsConfig(num_warmup=400, num_draws=500, num_chains=4)
-    ds = study.run_study(tmp_path / "u.zarr", spec, config, num_datasets=3, seed=SEED, chunk_size=1, num_points=25,
-                         progress=False)
+    settings = study.StudyConfig(num_datasets=3, seed=SEED, chunk_size=1, num_points=25, nuts=config)
+    ds = study.run_study(tmp_path / "u.zarr", spec, settings, progress=False)
     assert "exact_mean" not in ds and np.all(ds["true_sigma"].values > 0)
     phi = np.asarray(spec.basis(ds["x"].values.astype(np.float64)))
     ref = nig.unknown_noise_reference(phi, ds["y"].values.astype(np.float64), spec.prior, spec.noise)
@@ -329,9 +333,9 @@ def test_unknown_noise_study_matches_quadrature_reference_and_reports_sigma(tmp_
 def test_cli_bad_study_and_report_input_is_one_error_line(tmp_path, capsys) -> None:
     out = str(tmp_path / "s.zarr")
     for args, message in (
-        (["study", "--out", out, "--datasets", "0"], "number of datasets must be a positive integer"),
-        (["study", "--out", out, "--datasets", "4", "--chunk-size", "0"], "chunk size must be a positive integer"),
-        (["study", "--out", out, "--datasets", "4", "--num-points", "0"], "points per dataset"),
+        (["study", "--out", out, "--datasets", "0"], "argument --datasets: must be >= 1, got 0"),
+        (["study", "--out", out, "--datasets", "4", "--chunk-size", "0"], "argument --chunk-size: must be >= 1"),
+        (["study", "--out", out, "--datasets", "4", "--num-points", "0"], "argument --num-points: must be >= 1"),
         (["study", "--out", out, "--basis", "poly3", "--simulator", "tutorial"], "tutorial simulator"),
         (["study", "--out", out, "--prior-scale", "-1"], "prior scale must be positive"),
         (["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r")], "no study store"),
@@ -369,7 +373,8 @@ from bayeslin_jax.priors import tutorial_spec
 spec = tutorial_spec()
 data = simulate.prior_data(3, np.arange(5), spec)
 phi = spec.basis(data.x)
-result = sample_nuts(4, phi, data.y, spec, NutsConfig(num_warmup=150, num_draws=150, num_chains=2), num_devices=2)
+config = NutsConfig(num_warmup=150, num_draws=150, num_chains=2)
+result = sample_nuts(4, phi, data.y, spec.prior, spec.noise, config, num_devices=2)
 table = diagnostics.dataset_summary(diagnostics.to_datatree(result, spec, phi, data.y, include_log_likelihood=False))
 post = exact.posterior(phi, data.y, spec.prior, 0.1)
 json.dump({"devices": jax.local_device_count(), "shape": list(result.samples["w"].shape),
@@ -401,7 +406,10 @@ def test_report_on_small_study(reference, tmp_path) -> None:
     text = paths["text"].read_text()
     assert f"datasets: {B}" in text and "standardized error" in text and "failed checks" in text
     assert paths["figure"].stat().st_size > 10_000
-    summary = summarize(study.open_study(path))
+    report = summarize(study.open_study(path))
+    summary = report.to_dict()
+    assert report.table() == text
+    assert report.passed == (summary["failed"]["count"] == 0)
     z = ((ds["nuts_mean"] - ds["exact_mean"]) / ds["exact_sd"]).sel(feature="m").values
     assert summary["exact"]["m"]["std_error"]["max_abs"] == pytest.approx(np.abs(z).max())
     assert summary["divergences"]["total"] == 0
@@ -411,7 +419,7 @@ def test_report_on_small_study(reference, tmp_path) -> None:
     np.testing.assert_array_equal(failed["rhat"].values, worst_rhat > 1.01)
     assert summary["failed"]["datasets"] == [int(i) for i in ds["dataset"].values[failed["any"].values]]
     lenient = summarize(ds, Checks(max_rhat=2.0, min_ess_per_chain=1.0))
-    assert lenient["failed"]["count"] == 0
+    assert lenient.passed and lenient.to_dict()["failed"]["count"] == 0
 
 
 def _hand_built_study() -> xr.Dataset:
@@ -484,7 +492,7 @@ def test_gpu_study_is_chunk_invariant_and_matches_exact(tmp_path) -> None:
 
     if jax.default_backend() != "gpu":
         pytest.skip("needs a GPU")
-    runs = [study.run_study(tmp_path / f"g{c}.zarr", SPEC, CONFIG, num_datasets=64, seed=SEED, chunk_size=c,
+    runs = [study.run_study(tmp_path / f"g{c}.zarr", SPEC, _config(num_datasets=64, seed=SEED, chunk_size=c),
                             progress=False) for c in (16, 64)]
     for name in ("x", "y", "true_w", "exact_mean", "exact_sd"):
         np.testing.assert_array_equal(runs[0][name].values, runs[1][name].values, err_msg=name)

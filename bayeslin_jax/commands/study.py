@@ -54,13 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     spec = spec_from_args(args)
-    config = config_from_args(
-        args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size
-    )
+    nuts = config_from_args(args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size)
+    config = study.StudyConfig(num_datasets=args.datasets, seed=args.seed, nuts=nuts, simulator=args.simulator,
+                               num_points=args.num_points, save_draws=args.save_draws, chunk_size=args.chunk_size)
     t0 = time.perf_counter()
-    ds = study.run_study(args.out, spec, config, num_datasets=args.datasets, seed=args.seed,
-                         chunk_size=args.chunk_size, simulator=args.simulator, num_points=args.num_points,
-                         save_draws=args.save_draws, num_devices=args.devices, progress=not args.no_progress,
+    ds = study.run_study(args.out, spec, config, num_devices=args.devices, progress=not args.no_progress,
                          distributed=args.distributed)
     wall = time.perf_counter() - t0
     where = ds.attrs["paths"][0]

@@ -149,7 +149,7 @@ class NutsSampler:
             raise BayeslinError(f"NUTS keeps {chains * draws} draws per dataset (chains x draws) but SBC ranks "
                                 f"among L={num_draws}: need chains x draws >= L")
         phi = self.spec.basis(data.x)
-        result = sample_nuts(0, phi, data.y, self.spec, self.config, dataset_keys=keys)
+        result = sample_nuts(0, phi, data.y, self.spec.prior, self.spec.noise, self.config, dataset_keys=keys)
         samples = result.samples  # (B, C, S, ...)
         flat = {k: v.reshape(v.shape[0], chains * draws, *v.shape[3:]) for k, v in samples.items()}  # chain-major
         # convergence gate on every scalar parameter: R-hat, min(bulk, tail ESS) >= L, divergences
