@@ -446,14 +446,22 @@ def run_sbc(
     def compute(indices: np.ndarray) -> xr.Dataset:
         return sbc_chunk(indices, seed=seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config)
 
+    return run_chunks(compute, int(num_simulations), int(chunk_size), meta=meta, store=store, progress=progress)
+
+
+def run_chunks(compute, num_simulations: int, chunk_size: int, *, meta: dict, store: str | Path | None = None,
+               progress: bool = False) -> xr.Dataset:
+    """``compute(indices)`` over simulations ``0 .. num_simulations - 1`` in chunks: through the
+    resumable store (:func:`bayeslin_jax.store.run_chunked`) when ``store`` is given, else in memory.
+    Returns the concatenated dataset (loaded) with attrs ``meta`` (JSON)."""
     if store is not None:
-        ds = run_chunked(store, meta=meta, num_items=int(num_simulations), chunk_size=int(chunk_size),
+        ds = run_chunked(store, meta=meta, num_items=num_simulations, chunk_size=chunk_size,
                          compute=compute, progress=progress, desc="simulations").load()
     else:
         parts = []
-        with tqdm(total=int(num_simulations), desc="simulations", disable=not progress) as bar:
-            for start in range(0, int(num_simulations), int(chunk_size)):
-                stop = min(start + int(chunk_size), int(num_simulations))
+        with tqdm(total=num_simulations, desc="simulations", disable=not progress) as bar:
+            for start in range(0, num_simulations, chunk_size):
+                stop = min(start + chunk_size, num_simulations)
                 parts.append(compute(np.arange(start, stop, dtype=np.int64)))
                 bar.update(stop - start)
         ds = xr.concat(parts, dim="dataset") if len(parts) > 1 else parts[0]
@@ -485,6 +493,7 @@ __all__ = [
     "open_sbc",
     "quantity_names",
     "rank_and_pit",
+    "run_chunks",
     "run_sbc",
     "sbc_chunk",
     "store_meta",
