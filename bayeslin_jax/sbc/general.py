@@ -22,6 +22,7 @@ import xarray as xr
 from jax import Array
 from tqdm.auto import tqdm
 
+from bayeslin_jax import validation
 from bayeslin_jax.diagnostics import chain_diagnostics
 from bayeslin_jax.engine.general import ModelSites, inspect_model, sample_model
 from bayeslin_jax.errors import BayeslinError
@@ -149,11 +150,9 @@ def run_model_sbc(
     """
     fit = model if fit_model is None else fit_model
     config = SbcConfig() if config is None else config
-    if not isinstance(num_simulations, int | np.integer) or num_simulations < 1:
-        raise BayeslinError(f"number of simulations must be a positive integer, got {num_simulations!r}")
+    validation.integer("number of simulations", num_simulations)
     chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
-    if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise BayeslinError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    validation.integer("chunk size", chunk_size)
     meta = model_sbc_meta(seed, model, fit, config)
 
     def compute(indices: np.ndarray) -> xr.Dataset:

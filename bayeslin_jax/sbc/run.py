@@ -45,7 +45,7 @@ from jax import Array
 from scipy.special import ndtr
 from tqdm.auto import tqdm
 
-from bayeslin_jax import exact, simulate
+from bayeslin_jax import exact, simulate, validation
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.basis import Polynomial
 from bayeslin_jax.diagnostics import chain_diagnostics
@@ -107,8 +107,7 @@ class SbcConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise BayeslinError(f"unknown engine {self.engine!r}: use 'nuts' or 'exact'")
-        if not isinstance(self.num_ranks, int) or self.num_ranks < 1:
-            raise BayeslinError(f"number of ranked draws L must be a positive integer, got {self.num_ranks!r}")
+        validation.integer("number of ranked draws L", self.num_ranks)
         if not isinstance(self.num_points, int) or self.num_points < 1:
             raise BayeslinError(f"need at least 1 data point per simulation, got {self.num_points!r}")
         if not (math.isfinite(self.x_scale) and self.x_scale > 0):
@@ -436,11 +435,9 @@ def run_sbc(
     _check_specs(sim_spec, fit_spec)
     if config.engine == "exact":
         _known_sigma(fit_spec.noise)
-    if not isinstance(num_simulations, int | np.integer) or num_simulations < 1:
-        raise BayeslinError(f"number of simulations must be a positive integer, got {num_simulations!r}")
+    validation.integer("number of simulations", num_simulations)
     chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
-    if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise BayeslinError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    validation.integer("chunk size", chunk_size)
     meta = store_meta(seed, sim_spec, fit_spec, config)
 
     def compute(indices: np.ndarray) -> xr.Dataset:

@@ -56,7 +56,7 @@ import numpy as np
 import xarray as xr
 from jax import Array
 
-from bayeslin_jax import exact, simulate
+from bayeslin_jax import exact, simulate, validation
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.diagnostics import chain_diagnostics
 from bayeslin_jax.engine import NutsConfig, sample_nuts
@@ -496,12 +496,9 @@ def run_sampler_sbc(
         ``post_sd`` and ``gate_ok``; attrs ``meta`` (JSON). Feed it to
         :func:`bayeslin_jax.sbc.summarize` and the plots of :mod:`bayeslin_jax.sbc.plots`.
     """
-    if not isinstance(num_ranks, int | np.integer) or num_ranks < 1:
-        raise BayeslinError(f"number of ranked draws L must be a positive integer, got {num_ranks!r}")
-    if not isinstance(num_simulations, int | np.integer) or num_simulations < 1:
-        raise BayeslinError(f"number of simulations must be a positive integer, got {num_simulations!r}")
-    if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise BayeslinError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    validation.integer("number of ranked draws L", num_ranks)
+    validation.integer("number of simulations", num_simulations)
+    validation.integer("chunk size", chunk_size)
     sampler = as_sampler(sampler)
     simulator = simulate.get_simulator(simulator)
     quantities = qmod.as_quantities(quantities, spec)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayeslin_jax import simulate, store
+from bayeslin_jax import simulate, store, validation
 from bayeslin_jax.engine import NutsConfig, NutsResult
 from bayeslin_jax.engine.general import inspect_model, sample_model
 from bayeslin_jax.errors import BayeslinError
@@ -79,10 +79,8 @@ def run_model_study(
     config = NutsConfig() if config is None else config
     if model.feature_site is None:
         raise BayeslinError(f"model {model.name!r} has no feature site: a study summarises the weights 'w'")
-    if not isinstance(num_datasets, int | np.integer) or num_datasets < 1:
-        raise BayeslinError(f"number of datasets must be a positive integer, got {num_datasets!r}")
-    if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise BayeslinError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    validation.integer("number of datasets", num_datasets)
+    validation.integer("chunk size", chunk_size)
     chunk_size = min(int(chunk_size), int(num_datasets))
     meta = model_study_meta(model, config, num_datasets=num_datasets, seed=seed, num_points=num_points,
                             x_scale=x_scale, save_draws=save_draws, quantiles=quantiles)
