@@ -28,7 +28,9 @@ from bayeslin_jax.commands.common import (
     design_from_args,
     spec_from_args,
 )
+from bayeslin_jax.commands.models import add_model_arguments, model_from_args, run_fit
 from bayeslin_jax.data import load_csv
+from bayeslin_jax.errors import BayeslinError
 
 #: Exit status of ``--strict`` when the fit has convergence problems.
 EXIT_NOT_CONVERGED = 1
@@ -38,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="CSV file with columns x and y, or those of --formula/--columns ('-': stdin)")
     add_design_arguments(parser, design_file=False)
     add_spec_arguments(parser)
+    add_model_arguments(parser)
     add_sampler_arguments(parser)
     parser.add_argument(
         "--no-whiten", dest="whiten", action="store_false",
@@ -64,6 +67,12 @@ def _fit(args: argparse.Namespace):
     from bayeslin_jax.design import fit_design
 
     config = config_from_args(args)
+    n = len(x) if loaded is None else len(loaded[1])
+    model = model_from_args(args, n)
+    if model is not None:  # Student-t, horseshoe, GLM: their own command path (x, y columns only)
+        if loaded is not None:
+            raise BayeslinError(f"{model.name} takes columns x, y: --formula / --columns are for the Gaussian model")
+        return run_fit(args, x, y, model, config)
     if loaded is None:
         spec = spec_from_args(args)
         result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten)
@@ -75,7 +84,10 @@ def _fit(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    result, model = _fit(args)
+    fitted = _fit(args)
+    if isinstance(fitted, int):  # a general model (--likelihood, --family, horseshoe) printed its own result
+        return fitted
+    result, model = fitted
     config, spec = result.config, result.spec
     n = int(result.tree["observed_data"].sizes["obs"])
     settings = f"{config.num_chains} chains x {config.num_draws} draws, {n} points, {model}"

@@ -21,6 +21,7 @@ from bayeslin_jax.commands.common import (
     positive_int,
     spec_from_args,
 )
+from bayeslin_jax.commands.models import add_model_arguments, model_from_args
 from bayeslin_jax.errors import BayeslinError
 
 PREDICT_AT_DEFAULT = "-1,0.5,1.5"
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fit each dataset with NUTS or with exact conjugate draws (known noise)")
     add_spec_arguments(parser)
     add_design_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("--prior-corr", type=float, default=-0.5,
                         help="with --prior mvn and no --prior-cov: correlation of the 2 weights (default -0.5)")
     parser.add_argument("--fit-prior-scale", type=float, default=None,
@@ -89,10 +91,14 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     check_output_file(args.json, "--json")
     check_output_dir(args.plots, "--plots")
-    sim_spec = _spec(args)
-    fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)
+    model = model_from_args(args, args.points)
+    if model is None:
+        sim_spec = _spec(args)
+        fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)
     predict_at = tuple(float(v) for v in np.atleast_1d(parse_vector(args.predict_at, "--predict-at")))
-    rows = getattr(sim_spec.basis, "num_rows", None)
+    if model is not None and args.design is not None:
+        raise BayeslinError(f"{model.name}: --design SBC is for the Gaussian model")
+    rows = None if model is not None else getattr(sim_spec.basis, "num_rows", None)
     if rows is not None:  # a fixed design: x is the row index; the mean function at rows first, middle, last
         args.points, args.x_scale = rows, 1.0
         if args.predict_at == PREDICT_AT_DEFAULT:
@@ -108,8 +114,16 @@ def run(args: argparse.Namespace) -> int:
         rhat_max=args.rhat_max,
     )
     start = time.perf_counter()
-    ds = sbc.run_sbc(args.simulations, seed=args.seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config,
-                     chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
+    if model is not None:
+        from bayeslin_jax.sbc.general import run_model_sbc
+
+        if args.engine != "nuts" or args.fit_prior_scale is not None or not config.distortion.is_identity:
+            raise BayeslinError(f"{model.name}: SBC runs with --engine nuts, no --fit-prior-scale or distortion")
+        ds = run_model_sbc(args.simulations, model=model, seed=args.seed, config=config,
+                           chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
+    else:
+        ds = sbc.run_sbc(args.simulations, seed=args.seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config,
+                         chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
     wall = time.perf_counter() - start
     report = sbc_stats.summarize(ds, alpha=args.alpha, include_failed=args.include_failed)
     print(report.table())

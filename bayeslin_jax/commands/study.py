@@ -19,11 +19,13 @@ from bayeslin_jax.commands.common import (
     positive_int,
     spec_from_args,
 )
+from bayeslin_jax.commands.models import add_model_arguments, model_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser)
     add_design_arguments(parser)
+    add_model_arguments(parser)
     add_sampler_arguments(parser)
     nuts = parser.add_argument_group("sampler layout")
     nuts.add_argument("--max-tree-depth", type=positive_int, default=10)
@@ -56,13 +58,29 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    nuts = config_from_args(args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size)
+    t0 = time.perf_counter()
+    model = model_from_args(args, args.num_points)
+    if model is not None:
+        from bayeslin_jax.errors import BayeslinError
+        from bayeslin_jax.studies.general import run_model_study
+
+        if args.design is not None:
+            raise BayeslinError(f"{model.name}: --design studies are for the Gaussian model")
+        if args.distributed or args.simulator != "prior" or args.save_draws:
+            raise BayeslinError(f"{model.name}: studies of this model use the prior simulator, one process, no draws")
+        ds = run_model_study(args.out, model, nuts, num_datasets=args.datasets, seed=args.seed,
+                             chunk_size=args.chunk_size or 256, num_points=args.num_points, num_devices=args.devices,
+                             progress=not args.no_progress)
+        print(f"study: {ds.sizes['dataset']} datasets of {model.name} in {args.out} "
+              f"(this run {time.perf_counter() - t0:.1f} s)")
+        print(f"report: bayeslin report {args.out} --out <dir>")
+        return 0
     loaded = design_from_args(args, args.design)  # --design: x fixed from the CSV, w from the prior, y simulated
     spec = spec_from_args(args, basis=None if loaded is None else loaded[0])
     num_points = args.num_points if loaded is None else loaded[0].num_rows
-    nuts = config_from_args(args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size)
     config = study.StudyConfig(num_datasets=args.datasets, seed=args.seed, nuts=nuts, simulator=args.simulator,
                                num_points=num_points, save_draws=args.save_draws, chunk_size=args.chunk_size)
-    t0 = time.perf_counter()
     ds = study.run_study(args.out, spec, config, num_devices=args.devices, progress=not args.no_progress,
                          distributed=args.distributed)
     wall = time.perf_counter() - t0

@@ -4,6 +4,6 @@
 warm-up adaptation; runs are batched with ``lax.map`` (CPU) or lock-step ``vmap`` blocks.
 """
 
-from bayeslin_jax.engine.nuts import STAT_NAMES, NutsConfig, NutsResult, run_keys, sample_nuts
+from bayeslin_jax.engine.nuts import STAT_NAMES, NutsConfig, NutsResult, chain_keys, run_keys, sample_nuts
 
-__all__ = ["STAT_NAMES", "NutsConfig", "NutsResult", "run_keys", "sample_nuts"]
+__all__ = ["STAT_NAMES", "NutsConfig", "NutsResult", "chain_keys", "run_keys", "sample_nuts"]
