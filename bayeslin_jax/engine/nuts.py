@@ -37,6 +37,7 @@ from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import KnownNoise, ModelSpec, Noise, WeightPrior
 
+METHODS = ("auto", "map", "vmap", "barrier_free")
 STAT_NAMES = ("diverging", "n_steps", "tree_depth", "step_size", "acceptance_rate", "energy", "lp")
 
 
@@ -46,8 +47,10 @@ class NutsConfig:
 
     ``dense_mass``: adapt a dense mass matrix (diagonal by default, as NumPyro, PyMC and Stan do;
     dense costs ~1.7x per iteration on CPU for small d but pays off for strongly correlated posteriors).
-    ``method``: ``"auto"`` (``"map"`` on CPU, ``"vmap"`` elsewhere), ``"map"`` (runs one after
-    another) or ``"vmap"`` (runs in lock-step blocks of ``batch_size``; all at once if None).
+    ``method``: ``"auto"`` (``"map"`` on CPU, ``"barrier_free"`` elsewhere), ``"map"`` (runs one after
+    another), ``"vmap"`` (runs in lock-step blocks of ``batch_size``; all at once if None) or
+    ``"barrier_free"`` (runs as lanes of one finite state machine, in blocks of ``batch_size``, where no
+    lane waits for another: :mod:`bayeslin_jax.engine.barrier_free`).
     """
 
     num_warmup: int = 1000
@@ -67,17 +70,20 @@ class NutsConfig:
                 raise BayeslinError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 < self.target_accept < 1.0:
             raise BayeslinError(f"target_accept must lie in (0, 1), got {self.target_accept}")
-        if self.method not in ("auto", "map", "vmap"):
-            raise BayeslinError(f"method must be 'auto', 'map' or 'vmap', got {self.method!r}")
+        if self.method not in METHODS:
+            raise BayeslinError(f"method must be one of {', '.join(map(repr, METHODS))}, got {self.method!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise BayeslinError(f"batch_size must be positive, got {self.batch_size}")
 
+    def resolved_method(self) -> str:
+        """``method`` with ``"auto"`` resolved for the default backend."""
+        if self.method != "auto":
+            return self.method
+        return "map" if jax.default_backend() == "cpu" else "barrier_free"
+
     def resolved_batch_size(self, num_runs: int) -> int | None:
-        """``lax.map`` batch size for ``num_runs`` runs on one device (None = sequential)."""
-        method = self.method
-        if method == "auto":
-            method = "map" if jax.default_backend() == "cpu" else "vmap"
-        if method == "map":
+        """Runs vectorized together for ``num_runs`` runs on one device (None = sequential)."""
+        if self.resolved_method() == "map":
             return None
         return min(self.batch_size or num_runs, num_runs)
 
@@ -87,13 +93,17 @@ class NutsResult(NamedTuple):
 
     ``samples``: ``{"w": (B, C, S, d)}`` plus ``{"sigma": (B, C, S)}`` for unknown noise.
     ``stats``: each of :data:`STAT_NAMES` with shape ``(B, C, S)``.
+    ``lanes``: ``method="barrier_free"`` only: one
+    :class:`~bayeslin_jax.engine.barrier_free.LaneCounts` per device (leapfrog counts per lane, for
+    :func:`~bayeslin_jax.engine.barrier_free.lane_utilization`); None otherwise.
     """
 
     samples: dict[str, Array]
     stats: dict[str, Array]
+    lanes: tuple | None = None
 
 
-def _potential_fn_gen(*args):
+def potential_fn_gen(*args):
     return partial(potential_energy, linear_regression, args, {})
 
 
@@ -104,8 +114,8 @@ def _unconstrained_shapes(dim: int, noise: Noise) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
-    """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
+def initial_point(key: Array, phi: Array, noise: Noise, config: NutsConfig) -> tuple[dict[str, Array], Array]:
+    """A run's key -> (uniform initial point in ``[-init_radius, init_radius]`` (unconstrained), sampler key)."""
     init_key, sample_key = jax.random.split(key)
     shapes = _unconstrained_shapes(phi.shape[-1], noise)
     init_keys = dict(zip(sorted(shapes), jax.random.split(init_key, len(shapes)), strict=True))
@@ -113,8 +123,14 @@ def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise,
         name: jax.random.uniform(init_keys[name], shape, phi.dtype, -config.init_radius, config.init_radius)
         for name, shape in shapes.items()
     }
+    return z0, sample_key
+
+
+def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
+    """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
+    z0, sample_key = initial_point(key, phi, noise, config)
     args = (phi, y, prior, noise)  # linear_regression's arguments
-    init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_fn_gen, algo="NUTS")
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
     state = init_kernel(
         z0,
         config.num_warmup,
@@ -156,6 +172,10 @@ def _run_block(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: in
 
 @partial(jax.jit, static_argnames=("config", "batch_size"))
 def _run_all(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None):
+    if config.resolved_method() == "barrier_free":
+        from bayeslin_jax.engine import barrier_free  # imports this module
+
+        return barrier_free.run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
     return _run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
 
 
@@ -211,4 +231,5 @@ def sample_nuts(
 
     samples = jax.tree.map(gather, *[out[0] for _, out in pending])
     stats = jax.tree.map(gather, *[out[1] for _, out in pending])
-    return NutsResult(samples, stats)
+    lanes = tuple(out[2] for _, out in pending) if len(pending[0][1]) == 3 else None
+    return NutsResult(samples, stats, lanes)
