@@ -94,7 +94,7 @@ def _spec(name: str) -> priors.ModelSpec:
         return priors.tutorial_spec("mvn")
     if name == "half_normal":
         return priors.ModelSpec(Polynomial(1), priors.independent_normal(0.0, 1.0, 2), priors.half_normal_noise(1.0))
-    degree = int(name[-1])
+    degree = int(name[4])  # "polyK" or "polyK_mvn"
     prior = priors.independent_normal(0.0, 0.2, degree + 1) if "mvn" not in name else _ar1_mvn(degree + 1)
     return priors.ModelSpec(Polynomial(degree), prior, priors.known_noise(0.1))
 

@@ -53,7 +53,7 @@ from numpyro.infer.hmc_util import (
 )
 from numpyro.infer.util import constrain_fn
 
-from bayeslin_jax.engine.nuts import NutsConfig, initial_point, potential_fn_gen
+from bayeslin_jax.engine.nuts import STAT_NAMES, NutsConfig, initial_point, potential_fn_gen
 from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import Noise, WeightPrior
 
@@ -99,13 +99,6 @@ class _Lane(NamedTuple):
     sampling_steps: Array
 
 
-class _Record(NamedTuple):
-    """One lane's output buffers (kept out of the per-step selects: writes are masked by index)."""
-
-    draws: Array  # (S, D)
-    stats: dict[str, Array]  # each (S,)
-
-
 def _select(pred: Array, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -148,7 +141,8 @@ def _begin_doubling(tree: TreeInfo, key: Array):
     return key, going_right, transition_key, tree._replace(num_proposals=jnp.zeros((), _int())), sub_key
 
 
-def _lane_init(key, phi, y, prior, noise, *, config: NutsConfig, adapter) -> tuple[_Lane, _Record]:
+def _lane_init(key, phi, y, prior, noise, *, config: NutsConfig, adapter) -> tuple[_Lane, Array]:
+    """A lane at the start of its first trajectory, and its empty record ``(S, D + len(STAT_NAMES))``."""
     z0, sample_key = initial_point(key, phi, noise, config)
     z, unravel = ravel_pytree(z0)
     potential = _flat_potential(phi, y, prior, noise, unravel)
@@ -159,20 +153,11 @@ def _lane_init(key, phi, y, prior, noise, *, config: NutsConfig, adapter) -> tup
     rng_key, energy0, tree, key_transition = _begin_iteration(z, pe, z_grad, key_hmc, adapt)
     tree_key, going_right, transition_key, sub, sub_key = _begin_doubling(tree, key_transition)
     ckpts = jnp.zeros((config.max_tree_depth, z.shape[0]), z.dtype)
-    stats = {
-        "diverging": jnp.zeros(config.num_draws, bool),
-        "n_steps": jnp.zeros(config.num_draws, _int()),
-        "tree_depth": jnp.zeros(config.num_draws, jnp.int32),
-        "step_size": jnp.zeros(config.num_draws, z.dtype),
-        "acceptance_rate": jnp.zeros(config.num_draws, z.dtype),
-        "energy": jnp.zeros(config.num_draws, z.dtype),
-        "lp": jnp.zeros(config.num_draws, z.dtype),
-    }
     lane = _Lane(
         jnp.zeros((), _int()), z, pe, z_grad, rng_key, adapt, energy0, tree, tree_key, going_right, transition_key,
         sub, sub_key, ckpts, ckpts, jnp.zeros((), _int()), jnp.zeros((), _int()),
     )  # fmt: skip
-    return lane, _Record(jnp.zeros((config.num_draws, z.shape[0]), z.dtype), stats)
+    return lane, jnp.zeros((config.num_draws, z.shape[0] + len(STAT_NAMES)), z.dtype)
 
 
 def _flat_potential(phi, y, prior, noise, unravel):
@@ -180,7 +165,7 @@ def _flat_potential(phi, y, prior, noise, unravel):
     return lambda flat: potential(unravel(flat))
 
 
-def _lane_step(lane: _Lane, record: _Record, phi, y, prior, noise, *, config: NutsConfig, adapter, unravel):
+def _lane_step(lane: _Lane, record: Array, phi, y, prior, noise, *, config: NutsConfig, adapter, unravel):
     """One leapfrog step of one lane, then its bookkeeping (vmapped over lanes: one batched gradient)."""
     total = config.num_warmup + config.num_draws
     active = lane.i < total
@@ -231,10 +216,9 @@ def _lane_step(lane: _Lane, record: _Record, phi, y, prior, noise, *, config: Nu
         "energy": tree.z_proposal_energy,
         "lp": -tree.z_proposal_pe,
     }
-    record = _Record(
-        record.draws.at[slot].set(z_new, mode="drop"),
-        {k: record.stats[k].at[slot].set(v, mode="drop") for k, v in draw_stats.items()},
-    )
+    # one row per draw: the position, then the statistics (one scatter per step, not eight)
+    row = jnp.concatenate([z_new, jnp.stack([jnp.asarray(draw_stats[k], dtype) for k in STAT_NAMES])])
+    record = record.at[slot].set(row, mode="drop")
     chain = _select(iter_end, (z_new, tree.z_proposal_pe, tree.z_proposal_grad), (lane.z, lane.pe, lane.z_grad))
     rng_key, energy0, fresh, key_transition = _begin_iteration(*chain, lane.rng_key, adapt_new)
 
@@ -288,8 +272,11 @@ def _run_lanes(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsCo
         args = (phi_l, y_l, prior, noise)
         return jax.vmap(lambda flat: constrain_fn(linear_regression, args, {}, unravel(flat)))(draws)
 
-    samples = jax.vmap(constrain)(record.draws, phi, y)
-    return samples, record.stats, LaneCounts(lanes.warmup_steps, lanes.sampling_steps, loop_steps)
+    dim = record.shape[-1] - len(STAT_NAMES)
+    samples = jax.vmap(constrain)(record[..., :dim], phi, y)
+    int_type = {"diverging": bool, "n_steps": _int(), "tree_depth": jnp.int32}
+    stats = {k: record[..., dim + j].astype(int_type.get(k, record.dtype)) for j, k in enumerate(STAT_NAMES)}
+    return samples, stats, LaneCounts(lanes.warmup_steps, lanes.sampling_steps, loop_steps)
 
 
 def run_block(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsConfig, batch_size: int | None):
