@@ -66,15 +66,21 @@ def _int():
 
 
 class LaneCounts(NamedTuple):
-    """Per-lane leapfrog counts of one FSM block, for lane utilization.
+    """Leapfrog accounting of one device's FSM, for :func:`lane_utilization`.
 
-    ``warmup_steps, sampling_steps: (L,)`` leapfrog steps each lane took in warm-up / sampling;
-    ``loop_steps: ()`` steps the block's loop executed (every lane executes each of them, useful or not).
+    ``warmup_steps, sampling_steps: (R,)`` leapfrog steps of each run in warm-up / sampling;
+    ``loop_steps``: steps the loop executed (each one executes every lane, busy or idle);
+    ``lanes``: lanes of the FSM; ``idle_warmup, idle_sampling``: idle lane-steps (a lane whose run
+    is done and whose queue is empty) while some busy lane was still in warm-up / while all busy
+    lanes were sampling. All scalars are 0-d arrays.
     """
 
     warmup_steps: Array
     sampling_steps: Array
     loop_steps: Array
+    lanes: Array
+    idle_warmup: Array
+    idle_sampling: Array
 
 
 class _Lane(NamedTuple):
@@ -141,8 +147,8 @@ def _begin_doubling(tree: TreeInfo, key: Array):
     return key, going_right, transition_key, tree._replace(num_proposals=jnp.zeros((), _int())), sub_key
 
 
-def _lane_init(key, phi, y, prior, noise, *, config: NutsConfig, adapter) -> tuple[_Lane, Array]:
-    """A lane at the start of its first trajectory, and its empty record ``(S, D + len(STAT_NAMES))``."""
+def _lane_init(key, phi, y, prior, noise, *, config: NutsConfig, adapter) -> _Lane:
+    """A lane at the start of the first trajectory of the run with key ``key``."""
     z0, sample_key = initial_point(key, phi, noise, config)
     z, unravel = ravel_pytree(z0)
     potential = _flat_potential(phi, y, prior, noise, unravel)
@@ -157,7 +163,7 @@ def _lane_init(key, phi, y, prior, noise, *, config: NutsConfig, adapter) -> tup
         jnp.zeros((), _int()), z, pe, z_grad, rng_key, adapt, energy0, tree, tree_key, going_right, transition_key,
         sub, sub_key, ckpts, ckpts, jnp.zeros((), _int()), jnp.zeros((), _int()),
     )  # fmt: skip
-    return lane, jnp.zeros((config.num_draws, z.shape[0] + len(STAT_NAMES)), z.dtype)
+    return lane
 
 
 def _flat_potential(phi, y, prior, noise, unravel):
@@ -165,8 +171,12 @@ def _flat_potential(phi, y, prior, noise, unravel):
     return lambda flat: potential(unravel(flat))
 
 
-def _lane_step(lane: _Lane, record: Array, phi, y, prior, noise, *, config: NutsConfig, adapter, unravel):
-    """One leapfrog step of one lane, then its bookkeeping (vmapped over lanes: one batched gradient)."""
+def _lane_step(lane: _Lane, phi, y, prior, noise, *, config: NutsConfig, adapter, unravel):
+    """One leapfrog step of one lane, then its bookkeeping (vmapped over lanes: one batched gradient).
+
+    Returns the new lane, its record row ``(D + len(STAT_NAMES),)`` and the draw slot it belongs to
+    (``num_draws``, out of range, when the step recorded no draw).
+    """
     total = config.num_warmup + config.num_draws
     active = lane.i < total
     adapt = lane.adapt
@@ -218,7 +228,6 @@ def _lane_step(lane: _Lane, record: Array, phi, y, prior, noise, *, config: Nuts
     }
     # one row per draw: the position, then the statistics (one scatter per step, not eight)
     row = jnp.concatenate([z_new, jnp.stack([jnp.asarray(draw_stats[k], dtype) for k in STAT_NAMES])])
-    record = record.at[slot].set(row, mode="drop")
     chain = _select(iter_end, (z_new, tree.z_proposal_pe, tree.z_proposal_grad), (lane.z, lane.pe, lane.z_grad))
     rng_key, energy0, fresh, key_transition = _begin_iteration(*chain, lane.rng_key, adapt_new)
 
@@ -246,98 +255,100 @@ def _lane_step(lane: _Lane, record: Array, phi, y, prior, noise, *, config: Nuts
         warmup_steps=lane.warmup_steps + warm.astype(_int()),
         sampling_steps=lane.sampling_steps + (~warm).astype(_int()),
     )
-    return _select(active, new, lane), record
-
-
-def _run_lanes(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsConfig):
-    """One FSM over L lanes. ``keys: (L,)``, ``phi: (L, n, d)``, ``y: (L, n)``."""
-    adapter = warmup_adapter(config.num_warmup, dense_mass=config.dense_mass, target_accept_prob=config.target_accept)
-    init = partial(_lane_init, prior=prior, noise=noise, config=config, adapter=adapter)
-    lanes, record = jax.vmap(init)(keys, phi, y)
-    z0, _ = initial_point(keys[0], phi[0], noise, config)
-    unravel = ravel_pytree(z0)[1]
-    step = jax.vmap(partial(_lane_step, prior=prior, noise=noise, config=config, adapter=adapter, unravel=unravel))
-    total = config.num_warmup + config.num_draws
-
-    def cond(carry):
-        return jnp.any(carry[0].i < total)
-
-    def body(carry):
-        lanes, record, count = carry
-        return *step(lanes, record, phi, y), count + 1
-
-    lanes, record, loop_steps = jax.lax.while_loop(cond, body, (lanes, record, jnp.zeros((), _int())))
-
-    def constrain(draws, phi_l, y_l):
-        args = (phi_l, y_l, prior, noise)
-        return jax.vmap(lambda flat: constrain_fn(linear_regression, args, {}, unravel(flat)))(draws)
-
-    dim = record.shape[-1] - len(STAT_NAMES)
-    samples = jax.vmap(constrain)(record[..., :dim], phi, y)
-    int_type = {"diverging": bool, "n_steps": _int(), "tree_depth": jnp.int32}
-    stats = {k: record[..., dim + j].astype(int_type.get(k, record.dtype)) for j, k in enumerate(STAT_NAMES)}
-    return samples, stats, LaneCounts(lanes.warmup_steps, lanes.sampling_steps, loop_steps)
+    return _select(active, new, lane), row, slot
 
 
 def run_block(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsConfig, batch_size: int | None):
-    """All runs of one device: FSM blocks of ``batch_size`` lanes (all at once if None), one after another.
+    """All runs of one device through one FSM of ``L = batch_size`` lanes (all runs at once if None).
 
-    ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)`` -> samples ``(R, S, ...)``, stats ``(R, S)`` and
-    :class:`LaneCounts` with lane counts ``(num_blocks, block_size)`` (zero for padding lanes) and
-    ``loop_steps: (num_blocks,)``.
+    ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)`` -> samples ``(R, S, ...)``, stats ``(R, S)``,
+    :class:`LaneCounts`. With ``L < R`` the runs form a queue: a lane whose run is done takes the next
+    one, so lanes idle only once the queue is empty.
     """
     num_runs = keys.shape[0]
-    size = min(batch_size or num_runs, num_runs)
-    num_blocks = -(-num_runs // size)
-    run = partial(_run_lanes, prior=prior, noise=noise, config=config)
-    if num_blocks == 1:
-        samples, stats, counts = run(keys, phi, y)
-        return samples, stats, jax.tree.map(lambda a: a[None], counts)
-    # padding lanes repeat run 0; their draws are dropped and their steps count as idle
-    take = np.concatenate([np.arange(num_runs), np.zeros(num_blocks * size - num_runs, dtype=int)])
-    take = take.reshape(num_blocks, size)
-    samples, stats, counts = jax.lax.map(lambda xs: run(*xs), (keys[take], phi[take], y[take]))
-    real = jnp.asarray(np.arange(num_blocks * size).reshape(num_blocks, size) < num_runs)
-    flat = lambda a: a.reshape(-1, *a.shape[2:])[:num_runs]  # noqa: E731
-    counts = counts._replace(
-        warmup_steps=jnp.where(real, counts.warmup_steps, 0), sampling_steps=jnp.where(real, counts.sampling_steps, 0)
-    )
-    return jax.tree.map(flat, samples), jax.tree.map(flat, stats), counts
+    num_lanes = min(batch_size or num_runs, num_runs)
+    total = config.num_warmup + config.num_draws
+    adapter = warmup_adapter(config.num_warmup, dense_mass=config.dense_mass, target_accept_prob=config.target_accept)
+    init = jax.vmap(partial(_lane_init, prior=prior, noise=noise, config=config, adapter=adapter))
+    z0, _ = initial_point(keys[0], phi[0], noise, config)
+    flat0, unravel = ravel_pytree(z0)
+    step = jax.vmap(partial(_lane_step, prior=prior, noise=noise, config=config, adapter=adapter, unravel=unravel))
+    first = jnp.arange(num_lanes)
+    zero = jnp.zeros((), _int())
+    record = jnp.zeros((num_runs, config.num_draws, flat0.shape[0] + len(STAT_NAMES)), flat0.dtype)
+    steps = jnp.zeros((num_runs, 2), _int())  # per run: warm-up and sampling leapfrogs
+    carry = (init(keys[:num_lanes], phi[:num_lanes], y[:num_lanes]), first, phi[:num_lanes], y[:num_lanes],
+             jnp.asarray(num_lanes, _int()), record, steps, zero, zero, zero)  # fmt: skip
+
+    def refill(args):
+        lanes, run, lane_phi, lane_y, next_run, take, new_run = args
+        idx = jnp.where(take, new_run, 0)
+        fresh = init(keys[idx], phi[idx], y[idx])
+        pick = lambda a, b: jnp.where(take.reshape(-1, *[1] * (a.ndim - 1)), a, b)  # noqa: E731
+        return (jax.tree.map(pick, fresh, lanes), jnp.where(take, new_run, run), pick(phi[idx], lane_phi),
+                pick(y[idx], lane_y), next_run + take.sum())  # fmt: skip
+
+    def body(carry):
+        lanes, run, lane_phi, lane_y, next_run, record, steps, count, idle_warm, idle_sampling = carry
+        busy = lanes.i < total
+        warm_now = jnp.any(busy & (lanes.i < config.num_warmup))
+        idle = num_lanes - busy.sum()
+        lanes, row, slot = step(lanes, lane_phi, lane_y)
+        record = record.at[run, slot].set(row, mode="drop")
+        finished = busy & (lanes.i >= total)
+        steps = steps.at[jnp.where(finished, run, num_runs)].set(
+            jnp.stack([lanes.warmup_steps, lanes.sampling_steps], -1), mode="drop"
+        )
+        done = lanes.i >= total
+        new_run = next_run + jnp.cumsum(done) - 1
+        take = done & (new_run < num_runs)
+        lanes, run, lane_phi, lane_y, next_run = jax.lax.cond(
+            jnp.any(take),
+            refill,
+            lambda args: args[:5],
+            (lanes, run, lane_phi, lane_y, next_run, take, new_run),
+        )
+        idle_warm = idle_warm + jnp.where(warm_now, idle, 0)
+        idle_sampling = idle_sampling + jnp.where(warm_now, 0, idle)
+        return lanes, run, lane_phi, lane_y, next_run, record, steps, count + 1, idle_warm, idle_sampling
+
+    carry = jax.lax.while_loop(lambda c: jnp.any(c[0].i < total), body, carry)
+    *_, record, steps, loop_steps, idle_warm, idle_sampling = carry
+
+    def constrain(draws, phi_r, y_r):
+        args = (phi_r, y_r, prior, noise)
+        return jax.vmap(lambda flat: constrain_fn(linear_regression, args, {}, unravel(flat)))(draws)
+
+    dim = flat0.shape[0]
+    samples = jax.vmap(constrain)(record[..., :dim], phi, y)
+    int_type = {"diverging": bool, "n_steps": _int(), "tree_depth": jnp.int32}
+    stats = {k: record[..., dim + j].astype(int_type.get(k, record.dtype)) for j, k in enumerate(STAT_NAMES)}
+    counts = LaneCounts(steps[:, 0], steps[:, 1], loop_steps, jnp.asarray(num_lanes, _int()), idle_warm, idle_sampling)
+    return samples, stats, counts
 
 
 def lane_utilization(*counts: LaneCounts) -> dict[str, float]:
-    """Useful leapfrog steps / (steps executed x lanes), overall and in the warm-up and sampling periods.
+    """Useful leapfrog steps / (steps executed x lanes), overall and in warm-up and sampling.
 
-    ``counts``: :class:`LaneCounts` with lane counts ``(num_blocks, lanes)`` and ``loop_steps: (num_blocks,)``
-    (e.g. ``NutsResult.lanes``); sums over all blocks. Every lane is busy from a block's first step
-    until it has done all its iterations, then idles. A block's warm-up period is its steps until its
-    last lane finished warm-up (``max(warmup_steps)``), its sampling period the rest; a period's useful
-    steps are all busy lane-steps in it (a lane that samples while others still warm up is busy).
+    ``counts``: :class:`LaneCounts` of one or more devices (e.g. ``*NutsResult.lanes``); summed. A busy
+    lane's step is useful (it is one leapfrog of its run's NUTS, in warm-up or sampling); an idle
+    lane's step is wasted and is charged to warm-up while some busy lane is still warming up, else to
+    sampling. ``warmup = warm-up leapfrogs / (warm-up leapfrogs + idle steps charged to warm-up)``,
+    likewise ``sampling``; ``overall = all leapfrogs / (lanes x loop steps)``.
     """
-    useful = {"warmup": 0, "sampling": 0}
-    executed = {"warmup": 0, "sampling": 0}
-    busy_all = []
-    for block in counts:
-        loop_steps = np.asarray(block.loop_steps)
-        warm = np.asarray(block.warmup_steps, dtype=np.int64).reshape(loop_steps.size, -1)
-        busy = warm + np.asarray(block.sampling_steps, dtype=np.int64).reshape(warm.shape)
-        for lanes_warm, lanes_busy, steps in zip(warm, busy, loop_steps, strict=True):
-            warm_end = int(lanes_warm.max())
-            in_warm = int(np.minimum(lanes_busy, warm_end).sum())
-            useful["warmup"] += in_warm
-            useful["sampling"] += int(lanes_busy.sum()) - in_warm
-            executed["warmup"] += lanes_busy.size * warm_end
-            executed["sampling"] += lanes_busy.size * (int(steps) - warm_end)
-            busy_all.append(lanes_busy)
-    busy = np.concatenate(busy_all)
-    busy = busy[busy > 0]
-    rate = lambda u, e: float(u / e) if e else 1.0  # noqa: E731
+    warm = sum(int(np.sum(c.warmup_steps)) for c in counts)
+    sampling = sum(int(np.sum(c.sampling_steps)) for c in counts)
+    idle_warm = sum(int(c.idle_warmup) for c in counts)
+    idle_sampling = sum(int(c.idle_sampling) for c in counts)
+    executed = sum(int(c.lanes) * int(c.loop_steps) for c in counts)
+    per_run = np.concatenate([np.asarray(c.warmup_steps) + np.asarray(c.sampling_steps) for c in counts])
     return {
-        "overall": rate(sum(useful.values()), sum(executed.values())),
-        "warmup": rate(useful["warmup"], executed["warmup"]),
-        "sampling": rate(useful["sampling"], executed["sampling"]),
-        "lanes": int(busy.size),
-        "loop_steps": int(sum(int(np.sum(block.loop_steps)) for block in counts)),
-        "mean_steps_per_lane": float(busy.mean()),
-        "max_steps_per_lane": int(busy.max()),
+        "overall": (warm + sampling) / executed,
+        "warmup": warm / (warm + idle_warm) if warm else 1.0,
+        "sampling": sampling / (sampling + idle_sampling) if sampling else 1.0,
+        "lanes": sum(int(c.lanes) for c in counts),
+        "runs": int(per_run.size),
+        "loop_steps": max(int(c.loop_steps) for c in counts),
+        "mean_steps_per_run": float(per_run.mean()),
+        "max_steps_per_run": int(per_run.max()),
     }
