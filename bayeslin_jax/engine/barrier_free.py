@@ -273,12 +273,16 @@ def run_block(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsCon
     z0, _ = initial_point(keys[0], phi[0], noise, config)
     flat0, unravel = ravel_pytree(z0)
     step = jax.vmap(partial(_lane_step, prior=prior, noise=noise, config=config, adapter=adapter, unravel=unravel))
-    first = jnp.arange(num_lanes)
+    # every lane starts "done" (past its last iteration); the loop's first step fills them from the queue
+    shapes = jax.eval_shape(init, keys[:num_lanes], phi[:num_lanes], y[:num_lanes])
+    idle_lanes = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)._replace(
+        i=jnp.full((num_lanes,), total, _int())
+    )
     zero = jnp.zeros((), _int())
     record = jnp.zeros((num_runs, config.num_draws, flat0.shape[0] + len(STAT_NAMES)), flat0.dtype)
     steps = jnp.zeros((num_runs, 2), _int())  # per run: warm-up and sampling leapfrogs
-    carry = (init(keys[:num_lanes], phi[:num_lanes], y[:num_lanes]), first, phi[:num_lanes], y[:num_lanes],
-             jnp.asarray(num_lanes, _int()), record, steps, zero, zero, zero)  # fmt: skip
+    carry = (idle_lanes, jnp.zeros(num_lanes, _int()), phi[:num_lanes], y[:num_lanes], zero, record, steps, zero,
+             zero, zero)  # fmt: skip
 
     def refill(args):
         lanes, run, lane_phi, lane_y, next_run, take, new_run = args
@@ -290,6 +294,12 @@ def run_block(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsCon
 
     def body(carry):
         lanes, run, lane_phi, lane_y, next_run, record, steps, count, idle_warm, idle_sampling = carry
+        done = lanes.i >= total
+        new_run = next_run + jnp.cumsum(done) - 1
+        take = done & (new_run < num_runs)
+        lanes, run, lane_phi, lane_y, next_run = jax.lax.cond(
+            jnp.any(take), refill, lambda args: args[:5], (lanes, run, lane_phi, lane_y, next_run, take, new_run)
+        )
         busy = lanes.i < total
         warm_now = jnp.any(busy & (lanes.i < config.num_warmup))
         idle = num_lanes - busy.sum()
@@ -299,20 +309,14 @@ def run_block(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsCon
         steps = steps.at[jnp.where(finished, run, num_runs)].set(
             jnp.stack([lanes.warmup_steps, lanes.sampling_steps], -1), mode="drop"
         )
-        done = lanes.i >= total
-        new_run = next_run + jnp.cumsum(done) - 1
-        take = done & (new_run < num_runs)
-        lanes, run, lane_phi, lane_y, next_run = jax.lax.cond(
-            jnp.any(take),
-            refill,
-            lambda args: args[:5],
-            (lanes, run, lane_phi, lane_y, next_run, take, new_run),
-        )
         idle_warm = idle_warm + jnp.where(warm_now, idle, 0)
         idle_sampling = idle_sampling + jnp.where(warm_now, 0, idle)
         return lanes, run, lane_phi, lane_y, next_run, record, steps, count + 1, idle_warm, idle_sampling
 
-    carry = jax.lax.while_loop(lambda c: jnp.any(c[0].i < total), body, carry)
+    def running(carry):
+        return jnp.any(carry[0].i < total) | (carry[4] < num_runs)
+
+    carry = jax.lax.while_loop(running, body, carry)
     *_, record, steps, loop_steps, idle_warm, idle_sampling = carry
 
     def constrain(draws, phi_r, y_r):

@@ -38,6 +38,8 @@ from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import KnownNoise, ModelSpec, Noise, WeightPrior
 
 METHODS = ("auto", "map", "vmap", "barrier_free")
+# default lanes of the barrier-free FSM: on CPU the cost per lane-step stops falling at about 1000 lanes
+BARRIER_FREE_LANES = {"cpu": 1024, "default": 16384}
 STAT_NAMES = ("diverging", "n_steps", "tree_depth", "step_size", "acceptance_rate", "energy", "lp")
 
 
@@ -82,9 +84,16 @@ class NutsConfig:
         return "map" if jax.default_backend() == "cpu" else "barrier_free"
 
     def resolved_batch_size(self, num_runs: int) -> int | None:
-        """Runs vectorized together for ``num_runs`` runs on one device (None = sequential)."""
-        if self.resolved_method() == "map":
+        """Runs vectorized together for ``num_runs`` runs on one device (None = sequential).
+
+        ``"barrier_free"`` without ``batch_size``: :data:`BARRIER_FREE_LANES` lanes at most (the runs
+        beyond queue up; fewer lanes than runs keep the lanes busy until the queue is empty).
+        """
+        method = self.resolved_method()
+        if method == "map":
             return None
+        if method == "barrier_free" and self.batch_size is None:
+            return min(BARRIER_FREE_LANES.get(jax.default_backend(), BARRIER_FREE_LANES["default"]), num_runs)
         return min(self.batch_size or num_runs, num_runs)
 
 
