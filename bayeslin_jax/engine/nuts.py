@@ -8,7 +8,11 @@ compiled program:
 * CPU: ``lax.map`` runs them one after the other (each run stops its trees as soon as it
   can; 2.1x faster than ``vmap`` at B = 100 and 4.3x at B = 1000 on 2 cores: ``engine`` vs
   ``engine_vmap`` in scripts/results/benchmark_cpu.json);
-* GPU: ``lax.map`` with a large ``batch_size`` (i.e. ``vmap`` in blocks that fit memory);
+* GPU (``"auto"`` off CPU): the barrier-free finite state machine of :mod:`bayeslin_jax.engine.barrier_free`,
+  the same NUTS kernel with one batched leapfrog per loop step, so no lane waits for another's tree
+  (``"vmap"``, lock-step blocks of ``batch_size``, wastes 60-85 % of the lanes' steps). Its draws per
+  run follow the same keys; vectorized rounding may differ with the number of lanes, so they are
+  equal in distribution, not bitwise, across lane counts and device counts;
 * several local devices: the datasets are split into contiguous blocks, one per device, and each
   device runs the same single-device program (dispatched asynchronously, so they work in
   parallel). One partitioned ``shard_map`` program would be compiled with different rounding in
