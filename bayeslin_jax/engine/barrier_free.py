@@ -340,8 +340,8 @@ def lane_utilization(*counts: LaneCounts) -> dict[str, float]:
     sampling. ``warmup = warm-up leapfrogs / (warm-up leapfrogs + idle steps charged to warm-up)``,
     likewise ``sampling``; ``overall = all leapfrogs / (lanes x loop steps)``.
     """
-    warm = sum(int(np.sum(c.warmup_steps)) for c in counts)
-    sampling = sum(int(np.sum(c.sampling_steps)) for c in counts)
+    warm = sum(int(np.asarray(c.warmup_steps).sum()) for c in counts)
+    sampling = sum(int(np.asarray(c.sampling_steps).sum()) for c in counts)
     idle_warm = sum(int(c.idle_warmup) for c in counts)
     idle_sampling = sum(int(c.idle_sampling) for c in counts)
     executed = sum(int(c.lanes) * int(c.loop_steps) for c in counts)
