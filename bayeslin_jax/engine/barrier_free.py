@@ -58,6 +58,7 @@ from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import Noise, WeightPrior
 
 MAX_DELTA_ENERGY = 1000.0  # NumPyro's divergence threshold on the energy error
+REFILL_FRACTION = 8  # a loop step (re)fills at most lanes // 8 lanes (a fresh run costs about a step)
 
 
 def _int():
@@ -284,21 +285,27 @@ def run_block(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsCon
     carry = (idle_lanes, jnp.zeros(num_lanes, _int()), phi[:num_lanes], y[:num_lanes], zero, record, steps, zero,
              zero, zero)  # fmt: skip
 
+    refills = max(num_lanes // REFILL_FRACTION, 1)  # lanes (re)filled per step at most
+
     def refill(args):
-        lanes, run, lane_phi, lane_y, next_run, take, new_run = args
-        idx = jnp.where(take, new_run, 0)
+        lanes, run, lane_phi, lane_y, next_run, target, new_run = args
+        idx = jnp.where(target < num_lanes, new_run, 0)
         fresh = init(keys[idx], phi[idx], y[idx])
-        pick = lambda a, b: jnp.where(take.reshape(-1, *[1] * (a.ndim - 1)), a, b)  # noqa: E731
-        return (jax.tree.map(pick, fresh, lanes), jnp.where(take, new_run, run), pick(phi[idx], lane_phi),
-                pick(y[idx], lane_y), next_run + take.sum())  # fmt: skip
+        put = lambda a, f: a.at[target].set(f, mode="drop")  # noqa: E731
+        return (jax.tree.map(put, lanes, fresh), put(run, new_run), put(lane_phi, phi[idx]), put(lane_y, y[idx]),
+                next_run + jnp.sum(target < num_lanes))  # fmt: skip
 
     def body(carry):
         lanes, run, lane_phi, lane_y, next_run, record, steps, count, idle_warm, idle_sampling = carry
-        done = lanes.i >= total
-        new_run = next_run + jnp.cumsum(done) - 1
-        take = done & (new_run < num_runs)
+        # the first done lanes take the next runs of the queue (at most `refills` per step)
+        (done,) = jnp.nonzero(lanes.i >= total, size=refills, fill_value=num_lanes)
+        new_run = next_run + jnp.arange(refills)
+        target = jnp.where((done < num_lanes) & (new_run < num_runs), done, num_lanes)  # out of range: none
         lanes, run, lane_phi, lane_y, next_run = jax.lax.cond(
-            jnp.any(take), refill, lambda args: args[:5], (lanes, run, lane_phi, lane_y, next_run, take, new_run)
+            jnp.any(target < num_lanes),
+            refill,
+            lambda args: args[:5],
+            (lanes, run, lane_phi, lane_y, next_run, target, new_run),
         )
         busy = lanes.i < total
         warm_now = jnp.any(busy & (lanes.i < config.num_warmup))
