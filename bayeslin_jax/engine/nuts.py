@@ -55,8 +55,9 @@ class NutsConfig:
     dense costs ~1.7x per iteration on CPU for small d but pays off for strongly correlated posteriors).
     ``method``: ``"auto"`` (``"map"`` on CPU, ``"barrier_free"`` elsewhere), ``"map"`` (runs one after
     another), ``"vmap"`` (runs in lock-step blocks of ``batch_size``; all at once if None) or
-    ``"barrier_free"`` (runs as lanes of one finite state machine, in blocks of ``batch_size``, where no
-    lane waits for another: :mod:`bayeslin_jax.engine.barrier_free`).
+    ``"barrier_free"`` (runs as lanes of one finite state machine where no lane waits for another:
+    :mod:`bayeslin_jax.engine.barrier_free`; ``batch_size`` lanes, default :data:`BARRIER_FREE_LANES`,
+    further runs queue up).
     """
 
     num_warmup: int = 1000
