@@ -74,6 +74,21 @@ def test_shapes_and_lane_counts(float64_pair) -> None:
     assert float64_pair["map"].lanes is None
 
 
+@pytest.mark.slow
+def test_float64_same_chains_dense_mass_unknown_noise() -> None:
+    """The dense mass matrix (Welford covariance, Cholesky momenta) and a constrained site (sigma)."""
+    config = {"num_warmup": 60, "num_draws": 100, "num_chains": 2, "dense_mass": True}
+    with jax.enable_x64(True):
+        spec = priors.ModelSpec(Polynomial(2), priors.independent_normal(0.0, 1.0, 3), priors.half_normal_noise(1.0))
+        data = simulate.prior_data(4, np.arange(3), spec)
+        phi = spec.basis(data.x)
+        fsm = sample_nuts(5, phi, data.y, spec, _config("barrier_free", batch_size=4, **config))
+        ref = sample_nuts(5, phi, data.y, spec, _config("map", **config))
+    for site in ("w", "sigma"):
+        np.testing.assert_allclose(np.asarray(fsm.samples[site]), np.asarray(ref.samples[site]), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(np.asarray(fsm.stats["n_steps"]), np.asarray(ref.stats["n_steps"]))
+
+
 def test_bad_method_raises() -> None:
     with pytest.raises(BayeslinError, match="barrier_free"):
         NutsConfig(method="fsm")
