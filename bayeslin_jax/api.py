@@ -14,8 +14,6 @@ conjugate posterior, the reference every sampler here is checked against::
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from bayeslin_jax import diagnostics, exact
-from bayeslin_jax.data import validate_xy
+from bayeslin_jax.data import square_limit, strict_json, validate_xy
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import ModelSpec, tutorial_spec
@@ -96,29 +94,71 @@ def fit(
     if not isinstance(spec, ModelSpec):
         raise BayeslinError(f"spec must be a ModelSpec, got {type(spec).__name__}")
     config = _config(config, sampler_options)
-    x_arr, y_arr = validate_xy(x, y, min_points=min_points(spec))
+    dtype = jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
+    x_arr, y_arr = validate_xy(x, y, min_points=min_points(spec), dtype=dtype)
     batched = x_arr.ndim == 2
-    x_batch = jnp.asarray(x_arr if batched else x_arr[None])
-    y_batch = jnp.asarray(y_arr if batched else y_arr[None])
+    x_batch = jnp.asarray(x_arr if batched else x_arr[None], dtype=dtype)
+    y_batch = jnp.asarray(y_arr if batched else y_arr[None], dtype=dtype)
     phi = spec.basis(x_batch)
+    _check_features(np.asarray(phi), spec, x_arr)
+    post = None
+    if spec.known_sigma:
+        post = exact.posterior(phi, y_batch, spec.prior, spec.noise.sigma)
+        _check_exact(post, np.asarray(phi), spec, x_arr)
     result = sample_nuts(seed, phi, y_batch, spec, config, num_devices=num_devices)
     tree = diagnostics.to_datatree(result, spec, phi, y_batch, x=x_batch, include_log_likelihood=log_likelihood)
-    post = exact.posterior(phi, y_batch, spec.prior, spec.noise.sigma) if spec.known_sigma else None
     if not batched:
         tree = diagnostics.select_dataset(tree, 0)
         post = None if post is None else _select(post, 0)
-    return FitResult(tree=tree, exact=post, spec=spec, config=config, seed=seed, batched=batched)
+    fitted = FitResult(tree=tree, exact=post, spec=spec, config=config, seed=seed, batched=batched)
+    _check_nuts(fitted)
+    return fitted
+
+
+def _hint(dtype) -> str:
+    return "" if np.dtype(dtype) == np.float64 else " or enable float64 (--x64, jax_enable_x64)"
+
+
+def _x_range(x: np.ndarray) -> str:
+    return f"x in [{x.min():g}, {x.max():g}]"
+
+
+def _check_features(phi: np.ndarray, spec: ModelSpec, x: np.ndarray) -> None:
+    """Refuse basis features ``phi: (B, n, d)`` whose sums of squares overflow their dtype."""
+    limit = square_limit(phi.dtype, phi.shape[-2])
+    biggest = float(np.max(np.abs(phi))) if np.isfinite(phi).all() else float("inf")
+    if biggest > limit:
+        raise BayeslinError(
+            f"basis {spec.basis.name} on {_x_range(x)}: features reach {biggest:.3g}, too large for "
+            f"{phi.dtype.name} (limit {limit:.3g}); rescale x to about [-1, 1] or lower the degree{_hint(phi.dtype)}"
+        )
+
+
+def _check_exact(post: exact.GaussianPosterior, phi: np.ndarray, spec: ModelSpec, x: np.ndarray) -> None:
+    """Refuse a non-finite exact posterior: the design ``phi: (B, n, d)`` is too ill-conditioned for the dtype."""
+    if all(np.isfinite(np.asarray(a)).all() for a in (post.mean, post.cov)):
+        return
+    cond = float(np.max(np.linalg.cond(np.asarray(phi, dtype=np.float64))))
+    raise BayeslinError(
+        f"the exact posterior of basis {spec.basis.name} on {_x_range(x)} is not finite: the design matrix is "
+        f"ill-conditioned (condition number {cond:.2g}); rescale x to about [-1, 1] or lower the degree"
+        f"{_hint(phi.dtype)}"
+    )
+
+
+def _check_nuts(result: FitResult) -> None:
+    """Refuse non-finite NUTS means or sds (the data are badly scaled for the model)."""
+    table = result.diagnostics()
+    if not all(np.isfinite(np.asarray(table[name])).all() for name in ("mean", "sd")):
+        raise BayeslinError(
+            f"NUTS gave non-finite posterior means or sds for basis {result.spec.basis.name}: the data are badly "
+            "scaled for this model; rescale x and y (about unit scale)"
+        )
 
 
 def _select(post: exact.GaussianPosterior, index: int) -> exact.GaussianPosterior:
     """Dataset ``index`` of a batched posterior."""
     return jax.tree.map(lambda a: a[index], post)
-
-
-def _json_number(value: float) -> float | None:
-    """A finite float, or None (strict JSON has no NaN/inf)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -240,7 +280,7 @@ class FitResult:
         return lines
 
     def to_dict(self) -> dict:
-        """JSON-ready result (strict: non-finite numbers become None and are listed under ``nonfinite``).
+        """The result as plain Python numbers and lists (non-finite values kept; :meth:`to_json` nulls them).
 
         Keys: ``spec``, ``sampler``, ``seed``, ``features`` (per weight: NUTS mean/sd, R-hat, bulk/tail ESS,
         MCSE, exact mean/sd), ``nuts_cov``, ``exact_cov``, ``divergences``, ``max_tree_depth_hits``,
@@ -260,21 +300,13 @@ class FitResult:
         return head | records[0]
 
     def _record(self, table: xr.Dataset, index: int, w_draws: np.ndarray) -> dict:
-        """The JSON record of dataset ``index`` (position): ``w_draws: (C, S, d)``."""
+        """The record of dataset ``index`` (position): ``w_draws: (C, S, d)``."""
         row = table.isel(dataset=index)
-        nonfinite: list[str] = []
-
-        def number(value, where: str) -> float | None:
-            out = _json_number(value)
-            if out is None:
-                nonfinite.append(where)
-            return out
-
         columns = ("mean", "sd", "rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd", "exact_mean", "exact_sd")
         features = {}
         for k, name in enumerate(self.feature_names):
             features[name] = {
-                ("nuts_" + c if c in ("mean", "sd") else c): number(row[c][k], f"{name}.{c}")
+                ("nuts_" + c if c in ("mean", "sd") else c): float(row[c][k])
                 for c in columns
                 if c in row
             }
@@ -282,7 +314,7 @@ class FitResult:
         flat = w_draws.reshape(-1, d).astype(float)
         record: dict = {
             "features": features,
-            "nuts_cov": [[number(v, "nuts_cov") for v in r] for r in np.cov(flat, rowvar=False).reshape(d, d)],
+            "nuts_cov": np.cov(flat, rowvar=False).reshape(d, d).tolist(),
             "divergences": int(row["divergences"]),
             "max_tree_depth_hits": int(row["max_tree_depth_hits"]),
         }
@@ -291,20 +323,21 @@ class FitResult:
         if self.exact is not None:
             cov = np.asarray(self.exact.cov, dtype=float)
             cov = cov[index] if self.batched else cov
-            record["exact_cov"] = [[number(v, "exact_cov") for v in r] for r in cov]
+            record["exact_cov"] = cov.tolist()
         if "sigma_mean" in row:
             record["sigma"] = {
-                "nuts_mean": number(row["sigma_mean"], "sigma.mean"),
-                "nuts_sd": number(row["sigma_sd"], "sigma.sd"),
-                "rhat": number(row["sigma_rhat"], "sigma.rhat"),
-                "ess_bulk": number(row["sigma_ess_bulk"], "sigma.ess_bulk"),
+                name: float(row[f"sigma_{column}"])
+                for name, column in (("nuts_mean", "mean"), ("nuts_sd", "sd"), ("rhat", "rhat"),
+                                     ("ess_bulk", "ess_bulk"), ("ess_tail", "ess_tail"), ("mcse_mean", "mcse_mean"))
             }
-        record["nonfinite"] = sorted(set(nonfinite))
         return record
 
     def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
-        """Strict JSON of :meth:`to_dict` (``allow_nan=False``); written to ``path`` if given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        """Strict JSON of :meth:`to_dict`: non-finite numbers become null, their paths listed under ``non_finite``.
+
+        Written to ``path`` if given (see :func:`bayeslin_jax.data.strict_json`).
+        """
+        text = strict_json(self.to_dict(), indent=indent)
         if path is not None:
             Path(path).write_text(text + "\n")
         return text

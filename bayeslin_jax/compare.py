@@ -24,7 +24,7 @@ import pandas as pd
 import xarray as xr
 from jax import Array
 
-from bayeslin_jax import exact, nig, simulate
+from bayeslin_jax import exact, nig, simulate, validation
 from bayeslin_jax.api import fit
 from bayeslin_jax.basis import Polynomial
 from bayeslin_jax.data import validate_xy
@@ -233,9 +233,7 @@ def batch_model_wins(
     """
     _check_models(specs)
     if dataset_indices is None:
-        if not isinstance(num_datasets, int) or num_datasets < 1:
-            raise BayeslinError(f"num_datasets must be a positive integer, got {num_datasets!r}")
-        dataset_indices = np.arange(num_datasets)
+        dataset_indices = np.arange(validation.integer("num_datasets", num_datasets))
     indices = np.asarray(dataset_indices)
     data = simulate.get_simulator(simulator)(seed, indices, None)
     names = list(specs)

@@ -6,7 +6,10 @@ With prior ``w ~ N(m0, V0)`` and ``y | w ~ N(phi w, sigma^2 I)``::
     V_N = P^-1 = sigma^2 (sigma^2 V0^-1 + phi^T phi)^-1
     w_N = V_N (V0^-1 m0 + phi^T y / sigma^2)
 
-All functions broadcast over leading batch axes (``phi: (..., n, d)``, ``y: (..., n)``).
+All functions broadcast over leading batch axes (``phi: (..., n, d)``, ``y: (..., n)``). A batch is
+computed one dataset at a time by one compiled per-dataset program
+(:func:`bayeslin_jax.batching.map_datasets`), so dataset *i*'s numbers are bit-identical whatever
+batch, chunk or device it is computed in (on one machine).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from bayeslin_jax.batching import map_datasets
 from bayeslin_jax.priors import IndependentNormal, WeightPrior
 
 
@@ -46,23 +50,41 @@ def _prior_logdet_cov(prior: WeightPrior) -> Array:
 
 
 def _cho_solve(tril: Array, rhs: Array) -> Array:
-    """Solve ``(L L^T) x = rhs`` for a batch; ``tril: (..., d, d)``, ``rhs: (..., d, k)``."""
+    """Solve ``(L L^T) x = rhs``; ``tril: (d, d)``, ``rhs: (d, k)``."""
     half = jax.scipy.linalg.solve_triangular(tril, rhs, lower=True)
-    return jax.scipy.linalg.solve_triangular(jnp.swapaxes(tril, -1, -2), half, lower=False)
+    return jax.scipy.linalg.solve_triangular(tril.T, half, lower=False)
+
+
+def _per_dataset(fn, *arrays: Array, core_ndims: tuple[int, ...]):
+    """``fn`` on one dataset at a time: ``arrays[k]`` has ``core_ndims[k]`` trailing per-dataset axes;
+    leading axes broadcast together into the batch."""
+    arrays = tuple(jnp.asarray(a) for a in arrays)
+    batch = jnp.broadcast_shapes(*(a.shape[: a.ndim - k] for a, k in zip(arrays, core_ndims, strict=True)))
+    if not batch:
+        return fn(*arrays)
+    full = (jnp.broadcast_to(a, batch + a.shape[a.ndim - k :]) for a, k in zip(arrays, core_ndims, strict=True))
+    return map_datasets(fn, *full, batch_ndim=len(batch))
+
+
+def _posterior_one(phi: Array, y: Array, sigma: Array, prior: WeightPrior) -> GaussianPosterior:
+    prior_precision = prior.precision
+    precision = prior_precision + phi.T @ phi / sigma**2
+    tril = jnp.linalg.cholesky(precision)
+    rhs = prior_precision @ prior.mean + phi.T @ y / sigma**2
+    mean = _cho_solve(tril, rhs[:, None])[:, 0]
+    cov = _cho_solve(tril, jnp.eye(phi.shape[-1], dtype=precision.dtype))
+    return GaussianPosterior(mean, 0.5 * (cov + cov.T), tril)
 
 
 def posterior(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float) -> GaussianPosterior:
-    """Conjugate posterior of ``w``. ``phi: (..., n, d)``, ``y: (..., n)`` -> mean ``(..., d)``."""
-    prior_precision = prior.precision
-    phi_t = jnp.swapaxes(phi, -1, -2)
-    precision = prior_precision + phi_t @ phi / sigma**2
-    tril = jnp.linalg.cholesky(precision)
-    rhs = prior_precision @ prior.mean + (phi_t @ y[..., None])[..., 0] / sigma**2
-    mean = _cho_solve(tril, rhs[..., None])[..., 0]
-    eye = jnp.broadcast_to(jnp.eye(phi.shape[-1], dtype=precision.dtype), precision.shape)
-    cov = _cho_solve(tril, eye)
-    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
-    return GaussianPosterior(mean, cov, tril)
+    """Conjugate posterior of ``w``. ``phi: (..., n, d)``, ``y: (..., n)``, ``sigma: ()`` or ``(...)``
+    -> mean ``(..., d)``, cov and precision_tril ``(..., d, d)``."""
+    return _per_dataset(lambda p, v, s: _posterior_one(p, v, s, prior), phi, y, sigma, core_ndims=(2, 1, 0))
+
+
+def _predictive_one(mean: Array, cov: Array, phi_new: Array, sigma: Array) -> tuple[Array, Array, Array]:
+    var_mean = jnp.maximum(jnp.einsum("md,de,me->m", phi_new, cov, phi_new), 0.0)
+    return phi_new @ mean, jnp.sqrt(var_mean), jnp.sqrt(var_mean + sigma**2)
 
 
 def predictive(post: GaussianPosterior, phi_new: Array, sigma: Array | float) -> tuple[Array, Array, Array]:
@@ -71,27 +93,26 @@ def predictive(post: GaussianPosterior, phi_new: Array, sigma: Array | float) ->
     Returns ``(mean, sd_mean, sd_obs)``, each ``(..., m)``: the mean function's sd is
     ``sqrt(phi V_N phi^T)``; a new observation's sd adds the noise, ``sqrt(... + sigma^2)``.
     """
-    mean = jnp.einsum("...md,...d->...m", phi_new, post.mean)
-    var_mean = jnp.einsum("...md,...de,...me->...m", phi_new, post.cov, phi_new)
-    var_mean = jnp.maximum(var_mean, 0.0)
-    return mean, jnp.sqrt(var_mean), jnp.sqrt(var_mean + sigma**2)
+    return _per_dataset(_predictive_one, post.mean, post.cov, phi_new, sigma, core_ndims=(1, 2, 2, 0))
+
+
+def _log_evidence_one(phi: Array, y: Array, sigma: Array, prior: WeightPrior) -> Array:
+    post = _posterior_one(phi, y, sigma, prior)
+    logdet_precision = 2.0 * jnp.sum(jnp.log(jnp.diagonal(post.precision_tril)))
+    # residual form of  y'y/s^2 + m0'V0^-1 m0 - w_N' P w_N  (no cancellation between large terms)
+    residual = y - phi @ post.mean
+    shift = post.mean - prior.mean
+    return (
+        -0.5 * y.shape[-1] * jnp.log(2.0 * jnp.pi * sigma**2)
+        - 0.5 * _prior_logdet_cov(prior)
+        - 0.5 * logdet_precision
+        - 0.5 * (jnp.sum(residual**2) / sigma**2 + shift @ prior.precision @ shift)
+    )
 
 
 def log_evidence(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float) -> Array:
     """Log marginal likelihood ``log p(y | phi, prior, sigma)``, shape ``(...)``."""
-    post = posterior(phi, y, prior, sigma)
-    n = y.shape[-1]
-    logdet_precision = 2.0 * jnp.sum(jnp.log(jnp.diagonal(post.precision_tril, axis1=-2, axis2=-1)), axis=-1)
-    # residual form of  y'y/s^2 + m0'V0^-1 m0 - w_N' P w_N  (no cancellation between large terms)
-    residual = y - jnp.einsum("...nd,...d->...n", phi, post.mean)
-    shift = post.mean - prior.mean
-    prior_quad = jnp.einsum("...d,de,...e->...", shift, prior.precision, shift)
-    return (
-        -0.5 * n * jnp.log(2.0 * jnp.pi * sigma**2)
-        - 0.5 * _prior_logdet_cov(prior)
-        - 0.5 * logdet_precision
-        - 0.5 * (jnp.sum(residual**2, axis=-1) / sigma**2 + prior_quad)
-    )
+    return _per_dataset(lambda p, v, s: _log_evidence_one(p, v, s, prior), phi, y, sigma, core_ndims=(2, 1, 0))
 
 
 def sample(key: Array, post: GaussianPosterior, num_draws: int) -> Array:
@@ -108,4 +129,4 @@ def sample(key: Array, post: GaussianPosterior, num_draws: int) -> Array:
 
 def sample_batch(keys: Array, post: GaussianPosterior, num_draws: int) -> Array:
     """Exact draws for a batch: ``keys: (B,)`` (one per dataset) -> ``(B, num_draws, d)``."""
-    return jax.vmap(sample, in_axes=(0, 0, None))(keys, post, num_draws)
+    return map_datasets(lambda key, *p: sample(key, GaussianPosterior(*p), num_draws), keys, *post)

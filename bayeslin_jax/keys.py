@@ -1,7 +1,7 @@
 """PRNG key derivation: every random stream is a pure function of (seed, purpose, dataset index).
 
 Dataset ``i`` therefore gets the same data and the same draws whatever the batch size,
-chunking or device count.
+chunking or device count. Keys are integer (threefry) hashes: bit-identical on every CPU and GPU.
 """
 
 from __future__ import annotations

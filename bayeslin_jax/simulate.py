@@ -1,7 +1,9 @@
 """Simulated datasets, batched and keyed by global dataset index.
 
 Dataset ``i`` depends only on ``(seed, i)``: simulating indices ``[0..999]`` in one batch or
-in ten chunks gives identical arrays.
+in ten chunks gives bit-identical arrays on one machine. The datasets are drawn one at a time by one
+compiled per-dataset program (:func:`bayeslin_jax.batching.map_datasets`), so no rounding depends on
+the batch size; across CPUs (vector ISAs) the floats may differ in the last bits.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from jax import Array
 
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.batching import map_datasets
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.priors import KnownNoise, ModelSpec, Noise, WeightPrior
 
@@ -71,7 +74,7 @@ def tutorial_data(
         y = slope * x + intercept + sigma * jax.random.normal(noise_key, (num_points,))
         return x, y
 
-    x, y = jax.vmap(one)(keyring.dataset_keys(seed, keyring.SIMULATE, idx))
+    x, y = map_datasets(one, keyring.dataset_keys(seed, keyring.SIMULATE, idx))
     batch = idx.shape[0]
     w = jnp.broadcast_to(jnp.asarray([intercept, slope], dtype=x.dtype), (batch, 2))
     return SimulatedData(x, y, w, jnp.full((batch,), sigma, dtype=x.dtype))
@@ -105,7 +108,7 @@ def _prior_data(
         y = basis(x) @ w + sigma * jax.random.normal(noise_key, (num_points,))
         return x, y, w, jnp.asarray(sigma, dtype=x.dtype)
 
-    return SimulatedData(*jax.vmap(one)(keys))
+    return SimulatedData(*map_datasets(one, keys))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,28 +5,73 @@
 result into pre-allocated zarr arrays (zarr chunk = one computed chunk, so chunks never share a
 file). Only after a chunk's data is written does its flag in ``chunk_done`` flip to 1; zarr's
 local store writes every file atomically (temporary file + rename). A crash at any moment,
-SIGKILL included, therefore loses at most the chunk in flight, and rerunning the same call
-computes only the missing chunks. The store is created in a temporary directory and renamed
+SIGKILL and Ctrl-C included, therefore loses at most the chunk in flight, and rerunning the same
+call computes only the missing chunks. The store is created in a temporary directory and renamed
 into place, so a half-created store never exists.
+
+What is guaranteed (reliability):
+
+* **Checksums.** When a chunk is marked done, the CRC-32 of every file it wrote (one file per
+  data variable; zarr writes a file even for values equal to the fill value, so a lost file is
+  always noticed) is recorded in ``chunk_checksum`` before ``chunk_done`` flips. At creation the
+  CRC-32 of every array's metadata (``<var>/zarr.json``) and of every file written once
+  (coordinates, ``chunk_start/stop``, variables without a ``dataset`` dim) is recorded in the
+  ``bayeslin_integrity`` attr.
+* **Checked on every read** (:func:`open_store`, hence ``open_study``, ``bayeslin report``,
+  ``open_sbc`` and SBC summaries from a path): a missing or altered file of a done chunk, a
+  missing or altered variable ``zarr.json``, or a missing or unreadable root ``zarr.json`` raises
+  :class:`~bayeslin_jax.errors.StoreError` (a :class:`~bayeslin_jax.errors.BayeslinError`) whose
+  one-line message names the store, the variable and the chunk (with its item range). Damaged
+  data is never returned.
+* **Checked on resume** (:func:`run_chunked` on an existing store): a done chunk with a missing or
+  altered file is un-marked, recomputed and rewritten, with one
+  :class:`~bayeslin_jax.errors.StoreWarning` line naming it. Damaged metadata (a variable's
+  ``zarr.json``, the root ``zarr.json``, files written once at creation) cannot be recomputed: a
+  :class:`StoreError` names it (move the store away and rerun). A lost ``chunk_done`` flag counts as
+  not done: the chunk is recomputed on resume, and a read reports the store incomplete.
+* **One writer at a time.** :func:`run_chunked` holds an exclusive ``fcntl.flock`` on the sibling
+  file ``.<name>.lock`` (holder's pid and host written inside) for the whole run, creation
+  included. A second writer does not wait: it raises ``StoreError("store X is being written by pid N
+  on host H ...")`` before computing anything. The kernel drops the lock when its holder dies
+  (SIGKILL included), so a stale lock never blocks; the lock file is removed on exit. Under the
+  lock, leftover ``.<name>.tmp-*`` folders can only come from dead creators and are removed; a
+  creation that fails (full disk, Ctrl-C) removes its own temporary folder. flock is reliable on
+  local filesystems and NFSv4; on network filesystems without lock support, do not point two
+  hosts at the same store. Readers take no lock (they only read done, verified chunks).
+* **Write failures** (full disk, permissions): a one-line :class:`StoreError` naming the store and
+  chunk; the failing chunk is not marked done, completed chunks are kept, and rerunning resumes.
+  ``KeyboardInterrupt`` propagates unchanged with the same on-disk state.
+
+Cost: verification reads each done chunk's files once (compressed bytes, CRC-32, no decoding):
+about 0.2 s for a 10,000-dataset study store (40 chunks of 256, 1,157 files, 4.7 MB) on a loaded
+2-core machine, where NUTS on those datasets takes minutes; recording a chunk's checksums costs
+a few milliseconds.
 
 Layout (a zarr v3 group readable with ``xr.open_zarr(path, consolidated=False)``):
 
 * data variables whose first dim is ``dataset`` (length ``num_items``), as returned by ``compute``;
 * bookkeeping over dim ``chunk``: ``chunk_start``, ``chunk_stop``, ``chunk_done`` and per-chunk
   timings ``chunk_compute_seconds``, ``chunk_write_seconds``, ``chunk_finished_at`` (unix time);
-* attrs ``bayeslin_store`` (the identity that a rerun must match: ``meta``, ``num_items``,
-  ``first_item``, ``chunk_size``) and ``bayeslin_created`` (host, time; informational).
+  ``chunk_checksum [chunk, checksum_array]`` (uint32 CRC-32 of each per-chunk file);
+* attrs ``bayeslin_store`` (the identity that a rerun must match: ``format``, ``meta``,
+  ``num_items``, ``first_item``, ``chunk_size``), ``bayeslin_integrity`` (checksummed arrays, CRCs
+  of metadata and write-once files) and ``bayeslin_created`` (host, time; informational).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,21 +79,19 @@ import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 
-from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.errors import BayeslinError, StoreError, StoreWarning
 
 ITEM_DIM = "dataset"
 CHUNK_DIM = "chunk"
 IDENTITY_ATTR = "bayeslin_store"
+INTEGRITY_ATTR = "bayeslin_integrity"
 CREATED_ATTR = "bayeslin_created"
-FORMAT_VERSION = 1
-BOOKKEEPING = (
-    "chunk_start",
-    "chunk_stop",
-    "chunk_done",
-    "chunk_compute_seconds",
-    "chunk_write_seconds",
-    "chunk_finished_at",
-)
+FORMAT_VERSION = 2  # 2: checksums (bayeslin_integrity attr, chunk_checksum)
+CHECKSUMS = "chunk_checksum"
+# Rewritten as chunks finish (only their metadata is checksummed); chunk_start/stop are written once.
+PER_CHUNK_BOOKKEEPING = ("chunk_done", "chunk_compute_seconds", "chunk_write_seconds", "chunk_finished_at", CHECKSUMS)
+BOOKKEEPING = ("chunk_start", "chunk_stop", *PER_CHUNK_BOOKKEEPING)
+ALWAYS_WRITE = {"write_empty_chunks": True}  # a file for every chunk, even one equal to the fill value
 
 
 def versions() -> dict[str, str]:
@@ -75,7 +118,7 @@ def chunk_bounds(first_item: int, num_items: int, chunk_size: int) -> list[tuple
     return [(s, min(s + chunk_size, stop_all)) for s in range(first_item, stop_all, chunk_size)]
 
 
-def _diff_paths(stored, wanted, prefix: str = "") -> list[str]:
+def diff_paths(stored, wanted, prefix: str = "") -> list[str]:
     """Dotted paths where two JSON values differ, e.g. ``['meta.seed']``."""
     if isinstance(stored, dict) and isinstance(wanted, dict):
         out = []
@@ -84,7 +127,7 @@ def _diff_paths(stored, wanted, prefix: str = "") -> list[str]:
             if key not in stored or key not in wanted:
                 out.append(path)
             else:
-                out.extend(_diff_paths(stored[key], wanted[key], path))
+                out.extend(diff_paths(stored[key], wanted[key], path))
         return out
     return [] if stored == wanted else [prefix or "<root>"]
 
@@ -102,16 +145,35 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _is_store(path: Path) -> bool:
-    return (path / "zarr.json").is_file()
+def _why(err: BaseException) -> str:
+    """One line describing an exception (type and first line of its message)."""
+    text = (getattr(err, "strerror", None) if isinstance(err, OSError) else None) or str(err)
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = first if len(first) <= 100 else first[:97] + "..."
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def is_store(path: str | Path) -> bool:
+    """Whether ``path`` looks like a zarr store (has a root ``zarr.json``; not yet verified)."""
+    return (Path(path) / "zarr.json").is_file()
+
+
+def open_group(path: str | Path, mode: str = "r") -> zarr.Group:
+    """The store's zarr group; an unreadable root ``zarr.json`` raises :class:`StoreError`."""
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as err:  # JSONDecodeError, ValueError, KeyError, ... from a garbled zarr.json
+        raise StoreError(f"store {path}: root metadata zarr.json is unreadable ({_why(err)})") from err
 
 
 def read_identity(path: str | Path) -> dict:
     """The identity (``meta``, ``num_items``, ``first_item``, ``chunk_size``) a store was created with."""
     path = Path(path)
-    if not _is_store(path):
+    if not is_store(path):
+        if (path / "chunk_done" / "zarr.json").is_file():
+            raise StoreError(f"store {path}: root metadata zarr.json is missing")
         raise BayeslinError(f"{path} is not a bayeslin store (no zarr.json)")
-    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    attrs = dict(open_group(path).attrs)
     if IDENTITY_ATTR not in attrs:
         raise BayeslinError(f"{path} is a zarr store but was not written by bayeslin (no '{IDENTITY_ATTR}' attr)")
     return attrs[IDENTITY_ATTR]
@@ -119,7 +181,7 @@ def read_identity(path: str | Path) -> dict:
 
 def _check_identity(path: Path, wanted: dict) -> None:
     stored = read_identity(path)
-    diffs = _diff_paths(stored, wanted)
+    diffs = diff_paths(stored, wanted)
     if diffs:
         shown = "; ".join(
             f"{d} (store: {_short(_lookup(stored, d))}, now: {_short(_lookup(wanted, d))})" for d in diffs[:4]
@@ -131,9 +193,220 @@ def _check_identity(path: Path, wanted: dict) -> None:
         )
 
 
+# --------------------------------------------------------------------------------------------
+# Integrity: CRC-32 of files, recorded at creation (metadata, write-once files) and per chunk.
+# --------------------------------------------------------------------------------------------
+
+
+def _crc(file: Path) -> int | None:
+    """CRC-32 of a file's bytes, or None if it does not exist."""
+    try:
+        return zlib.crc32(file.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _chunk_key(meta: dict, chunk: int) -> str:
+    """Key of store chunk ``chunk`` (grid position ``(chunk, 0, ...)``) from an array's zarr v3 metadata."""
+    encoding = meta["chunk_key_encoding"]
+    default = encoding["name"] == "default"
+    sep = encoding.get("configuration", {}).get("separator", "/" if default else ".")
+    coords = sep.join([str(chunk)] + ["0"] * (len(meta["shape"]) - 1))
+    return f"c{sep}{coords}" if default else coords
+
+
+def _chunk_files(root: Path, names: list[str]) -> Callable[[str, int], Path]:
+    """``file(name, chunk)``: the file holding store chunk ``chunk`` of array ``name`` (metadata read once)."""
+    metas = {name: json.loads((root / name / "zarr.json").read_bytes()) for name in names}
+    return lambda name, chunk: root / name / _chunk_key(metas[name], chunk)
+
+
+def _integrity_record(root: Path, group: zarr.Group, per_chunk: list[str]) -> dict:
+    """What :func:`find_damage` checks: per-chunk arrays, CRCs of every metadata and write-once file."""
+    names = sorted(group.array_keys())
+    static = {}
+    for name in names:
+        if name in per_chunk or name in PER_CHUNK_BOOKKEEPING:
+            continue
+        for file in sorted((root / name).rglob("*")):
+            if file.is_file() and file.name != "zarr.json":
+                static[file.relative_to(root).as_posix()] = _crc(file)
+    return {
+        "algorithm": "crc32 of each file's bytes",
+        "arrays": per_chunk,
+        "metadata": {name: _crc(root / name / "zarr.json") for name in names},
+        "static": static,
+    }
+
+
+def _state(crc: int | None) -> str:
+    return "missing" if crc is None else "altered (checksum mismatch)"
+
+
+def _check_metadata(path: Path, group: zarr.Group) -> dict:
+    """Verify metadata and write-once files against the creation record; returns the record."""
+    integrity = dict(group.attrs).get(INTEGRITY_ATTR)
+    if integrity is None:
+        raise StoreError(f"store {path} has no checksums (written by an older bayeslin): it cannot be verified; "
+                         "rerun into a new output path")
+    for name, crc in integrity["metadata"].items():
+        got = _crc(path / name / "zarr.json")
+        if got != crc:
+            raise StoreError(f"store {path}: metadata of variable {name!r} ({name}/zarr.json) is {_state(got)}; "
+                             "it cannot be recomputed: move the store away and rerun")
+    for rel, crc in integrity["static"].items():
+        got = _crc(path / rel)
+        if got != crc:
+            raise StoreError(f"store {path}: file {rel} of variable {rel.split('/')[0]!r} (written at creation) is "
+                             f"{_state(got)}; it cannot be recomputed: move the store away and rerun")
+    return integrity
+
+
+def _read_rows(array: zarr.Array) -> tuple[np.ndarray, np.ndarray]:
+    """All rows of a bookkeeping array and a ``(num_chunks,)`` mask of the rows that could be decoded."""
+    try:
+        return np.asarray(array[:]), np.ones(array.shape[0], dtype=bool)
+    except Exception:  # a garbled chunk: read row by row to find it
+        values = np.zeros(array.shape, dtype=array.dtype)
+        ok = np.ones(array.shape[0], dtype=bool)
+        for row in range(array.shape[0]):
+            try:
+                values[row] = array[row]
+            except Exception:
+                ok[row] = False
+        return values, ok
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One damaged chunk of one variable (``chunk``: index in the store; items ``[start, stop)``)."""
+
+    chunk: int
+    start: int
+    stop: int
+    variable: str
+    problem: str
+
+    def describe(self, path: str | Path) -> str:
+        return (f"store {path}: chunk {self.chunk} ({ITEM_DIM}s {self.start}-{self.stop - 1}) of variable "
+                f"{self.variable!r} is {self.problem}")
+
+
+def find_damage(path: str | Path) -> list[Damage]:
+    """Check every done chunk's files against the checksums recorded when it was marked done.
+
+    Returns the damaged ``(chunk, variable)`` pairs (empty when the store is intact). Damage that
+    no recomputation can repair (root or variable metadata, files written at creation) raises
+    :class:`StoreError` instead.
+    """
+    path = Path(path)
+    group = open_group(path)
+    try:
+        integrity = _check_metadata(path, group)
+        identity = dict(group.attrs)[IDENTITY_ATTR]
+        starts, stops = np.array(chunk_bounds(identity["first_item"], identity["num_items"], identity["chunk_size"])).T
+        done, done_ok = _read_rows(group["chunk_done"])
+        sums, sums_ok = _read_rows(group[CHECKSUMS])
+        file = _chunk_files(path, [*integrity["arrays"], CHECKSUMS])
+    except StoreError:
+        raise
+    except Exception as err:
+        raise StoreError(f"store {path}: bookkeeping is unreadable ({_why(err)})") from err
+    damage = [Damage(int(c), int(starts[c]), int(stops[c]), "chunk_done", "unreadable (its done flag)")
+              for c in np.flatnonzero(~done_ok)]
+    for c in np.flatnonzero(done_ok & (done == 1)):
+        here = {"chunk": int(c), "start": int(starts[c]), "stop": int(stops[c])}
+        if not sums_ok[c] or (integrity["arrays"] and not file(CHECKSUMS, int(c)).is_file()):
+            damage.append(Damage(**here, variable=CHECKSUMS, problem="missing or unreadable (its checksum record)"))
+            continue
+        for name, expected in zip(integrity["arrays"], sums[c], strict=True):
+            got = _crc(file(name, int(c)))
+            if got != int(expected):
+                damage.append(Damage(**here, variable=name, problem=_state(got)))
+    return damage
+
+
+def verify(path: str | Path) -> None:
+    """Raise :class:`StoreError` naming the first damaged chunk (see :func:`find_damage`); else return."""
+    damage = find_damage(path)
+    if damage:
+        more = f" (and {len(damage) - 1} more damaged chunk files)" if len(damage) > 1 else ""
+        raise StoreError(f"{damage[0].describe(path)}{more}; rerun the command that wrote it to recompute")
+
+
 def done_mask(path: str | Path) -> np.ndarray:
-    """``(num_chunks,)`` bool: which chunks are completely on disk."""
-    return np.asarray(zarr.open_group(str(path), mode="r")["chunk_done"][:]) == 1
+    """``(num_chunks,)`` bool: which chunks are flagged completely on disk (an unreadable flag counts as not)."""
+    done, ok = _read_rows(open_group(path)["chunk_done"])
+    return ok & (done == 1)
+
+
+# --------------------------------------------------------------------------------------------
+# One writer at a time.
+# --------------------------------------------------------------------------------------------
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file of the store at ``path``: ``.<name>.lock`` next to it."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+def _holder(fd: int) -> str:
+    for _ in range(200):  # the holder writes its pid right after locking: give it up to 2 s (a loaded machine)
+        try:
+            info = json.loads(os.pread(fd, 4096, 0) or b"null")
+        except ValueError:
+            info = None
+        if isinstance(info, dict):
+            return f"pid {info.get('pid')} on host {info.get('host')}"
+        time.sleep(0.01)
+    return "another process"
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | Path) -> Iterator[None]:
+    """Hold the exclusive writer lock of the store at ``path`` (see the module docstring).
+
+    Raises :class:`StoreError` at once if another process holds it.
+    """
+    path = Path(path)
+    lock = lock_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise StoreError(f"store {path} is being written by {holder} (lock {lock.name}); "
+                                 "wait for it to finish or stop it, then rerun") from None
+            try:
+                same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the previous holder removed the file after we opened it: lock the new one
+    except OSError as err:
+        raise StoreError(f"cannot lock store {path} for writing ({_why(err)})") from err
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "unix_time": time.time()}).encode())
+    except OSError:
+        pass  # the lock holds without its note; a second writer then reports "another process"
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # before closing: whoever opens it later gets a fresh file
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing.
+# --------------------------------------------------------------------------------------------
 
 
 def _validate_chunk(ds: xr.Dataset, indices: np.ndarray) -> None:
@@ -150,59 +423,104 @@ def _validate_chunk(ds: xr.Dataset, indices: np.ndarray) -> None:
             raise BayeslinError(f"variable name {name!r} is reserved for the store's bookkeeping")
 
 
+def _per_chunk_arrays(template: xr.Dataset) -> list[str]:
+    """Variables written chunk by chunk (first dim ``dataset``, not the index itself, not empty)."""
+    return [name for name, var in template.variables.items()
+            if ITEM_DIM in var.dims and name != ITEM_DIM and all(var.shape[1:])]
+
+
 def _create(path: Path, template: xr.Dataset, identity: dict, bounds: list[tuple[int, int]]) -> None:
-    """Create the full-size store from the first chunk's dataset, atomically (temp dir + rename)."""
+    """Create the full-size store from the first chunk's dataset, atomically (temp dir + rename).
+
+    Call with the writer lock held: every ``.<name>.tmp-*`` folder is then a dead creator's.
+    """
     num_items, chunk_size, first = identity["num_items"], identity["chunk_size"], identity["first_item"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a run killed while creating
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    encoding = {}
-    for name, var in template.variables.items():
-        if ITEM_DIM in var.dims:
-            encoding[name] = {"chunks": (chunk_size, *var.shape[1:])}
-    template.to_zarr(tmp, mode="w", consolidated=False, encoding=encoding, zarr_format=3)
-    group = zarr.open_group(str(tmp), mode="r+")
-    for name, var in template.variables.items():
-        if ITEM_DIM in var.dims:
-            group[name].resize((num_items, *var.shape[1:]))
-    group[ITEM_DIM][:] = np.arange(first, first + num_items, dtype=group[ITEM_DIM].dtype)
-    num_chunks = len(bounds)
-    starts = np.array([b[0] for b in bounds], dtype=np.int64)
-    stops = np.array([b[1] for b in bounds], dtype=np.int64)
-    for name, dtype, fill, values in (
-        ("chunk_start", "int64", 0, starts),
-        ("chunk_stop", "int64", 0, stops),
-        ("chunk_done", "uint8", 0, None),
-        ("chunk_compute_seconds", "float64", float("nan"), None),
-        ("chunk_write_seconds", "float64", float("nan"), None),
-        ("chunk_finished_at", "float64", float("nan"), None),
-    ):
-        arr = group.create_array(
-            name, shape=(num_chunks,), chunks=(1,), dtype=dtype, fill_value=fill, dimension_names=[CHUNK_DIM]
-        )
-        if values is not None:
-            arr[:] = values
-    group.attrs[IDENTITY_ATTR] = identity
-    group.attrs[CREATED_ATTR] = {"host": socket.gethostname(), "pid": os.getpid(), "unix_time": time.time()}
     try:
+        encoding = {}
+        for name, var in template.variables.items():
+            if ITEM_DIM in var.dims:
+                encoding[name] = {"chunks": (chunk_size, *var.shape[1:])}
+        template.to_zarr(tmp, mode="w", consolidated=False, encoding=encoding, zarr_format=3, write_empty_chunks=True)
+        group = zarr.open_group(str(tmp), mode="r+")
+        for name, var in template.variables.items():
+            if ITEM_DIM in var.dims:
+                group[name].resize((num_items, *var.shape[1:]))
+        group[ITEM_DIM].with_config(ALWAYS_WRITE)[:] = np.arange(first, first + num_items, dtype=group[ITEM_DIM].dtype)
+        per_chunk = _per_chunk_arrays(template)
+        num_chunks = len(bounds)
+        for name, dtype, fill, values in (
+            ("chunk_start", "int64", 0, np.array([b[0] for b in bounds], dtype=np.int64)),
+            ("chunk_stop", "int64", 0, np.array([b[1] for b in bounds], dtype=np.int64)),
+            ("chunk_done", "uint8", 0, None),
+            ("chunk_compute_seconds", "float64", float("nan"), None),
+            ("chunk_write_seconds", "float64", float("nan"), None),
+            ("chunk_finished_at", "float64", float("nan"), None),
+        ):
+            arr = group.create_array(name, shape=(num_chunks,), chunks=(1,), dtype=dtype, fill_value=fill,
+                                     dimension_names=[CHUNK_DIM], config=ALWAYS_WRITE)
+            if values is not None:
+                arr[:] = values
+        group.create_array(CHECKSUMS, shape=(num_chunks, len(per_chunk)), chunks=(1, max(len(per_chunk), 1)),
+                           dtype="uint32", fill_value=0, dimension_names=[CHUNK_DIM, "checksum_array"],
+                           config=ALWAYS_WRITE)
+        group.attrs.update({
+            IDENTITY_ATTR: identity,
+            INTEGRITY_ATTR: _integrity_record(tmp, group, per_chunk),
+            CREATED_ATTR: {"host": socket.gethostname(), "pid": os.getpid(), "unix_time": time.time()},
+        })
         os.rename(tmp, path)
-    except OSError:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BayeslinError(f"could not create store {path}: the path appeared meanwhile (another run?)") from None
+        if isinstance(err, OSError) and path.exists():
+            raise StoreError(f"could not create store {path}: the path appeared meanwhile (written without "
+                             "bayeslin's lock?)") from None
+        raise
 
 
 def _write_chunk(path: Path, ds: xr.Dataset, offset: slice) -> None:
     other = [name for name, var in ds.variables.items() if ITEM_DIM not in var.dims]
-    ds.drop_vars(other).to_zarr(path, region={ITEM_DIM: offset}, mode="r+", consolidated=False)
+    ds.drop_vars(other).to_zarr(path, region={ITEM_DIM: offset}, mode="r+", consolidated=False,
+                                write_empty_chunks=True)
 
 
 def _mark_done(path: Path, chunk: int, compute_s: float, write_s: float) -> None:
+    """Record the chunk's file checksums and timings, then flag it done (last)."""
     group = zarr.open_group(str(path), mode="r+")
-    group["chunk_compute_seconds"][chunk] = compute_s
-    group["chunk_write_seconds"][chunk] = write_s
-    group["chunk_finished_at"][chunk] = time.time()
-    group["chunk_done"][chunk] = 1  # last: the chunk counts only once everything above is on disk
+    sums = []
+    names = group.attrs[INTEGRITY_ATTR]["arrays"]
+    file = _chunk_files(path, names)
+    for name in names:
+        crc = _crc(file(name, chunk))
+        if crc is None:
+            raise StoreError(f"store {path}: chunk {chunk} of variable {name!r} is missing right after writing it")
+        sums.append(crc)
+    group[CHECKSUMS].with_config(ALWAYS_WRITE)[chunk] = np.array(sums, dtype=np.uint32)
+    group["chunk_compute_seconds"].with_config(ALWAYS_WRITE)[chunk] = compute_s
+    group["chunk_write_seconds"].with_config(ALWAYS_WRITE)[chunk] = write_s
+    group["chunk_finished_at"].with_config(ALWAYS_WRITE)[chunk] = time.time()
+    group["chunk_done"].with_config(ALWAYS_WRITE)[chunk] = 1  # last: counts only once everything above is on disk
+
+
+def _unmark(path: Path, chunk: int) -> None:
+    zarr.open_group(str(path), mode="r+")["chunk_done"].with_config(ALWAYS_WRITE)[chunk] = 0
+
+
+def _write_error(path: Path, chunk: int, start: int, stop: int, desc: str, err: OSError) -> StoreError:
+    return StoreError(f"could not write chunk {chunk} ({desc} {start}-{stop - 1}) of store {path} ({_why(err)}); "
+                      "completed chunks are kept: free space or fix the path, then rerun to resume")
+
+
+def _repair(path: Path, done: np.ndarray) -> None:
+    """Un-flag (in ``done`` and on disk) every done chunk that fails verification, with a warning."""
+    damage = find_damage(path)
+    for chunk in sorted({d.chunk for d in damage}):
+        first = next(d for d in damage if d.chunk == chunk)
+        warnings.warn(f"{first.describe(path)}: recomputing it", StoreWarning, stacklevel=3)
+        _unmark(path, chunk)
+        done[chunk] = False
 
 
 def run_chunked(
@@ -222,8 +540,10 @@ def run_chunked(
     ``xr.Dataset`` whose first dim is ``dataset`` (length k, coords = indices). Items are
     ``first_item .. first_item + num_items - 1`` (``first_item`` lets several processes each own a
     slice). A store created with a different ``meta``/``num_items``/``chunk_size`` raises
-    :class:`BayeslinError`. Shows a tqdm bar (items done, items/s, ETA). Returns the complete
-    dataset, opened lazily from disk (bookkeeping variables dropped; see :func:`chunk_log`).
+    :class:`BayeslinError`. Holds the store's writer lock throughout; verifies done chunks first
+    and recomputes damaged ones (see the module docstring). Shows a tqdm bar (items done, items/s,
+    ETA). Returns the complete dataset, opened lazily from disk (bookkeeping variables dropped;
+    see :func:`chunk_log`).
     """
     if not isinstance(num_items, int | np.integer) or num_items < 1:
         raise BayeslinError(f"number of {desc} must be a positive integer, got {num_items!r}")
@@ -242,18 +562,26 @@ def run_chunked(
         }
     )
     bounds = chunk_bounds(int(first_item), int(num_items), int(chunk_size))
-    if path.exists():
-        if not _is_store(path):
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()  # an empty directory is as good as nothing
-            else:
-                raise BayeslinError(f"{path} exists and is not a bayeslin store; choose another output path")
-    exists = path.exists()
-    if exists:
-        _check_identity(path, identity)
-        done = done_mask(path)
-    else:
+    if path.exists() and not is_store(path) and not (path.is_dir() and not any(path.iterdir())):
+        read_identity(path)  # names a store that lost its root zarr.json
+        raise BayeslinError(f"{path} exists and is not a bayeslin store; choose another output path")
+    with writer_lock(path):
+        if path.is_dir() and not is_store(path) and not any(path.iterdir()):
+            path.rmdir()  # an empty directory is as good as nothing
+        exists = path.exists()
         done = np.zeros(len(bounds), dtype=bool)
+        if exists:
+            _check_identity(path, identity)
+            done = done_mask(path)
+            _repair(path, done)
+        _run_chunks(path, identity, bounds, done, compute, progress, desc)
+    return open_store(path)
+
+
+def _run_chunks(path: Path, identity: dict, bounds: list[tuple[int, int]], done: np.ndarray,
+                compute: Callable[[np.ndarray], xr.Dataset], progress: bool, desc: str) -> None:
+    first_item, num_items = identity["first_item"], identity["num_items"]
+    exists = path.exists()
     done_items = sum(stop - start for (start, stop), d in zip(bounds, done, strict=True) if d)
     unit = desc[:-1] if desc.endswith("s") else desc  # "12.3 dataset/s", "0.5 s/dataset"
     bar = tqdm(total=int(num_items), initial=done_items, desc=desc, unit=unit, disable=not progress,
@@ -267,29 +595,36 @@ def run_chunked(
             ds = compute(indices)
             compute_s = time.perf_counter() - t0
             _validate_chunk(ds, indices)
-            if not exists:
-                _create(path, ds, identity, bounds)
-                exists = True
-            t1 = time.perf_counter()
-            _write_chunk(path, ds, slice(start - first_item, stop - first_item))
-            write_s = time.perf_counter() - t1
-            _mark_done(path, chunk, compute_s, write_s)
+            try:
+                if not exists:
+                    _create(path, ds, identity, bounds)
+                    exists = True
+                t1 = time.perf_counter()
+                _write_chunk(path, ds, slice(start - first_item, stop - first_item))
+                write_s = time.perf_counter() - t1
+                _mark_done(path, chunk, compute_s, write_s)
+            except OSError as err:  # disk full, permissions, ...: this chunk stays not done
+                raise _write_error(path, chunk, start, stop, desc, err) from err
             bar.update(stop - start)
     finally:
         bar.close()
-    return open_store(path)
 
 
 def open_store(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     """Open a store written by :func:`run_chunked` (lazily) without its bookkeeping variables.
 
-    An incomplete store raises :class:`BayeslinError` unless ``allow_incomplete``, in which case
+    Every done chunk is verified first (:func:`verify`): damage raises :class:`StoreError`. An
+    incomplete store raises :class:`BayeslinError` unless ``allow_incomplete``, in which case
     only the finished chunks' items are returned (attrs ``complete=False``).
     """
     path = Path(path)
     identity = read_identity(path)
-    ds = xr.open_zarr(path, consolidated=False, chunks=None)
-    done = ds["chunk_done"].values == 1
+    verify(path)
+    try:
+        ds = xr.open_zarr(path, consolidated=False, chunks=None)
+    except Exception as err:
+        raise StoreError(f"store {path} cannot be opened ({_why(err)})") from err
+    done = done_mask(path)
     starts, stops = ds["chunk_start"].values, ds["chunk_stop"].values
     ds = ds.drop_vars([name for name in BOOKKEEPING if name in ds.variables])
     complete = bool(done.all())
@@ -307,6 +642,10 @@ def open_store(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
 
 
 def chunk_log(path: str | Path) -> xr.Dataset:
-    """Per-chunk bookkeeping: ``chunk_start/stop/done``, compute/write seconds, finish time."""
-    ds = xr.open_zarr(Path(path), consolidated=False, chunks=None)
-    return ds[list(BOOKKEEPING)].load()
+    """Per-chunk bookkeeping: ``chunk_start/stop/done``, compute/write seconds, finish time, checksums."""
+    open_group(path)  # a clear error for a garbled root zarr.json
+    try:
+        ds = xr.open_zarr(Path(path), consolidated=False, chunks=None)
+        return ds[[name for name in BOOKKEEPING if name in ds.variables]].load()
+    except Exception as err:
+        raise StoreError(f"store {path}: bookkeeping is unreadable ({_why(err)})") from err

@@ -173,15 +173,8 @@ def work_study(task: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         clock.reset()
         t0 = time.perf_counter()
-        ds = study.run_study(
-            Path(tmp) / "s.zarr",
-            priors.tutorial_spec(),
-            _nuts_config(task),
-            num_datasets=task["B"],
-            seed=SEED,
-            simulator="tutorial",
-            progress=False,
-        )
+        settings = study.StudyConfig(num_datasets=task["B"], seed=SEED, simulator="tutorial", nuts=_nuts_config(task))
+        ds = study.run_study(Path(tmp) / "s.zarr", priors.tutorial_spec(), settings, progress=False)
         wall = time.perf_counter() - t0
         ess = float(ds["ess_bulk"].sel(feature="m").mean())
         timings = dict(ds.attrs["run_timings"])

@@ -82,7 +82,7 @@ def test_json_is_strict_and_complete(single, tmp_path) -> None:
     assert {"nuts_mean", "nuts_sd", "rhat", "ess_bulk", "ess_tail", "mcse_mean", "exact_mean", "exact_sd"} <= set(b)
     cov = np.array(payload["nuts_cov"])
     assert np.allclose(cov, cov.T) and np.all(np.linalg.eigvalsh(cov) > 0)
-    assert payload["sampler"]["num_draws"] == 500 and payload["nonfinite"] == []
+    assert payload["sampler"]["num_draws"] == 500 and payload["non_finite"] == []
     corr = single.correlation_table()
     assert np.all(np.abs(corr["cov_nuts"] - corr["cov_exact"]) < 4 * corr["cov_mcse"])
 

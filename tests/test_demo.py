@@ -3,6 +3,10 @@
 Tolerances come from the run's own diagnostics: a mean within 5 Monte-Carlo standard errors
 (``exact_sd / sqrt(ess_bulk)``), an sd within 5 relative SEs (``1 / sqrt(2 ESS)``), a correlation
 within 5 SEs (``(1 - rho^2) / sqrt(ESS)``), using the smaller of bulk and tail ESS for the latter two.
+R-hat of the quick run (2 chains x 100 draws) is noisy: for 2 x 100 *independent* normal draws it
+exceeds 1.05 with probability 1e-3 and 1.1 with probability < 1e-4 (20,000 simulated replicates,
+largest 1.08); with lag-1 autocorrelation 0.3, 2e-2 and 8e-4. A CPU with other rounding gave 1.059
+on a healthy run, so the bound is 1.1: it still catches chains stuck in different places.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 from bayeslin_jax import cli, simulate
 from bayeslin_jax.commands import demo
 
+RHAT_MAX = 1.1  # see the module docstring
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXPECTED_PNGS = ["data.png"] + [
     f"{kind}_{fig}.png"
@@ -78,7 +83,7 @@ def test_demo_nuts_agrees_with_exact_within_mcse(demo_run):
         assert rec["divergences"] == 0, kind
         ess_min = []
         for name, row in rec["weights"].items():
-            assert row["r_hat"] < 1.05, (kind, name)
+            assert row["r_hat"] < RHAT_MAX, (kind, name, row["r_hat"])
             assert abs(row["nuts_mean"] - row["exact_mean"]) < 5 * row["exact_sd"] / math.sqrt(row["ess_bulk"])
             ess = min(row["ess_bulk"], row["ess_tail"])
             ess_min.append(ess)

@@ -29,6 +29,12 @@ def test_bad_data(x, y, message: str) -> None:
         validate_xy(x, y)
 
 
+def test_values_whose_squares_overflow_the_dtype() -> None:
+    with pytest.raises(BayeslinError, match=r"y value 1e\+30 is too large for float32.*--x64"):
+        validate_xy([0.0, 1.0], [1.0, 1e30], dtype=np.float32)
+    validate_xy([0.0, 1.0], [1.0, 1e30], dtype=np.float64)  # 1e60 is far below float64's 1.8e308
+
+
 def test_too_few_points() -> None:
     with pytest.raises(BayeslinError, match="at least 2 data points"):
         validate_xy([1.0], [2.0], min_points=2)
@@ -50,6 +56,7 @@ def test_too_few_points() -> None:
         (lambda: parse_basis("spline"), "unknown basis"),
         (lambda: Polynomial(-1), "non-negative"),
         (lambda: NutsConfig(num_chains=0), "num_chains"),
+        (lambda: NutsConfig(num_warmup=0), "num_warmup must be an integer >= 1"),
         (lambda: NutsConfig(target_accept=1.5), "target_accept"),
         (lambda: simulate.tutorial_data(0, []), "zero datasets"),
     ],
@@ -79,8 +86,8 @@ def write(path, text: str) -> str:
     [
         ("a,b\n1,2\n", "must have columns 'x' and 'y'"),
         ("x,y\n1,2\n2,abc\n", "non-numeric value"),
-        ("x,y\n1,2\nnan,3\n", "x contains NaN"),
-        ("x,y\n1,2\n2,inf\n", "y contains inf"),
+        ("x,y\n1,2\nnan,3\n", "data.csv:3: column 'x': non-finite value 'nan'"),
+        ("x,y\n1,2\n2,inf\n", "data.csv:3: column 'y': non-finite value 'inf'"),
     ],
 )
 def test_bad_csv(tmp_path, content: str, message: str) -> None:

@@ -17,6 +17,8 @@ import scipy.special
 import scipy.stats
 
 from bayeslin_jax import exact, priors, simulate
+from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.priors import ModelSpec, known_noise, mvn
 
 EPS32 = float(np.finfo(np.float32).eps)
 SIGMA = 0.1
@@ -151,3 +153,24 @@ def test_predictive_matches_numpy():
     np.testing.assert_allclose(sd_obs, np.sqrt(var_mean + SIGMA**2), rtol=1e-10)
     # the band widens away from the data (|x| <= 1)
     assert sd_mean[0] > 3 * sd_mean[6] and sd_mean[-1] > 3 * sd_mean[6]
+
+
+def test_exact_draws_have_the_posterior_mean_and_covariance() -> None:
+    """``exact.sample_batch``: mean and every covariance entry within 4 SE (SEs from the draws' own products)."""
+    basis = Polynomial(2)
+    spec = ModelSpec(basis, mvn([0.0, 0.0, 0.0], [[0.3, -0.1, 0.05], [-0.1, 0.2, 0.0], [0.05, 0.0, 0.1]]),
+                     known_noise(0.3))
+    data = simulate.prior_data(5, np.arange(2), spec, num_points=6)
+    post = exact.posterior(basis(data.x), data.y, spec.prior, 0.3)
+    num = 20000
+    draws = np.asarray(exact.sample_batch(jax.random.split(jax.random.key(8), 2), post, num), dtype=np.float64)
+    assert draws.shape == (2, num, 3)
+    for i in range(2):
+        cov = np.asarray(post.cov[i], dtype=np.float64)
+        corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+        assert np.abs(corr - np.eye(3)).max() > 0.3  # correlated: a transposed factor would show
+        centred = draws[i] - draws[i].mean(0)
+        assert np.all(np.abs(draws[i].mean(0) - np.asarray(post.mean[i])) < 4 * np.sqrt(np.diag(cov) / num))
+        products = centred[:, :, None] * centred[:, None, :]
+        se = products.std(0, ddof=1) / np.sqrt(num)
+        assert np.all(np.abs(np.cov(draws[i], rowvar=False) - cov) < 4 * se), (np.cov(draws[i], rowvar=False), cov)

@@ -6,6 +6,9 @@ sds within 4 MCSE(sd), the b-m correlation within 4 (1 - rho^2) / sqrt(ESS).
 
 from __future__ import annotations
 
+import dataclasses
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,8 +17,11 @@ from bayeslin_jax import diagnostics, exact, simulate
 from bayeslin_jax.basis import Polynomial
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.priors import ModelSpec, independent_normal, known_noise, mvn, tutorial_spec
+from bayeslin_jax.studies import run as study
 
-CONFIG = NutsConfig(num_warmup=500, num_draws=1000, num_chains=4)
+CONFIG = NutsConfig(num_warmup=500, num_draws=1000, num_chains=4, method="map")
+# lock-step blocks of 5 runs over 3 datasets x 4 chains = 12 runs: blocks 5, 5 and a remainder of 2
+VMAP_REMAINDER = NutsConfig(num_warmup=500, num_draws=1000, num_chains=4, method="vmap", batch_size=5)
 NUM_DATASETS = 3
 
 
@@ -33,22 +39,33 @@ def make_spec(degree: int, prior: str) -> ModelSpec:
     return ModelSpec(basis, weight_prior, known_noise(0.1))
 
 
-def fit(spec: ModelSpec, seed: int = 0):
+def fit(spec: ModelSpec, seed: int = 0, config: NutsConfig = CONFIG):
     if spec.basis.degree == 1:
         data = simulate.tutorial_data(seed, np.arange(NUM_DATASETS))
     else:
         data = simulate.prior_data(seed, np.arange(NUM_DATASETS), spec)
     phi = spec.basis(data.x)
-    result = sample_nuts(seed + 1, phi, data.y, spec, CONFIG)
+    result = sample_nuts(seed + 1, phi, data.y, spec, config)
     tree = diagnostics.to_datatree(result, spec, phi, data.y, include_log_likelihood=False)
     post = exact.posterior(phi, data.y, spec.prior, spec.noise.sigma)
     return result, diagnostics.dataset_summary(tree), post
 
 
-@pytest.mark.parametrize("degree", [1, 3, 5])
-@pytest.mark.parametrize("prior", ["independent", "mvn"])
-def test_nuts_matches_exact_posterior(degree: int, prior: str) -> None:
-    result, table, post = fit(make_spec(degree, prior))
+@pytest.mark.parametrize(
+    ("degree", "prior", "config"),
+    [
+        *[(d, p, CONFIG) for d in (1, 3, 5) for p in ("independent", "mvn")],
+        (3, "mvn", VMAP_REMAINDER),  # the vmap path (GPU default) with a partial last block
+    ],
+    ids=[*[f"{d}-{p}" for d in (1, 3, 5) for p in ("independent", "mvn")], "3-mvn-vmap-remainder"],
+)
+def test_nuts_matches_exact_posterior(degree: int, prior: str, config: NutsConfig) -> None:
+    result, table, post = fit(make_spec(degree, prior), config=config)
+    assert_matches_exact(result, table, post)
+
+
+def assert_matches_exact(result, table, post) -> None:
+    """Means and sds within 4 MCSE of the exact posterior, b-m correlation within 4 SE, every dataset."""
     assert int(table["divergences"].sum()) == 0
     assert float(table["rhat"].max()) < 1.01
 
@@ -57,12 +74,30 @@ def test_nuts_matches_exact_posterior(degree: int, prior: str) -> None:
     sd_err = np.abs(table["sd"].values - np.asarray(post.sd))
     assert np.all(sd_err < 4 * table["mcse_sd"].values), (sd_err, table["mcse_sd"].values)
 
-    draws = np.asarray(result.samples["w"]).reshape(NUM_DATASETS, -1, post.mean.shape[-1])
-    for i in range(NUM_DATASETS):
+    num_datasets = post.mean.shape[0]
+    draws = np.asarray(result.samples["w"]).reshape(num_datasets, -1, post.mean.shape[-1])
+    for i in range(num_datasets):
         nuts_corr = np.corrcoef(draws[i, :, 0], draws[i, :, 1])[0, 1]
         exact_corr = float(post.corr[i, 0, 1])
         ess = float(table["ess_bulk"].isel(dataset=i).min())
         assert abs(nuts_corr - exact_corr) < 4 * (1 - exact_corr**2) / np.sqrt(ess), (nuts_corr, exact_corr)
+
+
+@pytest.mark.slow  # compiles NUTS twice more (dense, float64): keeps the default suite within its budget
+def test_dense_mass_in_float64_matches_exact_posterior() -> None:
+    """Dense mass-matrix adaptation and float64 arithmetic (both off by default), against the exact posterior."""
+    spec = make_spec(3, "mvn")
+    data = simulate.prior_data(0, np.arange(NUM_DATASETS), spec)
+    config = NutsConfig(num_warmup=300, num_draws=400, num_chains=4, dense_mass=True)
+    with jax.enable_x64(True):
+        spec64 = dataclasses.replace(spec, prior=jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), spec.prior))
+        x, y = (jnp.asarray(np.asarray(a, dtype=np.float64)) for a in (data.x, data.y))
+        phi = spec.basis(x)
+        result = sample_nuts(1, phi, y, spec64, config)
+        assert result.samples["w"].dtype == jnp.float64 and phi.dtype == jnp.float64
+        post = exact.posterior(phi, y, spec64.prior, 0.1)
+        tree = diagnostics.to_datatree(result, spec64, phi, y, include_log_likelihood=False)
+        assert_matches_exact(result, diagnostics.dataset_summary(tree), post)
 
 
 def test_mvn_prior_correlation_shows_in_posterior() -> None:
@@ -74,32 +109,9 @@ def test_mvn_prior_correlation_shows_in_posterior() -> None:
     assert np.all(np.asarray(correlated.corr[:, 0, 1]) < np.asarray(independent.corr[:, 0, 1]))
 
 
-def test_batch_member_equals_single_fit() -> None:
-    """Dataset i gives the same draws in a batch of 8 as alone (keys come from the global index)."""
-    spec = tutorial_spec()
-    config = NutsConfig(num_warmup=200, num_draws=200, num_chains=2)
-    data = simulate.tutorial_data(3, np.arange(8))
-    phi = spec.basis(data.x)
-    batch = sample_nuts(7, phi, data.y, spec, config)
-    for i in (0, 5):
-        single = sample_nuts(7, phi[i : i + 1], data.y[i : i + 1], spec, config, dataset_indices=jnp.array([i]))
-        np.testing.assert_array_equal(np.asarray(single.samples["w"][0]), np.asarray(batch.samples["w"][i]))
-        np.testing.assert_array_equal(np.asarray(single.stats["n_steps"][0]), np.asarray(batch.stats["n_steps"][i]))
-
-
-def test_simulated_dataset_independent_of_batch() -> None:
-    whole = simulate.tutorial_data(11, np.arange(6))
-    part = simulate.tutorial_data(11, np.array([4, 5]))
-    np.testing.assert_array_equal(np.asarray(whole.y[4:]), np.asarray(part.y))
-    spec = make_spec(3, "mvn")
-    whole = simulate.prior_data(11, np.arange(6), spec)
-    part = simulate.prior_data(11, np.array([2]), spec)
-    np.testing.assert_array_equal(np.asarray(whole.w[2]), np.asarray(part.w[0]))
-
-
 def test_result_shapes_and_stats() -> None:
     spec = tutorial_spec()
-    config = NutsConfig(num_warmup=100, num_draws=50, num_chains=3)
+    config = NutsConfig(num_warmup=100, num_draws=50, num_chains=3, max_tree_depth=2)
     data = simulate.tutorial_data(0, np.arange(2))
     result = sample_nuts(0, spec.basis(data.x), data.y, spec, config)
     assert result.samples["w"].shape == (2, 3, 50, 2)
@@ -109,18 +121,40 @@ def test_result_shapes_and_stats() -> None:
     step = np.asarray(result.stats["step_size"])
     assert np.all(step[..., :1] == step)
     assert len(np.unique(step[..., 0])) == 6
-    depth = np.asarray(result.stats["tree_depth"])
-    assert np.all(2 ** (depth - 1) <= np.asarray(result.stats["n_steps"]))
+    # max_tree_depth=2 caps every trajectory at 2 doublings: at most 1 + 2 = 3 leapfrog steps (the tutorial
+    # posterior's b-m correlation wants deeper trees, so the cap is reached); a depth-2 tree takes 2-3 steps
+    steps, depth = np.asarray(result.stats["n_steps"]), np.asarray(result.stats["tree_depth"])
+    assert steps.min() >= 1 and steps.max() == 3 and depth.max() == 2
+    np.testing.assert_array_equal(depth == 2, steps >= 2)
+    # the study summary counts the draws whose tree hit the cap
+    chunk = study.summarize_chunk(np.arange(2), data, jax.tree.map(np.asarray, result), spec, config,
+                                  study.DEFAULT_QUANTILES, save_draws=False, exact_post=None)
+    hits = chunk["max_tree_depth_hits"].values
+    np.testing.assert_array_equal(hits, (steps >= 2).sum((1, 2)))
+    assert np.all(hits > 0)
+    np.testing.assert_allclose(chunk["mean_leapfrog"].values, steps.mean((1, 2)))
 
 
-def test_vmap_and_map_agree() -> None:
-    """Both batching strategies run the same per-run algorithm (floating-point order may differ)."""
+def test_vmap_path_uses_batch_size_with_remainder(monkeypatch) -> None:
+    """method="vmap" hands lax.map all 12 runs with batch_size=5 (blocks 5, 5, 2); "map" runs them one by one.
+
+    (That the vmap path with this remainder samples the right posterior: test_nuts_matches_exact_posterior.)
+    """
     spec = tutorial_spec()
-    data = simulate.tutorial_data(0, np.arange(4))
+    data = simulate.tutorial_data(0, np.arange(3))
     phi = spec.basis(data.x)
-    base = NutsConfig(num_warmup=300, num_draws=300, num_chains=2)
-    by_map = sample_nuts(0, phi, data.y, spec, NutsConfig(**{**base.__dict__, "method": "map"}))
-    by_vmap = sample_nuts(0, phi, data.y, spec, NutsConfig(**{**base.__dict__, "method": "vmap"}))
-    np.testing.assert_allclose(
-        np.asarray(by_map.samples["w"]).mean((1, 2)), np.asarray(by_vmap.samples["w"]).mean((1, 2)), atol=0.02
-    )
+    seen = []
+    real_map = jax.lax.map
+
+    def spy(f, xs, *, batch_size=None):
+        seen.append((jax.tree.leaves(xs)[0].shape[0], batch_size))
+        return real_map(f, xs, batch_size=batch_size)
+
+    monkeypatch.setattr(jax.lax, "map", spy)
+    for method, batch_size, expected in (("vmap", 5, 5), ("map", 5, None)):
+        # a never-compiled config (num_draws=3) so that the engine is traced again
+        config = NutsConfig(num_warmup=2, num_draws=3, num_chains=4, method=method, batch_size=batch_size)
+        seen.clear()
+        out = jax.eval_shape(lambda p, y, c=config: sample_nuts(0, p, y, spec, c), phi, data.y)
+        assert out.samples["w"].shape == (3, 4, 3, 2)
+        assert seen == [(12, expected)], (method, batch_size, seen)

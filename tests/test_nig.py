@@ -193,6 +193,15 @@ def test_nig_draws_match_closed_forms():
     # independent draws: MCSE = sd / sqrt(num)
     assert abs(sigma.mean() - post.sigma_mean) < 4 * post.sigma_sd / np.sqrt(num)
     assert np.all(np.abs(w.mean(axis=0) - post.mean) < 4 * post.w_sd / np.sqrt(num))
+    # covariance of w (Student-t: (b / (a - 1)) V_N) within 4 SE per entry; SE from the draws' own products
+    centred = w - w.mean(axis=0)
+    products = centred[:, :, None] * centred[:, None, :]
+    cov_se = products.std(axis=0, ddof=1) / np.sqrt(num)
+    assert np.all(np.abs(np.cov(w, rowvar=False) - post.w_cov) < 4 * cov_se), (np.cov(w, rowvar=False), post.w_cov)
+    # whole marginals (fixed key; each KS test fails a correct sampler with probability 0.001)
+    scale = np.sqrt(post.b / post.a * post.cov[1, 1])
+    assert scipy.stats.kstest(w[:, 1], scipy.stats.t(post.df, post.mean[1], scale).cdf).pvalue > 0.001
+    assert scipy.stats.kstest(sigma**2, scipy.stats.invgamma(post.a, scale=post.b).cdf).pvalue > 0.001
     q = post.sigma_quantile([0.1, 0.5, 0.9])
     empirical = np.quantile(sigma, [0.1, 0.5, 0.9])
     # quantile MCSE: sqrt(p (1 - p) / num) / density; density >= 0.5 / sd near these quantiles here.

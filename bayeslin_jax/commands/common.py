@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayeslin_jax.basis import parse_basis
-from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, mvn
+
+if TYPE_CHECKING:  # the CLI imports JAX only when a command runs
+    from bayeslin_jax.engine import NutsConfig
+    from bayeslin_jax.priors import ModelSpec
 
 
 def parse_vector(text: str, name: str) -> np.ndarray:
@@ -31,6 +36,57 @@ def parse_matrix(text: str, name: str) -> np.ndarray:
     return np.array(rows)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--warmup 0`` would leave NUTS unadapted: refused)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def _check_writable_folder(path: Path, flag: str, target: Path) -> None:
+    """``path`` (the nearest existing ancestor of ``target``) must be a folder we can create files in."""
+    if not path.is_dir():
+        raise BayeslinError(f"{flag} {target}: {path} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise BayeslinError(f"{flag} {target}: cannot write in {path}: {err.strerror}") from None
+
+
+def check_output_file(path: str | None, flag: str) -> None:
+    """Refuse, before any compute, an output file path that cannot be written (None: nothing to check)."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise BayeslinError(f"{flag} {target} is a directory; give a file path")
+    _check_writable_folder(_nearest_existing(target.parent), flag, target)
+    if target.exists() and not os.access(target, os.W_OK):
+        raise BayeslinError(f"{flag} {target}: file exists and is not writable")
+
+
+def check_output_dir(path: str | None, flag: str) -> None:
+    """Refuse, before any compute, an output folder that cannot be created or written (None: nothing to check)."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise BayeslinError(f"{flag} {target} exists and is not a directory")
+    _check_writable_folder(_nearest_existing(target), flag, target)
+
+
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--basis", default="linear", help="'linear' (features b, m) or 'poly<k>', e.g. poly5")
@@ -46,6 +102,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    from bayeslin_jax.basis import parse_basis
+    from bayeslin_jax.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, mvn
+
     basis = parse_basis(args.basis)
     mean = parse_vector(args.prior_mean, "--prior-mean")
     if args.prior == "independent":
@@ -66,9 +125,10 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
 
 def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, draws: int = 1000) -> None:
     group = parser.add_argument_group("sampler")
-    group.add_argument("--chains", type=int, default=4, help="chains per dataset")
-    group.add_argument("--warmup", type=int, default=warmup, help="warm-up (adaptation) iterations per chain")
-    group.add_argument("--draws", type=int, default=draws, help="kept draws per chain")
+    group.add_argument("--chains", type=positive_int, default=4, help="chains per dataset")
+    group.add_argument("--warmup", type=positive_int, default=warmup,
+                       help="warm-up (adaptation) iterations per chain, >= 1")
+    group.add_argument("--draws", type=positive_int, default=draws, help="kept draws per chain")
     group.add_argument("--target-accept", type=float, default=0.8)
     group.add_argument(
         "--dense-mass", action="store_true", help="adapt a dense mass matrix (default diagonal, as NumPyro/PyMC/Stan)"
@@ -78,6 +138,8 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, d
 
 def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:
     """Sampler flags -> :class:`NutsConfig`; ``layout`` adds e.g. ``method``, ``batch_size``."""
+    from bayeslin_jax.engine import NutsConfig
+
     return NutsConfig(
         num_warmup=args.warmup,
         num_draws=args.draws,

@@ -1,40 +1,17 @@
 """``bayeslin demo``: the tutorial end to end, with both priors, checked against the exact posterior.
 
-Data: the tutorial's N=11 points (``simulate.tutorial_data(seed, [0])``). For the independent
-N(0, 0.2) prior and for a correlated multivariate-normal prior (same marginal sds, corr
-``--corr``) it draws 200 prior lines, runs NUTS, and writes figures (data, prior lines,
-posterior lines, trace, predictive band vs exact band, pair plot with exact ellipses), prints
-an exact-vs-NUTS table and writes it to ``demo_summary.json``.
-
-Randomness: data from the SIMULATE stream, NUTS from INFER (``engine.sample_nuts``), prior
-lines from PRIOR_PREDICTIVE and the band's new-observation noise from POSTERIOR_PREDICTIVE (dataset index 0).
-Note: with corr -0.5 and the data's intercept ~2 (ten prior sds from 0), the prior pulls the
-slope down (E[m | b] = -0.5 b a priori): the MVN posterior slope lands near 0, not 0.3. That is
-the prior at work, and the exact posterior agrees.
+The work is :func:`bayeslin_jax.tutorial.run_tutorial` (figures, exact-vs-NUTS table, ``demo_summary.json``);
+this module parses the flags and prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-import jax
-import matplotlib
-import numpy as np
-from numpyro.infer import Predictive
+from bayeslin_jax.commands.common import check_output_dir, positive_int
 
-from bayeslin_jax import engine, plots, priors, simulate
-from bayeslin_jax import keys as keyring
-from bayeslin_jax.api import fit
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.models import linear_regression
-
-PRIOR_LABELS = {"independent": "independent N(0, 0.2) prior", "mvn": "correlated MVN prior"}
-DATA_RANGE = (-1.0, 1.0)  # the tutorial's x ~ U(-1, 1)
 QUICK = {"warmup": 200, "draws": 100, "chains": 2}
-ZOOM_RANGE = (-3.0, 3.0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1000, help="NUTS tuning steps per chain (tutorial: 1000)")
     parser.add_argument("--draws", type=int, default=200, help="NUTS draws per chain (tutorial: 200)")
     parser.add_argument("--chains", type=int, default=4, help="chains (default 4)")
-    parser.add_argument("--prior-lines", type=int, default=200, help="prior lines to draw (tutorial: 200)")
+    parser.add_argument("--prior-lines", type=positive_int, default=200, help="prior lines to draw (tutorial: 200)")
     parser.add_argument("--corr", type=float, default=-0.5, help="b-m correlation of the MVN prior (default -0.5)")
     parser.add_argument(
         "--quick",
@@ -52,155 +29,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args: argparse.Namespace) -> engine.NutsConfig:
+def _settings(args: argparse.Namespace):
+    from bayeslin_jax.engine import NutsConfig
+
     if args.quick:
-        return engine.NutsConfig(num_warmup=QUICK["warmup"], num_draws=QUICK["draws"], num_chains=QUICK["chains"])
-    return engine.NutsConfig(num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains)
-
-
-def prior_draws(key: jax.Array, phi: jax.Array, spec: priors.ModelSpec, num: int) -> np.ndarray:
-    """``num`` prior weight draws ``(num, d)`` from the NumPyro model's prior predictive (``y=None``)."""
-    predictive = Predictive(linear_regression, num_samples=num, return_sites=["w"])
-    return np.asarray(predictive(key, phi, None, spec.prior, spec.noise)["w"])
-
-
-def _weight_rows(table) -> dict[str, dict[str, float]]:
-    """``FitResult.summary()`` (one dataset) -> the demo's per-weight rows."""
-    columns = {"exact_mean": "exact_mean", "nuts_mean": "mean", "exact_sd": "exact_sd", "nuts_sd": "sd",
-               "r_hat": "rhat", "ess_bulk": "ess_bulk", "ess_tail": "ess_tail", "mcse_mean": "mcse_mean"}
-    return {name: {out: float(row[col]) for out, col in columns.items()} for name, row in table.iterrows()}
-
-
-def run_prior(kind: str, spec: priors.ModelSpec, args, config, x, y, true_w, out: Path) -> tuple[dict, list[Path]]:
-    """Prior lines, NUTS, diagnostics and figures for one prior. ``x, y: (n,)``, ``true_w: (d,)``."""
-    label = PRIOR_LABELS[kind]
-    phi = spec.basis(x)  # (n, d)
-    prior_key = keyring.dataset_keys(args.seed, keyring.PRIOR_PREDICTIVE, [0])[0]
-    band_key = keyring.dataset_keys(args.seed, keyring.POSTERIOR_PREDICTIVE, [0])[0]
-    figures = []
-
-    w_prior = prior_draws(prior_key, phi, spec, args.prior_lines)
-    fig = plots.lines_figure(
-        x,
-        y,
-        w_prior,
-        spec.basis,
-        f"{label}: {len(w_prior)} prior lines",
-        "prior lines",
-        plots.PRIOR_COLOR,
-        true_w=true_w,
-        x_range=DATA_RANGE,
-    )
-    figures.append(plots.save(fig, out / f"{kind}_prior_lines.png"))
-
-    result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False)
-    one, post = result.tree, result.exact
-    samples = {"w": result.draws("w")}  # (C, S, d)
-
-    draws = plots.thin_draws(samples["w"], 200)
-    fig = plots.lines_figure(
-        x,
-        y,
-        draws,
-        spec.basis,
-        f"{label}: {len(draws)} posterior lines (NUTS)",
-        "posterior lines",
-        plots.POSTERIOR_COLOR,
-        true_w=true_w,
-        x_range=DATA_RANGE,
-    )
-    figures.append(plots.save(fig, out / f"{kind}_posterior_lines.png"))
-    chains, num_draws = samples["w"].shape[:2]
-    fig = plots.trace_figure(one, title=f"{label}: NUTS trace ({chains} chains × {num_draws} draws)")
-    figures.append(plots.save(fig, out / f"{kind}_trace.png"))
-    fig = plots.predictive_band_figure(
-        x,
-        y,
-        spec,
-        samples,
-        post,
-        x_ranges=(DATA_RANGE, ZOOM_RANGE),
-        true_w=true_w,
-        key=band_key,
-        panel_titles=("over the data", f"zoomed out: x in [{ZOOM_RANGE[0]:g}, {ZOOM_RANGE[1]:g}]"),
-        title=f"{label}: posterior predictive — NUTS HDI (filled) vs exact ±2 sd (red lines)",
-    )
-    figures.append(plots.save(fig, out / f"{kind}_band.png"))
-    fig = plots.pair_figure(one, post, title=f"{label}: NUTS draws vs exact posterior")
-    figures.append(plots.save(fig, out / f"{kind}_pair.png"))
-
-    flat = samples["w"].reshape(-1, spec.basis.dim)
-    record = {
-        "spec": spec.describe(),
-        "weights": _weight_rows(result.summary()),
-        "corr_bm": {"exact": float(post.corr[0, 1]), "nuts": float(np.corrcoef(flat.T)[0, 1])},
-        "divergences": int(result.diagnostics()["divergences"][0]),
-    }
-    return record, figures
-
-
-def format_table(records: dict[str, dict]) -> str:
-    """Plain-text exact-vs-NUTS table, one row per (prior, weight), then correlations/divergences."""
-    cols = ["exact_mean", "nuts_mean", "exact_sd", "nuts_sd", "r_hat", "ess_bulk", "ess_tail", "mcse_mean"]
-    fmt = {"r_hat": "{:9.3f}", "ess_bulk": "{:9.0f}", "ess_tail": "{:9.0f}"}
-    head = f"{'prior':<12}{'weight':<7}" + "".join(f"{c:>11}" for c in cols) + f"{'z':>7}"
-    lines = [head, "-" * len(head)]
-    for kind, rec in records.items():
-        for name, row in rec["weights"].items():
-            cells = "".join(f"{fmt.get(c, '{:9.4f}').format(row[c]):>11}" for c in cols)
-            z = (row["nuts_mean"] - row["exact_mean"]) / row["mcse_mean"]
-            lines.append(f"{kind:<12}{name:<7}{cells}{z:7.2f}")
-    lines.append("")
-    lines.append(f"{'prior':<12}{'corr(b,m) exact':>17}{'corr(b,m) NUTS':>16}{'divergences':>13}")
-    for kind, rec in records.items():
-        c = rec["corr_bm"]
-        lines.append(f"{kind:<12}{c['exact']:17.3f}{c['nuts']:16.3f}{rec['divergences']:13d}")
-    lines.append("z = (NUTS mean - exact mean) / MCSE(mean); |z| < ~3 expected.")
-    return "\n".join(lines)
+        return NutsConfig(num_warmup=QUICK["warmup"], num_draws=QUICK["draws"], num_chains=QUICK["chains"])
+    return NutsConfig(num_warmup=args.warmup, num_draws=args.draws, num_chains=args.chains)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.prior_lines < 1:
-        raise BayeslinError(f"--prior-lines must be positive, got {args.prior_lines}")
+    import matplotlib
+
+    from bayeslin_jax import priors, tutorial
+
     config = _settings(args)
-    specs = {kind: priors.tutorial_spec(kind, corr=args.corr) for kind in PRIOR_LABELS}  # validate before work
+    priors.tutorial_spec("mvn", corr=args.corr)  # validate before work
     matplotlib.use("Agg")  # headless: the demo only writes files
+    check_output_dir(args.out, "--out")
+    summary = tutorial.run_tutorial(args.out, args.seed, config, args.prior_lines, args.corr)
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BayeslinError(f"cannot create output folder {out}: {err.strerror}") from None
-    start = time.perf_counter()
-
-    data = simulate.tutorial_data(args.seed, [0])
-    x, y, true_w = np.asarray(data.x[0]), np.asarray(data.y[0]), np.asarray(data.w[0])
-    figures = [
-        plots.save(
-            plots.data_figure(x, y, true_w, title=f"Tutorial data (N={x.size}, seed {args.seed})", x_range=DATA_RANGE),
-            out / "data.png",
-        )
-    ]
-    records = {}
-    for kind, spec in specs.items():
-        records[kind], figs = run_prior(kind, spec, args, config, x, y, true_w, out)
-        figures += figs
-
-    summary = {
-        "seed": args.seed,
-        "nuts": {"num_warmup": config.num_warmup, "num_draws": config.num_draws, "num_chains": config.num_chains},
-        "data": {"x": x.tolist(), "y": y.tolist(), "true_w": true_w.tolist(), "sigma": float(data.sigma[0])},
-        "priors": records,
-        "figures": [p.name for p in figures],
-        "wall_seconds": round(time.perf_counter() - start, 2),
-    }
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
-
     print(
         f"NUTS: {config.num_chains} chains x {config.num_draws} draws ({config.num_warmup} warm-up), seed {args.seed}"
     )
-    print(format_table(records))
-    print(f"\nwrote {len(figures)} figures to {out}/:")
-    for path in figures:
-        print(f"  {path}")
+    print(tutorial.format_table(summary["priors"]))
+    print(f"\nwrote {len(summary['figures'])} figures to {out}/:")
+    for name in summary["figures"]:
+        print(f"  {out / name}")
     print(f"wrote {out / 'demo_summary.json'}  ({summary['wall_seconds']:.1f} s)")
     return 0

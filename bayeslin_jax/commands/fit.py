@@ -1,4 +1,11 @@
-"""``bayeslin fit DATA.csv``: NUTS (and the exact posterior when sigma is known) on a user's data."""
+"""``bayeslin fit DATA.csv``: NUTS (and the exact posterior when sigma is known) on a user's data.
+
+Output paths are checked before sampling; data the working dtype cannot represent (values whose
+sums of squares overflow, basis features that overflow), a non-finite exact posterior
+(an ill-conditioned design) or non-finite NUTS means are errors. The pointwise log-likelihood
+(draws x points) is never built: the fit does not use it, and for 10^6 points it alone would take
+16 GB. The JSON is strict: non-finite numbers are null and listed under ``non_finite``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
+import numpy as np
+
+from bayeslin_jax.commands.common import (
+    add_sampler_arguments,
+    add_spec_arguments,
+    check_output_file,
+    config_from_args,
+    spec_from_args,
+)
 from bayeslin_jax.data import load_csv
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="CSV file with columns x and y")
+    parser.add_argument("data", help="CSV file with columns x and y ('-': read standard input)")
     add_spec_arguments(parser)
     add_sampler_arguments(parser)
     parser.add_argument("--json", dest="json_path", help="write a machine-readable result here")
@@ -19,12 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # cheap checks first (no JAX yet): output paths, then the data
+    check_output_file(args.json_path, "--json")
+    check_output_file(args.plot_path, "--plot")
+    x, y = load_csv(args.data, dtype=np.float64 if args.x64 else np.float32)
     from bayeslin_jax.api import fit
 
     spec = spec_from_args(args)
     config = config_from_args(args)
-    x, y = load_csv(args.data)
-    result = fit(x, y, spec, seed=args.seed, config=config)
+    result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False)
 
     settings = f"{config.num_chains} chains x {config.num_draws} draws, {len(x)} points, {spec.basis.name}"
     print(f"NUTS posterior ({settings}):")

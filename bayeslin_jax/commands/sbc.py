@@ -10,13 +10,21 @@ import time
 
 import numpy as np
 
-from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
+from bayeslin_jax.commands.common import (
+    add_sampler_arguments,
+    add_spec_arguments,
+    check_output_dir,
+    check_output_file,
+    config_from_args,
+    positive_int,
+    spec_from_args,
+)
 from bayeslin_jax.errors import BayeslinError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="store directory (zarr); rerun with the same flags to resume")
-    parser.add_argument("--simulations", type=int, default=1000, help="number of simulated datasets (default 1000)")
+    parser.add_argument("--simulations", type=positive_int, default=1000, help="simulated datasets (default 1000)")
     parser.add_argument("--engine", choices=("nuts", "exact"), default="nuts",
                         help="fit each dataset with NUTS or with exact conjugate draws (known noise)")
     add_spec_arguments(parser)
@@ -26,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fit with this prior sd instead of the simulation's (a deliberate mismatch)")
     add_sampler_arguments(parser)
     group = parser.add_argument_group("sbc")
-    group.add_argument("--num-ranks", type=int, default=99, help="L: posterior draws each truth is ranked among")
-    group.add_argument("--points", type=int, default=11, help="data points per simulated dataset")
+    group.add_argument("--num-ranks", type=positive_int, default=99, help="L: draws each truth is ranked among")
+    group.add_argument("--points", type=positive_int, default=11, help="data points per simulated dataset")
     group.add_argument("--x-scale", type=float, default=1.0, help="x ~ U(-x_scale, x_scale)")
     group.add_argument("--predict-at", default="-1,0.5,1.5",
                        help="x values (in units of x-scale) where the mean function is a test quantity")
@@ -39,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--alpha", type=float, default=0.05, help="family-wise level of the tests (Holm)")
     group.add_argument("--include-failed", action="store_true",
                        help="rank simulations that fail the diagnostics gate too (default: report and exclude)")
-    group.add_argument("--chunk-size", type=int, default=None, help="simulations per stored chunk")
+    group.add_argument("--chunk-size", type=positive_int, default=None, help="simulations per stored chunk")
     group.add_argument("--json", default=None, help="write the verdicts as JSON here")
     group.add_argument("--plots", default=None, help="write ECDF-PIT, rank-histogram and coverage plots here")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -71,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.alpha < 1.0:
         raise BayeslinError(f"--alpha must lie in (0, 1), got {args.alpha}")
+    check_output_dir(args.out, "--out")
+    check_output_file(args.json, "--json")
+    check_output_dir(args.plots, "--plots")
     sim_spec = _spec(args)
     fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)
     predict_at = tuple(float(v) for v in np.atleast_1d(parse_vector(args.predict_at, "--predict-at")))
@@ -95,9 +106,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"store: {args.out}  ({args.simulations} simulations; compute {compute_s:.1f} s over all runs = "
           f"{args.simulations / max(compute_s, 1e-9):.1f} simulations/s incl. compilation; this run {wall:.1f} s)")
     if args.json:
-        payload_path = args.json
-        report.to_json(payload_path)
-        print(f"json: {payload_path}")
+        from pathlib import Path
+
+        from bayeslin_jax.data import strict_json
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(strict_json(report.to_dict()) + "\n")
+        print(f"json: {args.json}")
     if args.plots:
         from bayeslin_jax.sbc.plots import save_plots
 

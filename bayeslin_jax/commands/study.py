@@ -9,52 +9,58 @@ from __future__ import annotations
 import argparse
 import time
 
-from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments, config_from_args, spec_from_args
+from bayeslin_jax.commands.common import (
+    add_sampler_arguments,
+    add_spec_arguments,
+    check_output_dir,
+    config_from_args,
+    positive_int,
+    spec_from_args,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser)
     add_sampler_arguments(parser)
     nuts = parser.add_argument_group("sampler layout")
-    nuts.add_argument("--max-tree-depth", type=int, default=10)
+    nuts.add_argument("--max-tree-depth", type=positive_int, default=10)
     nuts.add_argument("--method", choices=("auto", "map", "vmap", "barrier_free"), default="auto",
                       help="runs per device: map (one after another; CPU default), vmap (lock-step blocks) or "
                            "barrier_free (lanes of one state machine that never wait for each other; GPU default)")
-    nuts.add_argument("--batch-size", type=int, default=None,
-                      help="vmap block size in runs (default: all at once); barrier_free: lanes (default 1024 on CPU)")
+    nuts.add_argument("--batch-size", type=positive_int, default=None,
+                      help="vmap block size in runs (default: all); barrier_free: lanes (default 1024 on CPU)")
     sim = parser.add_argument_group("simulation")
-    sim.add_argument("--datasets", type=int, default=1000, help="number of simulated datasets B (default 1000)")
-    sim.add_argument("--num-points", type=int, default=11, help="points per dataset (default 11)")
+    sim.add_argument("--datasets", type=positive_int, default=1000, help="simulated datasets B (default 1000)")
+    sim.add_argument("--num-points", type=positive_int, default=11, help="points per dataset (default 11)")
     sim.add_argument("--simulator", choices=("prior", "tutorial"), default="prior",
                      help="prior: truth drawn from the prior (default); tutorial: y = 0.3x + 2 + N(0, 0.1)")
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, help="zarr store to write or resume (a directory)")
-    run.add_argument("--chunk-size", type=int, default=None,
+    run.add_argument("--chunk-size", type=positive_int, default=None,
                      help="datasets per chunk (default: what fits memory; a resumed store keeps its own)")
-    run.add_argument("--devices", type=int, default=None, help="local devices to use (default all)")
+    run.add_argument("--devices", type=positive_int, default=None, help="local devices to use (default all)")
     run.add_argument("--save-draws", action="store_true", help="also store every draw (large)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     dist = parser.add_argument_group("multi-process (jax.distributed)")
     dist.add_argument("--distributed", action="store_true",
                       help="this is one process of a multi-process run; writes OUT/part-<i>-of-<n>.zarr")
     dist.add_argument("--coordinator", default=None, help="host:port of process 0 (default: auto-detected)")
-    dist.add_argument("--num-processes", type=int, default=None)
+    dist.add_argument("--num-processes", type=positive_int, default=None)
     dist.add_argument("--process-id", type=int, default=None)
 
 
 def run(args: argparse.Namespace) -> int:
     from bayeslin_jax.studies import run as study
 
+    check_output_dir(args.out, "--out")
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     spec = spec_from_args(args)
-    config = config_from_args(
-        args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size
-    )
+    nuts = config_from_args(args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size)
+    config = study.StudyConfig(num_datasets=args.datasets, seed=args.seed, nuts=nuts, simulator=args.simulator,
+                               num_points=args.num_points, save_draws=args.save_draws, chunk_size=args.chunk_size)
     t0 = time.perf_counter()
-    ds = study.run_study(args.out, spec, config, num_datasets=args.datasets, seed=args.seed,
-                         chunk_size=args.chunk_size, simulator=args.simulator, num_points=args.num_points,
-                         save_draws=args.save_draws, num_devices=args.devices, progress=not args.no_progress,
+    ds = study.run_study(args.out, spec, config, num_devices=args.devices, progress=not args.no_progress,
                          distributed=args.distributed)
     wall = time.perf_counter() - t0
     where = ds.attrs["paths"][0]

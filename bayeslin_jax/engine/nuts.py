@@ -37,6 +37,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from bayeslin_jax import keys as keyring
+from bayeslin_jax.batching import map_datasets
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import KnownNoise, ModelSpec, Noise, WeightPrior
@@ -73,8 +74,8 @@ class NutsConfig:
     def __post_init__(self) -> None:
         for name in ("num_warmup", "num_draws", "num_chains", "max_tree_depth"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "num_warmup" else 1):
-                raise BayeslinError(f"{name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or value < 1:  # num_warmup 0 would leave NUTS unadapted
+                raise BayeslinError(f"{name} must be an integer >= 1, got {value!r}")
         if not 0.0 < self.target_accept < 1.0:
             raise BayeslinError(f"target_accept must lie in (0, 1), got {self.target_accept}")
         if self.method not in METHODS:
@@ -181,6 +182,8 @@ def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise,
 def _run_block(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None):
     """Runs on one device. ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)``."""
     run = partial(_run_one, prior=prior, noise=noise, config=config)
+    if batch_size is None:  # one run at a time: the compiled run does not depend on R
+        return map_datasets(run, keys, phi, y)
     return jax.lax.map(lambda xs: run(*xs), (keys, phi, y), batch_size=batch_size)
 
 

@@ -5,7 +5,7 @@
 ``plots``: ECDF-PIT with simultaneous bands, rank histograms, coverage (imported on first use).
 """
 
-from bayeslin_jax.sbc.run import ENGINES, Distortion, SbcConfig, run_sbc, with_prior_scale
+from bayeslin_jax.sbc.run import ENGINES, Distortion, SbcConfig, open_sbc, run_sbc, with_prior_scale
 from bayeslin_jax.sbc.stats import SbcReport, summarize
 
-__all__ = ["ENGINES", "Distortion", "SbcConfig", "SbcReport", "run_sbc", "summarize", "with_prior_scale"]
+__all__ = ["ENGINES", "Distortion", "SbcConfig", "SbcReport", "open_sbc", "run_sbc", "summarize", "with_prior_scale"]

@@ -59,7 +59,7 @@ from bayeslin_jax.priors import (
     Noise,
     WeightPrior,
 )
-from bayeslin_jax.store import run_chunked, versions
+from bayeslin_jax.store import open_store, read_identity, run_chunked, versions
 
 ENGINES = ("nuts", "exact")
 
@@ -399,10 +399,13 @@ def default_chunk_size(config: SbcConfig) -> int:
     return 1000 if jax.default_backend() != "cpu" else 200
 
 
+SBC_KIND = "sbc"
+
+
 def store_meta(seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec, config: SbcConfig) -> dict:
     """Identity of an SBC run (what a resumed store must match)."""
     return {
-        "kind": "sbc",
+        "kind": SBC_KIND,
         "seed": int(seed),
         "sim_spec": sim_spec.describe(),
         "fit_spec": fit_spec.describe(),
@@ -458,6 +461,20 @@ def run_sbc(
     return ds
 
 
+def open_sbc(path: str | Path) -> xr.Dataset:
+    """Open an SBC store written by :func:`run_sbc` (every chunk verified; loaded), attrs ``meta`` (JSON).
+
+    A damaged chunk raises :class:`~bayeslin_jax.errors.StoreError` naming it; an incomplete store
+    or one that is not an SBC store raises :class:`BayeslinError`.
+    """
+    meta = read_identity(path).get("meta", {})
+    if meta.get("kind") != SBC_KIND:
+        raise BayeslinError(f"{path} is not an SBC store (kind {meta.get('kind')!r})")
+    ds = open_store(path).load()
+    ds.attrs["meta"] = json.dumps(meta)
+    return ds
+
+
 __all__ = [
     "ENGINES",
     "Distortion",
@@ -465,6 +482,7 @@ __all__ = [
     "default_chunk_size",
     "distort",
     "evaluate_quantities",
+    "open_sbc",
     "quantity_names",
     "rank_and_pit",
     "run_sbc",

@@ -4,7 +4,7 @@
 ``report``: per-dataset checks, text/JSON/CSV/PNG report.
 """
 
-from bayeslin_jax.studies.report import Checks, write_report
-from bayeslin_jax.studies.run import open_study, run_study
+from bayeslin_jax.studies.report import Checks, StudyReport, summarize, write_report
+from bayeslin_jax.studies.run import StudyConfig, open_study, run_study
 
-__all__ = ["Checks", "open_study", "run_study", "write_report"]
+__all__ = ["Checks", "StudyConfig", "StudyReport", "open_study", "run_study", "summarize", "write_report"]

@@ -18,6 +18,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
+from bayeslin_jax.data import strict_json
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.studies.run import open_study, throughput
 
@@ -60,13 +61,14 @@ def failed_checks(ds: xr.Dataset, checks: Checks = Checks()) -> xr.Dataset:
     """Boolean ``(dataset,)`` per check (True = failed) plus ``any``."""
     num_chains = ds.sizes.get("chain", 1)
     min_ess = checks.min_ess_per_chain * num_chains
-    rhat = ds["rhat"].max("feature")
-    ess_bulk = ds["ess_bulk"].min("feature")
-    ess_tail = ds["ess_tail"].min("feature")
+    # NaN propagates (skipna=False, maximum/minimum): a NaN diagnostic of any parameter fails the dataset
+    rhat = ds["rhat"].max("feature", skipna=False)
+    ess_bulk = ds["ess_bulk"].min("feature", skipna=False)
+    ess_tail = ds["ess_tail"].min("feature", skipna=False)
     if "sigma_rhat" in ds:
-        rhat = np.fmax(rhat, ds["sigma_rhat"])
-        ess_bulk = np.fmin(ess_bulk, ds["sigma_ess_bulk"])
-        ess_tail = np.fmin(ess_tail, ds["sigma_ess_tail"])
+        rhat = np.maximum(rhat, ds["sigma_rhat"])
+        ess_bulk = np.minimum(ess_bulk, ds["sigma_ess_bulk"])
+        ess_tail = np.minimum(ess_tail, ds["sigma_ess_tail"])
     out = xr.Dataset(
         {
             "rhat": ~(rhat <= checks.max_rhat),  # NaN fails
@@ -91,12 +93,61 @@ def _quantiles(values, probs=(0.0, 0.01, 0.5, 0.99, 1.0)) -> dict[str, float]:
     return {("min" if p == 0 else "max" if p == 1 else f"q{int(p * 100)}"): float(np.quantile(v, p)) for p in probs}
 
 
-def summarize(ds: xr.Dataset, checks: Checks = Checks()) -> dict:
+@dataclass(frozen=True)
+class StudyReport:
+    """Everything :func:`summarize` concludes about a study; ``table()`` for people, ``to_dict()`` for JSON.
+
+    ``failed``: per-dataset booleans, one variable per check plus ``any`` (dim ``dataset``).
+    """
+
+    summary: dict
+    failed: xr.Dataset
+
+    @property
+    def passed(self) -> bool:
+        """No dataset failed a check."""
+        return self.summary["failed"]["count"] == 0
+
+    def table(self, max_listed: int = 20) -> str:
+        """The plain-text report (settings, R-hat/ESS distributions, exact agreement, failures)."""
+        return format_text(self.summary, max_listed)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (settings, diagnostics distributions, exact agreement, failed datasets)."""
+        return json.loads(strict_json(self.summary))
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Strict JSON of :meth:`to_dict` (non-finite numbers null, listed under ``non_finite``)."""
+        text = strict_json(self.summary)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def failed_csv(self) -> str:
+        """One row per failed dataset: its index and a 0/1 column per check."""
+        checks = [name for name in self.failed.data_vars if name != "any"]
+        rows = ["dataset," + ",".join(checks)]
+        for pos in np.flatnonzero(self.failed["any"].values):
+            rows.append(f"{int(self.failed['dataset'].values[pos])}," + ",".join(
+                str(int(self.failed[n].values[pos])) for n in checks))
+        return "\n".join(rows) + "\n"
+
+
+def summarize(ds: xr.Dataset, checks: Checks = Checks()) -> StudyReport:
+    """Summarise a study (from :func:`~bayeslin_jax.studies.open_study`) against ``checks``.
+
+    Returns a :class:`StudyReport`: settings, R-hat/ESS distributions, divergences, tree depth, exact
+    agreement (known noise) and the datasets that failed a check.
+    """
+    failed = failed_checks(ds, checks)
+    return StudyReport(_summary(ds, checks, failed), failed)
+
+
+def _summary(ds: xr.Dataset, checks: Checks, failed: xr.Dataset) -> dict:
     """JSON-able summary of a study: settings, diagnostics distributions, exact agreement, failures."""
     meta = ds.attrs.get("meta", {})
     num_chains = ds.sizes.get("chain", 1)
     min_ess = checks.min_ess_per_chain * num_chains
-    failed = failed_checks(ds, checks)
     params = {}
     for name, rhat, bulk, tail in _params(ds):
         params[name] = {
@@ -108,7 +159,7 @@ def summarize(ds: xr.Dataset, checks: Checks = Checks()) -> dict:
     summary = {
         "datasets": int(ds.sizes["dataset"]),
         "complete": bool(ds.attrs.get("complete", True)),
-        "settings": {k: meta.get(k) for k in ("spec", "nuts", "seed", "simulator", "num_points", "num_datasets")},
+        "settings": {k: meta.get(k) for k in ("spec", "nuts", "seed", "simulator", "num_datasets")},
         "versions": meta.get("versions"),
         "devices": sorted({d for r in ds.attrs.get("runs", []) for d in r.get("devices", [])}),
         "checks": asdict(checks) | {"min_ess": min_ess},
@@ -168,7 +219,7 @@ def format_text(summary: dict, max_listed: int = 20) -> str:
         f"datasets: {summary['datasets']}" + ("" if summary["complete"] else " (INCOMPLETE store)"),
         f"model: {json.dumps(s['spec'])}",
         f"sampler: {json.dumps(s['nuts'])}",
-        f"seed {s['seed']}, simulator {s['simulator']}, {s['num_points']} points per dataset",
+        f"seed {s['seed']}, simulator {json.dumps(s['simulator'])}",
         f"versions: {json.dumps(summary['versions'])}; devices: {', '.join(summary['devices'])}",
     ]
     if "throughput" in summary:
@@ -266,16 +317,11 @@ def write_report(source: str | Path | xr.Dataset, out_dir: str | Path, checks: C
         raise BayeslinError("the study has no finished datasets yet")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(ds, checks)
+    report = summarize(ds, checks)
     paths = {"text": out / "report.txt", "json": out / "report.json", "figure": out / "report.png",
              "failed": out / "failed.csv"}
-    paths["text"].write_text(format_text(summary))
-    paths["json"].write_text(json.dumps(summary, indent=2))
+    paths["text"].write_text(report.table())
+    report.to_json(paths["json"])  # NaN -> null, listed under "non_finite"
     plot(ds, checks).savefig(paths["figure"], dpi=110)
-    failed = failed_checks(ds, checks)
-    rows = ["dataset," + ",".join(n for n in failed.data_vars if n != "any")]
-    for pos in np.flatnonzero(failed["any"].values):
-        rows.append(f"{int(ds['dataset'].values[pos])}," + ",".join(
-            str(int(failed[n].values[pos])) for n in failed.data_vars if n != "any"))
-    paths["failed"].write_text("\n".join(rows) + "\n")
+    paths["failed"].write_text(report.failed_csv())
     return paths

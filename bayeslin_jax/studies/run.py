@@ -27,39 +27,30 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-import zarr
 
-from bayeslin_jax import exact, simulate, store
+from bayeslin_jax import exact, simulate, store, validation
 from bayeslin_jax.diagnostics import chain_diagnostics_parallel
 from bayeslin_jax.engine import NutsConfig, NutsResult, sample_nuts
-from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.errors import BayeslinError, StoreError
 from bayeslin_jax.priors import ModelSpec
 
 STUDY_KIND = "bayeslin.study"
 STUDY_VERSION = 1
-SIMULATORS = ("prior", "tutorial")
 DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 RUNS_ATTR = "bayeslin_runs"
-DEFAULT_CONFIG = NutsConfig()
 PART_GLOB = "part-*-of-*.zarr"
 
 
 # --------------------------------------------------------------------------------------------
 # One chunk: simulate, sample, summarise.
 # --------------------------------------------------------------------------------------------
-
-
-def simulate_datasets(seed: int, indices: np.ndarray, spec: ModelSpec, simulator: str, num_points: int):
-    """``indices: (B,)`` global -> :class:`~bayeslin_jax.simulate.SimulatedData` (x, y ``(B, n)``)."""
-    if simulator == "prior":
-        return simulate.prior_data(seed, indices, spec, num_points)
-    return simulate.tutorial_data(seed, indices, num_points)
 
 
 def sample_on_devices(
@@ -152,60 +143,86 @@ def summarize_chunk(
 # --------------------------------------------------------------------------------------------
 
 
-def study_meta(
-    spec: ModelSpec,
-    config: NutsConfig,
-    *,
-    num_datasets: int,
-    seed: int,
-    simulator: str,
-    num_points: int,
-    save_draws: bool,
-    quantiles: Sequence[float],
-    part: dict | None = None,
-) -> dict:
+@dataclass(frozen=True)
+class StudyConfig:
+    """What a study computes (frozen: it is part of the store's identity, together with the spec).
+
+    Parameters
+    ----------
+    num_datasets : int
+        Datasets ``0 .. num_datasets - 1``; dataset ``i`` depends only on ``(seed, i)``.
+    seed : int
+        Root of every random stream, in ``[0, 2^32)``.
+    nuts : NutsConfig
+        Sampler settings (``method``/``batch_size`` change speed only, not the identity).
+    simulator : str or Simulator
+        ``"prior"`` (truth from the spec's prior), ``"tutorial"`` (``y = 0.3 x + 2 + N(0, 0.1)``), or any
+        :class:`~bayeslin_jax.simulate.Simulator`.
+    num_points : int
+        Points per dataset of a named simulator (a Simulator object carries its own).
+    save_draws : bool
+        Also store every draw (``draws_w [dataset, chain, draw, feature]``; large).
+    quantiles : tuple of float
+        Posterior quantiles kept per dataset and weight.
+    chunk_size : int, optional
+        Datasets per chunk (default: what fits memory; a resumed store keeps its own).
+    """
+
+    num_datasets: int
+    seed: int = 0
+    nuts: NutsConfig = field(default_factory=NutsConfig)
+    simulator: str | simulate.Simulator = "prior"
+    num_points: int = simulate.TUTORIAL_N
+    save_draws: bool = False
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    chunk_size: int | None = None
+
+    def __post_init__(self) -> None:
+        validation.integer("number of datasets", self.num_datasets)
+        if self.num_datasets > 2**32:
+            raise BayeslinError(
+                f"at most 2^32 datasets per study (indices key the randomness), got {self.num_datasets}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or not 0 <= self.seed < 2**32:
+            raise BayeslinError(f"seed must be an integer in [0, 2^32), got {self.seed!r}")
+        validation.integer("number of points per dataset", self.num_points)
+        if self.chunk_size is not None:
+            validation.integer("chunk size", self.chunk_size)
+        q = np.asarray(self.quantiles, dtype=float)
+        if q.ndim != 1 or q.size == 0 or np.any((q <= 0) | (q >= 1)) or np.any(np.diff(q) <= 0):
+            raise BayeslinError(
+                f"quantiles must be increasing values strictly between 0 and 1, got {list(self.quantiles)}"
+            )
+        object.__setattr__(self, "quantiles", tuple(float(v) for v in q))
+        self.make_simulator()  # an unknown name fails here
+
+    def make_simulator(self) -> simulate.Simulator:
+        """The simulator: a built-in by name (with ``num_points``) or the object given."""
+        if isinstance(self.simulator, str):
+            return simulate.get_simulator(self.simulator, num_points=self.num_points)
+        return simulate.get_simulator(self.simulator)
+
+
+def study_meta(spec: ModelSpec, config: StudyConfig, part: dict | None = None) -> dict:
     """Everything that determines a study's numbers (a resumed run must match it exactly).
 
-    Leaves out what only changes speed: chunk size, devices, ``config.method``/``batch_size``.
+    Leaves out what only changes speed: chunk size, devices, ``nuts.method``/``batch_size``.
     """
-    nuts = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("method", "batch_size")}
+    nuts = {k: v for k, v in dataclasses.asdict(config.nuts).items() if k not in ("method", "batch_size")}
     return {
         "kind": STUDY_KIND,
         "version": STUDY_VERSION,
         "spec": spec.describe(),
         "nuts": nuts,
-        "num_datasets": int(num_datasets),
-        "seed": int(seed),
-        "simulator": simulator,
-        "num_points": int(num_points),
-        "save_draws": bool(save_draws),
-        "quantiles": [float(v) for v in quantiles],
+        "num_datasets": int(config.num_datasets),
+        "seed": int(config.seed),
+        "simulator": simulate.describe_simulator(config.make_simulator()),
+        "save_draws": bool(config.save_draws),
+        "quantiles": list(config.quantiles),
         "x64": bool(jax.config.jax_enable_x64),
         "versions": store.versions(),
         "part": part or {"index": 0, "count": 1},
     }
-
-
-def _validate(spec, num_datasets, seed, simulator, num_points, quantiles, chunk_size) -> None:
-    if not isinstance(num_datasets, int | np.integer) or num_datasets < 1:
-        raise BayeslinError(f"number of datasets must be a positive integer, got {num_datasets!r}")
-    if num_datasets > 2**32:
-        raise BayeslinError(f"at most 2^32 datasets per study (indices key the randomness), got {num_datasets}")
-    if not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
-        raise BayeslinError(f"seed must be an integer in [0, 2^32), got {seed!r}")
-    if simulator not in SIMULATORS:
-        raise BayeslinError(f"unknown simulator {simulator!r}: use one of {', '.join(SIMULATORS)}")
-    if simulator == "tutorial" and spec.basis.dim != 2:
-        raise BayeslinError(
-            f"the tutorial simulator draws a straight line; basis {spec.basis.name} has {spec.basis.dim} features"
-        )
-    if not isinstance(num_points, int | np.integer) or num_points < 1:
-        raise BayeslinError(f"number of points per dataset must be a positive integer, got {num_points!r}")
-    q = np.asarray(quantiles, dtype=float)
-    if q.ndim != 1 or q.size == 0 or np.any((q <= 0) | (q >= 1)) or np.any(np.diff(q) <= 0):
-        raise BayeslinError(f"quantiles must be increasing values strictly between 0 and 1, got {list(quantiles)}")
-    if chunk_size is not None and (not isinstance(chunk_size, int | np.integer) or chunk_size < 1):
-        raise BayeslinError(f"chunk size must be a positive integer, got {chunk_size!r}")
 
 
 def bytes_per_dataset(config: NutsConfig, spec: ModelSpec, save_draws: bool = False) -> int:
@@ -264,59 +281,79 @@ def part_range(num_datasets: int, index: int, count: int) -> tuple[int, int]:
     return num_datasets * index // count, num_datasets * (index + 1) // count
 
 
+def pads_nuts(platform: str) -> bool:
+    """Whether a short last chunk is padded to full size for NUTS too (accelerators; tests patch this on CPU)."""
+    return platform != "cpu"
+
+
 def _append_run_record(path: Path, record: dict) -> None:
-    group = zarr.open_group(str(path), mode="r+")
+    group = store.open_group(path, mode="r+")
     runs = list(group.attrs.get(RUNS_ATTR, []))
-    group.attrs[RUNS_ATTR] = [*runs, record]  # zarr writes metadata atomically (temp file + rename)
+    try:
+        group.attrs[RUNS_ATTR] = [*runs, record]  # zarr writes metadata atomically (temp file + rename)
+    except OSError as err:
+        raise StoreError(f"could not record the run in store {path} ({err.strerror or err}); "
+                         "its chunks are complete") from err
 
 
 def run_study(
     path: str | Path,
     spec: ModelSpec,
-    config: NutsConfig = DEFAULT_CONFIG,
+    config: StudyConfig,
     *,
-    num_datasets: int,
-    seed: int = 0,
-    chunk_size: int | None = None,
-    simulator: str = "prior",
-    num_points: int = simulate.TUTORIAL_N,
-    save_draws: bool = False,
-    quantiles: Sequence[float] = DEFAULT_QUANTILES,
     num_devices: int | None = None,
     progress: bool = True,
     distributed: bool = False,
 ) -> xr.Dataset:
     """Run (or resume) a simulation study into the zarr store at ``path``; returns the store's dataset.
 
-    ``simulator``: ``"prior"`` (truth drawn from the spec's prior, noise from its noise model) or
-    ``"tutorial"`` (``y = 0.3 x + 2 + N(0, 0.1)``). ``chunk_size``: datasets per chunk (default:
-    what fits memory; a resumed store keeps its own). ``num_devices``: local devices to use
-    (default all). ``distributed``: this process is one of ``jax.process_count()`` (call
-    :func:`initialize_distributed` first, or let this call it); it owns a contiguous slice of
-    the datasets and writes ``path/part-<i>-of-<n>.zarr``; open the whole with :func:`open_study`.
+    Parameters
+    ----------
+    path : path
+        The store (a directory); rerunning the same call resumes it.
+    spec : ModelSpec
+        The fitted model (and, for the ``"prior"`` simulator, the data-generating one).
+    config : StudyConfig
+        What to compute: datasets, seed, sampler, simulator, what to keep.
+    num_devices : int, optional
+        Local devices to use (default all).
+    progress : bool
+        Show a progress bar.
+    distributed : bool
+        This process is one of ``jax.process_count()`` (call :func:`initialize_distributed` first, or let
+        this call it); it owns a contiguous slice of the datasets and writes ``path/part-<i>-of-<n>.zarr``;
+        open the whole with :func:`open_study`.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`open_study` of the finished store (per-dataset variables, see the module docstring).
     """
-    _validate(spec, num_datasets, seed, simulator, num_points, quantiles, chunk_size)
+    if not isinstance(config, StudyConfig):
+        raise BayeslinError(f"config must be a StudyConfig, got {type(config).__name__}")
+    simulator = config.make_simulator()
+    simulator(config.seed, np.zeros(1, dtype=np.int64), spec)  # a simulator that cannot serve this spec fails now
+    nuts, save_draws, quantiles, seed = config.nuts, config.save_draws, config.quantiles, config.seed
     part_index, part_count = initialize_distributed() if distributed else (0, 1)
-    start, stop = part_range(int(num_datasets), part_index, part_count)
+    start, stop = part_range(int(config.num_datasets), part_index, part_count)
     store_path = part_path(path, part_index, part_count) if distributed else Path(path)
     if stop <= start:
         raise BayeslinError(f"process {part_index} of {part_count} has no datasets: use fewer processes")
-    if num_devices is not None and (not isinstance(num_devices, int | np.integer) or num_devices < 1):
-        raise BayeslinError(f"number of devices must be a positive integer, got {num_devices!r}")
+    if num_devices is not None:
+        validation.integer("number of devices", num_devices)
     devices = jax.local_devices()[: num_devices or jax.local_device_count()]
-    if chunk_size is not None:
-        chunk_size = min(int(chunk_size), stop - start)
-    elif store._is_store(store_path):
+    if config.chunk_size is not None:
+        chunk_size = min(int(config.chunk_size), stop - start)
+    elif store.is_store(store_path):
         chunk_size = int(store.read_identity(store_path)["chunk_size"])
     else:
-        chunk_size = default_chunk_size(stop - start, config, spec, len(devices), save_draws)
+        chunk_size = default_chunk_size(stop - start, nuts, spec, len(devices), save_draws)
     part = {"index": part_index, "count": part_count, "start": start, "stop": stop}
-    meta = study_meta(spec, config, num_datasets=num_datasets, seed=seed, simulator=simulator,
-                      num_points=num_points, save_draws=save_draws, quantiles=quantiles, part=part)
+    meta = study_meta(spec, config, part)
     # Simulation and the exact posterior always see full chunks (one compiled shape; they are
     # cheap). NUTS is padded too on accelerators, where the extra lock-step runs are ~free; on CPU
     # a short last chunk costs one recompile (~2 s) instead of up to a chunk of wasted runs.
-    pad_nuts = devices[0].platform != "cpu"
+    pad_nuts = pads_nuts(devices[0].platform)
     posterior_fn = jax.jit(exact.posterior)
     timings = {"simulate_s": 0.0, "nuts_s": 0.0, "exact_s": 0.0, "summary_s": 0.0}
 
@@ -324,11 +361,11 @@ def run_study(
         t0 = time.perf_counter()
         count = len(indices)
         padded = np.concatenate([indices, np.full(chunk_size - count, indices[-1])])
-        data = simulate_datasets(seed, padded, spec, simulator, num_points)
+        data = simulator(seed, padded, spec)
         phi = spec.basis(data.x)
         t1 = time.perf_counter()
         runs = slice(None) if pad_nuts else slice(0, count)
-        result = sample_on_devices(seed, phi[runs], data.y[runs], spec, config, padded[runs], devices)
+        result = sample_on_devices(seed, phi[runs], data.y[runs], spec, nuts, padded[runs], devices)
         t2 = time.perf_counter()
         post = posterior_fn(phi, data.y, spec.prior, spec.noise.sigma) if spec.known_sigma else None
         keep = slice(0, count)
@@ -336,14 +373,14 @@ def run_study(
         result = jax.tree.map(lambda a: a[keep], result)
         post = None if post is None else jax.tree.map(lambda a: np.asarray(a)[keep], post)
         t3 = time.perf_counter()
-        ds = summarize_chunk(indices, data, result, spec, config, quantiles, save_draws, post)
+        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)
         t4 = time.perf_counter()
         for key, dt in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             timings[key] += dt
         return ds
 
     started = time.time()
-    before = store.done_mask(store_path).sum() if store._is_store(store_path) else 0
+    before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
     store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, compute=compute,
                       progress=progress, desc="datasets", first_item=start)
     record = {
@@ -357,8 +394,8 @@ def run_study(
         "device_kind": devices[0].device_kind,
         "chunks_before": int(before),
         "chunk_size": int(chunk_size),
-        "method": config.method,
-        "batch_size": config.batch_size,
+        "method": nuts.method,
+        "batch_size": nuts.batch_size,
         **{k: round(v, 4) for k, v in timings.items()},
     }
     _append_run_record(store_path, record)
@@ -368,7 +405,7 @@ def run_study(
 
 
 def _is_parts_dir(path: Path) -> bool:
-    return path.is_dir() and not store._is_store(path) and any(path.glob(PART_GLOB))
+    return path.is_dir() and not store.is_store(path) and any(path.glob(PART_GLOB))
 
 
 def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool = False) -> xr.Dataset:
@@ -381,11 +418,13 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
     single = False  # one store opened by its own path: a part of a distributed study is fine alone
     if isinstance(path, str | Path):
         path = Path(path)
-        if store._is_store(path):
+        if store.is_store(path):
             paths, single = [path], True
         elif _is_parts_dir(path):
             paths = sorted(path.glob(PART_GLOB))
         else:
+            if path.is_dir():
+                store.read_identity(path)  # names a store that lost its root zarr.json
             raise BayeslinError(f"no study store at {path}")
     else:
         paths = [Path(p) for p in path]
@@ -400,7 +439,7 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
         metas.append(meta)
     base = {k: v for k, v in metas[0].items() if k != "part"}
     for p, meta in zip(paths, metas, strict=True):
-        diffs = store._diff_paths(base, {k: v for k, v in meta.items() if k != "part"})
+        diffs = store.diff_paths(base, {k: v for k, v in meta.items() if k != "part"})
         if diffs:
             raise BayeslinError(f"{p} belongs to a different study than {paths[0]} (differs in {', '.join(diffs[:4])})")
     count = metas[0]["part"]["count"]
@@ -412,7 +451,7 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
     ds = parts[0] if len(parts) == 1 else xr.concat(parts, dim="dataset", data_vars="minimal", coords="minimal",
                                                     compat="override", join="override")
     ds = ds.sortby("dataset") if len(parts) > 1 else ds
-    runs = [r for p in paths for r in zarr.open_group(str(p), mode="r").attrs.get(RUNS_ATTR, [])]
+    runs = [r for p in paths for r in store.open_group(p).attrs.get(RUNS_ATTR, [])]
     complete = all(part.attrs.get("complete", False) for part in parts) and all_parts
     ds.attrs = {"meta": base, "complete": complete, "runs": runs, "paths": [str(p) for p in paths]}
     return ds

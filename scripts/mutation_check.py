@@ -1,0 +1,149 @@
+"""Mutation check: deliberate one-line bugs, each of which some default-suite test must catch.
+
+For every mutation the package and the tests are copied to a temporary directory, one line of the copy
+is changed (the text must occur exactly once), and a small chosen subset of pytest runs in a subprocess
+against the copy (``PYTHONPATH`` and the working directory point at it; the import path is recorded).
+The unmutated subset runs first: every chosen test must pass there, so a failure under a mutation is the
+mutation's doing. Results: ``scripts/results/mutation.json`` (bug -> tests that failed).
+
+Run: ``.venv/bin/python scripts/mutation_check.py`` (a few minutes on 2 cores);
+``--only NAME`` runs one mutation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "scripts" / "results" / "mutation.json"
+
+# name -> (file, original text, mutated text, tests that should catch it)
+MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
+    "exact draws: transposed Cholesky factor": (
+        "bayeslin_jax/exact.py", "return post.mean + z @ inv_tril", "return post.mean + z @ inv_tril.T",
+        ["tests/test_exact_evidence.py::test_exact_draws_have_the_posterior_mean_and_covariance"],
+    ),
+    "posterior sd: sqrt dropped": (
+        "bayeslin_jax/exact.py", "return jnp.sqrt(jnp.diagonal(self.cov, axis1=-2, axis2=-1))",
+        "return jnp.diagonal(self.cov, axis1=-2, axis2=-1)",
+        ["tests/test_infer.py::test_nuts_matches_exact_posterior[1-independent]",
+         "tests/test_sbc.py::test_distorted_exact_draws_are_flagged"],
+    ),
+    "SBC rank: off by one (L instead of L + 1 rank values)": (
+        "bayeslin_jax/sbc/run.py", "rank = jnp.minimum(jnp.floor(pit * (num_ranks + 1)), num_ranks)",
+        "rank = jnp.minimum(jnp.floor(pit * num_ranks), num_ranks)",
+        ["tests/test_sbc.py::test_rank_and_pit_convention_with_ties",
+         "tests/test_sbc.py::test_exact_sampler_false_alarms_within_binomial_bound"],
+    ),
+    "diagnostics: tail ESS at another quantile than ArviZ's": (
+        "bayeslin_jax/diagnostics.py", 'method="tail", prob=tail_prob())', 'method="tail", prob=0.05)',
+        ["tests/test_sbc.py::test_tail_ess_is_arviz_default_everywhere",
+         "tests/test_study.py::test_stored_diagnostics_equal_arviz_on_the_draws"],
+    ),
+    "engine: vmap path ignores batch_size": (
+        "bayeslin_jax/engine/nuts.py", "return min(self.batch_size or num_runs, num_runs)", "return num_runs",
+        ["tests/test_infer.py::test_vmap_path_uses_batch_size_with_remainder"],
+    ),
+    "engine: max_tree_depth ignored": (
+        "bayeslin_jax/engine/nuts.py", "max_tree_depth=config.max_tree_depth,", "max_tree_depth=10,",
+        ["tests/test_infer.py::test_result_shapes_and_stats"],
+    ),
+    "engine: device blocks gathered in reverse order": (
+        "bayeslin_jax/engine/nuts.py", "jnp.concatenate([jax.device_get(a) for a in per_dataset])",
+        "jnp.concatenate([jax.device_get(a) for a in per_dataset[::-1]])",
+        ["tests/test_study.py::test_uneven_split_over_two_devices_keeps_datasets_in_order"],
+    ),
+    "NIG: covariance scale b/a instead of b/(a-1)": (
+        "bayeslin_jax/nig.py", "return (self.b / (self.a - 1.0))[..., None, None] * self.cov",
+        "return (self.b / self.a)[..., None, None] * self.cov",
+        ["tests/test_nig.py::test_nig_draws_match_closed_forms"],
+    ),
+    "Holm: step-down monotonicity dropped": (
+        "bayeslin_jax/sbc/stats.py", "np.maximum.accumulate((m - np.arange(m)) * flat[order])",
+        "(m - np.arange(m)) * flat[order]",
+        ["tests/test_sbc.py::test_chi2_and_holm_known_values"],
+    ),
+    "SBC: gated simulations ranked anyway": (
+        "bayeslin_jax/sbc/stats.py", "used = np.ones(total, dtype=bool) if include_failed else gate_ok",
+        "used = np.ones(total, dtype=bool)",
+        ["tests/test_sbc.py::test_gated_simulations_are_excluded_reported_and_too_many_fail"],
+    ),
+    "study report: NaN R-hat passes": (
+        "bayeslin_jax/studies/report.py", '"rhat": ~(rhat <= checks.max_rhat),  # NaN fails',
+        '"rhat": rhat > checks.max_rhat,',
+        ["tests/test_study.py::test_report_lists_each_failing_check_in_csv_and_json"],
+    ),
+}
+
+
+def _copy_tree(dest: Path) -> None:
+    for name in ("bayeslin_jax", "tests"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+
+
+def _run_pytest(where: Path, tests: list[str], timeout: float) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(PYTHONPATH=str(where), JAX_PLATFORMS="cpu")
+    start = time.perf_counter()
+    probe = subprocess.run([sys.executable, "-c", "import bayeslin_jax; print(bayeslin_jax.__file__)"],
+                           cwd=where, env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "-rfE"],
+                          cwd=where, env=env, capture_output=True, text=True, timeout=timeout)
+    failed = sorted({m.group(1) for m in re.finditer(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, re.M)})
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
+    return {"imported_from": probe.stdout.strip(), "returncode": proc.returncode, "failed": failed,
+            "summary": summary, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the mutations whose name contains this text")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per pytest run")
+    args = parser.parse_args()
+    chosen = {k: v for k, v in MUTATIONS.items() if not args.only or args.only in k}
+    results = {"command": "python scripts/mutation_check.py", "mutations": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        _copy_tree(base)
+        all_tests = sorted({t for *_, tests in chosen.values() for t in tests})
+        print(f"unmutated: {len(all_tests)} tests ...", flush=True)
+        clean = _run_pytest(base, all_tests, args.timeout)
+        results["unmutated"] = clean
+        print(f"  {clean['summary']} ({clean['seconds']} s)", flush=True)
+        if clean["returncode"] != 0:
+            print("the chosen tests fail without any mutation:", clean["failed"], file=sys.stderr)
+            return 1
+        for name, (rel, original, mutated, tests) in chosen.items():
+            work = Path(tmp) / "mutant"
+            shutil.rmtree(work, ignore_errors=True)
+            _copy_tree(work)
+            target = work / rel
+            text = target.read_text()
+            if text.count(original) != 1:
+                raise SystemExit(f"{name}: expected exactly one {original!r} in {rel}, found {text.count(original)}")
+            target.write_text(text.replace(original, mutated))
+            outcome = _run_pytest(work, tests, args.timeout)
+            outcome.update(file=rel, original=original, mutated=mutated, tests=tests, caught=bool(outcome["failed"]))
+            results["mutations"][name] = outcome
+            verdict = "CAUGHT by " + ", ".join(outcome["failed"]) if outcome["caught"] else "NOT CAUGHT"
+            print(f"{name}: {verdict} ({outcome['seconds']} s)", flush=True)
+    results["all_caught"] = all(m["caught"] for m in results["mutations"].values())
+    if not args.only:
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {OUT}")
+    return 0 if results["all_caught"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
