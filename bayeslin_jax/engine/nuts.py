@@ -110,7 +110,8 @@ class NutsResult(NamedTuple):
     ``stats``: each of :data:`STAT_NAMES` with shape ``(B, C, S)``.
     ``lanes``: ``method="barrier_free"`` only: one
     :class:`~bayeslin_jax.engine.barrier_free.LaneCounts` per device (leapfrog counts per lane, for
-    :func:`~bayeslin_jax.engine.barrier_free.lane_utilization`); None otherwise.
+    :func:`~bayeslin_jax.engine.barrier_free.lane_utilization`); None otherwise. Not per dataset: to
+    select datasets, slice ``samples`` and ``stats`` (e.g. ``result._replace(samples=..., stats=...)``).
     """
 
     samples: dict[str, Array]
