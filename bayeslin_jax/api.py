@@ -105,7 +105,7 @@ def fit(
     if spec.known_sigma:
         post = exact.posterior(phi, y_batch, spec.prior, spec.noise.sigma)
         _check_exact(post, np.asarray(phi), spec, x_arr)
-    result = sample_nuts(seed, phi, y_batch, spec, config, num_devices=num_devices)
+    result = sample_nuts(seed, phi, y_batch, spec.prior, spec.noise, config, num_devices=num_devices)
     tree = diagnostics.to_datatree(result, spec, phi, y_batch, x=x_batch, include_log_likelihood=log_likelihood)
     if not batched:
         tree = diagnostics.select_dataset(tree, 0)

@@ -251,7 +251,7 @@ def batch_model_wins(
         results = []
         for spec in specs.values():
             phi = spec.basis(data.x)
-            result = sample_nuts(seed, phi, data.y, spec, config, dataset_indices=indices)
+            result = sample_nuts(seed, phi, data.y, spec.prior, spec.noise, config, dataset_indices=indices)
             tree = to_datatree(result, spec, phi, data.y, x=data.x, dataset_indices=indices)
             results.append(batch_loo(tree))
         loo_ds = xr.concat(results, dim=pd.Index(names, name="model")).transpose("dataset", "model")

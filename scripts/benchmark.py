@@ -153,7 +153,7 @@ def work_engine(task: dict) -> dict:
     phi = spec.basis(jax.numpy.asarray(x))
     clock.reset()
     t0 = time.perf_counter()
-    result = sample_nuts(SEED, phi, jax.numpy.asarray(y), spec, _nuts_config(task))
+    result = sample_nuts(SEED, phi, jax.numpy.asarray(y), spec.prior, spec.noise, _nuts_config(task))
     jax.block_until_ready(result)
     wall = time.perf_counter() - t0
     out = _batch_result(wall, clock.reset(), task["B"], _slope_ess(result.samples["w"]))

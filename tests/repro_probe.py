@@ -54,7 +54,7 @@ def per_dataset(indices: np.ndarray) -> dict[str, np.ndarray]:
 def nuts(indices: np.ndarray) -> dict[str, np.ndarray]:
     model = spec()
     data = simulate.prior_data(SEED, indices, model)
-    result = sample_nuts(SEED, model.basis(data.x), data.y, model, NUTS, dataset_indices=indices)
+    result = sample_nuts(SEED, model.basis(data.x), data.y, model.prior, model.noise, NUTS, dataset_indices=indices)
     return {"nuts_w": result.samples["w"], "nuts_n_steps": result.stats["n_steps"]}
 
 

@@ -139,7 +139,7 @@ def test_batch_loo_matches_exact_loo_per_dataset():
     sim = simulate.tutorial_data(seed=2, indices=np.arange(4), num_points=30)
     phi = spec.basis(sim.x)
     config = engine.NutsConfig(num_warmup=300, num_draws=500, num_chains=2)
-    tree = diagnostics.to_datatree(engine.sample_nuts(0, phi, sim.y, spec, config), spec, phi, sim.y)
+    tree = diagnostics.to_datatree(engine.sample_nuts(0, phi, sim.y, spec.prior, spec.noise, config), spec, phi, sim.y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings on individual points
         batch = compare.batch_loo(tree)

@@ -69,11 +69,11 @@ def test_bad_specs(build, message: str) -> None:
 def test_engine_refuses_empty_or_misshaped_batch() -> None:
     spec = tutorial_spec()
     with pytest.raises(BayeslinError, match="zero datasets"):
-        sample_nuts(0, np.zeros((0, 11, 2)), np.zeros((0, 11)), spec)
+        sample_nuts(0, np.zeros((0, 11, 2)), np.zeros((0, 11)), spec.prior, spec.noise)
     with pytest.raises(BayeslinError, match="expected phi"):
-        sample_nuts(0, np.zeros((11, 2)), np.zeros(11), spec)
+        sample_nuts(0, np.zeros((11, 2)), np.zeros(11), spec.prior, spec.noise)
     with pytest.raises(BayeslinError, match="features"):
-        sample_nuts(0, np.zeros((1, 11, 3)), np.zeros((1, 11)), spec)
+        sample_nuts(0, np.zeros((1, 11, 3)), np.zeros((1, 11)), spec.prior, spec.noise)
 
 
 def write(path, text: str) -> str:

@@ -45,7 +45,7 @@ def fit(spec: ModelSpec, seed: int = 0, config: NutsConfig = CONFIG):
     else:
         data = simulate.prior_data(seed, np.arange(NUM_DATASETS), spec)
     phi = spec.basis(data.x)
-    result = sample_nuts(seed + 1, phi, data.y, spec, config)
+    result = sample_nuts(seed + 1, phi, data.y, spec.prior, spec.noise, config)
     tree = diagnostics.to_datatree(result, spec, phi, data.y, include_log_likelihood=False)
     post = exact.posterior(phi, data.y, spec.prior, spec.noise.sigma)
     return result, diagnostics.dataset_summary(tree), post
@@ -93,7 +93,7 @@ def test_dense_mass_in_float64_matches_exact_posterior() -> None:
         spec64 = dataclasses.replace(spec, prior=jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), spec.prior))
         x, y = (jnp.asarray(np.asarray(a, dtype=np.float64)) for a in (data.x, data.y))
         phi = spec.basis(x)
-        result = sample_nuts(1, phi, y, spec64, config)
+        result = sample_nuts(1, phi, y, spec64.prior, spec64.noise, config)
         assert result.samples["w"].dtype == jnp.float64 and phi.dtype == jnp.float64
         post = exact.posterior(phi, y, spec64.prior, 0.1)
         tree = diagnostics.to_datatree(result, spec64, phi, y, include_log_likelihood=False)
@@ -113,7 +113,7 @@ def test_result_shapes_and_stats() -> None:
     spec = tutorial_spec()
     config = NutsConfig(num_warmup=100, num_draws=50, num_chains=3, max_tree_depth=2)
     data = simulate.tutorial_data(0, np.arange(2))
-    result = sample_nuts(0, spec.basis(data.x), data.y, spec, config)
+    result = sample_nuts(0, spec.basis(data.x), data.y, spec.prior, spec.noise, config)
     assert result.samples["w"].shape == (2, 3, 50, 2)
     for name in ("diverging", "n_steps", "tree_depth", "step_size", "acceptance_rate", "energy", "lp"):
         assert result.stats[name].shape == (2, 3, 50), name
@@ -155,6 +155,6 @@ def test_vmap_path_uses_batch_size_with_remainder(monkeypatch) -> None:
         # a never-compiled config (num_draws=3) so that the engine is traced again
         config = NutsConfig(num_warmup=2, num_draws=3, num_chains=4, method=method, batch_size=batch_size)
         seen.clear()
-        out = jax.eval_shape(lambda p, y, c=config: sample_nuts(0, p, y, spec, c), phi, data.y)
+        out = jax.eval_shape(lambda p, y, c=config: sample_nuts(0, p, y, spec.prior, spec.noise, c), phi, data.y)
         assert out.samples["w"].shape == (3, 4, 3, 2)
         assert seen == [(12, expected)], (method, batch_size, seen)

@@ -373,7 +373,8 @@ from bayeslin_jax.priors import tutorial_spec
 spec = tutorial_spec()
 data = simulate.prior_data(3, np.arange(5), spec)
 phi = spec.basis(data.x)
-result = sample_nuts(4, phi, data.y, spec, NutsConfig(num_warmup=150, num_draws=150, num_chains=2), num_devices=2)
+config = NutsConfig(num_warmup=150, num_draws=150, num_chains=2)
+result = sample_nuts(4, phi, data.y, spec.prior, spec.noise, config, num_devices=2)
 table = diagnostics.dataset_summary(diagnostics.to_datatree(result, spec, phi, data.y, include_log_likelihood=False))
 post = exact.posterior(phi, data.y, spec.prior, 0.1)
 json.dump({"devices": jax.local_device_count(), "shape": list(result.samples["w"].shape),

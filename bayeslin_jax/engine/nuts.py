@@ -40,7 +40,7 @@ from bayeslin_jax import keys as keyring
 from bayeslin_jax.batching import map_datasets
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.models import linear_regression
-from bayeslin_jax.priors import KnownNoise, ModelSpec, Noise, WeightPrior
+from bayeslin_jax.priors import KnownNoise, Noise, WeightPrior
 
 METHODS = ("auto", "map", "vmap", "barrier_free")
 # default lanes of the barrier-free FSM: on CPU the cost per lane-step stops falling at about 1000 lanes
@@ -209,24 +209,49 @@ def sample_nuts(
     seed: int | Array,
     phi: Array,
     y: Array,
-    spec: ModelSpec,
+    prior: WeightPrior,
+    noise: Noise,
     config: NutsConfig = NutsConfig(),
     dataset_indices: Array | None = None,
     num_devices: int | None = None,
 ) -> NutsResult:
     """Run NUTS on B datasets in one compiled program.
 
-    ``phi: (B, n, d)``, ``y: (B, n)`` (already validated and mapped through the basis);
-    ``dataset_indices: (B,)`` global indices that key the randomness (default ``0..B-1``);
-    ``num_devices``: local devices to split the datasets over (default: all).
+    The engine takes what the model needs: design matrices, observations, the weight prior and
+    the noise model (the basis that made ``phi`` is the caller's business; see :func:`bayeslin_jax.fit`).
+
+    Parameters
+    ----------
+    seed : int or key
+        Root of the ``INFER`` stream; run (dataset ``i``, chain ``c``) uses ``fold_in(fold_in(root, i), c)``.
+    phi : array, shape ``(B, n, d)``
+        Design matrices (validated).
+    y : array, shape ``(B, n)``
+        Observations.
+    prior : WeightPrior
+        Prior of the ``d`` weights.
+    noise : Noise
+        Known sigma or its prior.
+    config : NutsConfig
+        Sampler settings and layout.
+    dataset_indices : array, shape ``(B,)``, optional
+        Global dataset indices that key the randomness (default ``0..B-1``).
+    num_devices : int, optional
+        Local devices to split the datasets over (default: all).
+
+    Returns
+    -------
+    NutsResult
+        ``samples["w"]: (B, C, S, d)`` (``samples["sigma"]: (B, C, S)`` for unknown noise) and
+        per-draw ``stats`` ``(B, C, S)``.
     """
     if phi.ndim != 3 or y.ndim != 2 or phi.shape[:2] != y.shape:
         raise BayeslinError(f"expected phi (B, n, d) and y (B, n), got {phi.shape} and {y.shape}")
     num_datasets = phi.shape[0]
     if num_datasets == 0:
         raise BayeslinError("zero datasets: need at least one")
-    if phi.shape[-1] != spec.basis.dim:
-        raise BayeslinError(f"phi has {phi.shape[-1]} features but the spec expects {spec.basis.dim}")
+    if phi.shape[-1] != prior.mean.shape[-1]:
+        raise BayeslinError(f"phi has {phi.shape[-1]} features but the prior has {prior.mean.shape[-1]} weights")
     if dataset_indices is None:
         dataset_indices = jnp.arange(num_datasets)
     indices = jnp.asarray(dataset_indices, dtype=jnp.uint32)
@@ -240,7 +265,7 @@ def sample_nuts(
             phi_runs = jnp.repeat(jax.device_put(phi[block], device), chains, axis=0)
             y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
             batch_size = config.resolved_batch_size(keys.shape[0])
-            out = _run_all(keys, phi_runs, y_runs, spec.prior, spec.noise, config=config, batch_size=batch_size)
+            out = _run_all(keys, phi_runs, y_runs, prior, noise, config=config, batch_size=batch_size)
             pending.append((len(block), out))
 
     def gather(*parts: Array) -> Array:

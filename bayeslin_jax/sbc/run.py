@@ -332,7 +332,7 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
         gate_ok = np.ones(num_datasets, dtype=bool)
     else:
         phi = fit_spec.basis(data.x)
-        result = sample_nuts(seed, phi, data.y, fit_spec, config.nuts, dataset_indices=idx32)
+        result = sample_nuts(seed, phi, data.y, fit_spec.prior, fit_spec.noise, config.nuts, dataset_indices=idx32)
         w = result.samples["w"]
         learn_sigma = not fit_spec.known_sigma
         sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])

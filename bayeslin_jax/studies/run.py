@@ -60,9 +60,8 @@ def sample_on_devices(
 
     ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices.
     """
-    result = sample_nuts(
-        seed, phi, y, spec, config, dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices)
-    )
+    result = sample_nuts(seed, phi, y, spec.prior, spec.noise, config,
+                         dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices))
     return jax.tree.map(np.asarray, result)
 
 
