@@ -37,8 +37,10 @@ def float64_pair():
         data = simulate.tutorial_data(0, np.arange(4))
         phi = spec.basis(data.x)
         return {
-            "barrier_free": sample_nuts(3, phi, data.y, spec, _config("barrier_free", batch_size=3, **config)),
-            "map": sample_nuts(3, phi, data.y, spec, _config("map", **config)),
+            "barrier_free": sample_nuts(
+                3, phi, data.y, spec.prior, spec.noise, _config("barrier_free", batch_size=3, **config)
+            ),
+            "map": sample_nuts(3, phi, data.y, spec.prior, spec.noise, _config("map", **config)),
         }
 
 
@@ -82,8 +84,8 @@ def test_float64_same_chains_dense_mass_unknown_noise() -> None:
         spec = priors.ModelSpec(Polynomial(2), priors.independent_normal(0.0, 1.0, 3), priors.half_normal_noise(1.0))
         data = simulate.prior_data(4, np.arange(3), spec)
         phi = spec.basis(data.x)
-        fsm = sample_nuts(5, phi, data.y, spec, _config("barrier_free", batch_size=4, **config))
-        ref = sample_nuts(5, phi, data.y, spec, _config("map", **config))
+        fsm = sample_nuts(5, phi, data.y, spec.prior, spec.noise, _config("barrier_free", batch_size=4, **config))
+        ref = sample_nuts(5, phi, data.y, spec.prior, spec.noise, _config("map", **config))
     for site in ("w", "sigma"):
         np.testing.assert_allclose(np.asarray(fsm.samples[site]), np.asarray(ref.samples[site]), atol=1e-6, rtol=0)
     np.testing.assert_array_equal(np.asarray(fsm.stats["n_steps"]), np.asarray(ref.stats["n_steps"]))
@@ -127,7 +129,7 @@ def test_matches_exact_posterior(name: str) -> None:
     else:
         data = simulate.prior_data(5, np.arange(NUM_DATASETS), spec)
     phi = spec.basis(data.x)
-    result = sample_nuts(6, phi, data.y, spec, _config("barrier_free"))
+    result = sample_nuts(6, phi, data.y, spec.prior, spec.noise, _config("barrier_free"))
     table = diagnostics.dataset_summary(
         diagnostics.to_datatree(result, spec, phi, data.y, include_log_likelihood=False)
     )
@@ -155,8 +157,8 @@ def independent_pair():
     phi = spec.basis(data.x)
     post = exact.posterior(phi, data.y, spec.prior, spec.noise.sigma)
     config = {"num_warmup": 300, "num_draws": 200}
-    fsm = sample_nuts(10, phi, data.y, spec, _config("barrier_free", **config))
-    ref = sample_nuts(11, phi, data.y, spec, _config("map", **config))
+    fsm = sample_nuts(10, phi, data.y, spec.prior, spec.noise, _config("barrier_free", **config))
+    ref = sample_nuts(11, phi, data.y, spec.prior, spec.noise, _config("map", **config))
     return fsm, ref, post
 
 
