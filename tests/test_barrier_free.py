@@ -186,12 +186,14 @@ def test_statistically_equivalent_to_numpyro(independent_pair) -> None:
     step_b = np.log(np.asarray(ref.stats["step_size"])[..., 0].ravel())
     assert abs(_welch_z(step_a, step_b)) < 4
     assert scipy.stats.ks_2samp(step_a, step_b).pvalue > 1e-4
-    depth_a, depth_b = (np.asarray(r.stats["tree_depth"]).ravel() for r in (fsm, ref))
-    levels = np.union1d(depth_a, depth_b)
-    table = np.array([[np.sum(d == v) for v in levels] for d in (depth_a, depth_b)])
-    table = table[:, table.min(0) >= 5]
-    # pooled depths are autocorrelated within a run: a tiny alpha keeps the chi-square honest
-    assert scipy.stats.chi2_contingency(table).pvalue > 1e-6
+    # tree-depth histograms: a run's draws share its step size, so the run (not the draw) is the
+    # independent unit (a pooled chi-square over draws is overdispersed); per depth, compare the
+    # per-run fractions of draws at that depth across the runs
+    depth_a, depth_b = (np.asarray(r.stats["tree_depth"]).reshape(-1, 200) for r in (fsm, ref))
+    for level in np.union1d(depth_a, depth_b):
+        frac_a, frac_b = (depth_a == level).mean(-1), (depth_b == level).mean(-1)
+        if max(frac_a.mean(), frac_b.mean()) > 0.01:
+            assert abs(_welch_z(frac_a, frac_b)) < 4, level
 
 
 @pytest.mark.slow
