@@ -65,9 +65,11 @@ def fit(
     ----------
     x, y : array_like, shape ``(n,)`` or ``(B, n)``
         One dataset, or ``B`` datasets of ``n`` points each (a leading dataset axis).
-    spec : ModelSpec, optional
+    spec : ModelSpec or model_spec.Model, optional
         Basis, weight prior and noise; default :func:`bayeslin_jax.priors.tutorial_spec` (linear basis,
-        independent N(0, 0.2) priors on ``b`` and ``m``, known sigma = 0.1).
+        independent N(0, 0.2) priors on ``b`` and ``m``, known sigma = 0.1). A
+        :class:`bayeslin_jax.model_spec.Model` (Student-t, horseshoe, GLM, user model) goes to
+        :func:`bayeslin_jax.general.fit_model` (no exact posterior).
     seed : int
         Root of every random stream; dataset ``i`` of a batch uses ``(seed, i)`` only.
     config : NutsConfig, optional
@@ -91,6 +93,13 @@ def fit(
         Bad data (non-finite, mismatched shapes, too few points) or settings, in one line.
     """
     spec = tutorial_spec() if spec is None else spec
+    from bayeslin_jax.model_spec import Model
+
+    if isinstance(spec, Model):  # Student-t, horseshoe, GLM or a user's NumPyro model: the general engine
+        from bayeslin_jax.general import fit_model
+
+        return fit_model(x, y, spec, seed=seed, config=config, log_likelihood=log_likelihood,
+                         num_devices=num_devices, **sampler_options)
     if not isinstance(spec, ModelSpec):
         raise BayeslinError(f"spec must be a ModelSpec, got {type(spec).__name__}")
     config = _config(config, sampler_options)

@@ -79,6 +79,7 @@ import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 
+from bayeslin_jax import validation
 from bayeslin_jax.errors import BayeslinError, StoreError, StoreWarning
 
 ITEM_DIM = "dataset"
@@ -545,10 +546,8 @@ def run_chunked(
     ETA). Returns the complete dataset, opened lazily from disk (bookkeeping variables dropped;
     see :func:`chunk_log`).
     """
-    if not isinstance(num_items, int | np.integer) or num_items < 1:
-        raise BayeslinError(f"number of {desc} must be a positive integer, got {num_items!r}")
-    if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise BayeslinError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    validation.integer(f"number of {desc}", num_items)
+    validation.integer("chunk size", chunk_size)
     if first_item < 0:
         raise BayeslinError(f"first item index must be non-negative, got {first_item}")
     path = Path(path)

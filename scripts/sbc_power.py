@@ -7,6 +7,23 @@ Setups (tutorial model: linear basis, N(0, 0.2) priors, known sigma 0.1, 11 poin
 * ``(b) sd0.7``  posterior draws under-dispersed: sd scaled by 0.7;
 * ``(c) shift``  biased draws: shifted by +0.25 posterior sd.
 
+Errors that marginal ranks cannot see, run through the user-sampler contract
+(:func:`bayeslin_jax.sbc.run_sampler_sbc`, default test quantities: weights, loglik, log_joint,
+two random projections) on the poly3 design (features 1, x, x^2, x^3 on x ~ U(-1, 1), N(0, 0.2)
+priors, sigma 0.1, 11 points: x and x^3, 1 and x^2 are strongly correlated, so is the posterior):
+
+* ``poly3 correct``       exact conjugate draws (false-alarm rate of the new quantities);
+* ``(e) correlation``     draws from the exact *marginals*, independently: every weight's marginal
+                          is exact, the joint is not;
+* ``(f) half the data``   the exact posterior given the first 6 of the 11 points: a calibrated
+                          posterior for every parameter (of less data); only quantities that
+                          depend on the data can see it;
+* ``(g) sd x 0.8``        under-dispersed draws (visible in the marginals too): how much sooner
+                          the joint quantities see it.
+
+For every setup the rejection rate per quantity is reported too (a quantity is flagged when one
+of its Holm-adjusted tests is below alpha): the power of each default quantity.
+
 For each setup and each of ``--repeats`` seeds one SBC run of ``max(grid)`` simulations (exact
 engine + the transformation) is made; its first ``N`` simulations give the verdict at ``N`` for
 every ``N`` in the grid. Reported per ``N``: the rejection rate of the full verdict (Holm over
@@ -20,8 +37,14 @@ poly5 problem (x ~ U(-5, 5), unscaled x^k features) over a grid of warm-up lengt
 The correct setup uses ``--false-alarm-repeats`` seeds (default 1000) so that its false-alarm
 rate is known to about +-0.7%.
 
-Writes ``scripts/results/sbc_power.json``. Runtime with the defaults: ~20 min on 2 CPU cores.
-    python -u scripts/sbc_power.py [--repeats 100] [--grid 25,50,...] [--skip-nuts] [--skip-poly]
+ECDF p-values as in the library (``stats.ecdf_pvalues``): the simulated p-value first, refined
+(exact, or the union bound where that is below 1e-8) below 0.1, where decisions are made.
+
+Writes ``scripts/results/sbc_power.json`` (parts not recomputed are kept from an existing file).
+    python -u scripts/sbc_power.py [--quick] [--repeats 100] [--grid 25,50,...] [--skip-nuts] [--skip-poly]
+The committed file: ``--repeats 100 --false-alarm-repeats 400 --grid 25,50,100,200,400,800,1600,3200
+--skip-nuts --skip-poly`` (20 min on 2 shared CPU cores), then ``... --setups "(g)"`` (5 min);
+the NUTS parts are those of the previous run. ``--quick``: 2.5 min (writes sbc_power_quick.json).
 """
 
 from __future__ import annotations
@@ -39,6 +62,7 @@ from scipy import stats
 from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.priors import tutorial_spec
 from bayeslin_jax.sbc import run as sbc
+from bayeslin_jax.sbc.samplers import ExactSampler, run_sampler_sbc
 from bayeslin_jax.sbc.stats import calibration_tests, dap_in_family, holm, summarize
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sbc_power.json"
@@ -55,11 +79,32 @@ def setups() -> dict[str, dict]:
     }
 
 
-def rejections(ds, grid: list[int], alpha: float, num_ranks: int) -> dict[str, list[bool]]:
+POLY3 = tutorial_spec(degree=3)
+SAMPLER_SETUPS = {  # run through the user-sampler contract with the default test quantities
+    "poly3 correct": ExactSampler(POLY3),
+    "(e) poly3 correlation ignored (exact marginals)": ExactSampler(POLY3, ignore_correlation=True),
+    "(f) poly3 half the data ignored": ExactSampler(POLY3, data_fraction=0.5),
+    "(g) poly3 draws sd x 0.8": ExactSampler(POLY3, sd_scale=0.8),
+}
+
+
+def run_setup(name: str, num: int, seed: int, num_ranks: int):
+    """One SBC run of ``num`` simulations for a named setup (exact engine or user sampler)."""
+    if name in SAMPLER_SETUPS:
+        return run_sampler_sbc(SAMPLER_SETUPS[name], num, seed=seed, spec=POLY3, num_ranks=num_ranks,
+                               chunk_size=num)
+    setup = setups()[name]
+    config = sbc.SbcConfig(engine="exact", num_ranks=num_ranks, distortion=setup["distortion"])
+    return sbc.run_sbc(num, seed=seed, sim_spec=tutorial_spec(), fit_spec=setup["fit_spec"], config=config,
+                       chunk_size=num)
+
+
+def rejections(ds, grid: list[int], alpha: float, num_ranks: int) -> dict[str, list]:
     """Verdicts on the first N simulations for each N: full family, rank tests only, DAP tests only
-    (each sub-family Holm-adjusted on its own)."""
-    out = {"any": [], "ranks": [], "dap": []}
-    mask = dap_in_family(ds["quantity"].values)
+    (each sub-family Holm-adjusted on its own), and per quantity (flagged in the full family)."""
+    out = {"any": [], "ranks": [], "dap": [], "quantity": []}
+    meta = json.loads(ds.attrs["meta"])
+    mask = dap_in_family(ds["quantity"].values, meta.get("linear_quantities"))
     for n in grid:
         sub = ds.isel(dataset=slice(0, n))
         tests = calibration_tests(sub["rank"].values, sub["truth"].values, sub["post_mean"].values,
@@ -68,6 +113,7 @@ def rejections(ds, grid: list[int], alpha: float, num_ranks: int) -> dict[str, l
         out["any"].append(bool(np.nanmin(tests["holm"]) < alpha))
         out["ranks"].append(bool(holm(np.stack([tests["ecdf_p"], tests["chi2_p"]])).min() < alpha))
         out["dap"].append(bool(holm(dap).min() < alpha))
+        out["quantity"].append(np.nanmin(tests["holm"], axis=0) < alpha)
     return out
 
 
@@ -85,34 +131,45 @@ def min_n(grid: list[int], rates: list[float], target: float = 0.9):
 
 
 def exact_power(grid: list[int], repeats: int, alpha: float, false_alarm_repeats: int,
-                num_ranks: int = 99) -> dict:
-    spec = tutorial_spec()
+                num_ranks: int = 99, names: list[str] | None = None) -> dict:
     out = {}
     sims, seconds = 0, 0.0
-    for name, setup in setups().items():
-        config = sbc.SbcConfig(engine="exact", num_ranks=num_ranks, distortion=setup["distortion"])
-        reps = false_alarm_repeats if name == "correct" else repeats
+    for name in names or [*setups(), *SAMPLER_SETUPS]:
+        reps = false_alarm_repeats if "correct" in name else repeats
         hits = {key: np.zeros((reps, len(grid)), dtype=bool) for key in ("any", "ranks", "dap")}
+        per_quantity, quantities = None, None
         for r in range(reps):
             t0 = time.perf_counter()
-            ds = sbc.run_sbc(max(grid), seed=1000 + r, sim_spec=spec, fit_spec=setup["fit_spec"], config=config,
-                             chunk_size=max(grid))
+            ds = run_setup(name, max(grid), 1000 + r, num_ranks)
             if r > 0:  # the first run of each setup includes compilation
                 seconds += time.perf_counter() - t0
                 sims += max(grid)
-            for key, values in rejections(ds, grid, alpha, num_ranks).items():
-                hits[key][r] = values
-        entry = {"repeats": reps, "per_n": {}, "min_n_90": {}}
+            result = rejections(ds, grid, alpha, num_ranks)
+            for key in hits:
+                hits[key][r] = result[key]
+            if per_quantity is None:
+                quantities = [str(q) for q in ds["quantity"].values]
+                per_quantity = np.zeros((reps, len(grid), len(quantities)), dtype=bool)
+            per_quantity[r] = np.stack(result["quantity"])
+        entry = {"repeats": reps, "per_n": {}, "min_n_90": {}, "quantities": quantities,
+                 "quantity_min_n_90": {}, "quantity_rate": {}}
         for key in hits:
             rates = hits[key].mean(0).tolist()
             entry["min_n_90"][key] = min_n(grid, rates)
             for j, n in enumerate(grid):
                 entry["per_n"].setdefault(str(n), {})[key] = rate_summary(hits[key][:, j])
+        q_rates = per_quantity.mean(0)  # (grid, Q)
+        for k, q in enumerate(quantities):
+            entry["quantity_min_n_90"][q] = min_n(grid, q_rates[:, k].tolist())
+            entry["quantity_rate"][q] = {str(n): float(q_rates[j, k]) for j, n in enumerate(grid)}
         out[name] = entry
-        print(f"{name:<30} ({reps} seeds) min N for >=90% detection: all tests {entry['min_n_90']['any']}, "
+        print(f"{name:<48} ({reps} seeds) min N for >=90% detection: all tests {entry['min_n_90']['any']}, "
               f"ranks only {entry['min_n_90']['ranks']}, DAP only {entry['min_n_90']['dap']}")
         print("   rejection rate (all tests) by N: "
               + ", ".join(f"{n}: {entry['per_n'][str(n)]['any']['rate']:.2f}" for n in grid))
+        print("   per quantity, min N for >=90% (rate at the largest N): "
+              + ", ".join(f"{q}: {entry['quantity_min_n_90'][q]} ({q_rates[-1, k]:.2f})"
+                          for k, q in enumerate(quantities)))
     return {"setups": out, "simulations_per_second": sims / seconds if seconds else None}
 
 
@@ -216,8 +273,19 @@ def main() -> None:
     parser.add_argument("--skip-exact", action="store_true", help="keep the exact-engine part of an existing --out")
     parser.add_argument("--skip-nuts", action="store_true")
     parser.add_argument("--skip-poly", action="store_true")
+    parser.add_argument("--setups", default="",
+                        help="comma-separated names (or prefixes, e.g. '(g)') of the setups to recompute; "
+                             "the others are kept from --out")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--quick", action="store_true",
+                        help="a few minutes: 20 seeds (100 for correct setups), N up to 800, no NUTS parts; "
+                             "writes sbc_power_quick.json unless --out")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.false_alarm_repeats, args.grid = 20, 100, "25,50,100,200,400,800"
+        args.skip_nuts = args.skip_poly = True
+        if args.out == str(RESULTS):
+            args.out = str(RESULTS.with_name("sbc_power_quick.json"))
     grid = [int(v) for v in args.grid.split(",")]
     result = {
         "alpha": args.alpha,
@@ -229,10 +297,20 @@ def main() -> None:
                     "devices": [str(d) for d in jax.devices()]},
     }
     out = Path(args.out)
-    if args.skip_exact and out.is_file():  # update the parts computed now, keep the others
-        result = {**json.loads(out.read_text()), **{k: v for k, v in result.items() if k != "grid"}}
+    if out.is_file() and (args.skip_exact or args.skip_nuts or args.skip_poly):  # keep the parts not recomputed
+        kept = json.loads(out.read_text())
+        result = {**kept, **{k: v for k, v in result.items() if not (args.skip_exact and k == "grid")}}
     t0 = time.perf_counter()
-    if not args.skip_exact:
+    if args.setups:
+        wanted = [w.strip() for w in args.setups.split(",")]
+        names = [n for n in [*setups(), *SAMPLER_SETUPS] if any(n.startswith(w) for w in wanted)]
+        kept = json.loads(out.read_text()) if out.is_file() else {}
+        if kept.get("grid", grid) != grid:
+            parser.error(f"--setups must use the grid of {out}: {kept['grid']}")
+        result = {**kept, **result}
+        part = exact_power(grid, args.repeats, args.alpha, args.false_alarm_repeats, names=names)
+        result.setdefault("exact", {"setups": {}}).setdefault("setups", {}).update(part["setups"])
+    elif not args.skip_exact:
         result["exact"] = exact_power(grid, args.repeats, args.alpha, args.false_alarm_repeats)
     if not args.skip_nuts:
         result["nuts"] = nuts_checks(args.nuts_sims, args.nuts_repeats, args.alpha)

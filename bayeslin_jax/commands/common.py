@@ -90,7 +90,8 @@ def check_output_dir(path: str | None, flag: str) -> None:
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--basis", default="linear", help="'linear' (features b, m) or 'poly<k>', e.g. poly5")
-    group.add_argument("--prior", choices=("independent", "mvn"), default="independent", help="weight prior family")
+    group.add_argument("--prior", choices=("independent", "mvn", "horseshoe"), default="independent",
+                       help="weight prior family (horseshoe: regularized horseshoe, see --expected-nonzero)")
     group.add_argument("--prior-mean", default="0", help="prior mean: one number or one per feature (comma-separated)")
     group.add_argument("--prior-scale", default="0.2", help="independent prior sd: one number or one per feature")
     group.add_argument("--prior-cov", help="MVN prior covariance, rows separated by ';', e.g. '0.04,-0.02;-0.02,0.04'")

@@ -22,12 +22,14 @@ from bayeslin_jax.commands.common import (
     config_from_args,
     spec_from_args,
 )
+from bayeslin_jax.commands.models import add_model_arguments, model_from_args, run_fit
 from bayeslin_jax.data import load_csv
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="CSV file with columns x and y ('-': read standard input)")
     add_spec_arguments(parser)
+    add_model_arguments(parser)
     add_sampler_arguments(parser)
     parser.add_argument("--json", dest="json_path", help="write a machine-readable result here")
     parser.add_argument("--plot", dest="plot_path", help="write the posterior lines + predictive band figure here")
@@ -40,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     x, y = load_csv(args.data, dtype=np.float64 if args.x64 else np.float32)
     from bayeslin_jax.api import fit
 
-    spec = spec_from_args(args)
     config = config_from_args(args)
+    model = model_from_args(args, len(x))
+    if model is not None:
+        return run_fit(args, x, y, model, config)
+    spec = spec_from_args(args)
     result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False)
 
     settings = f"{config.num_chains} chains x {config.num_draws} draws, {len(x)} points, {spec.basis.name}"

@@ -19,6 +19,7 @@ from bayeslin_jax.commands.common import (
     positive_int,
     spec_from_args,
 )
+from bayeslin_jax.commands.models import add_model_arguments, model_from_args
 from bayeslin_jax.errors import BayeslinError
 
 
@@ -28,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("nuts", "exact"), default="nuts",
                         help="fit each dataset with NUTS or with exact conjugate draws (known noise)")
     add_spec_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("--prior-corr", type=float, default=-0.5,
                         help="with --prior mvn and no --prior-cov: correlation of the 2 weights (default -0.5)")
     parser.add_argument("--fit-prior-scale", type=float, default=None,
@@ -82,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     check_output_file(args.json, "--json")
     check_output_dir(args.plots, "--plots")
-    sim_spec = _spec(args)
-    fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)
+    model = model_from_args(args, args.points)
+    if model is None:
+        sim_spec = _spec(args)
+        fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)
     predict_at = tuple(float(v) for v in np.atleast_1d(parse_vector(args.predict_at, "--predict-at")))
     config = sbc.SbcConfig(
         engine=args.engine,
@@ -96,8 +100,16 @@ def run(args: argparse.Namespace) -> int:
         rhat_max=args.rhat_max,
     )
     start = time.perf_counter()
-    ds = sbc.run_sbc(args.simulations, seed=args.seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config,
-                     chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
+    if model is not None:
+        from bayeslin_jax.sbc.general import run_model_sbc
+
+        if args.engine != "nuts" or args.fit_prior_scale is not None or not config.distortion.is_identity:
+            raise BayeslinError(f"{model.name}: SBC runs with --engine nuts, no --fit-prior-scale or distortion")
+        ds = run_model_sbc(args.simulations, model=model, seed=args.seed, config=config,
+                           chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
+    else:
+        ds = sbc.run_sbc(args.simulations, seed=args.seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config,
+                         chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
     wall = time.perf_counter() - start
     report = sbc_stats.summarize(ds, alpha=args.alpha, include_failed=args.include_failed)
     print(report.table())

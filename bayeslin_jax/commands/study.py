@@ -17,10 +17,12 @@ from bayeslin_jax.commands.common import (
     positive_int,
     spec_from_args,
 )
+from bayeslin_jax.commands.models import add_model_arguments, model_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser)
+    add_model_arguments(parser)
     add_sampler_arguments(parser)
     nuts = parser.add_argument_group("sampler layout")
     nuts.add_argument("--max-tree-depth", type=positive_int, default=10)
@@ -55,11 +57,25 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    spec = spec_from_args(args)
     nuts = config_from_args(args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size)
+    t0 = time.perf_counter()
+    model = model_from_args(args, args.num_points)
+    if model is not None:
+        from bayeslin_jax.errors import BayeslinError
+        from bayeslin_jax.studies.general import run_model_study
+
+        if args.distributed or args.simulator != "prior" or args.save_draws:
+            raise BayeslinError(f"{model.name}: studies of this model use the prior simulator, one process, no draws")
+        ds = run_model_study(args.out, model, nuts, num_datasets=args.datasets, seed=args.seed,
+                             chunk_size=args.chunk_size or 256, num_points=args.num_points, num_devices=args.devices,
+                             progress=not args.no_progress)
+        print(f"study: {ds.sizes['dataset']} datasets of {model.name} in {args.out} "
+              f"(this run {time.perf_counter() - t0:.1f} s)")
+        print(f"report: bayeslin report {args.out} --out <dir>")
+        return 0
+    spec = spec_from_args(args)
     config = study.StudyConfig(num_datasets=args.datasets, seed=args.seed, nuts=nuts, simulator=args.simulator,
                                num_points=args.num_points, save_draws=args.save_draws, chunk_size=args.chunk_size)
-    t0 = time.perf_counter()
     ds = study.run_study(args.out, spec, config, num_devices=args.devices, progress=not args.no_progress,
                          distributed=args.distributed)
     wall = time.perf_counter() - t0

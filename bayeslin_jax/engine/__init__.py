@@ -7,6 +7,15 @@ the default off CPU): one batched leapfrog per loop step, lanes never wait for e
 """
 
 from bayeslin_jax.engine.barrier_free import LaneCounts, lane_utilization
-from bayeslin_jax.engine.nuts import STAT_NAMES, NutsConfig, NutsResult, run_keys, sample_nuts
+from bayeslin_jax.engine.nuts import STAT_NAMES, NutsConfig, NutsResult, chain_keys, run_keys, sample_nuts
 
-__all__ = ["STAT_NAMES", "LaneCounts", "NutsConfig", "NutsResult", "lane_utilization", "run_keys", "sample_nuts"]
+__all__ = [
+    "STAT_NAMES",
+    "LaneCounts",
+    "NutsConfig",
+    "NutsResult",
+    "chain_keys",
+    "lane_utilization",
+    "run_keys",
+    "sample_nuts",
+]

@@ -199,7 +199,11 @@ def _run_all(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int 
 
 def run_keys(seed: int | Array, dataset_indices: Array, num_chains: int) -> Array:
     """Keys ``(B * C,)`` for every (dataset, chain) run, from global dataset indices ``(B,)``."""
-    per_dataset = keyring.dataset_keys(seed, keyring.INFER, dataset_indices)
+    return chain_keys(keyring.dataset_keys(seed, keyring.INFER, dataset_indices), num_chains)
+
+
+def chain_keys(per_dataset: Array, num_chains: int) -> Array:
+    """Keys ``(B * C,)`` for every (dataset, chain) run from one key per dataset ``(B,)``."""
     chains = jnp.arange(num_chains, dtype=jnp.uint32)
     per_run = jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(chains))(per_dataset)
     return per_run.reshape(-1)
@@ -214,6 +218,7 @@ def sample_nuts(
     config: NutsConfig = NutsConfig(),
     dataset_indices: Array | None = None,
     num_devices: int | None = None,
+    dataset_keys: Array | None = None,
 ) -> NutsResult:
     """Run NUTS on B datasets in one compiled program.
 
@@ -238,6 +243,9 @@ def sample_nuts(
         Global dataset indices that key the randomness (default ``0..B-1``).
     num_devices : int, optional
         Local devices to split the datasets over (default: all).
+    dataset_keys : array of keys, shape ``(B,)``, optional
+        One key per dataset instead of ``(seed, dataset_indices)`` (those give
+        ``keys.dataset_keys(seed, keys.INFER, dataset_indices)``; SBC samplers get these).
 
     Returns
     -------
@@ -261,7 +269,10 @@ def sample_nuts(
     pending = []
     for device, block in zip(devices, blocks, strict=True):
         with jax.default_device(device):
-            keys = run_keys(seed, jax.device_put(indices[block], device), chains)
+            if dataset_keys is None:
+                keys = run_keys(seed, jax.device_put(indices[block], device), chains)
+            else:
+                keys = chain_keys(jax.device_put(dataset_keys[block], device), chains)
             phi_runs = jnp.repeat(jax.device_put(phi[block], device), chains, axis=0)
             y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
             batch_size = config.resolved_batch_size(keys.shape[0])

@@ -45,7 +45,7 @@ from jax import Array
 from scipy.special import ndtr
 from tqdm.auto import tqdm
 
-from bayeslin_jax import exact, simulate
+from bayeslin_jax import exact, simulate, validation
 from bayeslin_jax import keys as keyring
 from bayeslin_jax.basis import Polynomial
 from bayeslin_jax.diagnostics import chain_diagnostics
@@ -107,8 +107,7 @@ class SbcConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise BayeslinError(f"unknown engine {self.engine!r}: use 'nuts' or 'exact'")
-        if not isinstance(self.num_ranks, int) or self.num_ranks < 1:
-            raise BayeslinError(f"number of ranked draws L must be a positive integer, got {self.num_ranks!r}")
+        validation.integer("number of ranked draws L", self.num_ranks)
         if not isinstance(self.num_points, int) or self.num_points < 1:
             raise BayeslinError(f"need at least 1 data point per simulation, got {self.num_points!r}")
         if not (math.isfinite(self.x_scale) and self.x_scale > 0):
@@ -436,24 +435,30 @@ def run_sbc(
     _check_specs(sim_spec, fit_spec)
     if config.engine == "exact":
         _known_sigma(fit_spec.noise)
-    if not isinstance(num_simulations, int | np.integer) or num_simulations < 1:
-        raise BayeslinError(f"number of simulations must be a positive integer, got {num_simulations!r}")
+    validation.integer("number of simulations", num_simulations)
     chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
-    if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise BayeslinError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    validation.integer("chunk size", chunk_size)
     meta = store_meta(seed, sim_spec, fit_spec, config)
 
     def compute(indices: np.ndarray) -> xr.Dataset:
         return sbc_chunk(indices, seed=seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config)
 
+    return run_chunks(compute, int(num_simulations), int(chunk_size), meta=meta, store=store, progress=progress)
+
+
+def run_chunks(compute, num_simulations: int, chunk_size: int, *, meta: dict, store: str | Path | None = None,
+               progress: bool = False) -> xr.Dataset:
+    """``compute(indices)`` over simulations ``0 .. num_simulations - 1`` in chunks: through the
+    resumable store (:func:`bayeslin_jax.store.run_chunked`) when ``store`` is given, else in memory.
+    Returns the concatenated dataset (loaded) with attrs ``meta`` (JSON)."""
     if store is not None:
-        ds = run_chunked(store, meta=meta, num_items=int(num_simulations), chunk_size=int(chunk_size),
+        ds = run_chunked(store, meta=meta, num_items=num_simulations, chunk_size=chunk_size,
                          compute=compute, progress=progress, desc="simulations").load()
     else:
         parts = []
-        with tqdm(total=int(num_simulations), desc="simulations", disable=not progress) as bar:
-            for start in range(0, int(num_simulations), int(chunk_size)):
-                stop = min(start + int(chunk_size), int(num_simulations))
+        with tqdm(total=num_simulations, desc="simulations", disable=not progress) as bar:
+            for start in range(0, num_simulations, chunk_size):
+                stop = min(start + chunk_size, num_simulations)
                 parts.append(compute(np.arange(start, stop, dtype=np.int64)))
                 bar.update(stop - start)
         ds = xr.concat(parts, dim="dataset") if len(parts) > 1 else parts[0]
@@ -485,6 +490,7 @@ __all__ = [
     "open_sbc",
     "quantity_names",
     "rank_and_pit",
+    "run_chunks",
     "run_sbc",
     "sbc_chunk",
     "store_meta",

@@ -19,10 +19,16 @@ Input: the per-simulation dataset of :func:`bayeslin_jax.sbc.run_sbc` (``rank``,
 
 ECDF test details. For ranks in ``{0..L}`` the ECDF is evaluated at the rank boundaries
 ``z_i = i / (L + 1)``, ``i = 1..L``, where under uniformity ``N F_N(z_i) ~ Binomial(N, z_i)``.
-The statistic is ``gamma = 2 min_i min(P(X <= c_i), P(X >= c_i))``; its null distribution is
-simulated from multinomial rank counts (exact for the discrete ranks), and
-``p = (1 + #{gamma_null <= gamma}) / (M + 1)``. Rejecting at level ``a`` is the same as the
-ECDF leaving the simultaneous ``1 - a`` band (the band ArviZ draws in the ECDF-PIT plots).
+The statistic is ``gamma = 2 min_i min(P(X <= c_i), P(X >= c_i))`` (computed in log space, so it
+never underflows). ``p = P_null(gamma_null <= gamma)`` is the probability that the ECDF leaves
+the band of counts whose tails both exceed ``gamma / 2``. Adaptive (:func:`ecdf_pvalues`): a
+simulated null first; below 0.1, where decisions are made, refined exactly by Säilynoja et al.'s
+(2022) recursion over the conditional binomial increments of the counts (no simulation floor),
+or by the conservative union bound ``L * gamma`` once that is below 1e-8. Rejecting at level
+``a`` is the same as the ECDF leaving the simultaneous ``1 - a`` band (the band ArviZ draws in
+the ECDF-PIT plots). Chi-square p-values come from ``chi2.logsf``; reported p-values are
+clipped at the smallest positive float (never 0) and the unclipped ``log10`` values are kept
+(``ecdf_log10_p``, ``chi2_log10_p``).
 """
 
 from __future__ import annotations
@@ -35,13 +41,16 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from scipy import stats
-from scipy.special import bdtr, bdtrc
+from scipy.special import bdtr, bdtrc, gammaln, logsumexp, xlog1py, xlogy
 
 from bayeslin_jax.errors import BayeslinError
 
 COVERAGE_LEVELS = (0.5, 0.8, 0.9, 0.95)
 NON_LINEAR = ("loglik", "sigma")
 ECDF_SIMULATIONS = 5000
+ECDF_EXACT_BUDGET = 20_000_000  # transition-matrix entries per quantity for the exact ECDF p-value (~1 s)
+ECDF_BOUND_BELOW = 1e-8  # where the union bound L * gamma is below this, it is the reported (conservative) p
+ECDF_REFINE_BELOW = 0.1  # simulated p-values below this are refined (exact / bound); above, they stand
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,14 +66,47 @@ def rank_counts(ranks: np.ndarray, num_ranks: int) -> np.ndarray:
     return np.stack([np.bincount(r, minlength=num_ranks + 1) for r in ranks.T])
 
 
-def _gamma(counts: np.ndarray, total: int) -> np.ndarray:
-    """Säilynoja's gamma from rank counts ``(..., L + 1)`` -> ``(...)``."""
+def _log_tails(counts: np.ndarray, total: int, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``log P(X <= c)`` and ``log P(X >= c)`` for ``X ~ Binomial(total, z)``; ``counts: (..., L)``, ``z: (L,)``.
+
+    Computed with ``bdtr``/``bdtrc``; where those underflow (below 1e-280) the tail is summed in log
+    space from the log-pmf, so neither is ever ``-inf`` for ``0 <= c <= total``.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    z = np.broadcast_to(z, counts.shape)
+    lower = bdtr(counts, total, z)
+    upper = np.where(counts > 0, bdtrc(np.maximum(counts - 1, 0), total, z), 1.0)
+    with np.errstate(divide="ignore"):
+        logs = [np.log(lower), np.log(upper)]
+    for which, values in enumerate((lower, upper)):
+        for idx in zip(*np.nonzero(values < 1e-280), strict=True):
+            c = int(counts[idx])
+            ks = np.arange(0, c + 1) if which == 0 else np.arange(c, total + 1)
+            logs[which][idx] = logsumexp(_binom_logpmf(ks, total, float(z[idx])))
+    return logs[0], logs[1]
+
+
+def _binom_logpmf(k, n, q: float) -> np.ndarray:
+    """``log Binomial(k; n, q)``, broadcasting ``k`` and ``n``; ``-inf`` outside ``0..n``."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    inside = (k >= 0) & (k <= n)
+    kk, nn = np.where(inside, k, 0.0), np.where(inside, n, 0.0)
+    out = gammaln(nn + 1) - gammaln(kk + 1) - gammaln(nn - kk + 1) + xlogy(kk, q) + xlog1py(nn - kk, -q)
+    return np.where(inside, out, -np.inf)
+
+
+def _log_gamma(counts: np.ndarray, total: int) -> np.ndarray:
+    """``log`` of Säilynoja's gamma from rank counts ``(..., L + 1)`` -> ``(...)`` (never ``-inf``)."""
     num_values = counts.shape[-1]
     z = np.arange(1, num_values) / num_values
     below = np.cumsum(counts, axis=-1)[..., :-1]  # N * ECDF(z_i)
-    lower = bdtr(below, total, z)  # P(X <= c)
-    upper = np.where(below > 0, bdtrc(np.maximum(below - 1, 0), total, z), 1.0)  # P(X >= c)
-    return 2.0 * np.minimum(lower, upper).min(-1)
+    log_lower, log_upper = _log_tails(below, total, z)
+    return np.log(2.0) + np.minimum(log_lower, log_upper).min(-1)
+
+
+def _gamma(counts: np.ndarray, total: int) -> np.ndarray:
+    """Säilynoja's gamma ``2 min_i min(P(X_i <= c_i), P(X_i >= c_i))`` from rank counts ``(..., L + 1)``."""
+    return np.exp(_log_gamma(counts, total))
 
 
 @lru_cache(maxsize=64)
@@ -74,17 +116,130 @@ def _gamma_null(total: int, num_ranks: int, num_sims: int, seed: int) -> np.ndar
     return np.sort(_gamma(counts, total))
 
 
-def ecdf_test(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULATIONS, seed: int = 0):
-    """Simultaneous ECDF band test per quantity. ``ranks: (N, Q)`` -> ``(gamma (Q,), p (Q,))``.
+def _band(log_half_gamma: float, total: int, num_ranks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts ``lo_i <= c <= hi_i`` whose two binomial tails both exceed ``gamma / 2``, ``i = 1..L``.
 
-    ``p`` is a Monte-Carlo p-value with ``num_sims`` null simulations (resolution ``1/(num_sims+1)``).
+    Candidates from ``binom.ppf``, then corrected with :func:`_log_tails` (the function gamma is
+    computed with), so that the observed ECDF's own extreme point lies outside its band exactly.
+    """
+    z = np.arange(1, num_ranks + 1) / (num_ranks + 1)
+    half = float(np.exp(log_half_gamma))
+    lo = np.clip(np.nan_to_num(stats.binom.ppf(half, total, z), nan=0.0), 0, total).astype(np.int64)
+    hi = np.clip(np.nan_to_num(stats.binom.isf(half, total, z), nan=total), 0, total).astype(np.int64)
+    for _ in range(total + 2):  # a few steps at most: ppf is exact up to rounding
+        low_tail_lo = _log_tails(lo, total, z)[0]
+        low_tail_prev = _log_tails(np.maximum(lo - 1, 0), total, z)[0]
+        up = (low_tail_lo <= log_half_gamma) & (lo < total)
+        down = (low_tail_prev > log_half_gamma) & (lo > 0) & ~up
+        up_tail_hi = _log_tails(hi, total, z)[1]
+        up_tail_next = _log_tails(np.minimum(hi + 1, total), total, z)[1]
+        dec = (up_tail_hi <= log_half_gamma) & (hi > 0)
+        inc = (up_tail_next > log_half_gamma) & (hi < total) & ~dec
+        if not (up.any() or down.any() or dec.any() or inc.any()):
+            break
+        lo, hi = lo + up - down, hi - dec + inc
+    return lo, hi
+
+
+def _band_cost(lo: np.ndarray, hi: np.ndarray) -> int:
+    """Transition-matrix entries the exact recursion evaluates for this band."""
+    width = np.maximum(hi - lo + 1, 0)
+    return int(np.sum(np.concatenate([[1], width[:-1]]) * width))
+
+
+def _exact_exit_log_p(lo: np.ndarray, hi: np.ndarray, total: int) -> float:
+    """``log P(some c_i outside [lo_i, hi_i])`` under uniform ranks, exactly (Säilynoja et al. 2022).
+
+    Given ``c_{i-1} = k`` draws below ``z_{i-1}``, ``c_i - k ~ Binomial(total - k, q_i)`` with
+    ``q_i = (z_i - z_{i-1}) / (1 - z_{i-1})``. The recursion carries the probability of having
+    stayed inside the band so far and adds up the probability of leaving it at each step from
+    binomial tails (small positive terms, never a difference ``1 - P(inside)``, so small p
+    values keep their full relative precision).
+    """
+    num_values = len(lo) + 1
+    ks, state = np.zeros(1, dtype=np.int64), np.ones(1)
+    log_fact = gammaln(np.arange(total + 1) + 1.0)
+    log_exits = []
+    for i in range(1, num_values):
+        q = 1.0 / (num_values - i + 1)
+        remaining = total - ks
+        a, b = lo[i - 1], hi[i - 1]
+        below = np.where(a - ks - 1 >= 0, bdtr(np.maximum(a - ks - 1, 0), remaining, q), 0.0)
+        above = np.where(b - ks >= 0, bdtrc(np.maximum(b - ks, 0), remaining, q), 1.0)
+        above = np.where(remaining == 0, (b - ks < 0).astype(float), above)
+        with np.errstate(divide="ignore"):
+            log_exits.append(np.log(state) + np.log(below + above))
+        cs = np.arange(a, b + 1)
+        step = cs[None, :] - ks[:, None]  # (k, c): draws between z_{i-1} and z_i
+        inside = (step >= 0) & (step <= remaining[:, None])
+        step = np.where(inside, step, 0)
+        log_pmf = (log_fact[remaining][:, None] - log_fact[step] - log_fact[remaining[:, None] - step]
+                   + step * np.log(q) + (remaining[:, None] - step) * np.log1p(-q))
+        state = state @ np.where(inside, np.exp(log_pmf), 0.0)
+        ks = cs
+    return float(logsumexp(np.concatenate(log_exits)))
+
+
+def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULATIONS, seed: int = 0,
+                 budget: float = ECDF_EXACT_BUDGET, refine_below: float = ECDF_REFINE_BELOW,
+                 bound_below: float = ECDF_BOUND_BELOW) -> dict[str, np.ndarray]:
+    """The simultaneous ECDF test per quantity, with p-values that have no simulation floor.
+
+    ``ranks: (N, Q)`` in ``0..L``. Returns ``gamma``, ``log10_gamma``, ``p`` (never 0: clipped at
+    the smallest positive float), ``log10_p`` and ``method`` ``(Q,)``, one of
+
+    * ``"bound"``: where ``L * gamma < bound_below`` (decisive for any family), the union bound
+      ``p <= L * gamma`` (each of the L points is outside its band with probability at most
+      gamma): a conservative p-value within a factor 2L of the true one (``p >= gamma / 2``);
+      computed in log space, so ``log10_p`` is finite however extreme the ranks;
+    * ``"exact"``: otherwise the band recursion of Säilynoja et al. (2022) (see
+      :func:`_exact_exit_log_p`), whenever it costs at most ``budget`` transition-matrix entries
+      (for N up to a few thousand at least);
+    * ``"simulated"``: otherwise (large N, moderate p), ``(1 + #{gamma_null <= gamma}) / (M + 1)``
+      from ``num_sims`` multinomial null draws.
+
+    Adaptive: the simulated p-value (``num_sims`` cached null draws) comes first and is refined
+    (bound or exact) only where it is below ``refine_below`` (default 0.1), where decisions are
+    made; above it the simulated value stands (``method`` ``"simulated"``, resolution
+    ``1 / (num_sims + 1)``, irrelevant there). ``refine_below=1`` refines every p-value.
     """
     counts = rank_counts(ranks, num_ranks)
     total = int(counts[0].sum())
-    gamma = _gamma(counts, total)
-    null = _gamma_null(total, num_ranks, num_sims, seed)
-    p = (1.0 + np.searchsorted(null, gamma, side="right")) / (num_sims + 1.0)
-    return gamma, p
+    log_gamma = _log_gamma(counts, total)
+    log_p = np.zeros(log_gamma.shape)
+    method = np.full(log_gamma.shape, "exact", dtype=object)
+    null = _gamma_null(total, num_ranks, num_sims, seed) if refine_below < 1.0 else None
+    for q, lg in enumerate(log_gamma):
+        if lg >= 0.0:  # gamma >= 1: every null draw is at least as extreme
+            continue
+        if null is not None:
+            simulated = (1.0 + np.searchsorted(null, np.exp(lg), side="right")) / (num_sims + 1.0)
+            if simulated >= refine_below:
+                log_p[q], method[q] = np.log(simulated), "simulated"
+                continue
+        if bound_below > 0 and lg + np.log(num_ranks) < np.log(bound_below):
+            log_p[q], method[q] = lg + np.log(num_ranks), "bound"
+            continue
+        # tails within a relative 1e-9 of gamma / 2 count as ties (as extreme): rounding must not split them
+        lo, hi = _band(lg - np.log(2.0) + 1e-9, total, num_ranks)
+        if _band_cost(lo, hi) <= budget:
+            log_p[q] = min(0.0, _exact_exit_log_p(lo, hi, total))
+        else:
+            null = _gamma_null(total, num_ranks, num_sims, seed)
+            hits = np.searchsorted(null, np.exp(lg), side="right")
+            log_p[q], method[q] = np.log((1.0 + hits) / (num_sims + 1.0)), "simulated"
+    tiny = np.finfo(float).tiny
+    return {"gamma": np.exp(log_gamma), "log10_gamma": log_gamma / np.log(10.0),
+            "p": np.maximum(np.exp(log_p), tiny), "log10_p": log_p / np.log(10.0), "method": method}
+
+
+def ecdf_test(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULATIONS, seed: int = 0):
+    """Simultaneous ECDF band test per quantity. ``ranks: (N, Q)`` -> ``(gamma (Q,), p (Q,))``.
+
+    ``p`` from :func:`ecdf_pvalues` (exact where affordable; never 0).
+    """
+    out = ecdf_pvalues(ranks, num_ranks, num_sims, seed)
+    return out["gamma"], out["p"]
 
 
 def ecdf_band(total: int, num_ranks: int, prob: float, num_sims: int = ECDF_SIMULATIONS, seed: int = 0):
@@ -110,16 +265,27 @@ def chi2_test(ranks: np.ndarray, num_ranks: int, num_bins: int | None = None):
     """Chi-square test of binned ranks per quantity -> ``(statistic (Q,), p (Q,), bins)``.
 
     Rank values ``0..L`` are split into contiguous bins as equal as possible; expected counts are
-    proportional to the number of rank values in each bin.
+    proportional to the number of rank values in each bin. ``p`` comes from ``chi2.logsf`` and is
+    clipped at the smallest positive float, never 0 (:func:`chi2_log10_p` gives the unclipped log).
     """
+    statistic, log_p, num_bins = _chi2(ranks, num_ranks, num_bins)
+    return statistic, np.maximum(np.exp(log_p), np.finfo(float).tiny), num_bins
+
+
+def chi2_log10_p(ranks: np.ndarray, num_ranks: int, num_bins: int | None = None) -> np.ndarray:
+    """``log10`` of the chi-square test's p-value per quantity ``(Q,)``, in log space (no underflow)."""
+    return _chi2(ranks, num_ranks, num_bins)[1] / np.log(10.0)
+
+
+def _chi2(ranks: np.ndarray, num_ranks: int, num_bins: int | None):
     counts = rank_counts(ranks, num_ranks)
     total = int(counts[0].sum())
     num_bins = chi2_bins(num_ranks, total) if num_bins is None else num_bins
     groups = np.array_split(np.arange(num_ranks + 1), num_bins)
     observed = np.stack([counts[:, g].sum(-1) for g in groups], axis=-1)
     expected = total * np.array([len(g) for g in groups]) / (num_ranks + 1)
-    statistic, p = stats.chisquare(observed, expected, axis=-1)
-    return np.atleast_1d(statistic), np.atleast_1d(p), num_bins
+    statistic = np.atleast_1d(((observed - expected) ** 2 / expected).sum(-1))
+    return statistic, stats.chi2.logsf(statistic, num_bins - 1), num_bins
 
 
 def holm(pvalues) -> np.ndarray:
@@ -188,9 +354,14 @@ def data_averaged_posterior(truth: np.ndarray, post_mean: np.ndarray, post_sd: n
         "prior_sd": truth.std(0, ddof=1),
         "t_mean": t_mean,
         "t_moment": t_moment,
-        "p_mean": 2.0 * stats.t.sf(np.abs(t_mean), n - 1),
-        "p_moment": 2.0 * stats.t.sf(np.abs(t_moment), n - 1),
+        "p_mean": _two_sided_t(t_mean, n - 1),
+        "p_moment": _two_sided_t(t_moment, n - 1),
     }
+
+
+def _two_sided_t(t: np.ndarray, df: int) -> np.ndarray:
+    """Two-sided t-test p-value from ``t.logsf`` (in log space), clipped at the smallest positive float."""
+    return np.maximum(np.exp(np.log(2.0) + stats.t.logsf(np.abs(t), df)), np.finfo(float).tiny)
 
 
 def compare_exact(ds: xr.Dataset) -> dict[str, np.ndarray] | None:
@@ -226,18 +397,30 @@ def compare_exact(ds: xr.Dataset) -> dict[str, np.ndarray] | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def dap_in_family(quantities) -> np.ndarray:
+def dap_in_family(quantities, linear=None) -> np.ndarray:
     """``(Q,)`` bool: quantities whose data-averaged-posterior tests count in the verdict.
 
-    Those linear in the weights (weights, mean function). For ``loglik`` and ``sigma`` the moment
+    Those linear in the weights (weights, mean function; or the names in ``linear`` when given,
+    as user-sampler runs record them). For ``loglik`` and ``sigma`` the moment
     statistic is skewed and heavy-tailed; measured under exact calibration its t-test p-values
     were anti-conservative (p < 0.005 in 2.6% of runs at N = 100), so they are reported only.
     """
+    if linear is not None:
+        return np.array([str(q) in set(linear) for q in quantities], dtype=bool)
     return np.array([str(q) not in NON_LINEAR for q in quantities])
 
 
+def _dap_mask(meta: dict, quantities) -> np.ndarray:
+    """``meta["dap_quantities"]`` when the run names them (general models, :mod:`bayeslin_jax.sbc.general`),
+    else :func:`dap_in_family` (with ``meta["linear_quantities"]`` of user-sampler runs)."""
+    if "dap_quantities" in meta:
+        return np.isin([str(q) for q in quantities], meta["dap_quantities"])
+    return dap_in_family(quantities, meta.get("linear_quantities"))
+
+
 def calibration_tests(rank: np.ndarray, truth: np.ndarray, post_mean: np.ndarray, post_sd: np.ndarray,
-                      num_ranks: int, dap_mask: np.ndarray | None = None, ecdf_sims: int = ECDF_SIMULATIONS) -> dict:
+                      num_ranks: int, dap_mask: np.ndarray | None = None, ecdf_sims: int = ECDF_SIMULATIONS,
+                      ecdf_refine_below: float = ECDF_REFINE_BELOW) -> dict:
     """The verdict family for ``(N, Q)`` inputs: ECDF, chi-square, DAP mean and DAP sd tests.
 
     ``dap_mask: (Q,)`` quantities whose DAP tests join the family (default all). Returns the
@@ -245,13 +428,16 @@ def calibration_tests(rank: np.ndarray, truth: np.ndarray, post_mean: np.ndarray
     moment; NaN outside the family). Calibration is rejected at ``alpha`` iff
     ``nanmin(holm) < alpha``.
     """
-    gamma, ecdf_p = ecdf_test(rank, num_ranks, num_sims=ecdf_sims)
-    chi2_stat, chi2_p, bins = chi2_test(rank, num_ranks)
+    ecdf = ecdf_pvalues(rank, num_ranks, num_sims=ecdf_sims, refine_below=ecdf_refine_below)
+    gamma, ecdf_p = ecdf["gamma"], ecdf["p"]
+    chi2_stat, chi2_log_p, bins = _chi2(rank, num_ranks, None)
+    chi2_p = np.maximum(np.exp(chi2_log_p), np.finfo(float).tiny)
     dap = data_averaged_posterior(truth, post_mean, post_sd)
     mask = np.ones(ecdf_p.shape, dtype=bool) if dap_mask is None else np.asarray(dap_mask, dtype=bool)
     family = np.stack([ecdf_p, chi2_p, np.where(mask, dap["p_mean"], np.nan), np.where(mask, dap["p_moment"], np.nan)])
     return {"ecdf_gamma": gamma, "ecdf_p": ecdf_p, "chi2": chi2_stat, "chi2_p": chi2_p, "chi2_bins": bins,
-            "dap": dap, "holm": holm(family)}
+            "ecdf_log10_p": ecdf["log10_p"], "ecdf_method": ecdf["method"],
+            "chi2_log10_p": chi2_log_p / np.log(10.0), "dap": dap, "holm": holm(family)}
 
 
 @dataclass
@@ -441,7 +627,7 @@ def summarize(ds: xr.Dataset | str | Path, alpha: float = 0.05, include_failed: 
     used = np.ones(total, dtype=bool) if include_failed else gate_ok
     sub = ds.isel(dataset=np.flatnonzero(used))
     tests = calibration_tests(sub["rank"].values, sub["truth"].values, sub["post_mean"].values,
-                              sub["post_sd"].values, num_ranks, dap_in_family(quantities), ecdf_sims)
+                              sub["post_sd"].values, num_ranks, _dap_mask(meta, quantities), ecdf_sims)
     gamma, ecdf_p, chi2_stat, chi2_p, bins, dap = (tests[k] for k in ("ecdf_gamma", "ecdf_p", "chi2", "chi2_p",
                                                                       "chi2_bins", "dap"))
     num_q = len(quantities)
@@ -449,6 +635,7 @@ def summarize(ds: xr.Dataset | str | Path, alpha: float = 0.05, include_failed: 
     uniformity = {
         "ecdf_gamma": gamma, "ecdf_p": ecdf_p, "chi2": chi2_stat, "chi2_p": chi2_p,
         "ecdf_p_holm": adjusted[0], "chi2_p_holm": adjusted[1],
+        "ecdf_log10_p": tests["ecdf_log10_p"], "chi2_log10_p": tests["chi2_log10_p"],
         "chi2_bins": bins, "ecdf_null_simulations": ecdf_sims,
     }
     dap["p_mean_holm"], dap["p_moment_holm"] = adjusted[2], adjusted[3]

@@ -1,0 +1,263 @@
+"""The batched NUTS engine for any :class:`bayeslin_jax.model_spec.Model` (user-model contract).
+
+Same runs, keys and batching as :func:`bayeslin_jax.engine.nuts.sample_nuts`: run ``r = i * C + c``
+uses ``fold_in(fold_in(root, i), c)`` (:func:`~bayeslin_jax.engine.nuts.run_keys`) with ``i`` the global
+dataset index, its own warm-up (NumPyro's functional ``hmc``) on the model's potential energy
+(``numpyro.infer.util.potential_energy``: unconstrained space, Jacobians included), ``lax.map`` or
+``vmap`` blocks per :class:`~bayeslin_jax.engine.nuts.NutsConfig`, contiguous blocks of datasets per
+local device. Draws for dataset ``i`` therefore do not depend on batch size, chunking or devices.
+
+Before compiling, :func:`inspect_model` traces the model on real data and rejects, in one line naming
+the site, what the engine cannot run: discrete latents, ``numpyro.param`` sites, latent shapes that
+depend on data values, a missing observed site, a model that cannot be traced with abstract data, and
+observations outside the support of the observed site's distribution.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from numpyro import handlers
+from numpyro.distributions import biject_to
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import constrain_fn, potential_energy
+
+from bayeslin_jax.engine.nuts import NutsConfig, NutsResult, run_keys
+from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.model_spec import Model
+
+_FLOAT = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64 is enabled
+
+
+class ModelSites(NamedTuple):
+    """What the engine needs to know about a model's sites.
+
+    ``latent``: ``(name, unconstrained shape)`` of each latent sample site, sorted by name;
+    ``kept``: the sites returned as draws (latents and ``n``-independent deterministic sites), in
+    trace order; ``shapes``: their constrained shapes.
+    """
+
+    latent: tuple[tuple[str, tuple[int, ...]], ...]
+    kept: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+
+def _trace(model: Model, x: Array, y: Array, key: Array) -> dict:
+    return handlers.trace(handlers.seed(model.bound, key)).get_trace(x, y=y, **model.params)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
+def _check_trace(model: Model, trace: dict) -> None:
+    for name, site in trace.items():
+        if site["type"] == "param":
+            raise BayeslinError(f"site {name!r} is a numpyro.param: the engine samples; give it a prior instead")
+        if site["type"] != "sample" or site["is_observed"]:
+            continue
+        if site["fn"].support.is_discrete or site.get("infer", {}).get("enumerate"):
+            raise BayeslinError(
+                f"latent site {name!r} is discrete ({type(site['fn']).__name__}): NUTS needs continuous latents;"
+                " marginalise it out"
+            )
+    obs = trace.get(model.obs)
+    if obs is None or obs["type"] != "sample" or not obs["is_observed"]:
+        raise BayeslinError(f"model {model.name!r} has no observed site {model.obs!r} (numpyro.sample(..., obs=y))")
+
+
+def _check_support(model: Model, obs_fn, y: Array) -> None:
+    """Every observation must lie in the support of the observed site (0/1 for Bernoulli, counts for Poisson)."""
+    inside = np.asarray(obs_fn.support(y))
+    if not inside.all():
+        dataset, point = np.argwhere(~inside)[0]
+        raise BayeslinError(
+            f"y[{dataset}, {point}] = {float(y[dataset, point]):g} is outside the support of {model.obs!r} "
+            f"({type(obs_fn).__name__}: {type(obs_fn.support).__name__.lstrip('_')})"
+        )
+
+
+def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
+    """Check ``model`` against the contract on real data and read its sites' shapes.
+
+    Parameters
+    ----------
+    model : Model
+    x : array, shape ``(B, n, ...)``
+        The model's inputs for B datasets (after the basis).
+    y : array, shape ``(B, n)``
+
+    Raises
+    ------
+    BayeslinError
+        One line naming the offending site (see the module docstring).
+    """
+    key = jax.random.key(0)
+    try:
+        first = _trace(model, x[0], y[0], key)
+    except Exception as err:  # any failure of the user code becomes one line
+        raise BayeslinError(f"model {model.name!r} failed on dataset 0: {_first_line(err)}") from None
+    _check_trace(model, first)
+    _check_support(model, first[model.obs]["fn"], y)
+    latent_names = [n for n, s in first.items() if s["type"] == "sample" and not s["is_observed"]]
+    # Shapes may depend on n (same for every dataset of a batch) but not on data values.
+    for i in range(1, min(x.shape[0], 3)):
+        other = _trace(model, x[i], y[i], key)
+        for name in latent_names:
+            if name not in other or jnp.shape(other[name]["value"]) != jnp.shape(first[name]["value"]):
+                raise BayeslinError(
+                    f"latent site {name!r} changes shape between datasets of the same size: the engine needs"
+                    " fixed-shape latents"
+                )
+    n = x.shape[1]
+    smaller = _trace(model, x[0, : n - 1], y[0, : n - 1], key) if n > 1 else first
+    kept = [
+        name for name, site in first.items()
+        if (site["type"] == "sample" and not site["is_observed"])
+        or (site["type"] == "deterministic" and name in smaller
+            and jnp.shape(smaller[name]["value"]) == jnp.shape(site["value"]))
+    ]
+    try:  # abstract tracing: what jit/vmap will do
+        jax.eval_shape(lambda a, b: _trace(model, a, b, key)[model.obs]["value"], x[0], y[0])
+    except Exception as err:
+        raise BayeslinError(f"model {model.name!r} cannot be batched (traced with abstract data): "
+                            f"{_first_line(err)}") from None
+    latent = tuple(
+        (name, tuple(jnp.shape(biject_to(first[name]["fn"].support).inv(first[name]["value"]))))
+        for name in sorted(latent_names)
+    )
+    if not latent:
+        raise BayeslinError(f"model {model.name!r} has no latent sites to sample")
+    return ModelSites(latent, tuple(kept), tuple(tuple(jnp.shape(first[k]["value"])) for k in kept))
+
+
+def _run_one(key: Array, x: Array, y: Array, params: dict, *, model: Model, sites: ModelSites, config: NutsConfig):
+    """One (dataset, chain) run. ``x: (n, ...)``, ``y: (n,)`` -> draws ``{site: (S, ...)}``, stats ``(S,)``."""
+    fn = model.bound
+    init_key, sample_key = jax.random.split(key)
+    init_keys = jax.random.split(init_key, len(sites.latent))
+    z0 = {
+        name: jax.random.uniform(k, shape, _FLOAT, -config.init_radius, config.init_radius)
+        for k, (name, shape) in zip(init_keys, sites.latent, strict=True)
+    }
+    kwargs = {"y": y, **params}
+
+    def potential_fn_gen(*args, **kw):
+        return partial(potential_energy, fn, args, kw)
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
+    state = init_kernel(
+        z0,
+        config.num_warmup,
+        dense_mass=config.dense_mass,
+        target_accept_prob=config.target_accept,
+        max_tree_depth=config.max_tree_depth,
+        model_args=(x,),
+        model_kwargs=kwargs,
+        rng_key=sample_key,
+    )
+
+    def warmup_step(carry, _):
+        return sample_kernel(carry, model_args=(x,), model_kwargs=kwargs), None
+
+    state, _ = jax.lax.scan(warmup_step, state, length=config.num_warmup)
+
+    def draw_step(carry, _):
+        carry = sample_kernel(carry, model_args=(x,), model_kwargs=kwargs)
+        stats = {
+            "diverging": carry.diverging,
+            "n_steps": carry.num_steps,
+            "tree_depth": jnp.ceil(jnp.log2(carry.num_steps + 1.0)).astype(jnp.int32),
+            "step_size": carry.adapt_state.step_size,
+            "acceptance_rate": carry.accept_prob,
+            "energy": carry.energy,
+            "lp": -carry.potential_energy,
+        }
+        return carry, (carry.z, stats)
+
+    _, (z, stats) = jax.lax.scan(draw_step, state, length=config.num_draws)
+    constrained = jax.vmap(lambda p: constrain_fn(fn, (x,), kwargs, p, return_deterministic=True))(z)
+    return {name: constrained[name] for name in sites.kept}, stats
+
+
+@partial(jax.jit, static_argnames=("model", "sites", "config", "batch_size"))
+def _run_all(keys, x, y, params, *, model: Model, sites: ModelSites, config: NutsConfig, batch_size: int | None):
+    run = partial(_run_one, params=params, model=model, sites=sites, config=config)
+    return jax.lax.map(lambda xs: run(*xs), (keys, x, y), batch_size=batch_size)
+
+
+def sample_model(
+    seed: int | Array,
+    x: Array,
+    y: Array,
+    model: Model,
+    config: NutsConfig | None = None,
+    dataset_indices: Array | None = None,
+    num_devices: int | None = None,
+    sites: ModelSites | None = None,
+) -> NutsResult:
+    """Run NUTS on B datasets of any :class:`Model` in one compiled program per device.
+
+    Parameters
+    ----------
+    seed : int or key
+        Root of the randomness (the same streams as :func:`~bayeslin_jax.engine.nuts.sample_nuts`).
+    x : array, shape ``(B, n, ...)``
+        The model's inputs (``model.design(x_raw)``).
+    y : array, shape ``(B, n)``
+        Observations.
+    model : Model
+    config : NutsConfig, optional
+        Sampler settings (default ``NutsConfig()``).
+    dataset_indices : array, shape ``(B,)``, optional
+        Global indices keying the randomness (default ``0..B-1``).
+    num_devices : int, optional
+        Local devices to split the datasets over (default all).
+    sites : ModelSites, optional
+        From :func:`inspect_model` (computed here if None).
+
+    Returns
+    -------
+    NutsResult
+        ``samples[site]: (B, C, S, *site_shape)`` for every kept site; ``stats[name]: (B, C, S)``.
+    """
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim < 2 or y.ndim != 2 or x.shape[:2] != y.shape:
+        raise BayeslinError(f"expected x (B, n, ...) and y (B, n), got {x.shape} and {y.shape}")
+    num_datasets = x.shape[0]
+    if num_datasets == 0:
+        raise BayeslinError("zero datasets: need at least one")
+    config = NutsConfig() if config is None else config
+    sites = inspect_model(model, x, y) if sites is None else sites
+    indices = jnp.arange(num_datasets) if dataset_indices is None else dataset_indices
+    indices = jnp.asarray(indices, dtype=jnp.uint32)
+    chains = config.num_chains
+    devices = jax.local_devices()[: min(num_devices or jax.local_device_count(), num_datasets)]
+    blocks = np.array_split(np.arange(num_datasets), len(devices))
+    pending = []
+    for device, block in zip(devices, blocks, strict=True):
+        with jax.default_device(device):
+            keys = run_keys(seed, jax.device_put(indices[block], device), chains)
+            x_runs = jnp.repeat(jax.device_put(x[block], device), chains, axis=0)
+            y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
+            params = jax.device_put(model.params, device)
+            out = _run_all(keys, x_runs, y_runs, params, model=model, sites=sites, config=config,
+                           batch_size=config.resolved_batch_size(keys.shape[0]))
+            pending.append((len(block), out))
+
+    def gather(*parts: Array) -> Array:
+        per_dataset = [a.reshape(size, chains, *a.shape[1:]) for (size, _), a in zip(pending, parts, strict=True)]
+        return per_dataset[0] if len(per_dataset) == 1 else jnp.concatenate([jax.device_get(a) for a in per_dataset])
+
+    samples = jax.tree.map(gather, *[out[0] for _, out in pending])
+    stats = jax.tree.map(gather, *[out[1] for _, out in pending])
+    return NutsResult(samples, stats)
+
+
+__all__ = ["ModelSites", "inspect_model", "sample_model"]
