@@ -6,6 +6,9 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
 
 * ``engine``      bayeslin_jax.engine.sample_nuts on B datasets at once (one compiled program);
 * ``engine_vmap`` the same engine with ``method="vmap"`` (runs in lock-step, the GPU layout) on the CPU;
+* ``engine_barrier_free`` the same engine with ``method="barrier_free"`` (NUTS as a per-lane state
+                  machine, one batched leapfrog per step, lanes never wait; ``--lanes`` lanes, runs queue up);
+                  its row adds ``lane_utilization`` (useful leapfrogs / (steps x lanes), overall, warm-up, sampling);
 * ``study``       bayeslin_jax.studies.run_study end to end (engine + diagnostics + exact + zarr store);
 * ``mcmc_loop``   a Python loop of numpyro.infer.MCMC.run, one dataset per call (the common way;
                   ``jit_model_args=False``, numpyro's default, so each new dataset retraces);
@@ -43,7 +46,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_ENGINES = ("engine", "engine_vmap", "study", "mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc", "exact")
+ALL_ENGINES = (
+    "engine",
+    "engine_vmap",
+    "engine_barrier_free",
+    "study",
+    "mcmc_loop",
+    "mcmc_loop_jit_args",
+    "jit_loop",
+    "pymc",
+    "exact",
+)
 LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
 SEED = 0
 
@@ -109,7 +122,8 @@ def _nuts_config(task: dict):
         num_draws=task["draws"],
         num_chains=task["chains"],
         dense_mass=task["dense_mass"],
-        method="vmap" if task["engine"] == "engine_vmap" else "auto",
+        method={"engine_vmap": "vmap", "engine_barrier_free": "barrier_free"}.get(task["engine"], "auto"),
+        batch_size=task.get("lanes") if task["engine"] == "engine_barrier_free" else None,
     )
 
 
@@ -142,7 +156,12 @@ def work_engine(task: dict) -> dict:
     result = sample_nuts(SEED, phi, jax.numpy.asarray(y), spec.prior, spec.noise, _nuts_config(task))
     jax.block_until_ready(result)
     wall = time.perf_counter() - t0
-    return _batch_result(wall, clock.reset(), task["B"], _slope_ess(result.samples["w"]))
+    out = _batch_result(wall, clock.reset(), task["B"], _slope_ess(result.samples["w"]))
+    if result.lanes is not None:
+        from bayeslin_jax.engine.barrier_free import lane_utilization
+
+        out["lane_utilization"] = lane_utilization(*result.lanes)
+    return out
 
 
 def work_study(task: dict) -> dict:
@@ -358,6 +377,7 @@ def worker_main(task: dict) -> dict:
     fn = {
         "engine": work_engine,
         "engine_vmap": work_engine,
+        "engine_barrier_free": work_engine,
         "study": work_study,
         "exact": work_exact,
         "mcmc_loop": work_mcmc_loop,
@@ -458,6 +478,13 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
         vmapped = find("engine_vmap", size, chains)
         if vmapped:
             entry["speedup_vs_engine_vmap"] = vmapped["per_dataset_s"] / engine["per_dataset_s"]
+        barrier_free = find("engine_barrier_free", size, chains)
+        if barrier_free:
+            entry["barrier_free_per_dataset_s"] = barrier_free["per_dataset_s"]
+            entry["barrier_free_speedup_vs_engine"] = engine["per_dataset_s"] / barrier_free["per_dataset_s"]
+            entry["barrier_free_slope_ess_per_s"] = barrier_free.get("slope_ess_per_s")
+            entry["engine_slope_ess_per_s"] = engine.get("slope_ess_per_s")
+            entry["barrier_free_lane_utilization"] = barrier_free.get("lane_utilization")
         two = find("engine", size, chains, devices=2)
         mcmc = find("mcmc_loop", chains=chains)
         if two and mcmc:
@@ -506,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pymc-datasets", type=int, default=3)
     parser.add_argument(
+        "--lanes", type=int, default=None, help="lanes of engine_barrier_free (default: the engine's, 1024 on CPU)"
+    )
+    parser.add_argument(
         "--chain-variants", default="1", help="extra chain counts for the engine at --chain-variant-sizes ('' for none)"
     )
     parser.add_argument("--chain-variant-sizes", default="1,100,1000")
@@ -542,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown engines {sorted(unknown)}; choose from {ALL_ENGINES}")
     sizes = ints(args.sizes)
     base = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "dense_mass": args.dense_mass}
+    if "engine_barrier_free" in engines:
+        base["lanes"] = args.lanes
     env_info = _environment(args)
     rows: list[dict] = []
 
@@ -584,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
                     sweep("engine", chains, ints(args.chain_variant_sizes))
         elif engine == "engine_vmap":
             sweep("engine_vmap", args.chains, sizes)
+        elif engine == "engine_barrier_free":
+            sweep("engine_barrier_free", args.chains, sizes)
         elif engine == "exact":
             sweep("exact", args.chains, sizes)
         elif engine == "study":

@@ -29,9 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sampler_arguments(parser)
     nuts = parser.add_argument_group("sampler layout")
     nuts.add_argument("--max-tree-depth", type=positive_int, default=10)
-    nuts.add_argument("--method", choices=("auto", "map", "vmap"), default="auto",
-                      help="runs per device: map (one after another; CPU default) or vmap (lock-step; GPU default)")
-    nuts.add_argument("--batch-size", type=positive_int, default=None, help="vmap block size in runs (default: all)")
+    nuts.add_argument("--method", choices=("auto", "map", "vmap", "barrier_free"), default="auto",
+                      help="runs per device: map (one after another; CPU default), vmap (lock-step blocks) or "
+                           "barrier_free (lanes of one state machine that never wait for each other; GPU default)")
+    nuts.add_argument("--batch-size", type=positive_int, default=None,
+                      help="vmap block size in runs (default: all); barrier_free: lanes (default 1024 on CPU)")
     sim = parser.add_argument_group("simulation")
     sim.add_argument("--datasets", type=positive_int, default=1000, help="simulated datasets B (default 1000)")
     sim.add_argument("--num-points", type=positive_int, default=11, help="points per dataset (default 11)")

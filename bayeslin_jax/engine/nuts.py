@@ -8,7 +8,11 @@ compiled program:
 * CPU: ``lax.map`` runs them one after the other (each run stops its trees as soon as it
   can; 2.1x faster than ``vmap`` at B = 100 and 4.3x at B = 1000 on 2 cores: ``engine`` vs
   ``engine_vmap`` in scripts/results/benchmark_cpu.json);
-* GPU: ``lax.map`` with a large ``batch_size`` (i.e. ``vmap`` in blocks that fit memory);
+* GPU (``"auto"`` off CPU): the barrier-free finite state machine of :mod:`bayeslin_jax.engine.barrier_free`,
+  the same NUTS kernel with one batched leapfrog per loop step, so no lane waits for another's tree
+  (``"vmap"``, lock-step blocks of ``batch_size``, wastes 60-85 % of the lanes' steps). Its draws per
+  run follow the same keys; vectorized rounding may differ with the number of lanes, so they are
+  equal in distribution, not bitwise, across lane counts and device counts;
 * several local devices: the datasets are split into contiguous blocks, one per device, and each
   device runs the same single-device program (dispatched asynchronously, so they work in
   parallel). One partitioned ``shard_map`` program would be compiled with different rounding in
@@ -38,6 +42,9 @@ from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import KnownNoise, Noise, WeightPrior
 
+METHODS = ("auto", "map", "vmap", "barrier_free")
+# default lanes of the barrier-free FSM: on CPU the cost per lane-step stops falling at about 1000 lanes
+BARRIER_FREE_LANES = {"cpu": 1024, "default": 16384}
 STAT_NAMES = ("diverging", "n_steps", "tree_depth", "step_size", "acceptance_rate", "energy", "lp")
 
 
@@ -47,8 +54,11 @@ class NutsConfig:
 
     ``dense_mass``: adapt a dense mass matrix (diagonal by default, as NumPyro, PyMC and Stan do;
     dense costs ~1.7x per iteration on CPU for small d but pays off for strongly correlated posteriors).
-    ``method``: ``"auto"`` (``"map"`` on CPU, ``"vmap"`` elsewhere), ``"map"`` (runs one after
-    another) or ``"vmap"`` (runs in lock-step blocks of ``batch_size``; all at once if None).
+    ``method``: ``"auto"`` (``"map"`` on CPU, ``"barrier_free"`` elsewhere), ``"map"`` (runs one after
+    another), ``"vmap"`` (runs in lock-step blocks of ``batch_size``; all at once if None) or
+    ``"barrier_free"`` (runs as lanes of one finite state machine where no lane waits for another:
+    :mod:`bayeslin_jax.engine.barrier_free`; ``batch_size`` lanes, default :data:`BARRIER_FREE_LANES`,
+    further runs queue up).
     """
 
     num_warmup: int = 1000
@@ -68,18 +78,28 @@ class NutsConfig:
                 raise BayeslinError(f"{name} must be an integer >= 1, got {value!r}")
         if not 0.0 < self.target_accept < 1.0:
             raise BayeslinError(f"target_accept must lie in (0, 1), got {self.target_accept}")
-        if self.method not in ("auto", "map", "vmap"):
-            raise BayeslinError(f"method must be 'auto', 'map' or 'vmap', got {self.method!r}")
+        if self.method not in METHODS:
+            raise BayeslinError(f"method must be one of {', '.join(map(repr, METHODS))}, got {self.method!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise BayeslinError(f"batch_size must be positive, got {self.batch_size}")
 
+    def resolved_method(self) -> str:
+        """``method`` with ``"auto"`` resolved for the default backend."""
+        if self.method != "auto":
+            return self.method
+        return "map" if jax.default_backend() == "cpu" else "barrier_free"
+
     def resolved_batch_size(self, num_runs: int) -> int | None:
-        """``lax.map`` batch size for ``num_runs`` runs on one device (None = sequential)."""
-        method = self.method
-        if method == "auto":
-            method = "map" if jax.default_backend() == "cpu" else "vmap"
+        """Runs vectorized together for ``num_runs`` runs on one device (None = sequential).
+
+        ``"barrier_free"`` without ``batch_size``: :data:`BARRIER_FREE_LANES` lanes at most (the runs
+        beyond queue up; fewer lanes than runs keep the lanes busy until the queue is empty).
+        """
+        method = self.resolved_method()
         if method == "map":
             return None
+        if method == "barrier_free" and self.batch_size is None:
+            return min(BARRIER_FREE_LANES.get(jax.default_backend(), BARRIER_FREE_LANES["default"]), num_runs)
         return min(self.batch_size or num_runs, num_runs)
 
 
@@ -88,13 +108,18 @@ class NutsResult(NamedTuple):
 
     ``samples``: ``{"w": (B, C, S, d)}`` plus ``{"sigma": (B, C, S)}`` for unknown noise.
     ``stats``: each of :data:`STAT_NAMES` with shape ``(B, C, S)``.
+    ``lanes``: ``method="barrier_free"`` only: one
+    :class:`~bayeslin_jax.engine.barrier_free.LaneCounts` per device (leapfrog counts per lane, for
+    :func:`~bayeslin_jax.engine.barrier_free.lane_utilization`); None otherwise. Not per dataset: to
+    select datasets, slice ``samples`` and ``stats`` (e.g. ``result._replace(samples=..., stats=...)``).
     """
 
     samples: dict[str, Array]
     stats: dict[str, Array]
+    lanes: tuple | None = None
 
 
-def _potential_fn_gen(*args):
+def potential_fn_gen(*args):
     return partial(potential_energy, linear_regression, args, {})
 
 
@@ -105,8 +130,8 @@ def _unconstrained_shapes(dim: int, noise: Noise) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
-    """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
+def initial_point(key: Array, phi: Array, noise: Noise, config: NutsConfig) -> tuple[dict[str, Array], Array]:
+    """A run's key -> (uniform initial point in ``[-init_radius, init_radius]`` (unconstrained), sampler key)."""
     init_key, sample_key = jax.random.split(key)
     shapes = _unconstrained_shapes(phi.shape[-1], noise)
     init_keys = dict(zip(sorted(shapes), jax.random.split(init_key, len(shapes)), strict=True))
@@ -114,8 +139,14 @@ def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise,
         name: jax.random.uniform(init_keys[name], shape, phi.dtype, -config.init_radius, config.init_radius)
         for name, shape in shapes.items()
     }
+    return z0, sample_key
+
+
+def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
+    """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
+    z0, sample_key = initial_point(key, phi, noise, config)
     args = (phi, y, prior, noise)  # linear_regression's arguments
-    init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_fn_gen, algo="NUTS")
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
     state = init_kernel(
         z0,
         config.num_warmup,
@@ -159,6 +190,10 @@ def _run_block(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: in
 
 @partial(jax.jit, static_argnames=("config", "batch_size"))
 def _run_all(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None):
+    if config.resolved_method() == "barrier_free":
+        from bayeslin_jax.engine import barrier_free  # imports this module
+
+        return barrier_free.run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
     return _run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
 
 
@@ -250,4 +285,5 @@ def sample_nuts(
 
     samples = jax.tree.map(gather, *[out[0] for _, out in pending])
     stats = jax.tree.map(gather, *[out[1] for _, out in pending])
-    return NutsResult(samples, stats)
+    lanes = tuple(out[2] for _, out in pending) if len(pending[0][1]) == 3 else None
+    return NutsResult(samples, stats, lanes)

@@ -370,7 +370,9 @@ def run_study(
         post = posterior_fn(phi, data.y, spec.prior, spec.noise.sigma) if spec.known_sigma else None
         keep = slice(0, count)
         data = jax.tree.map(lambda a: np.asarray(a)[keep], data)
-        result = jax.tree.map(lambda a: a[keep], result)
+        result = result._replace(  # lanes (barrier_free's per-device counts) are not per dataset
+            samples=jax.tree.map(lambda a: a[keep], result.samples), stats=jax.tree.map(lambda a: a[keep], result.stats)
+        )
         post = None if post is None else jax.tree.map(lambda a: np.asarray(a)[keep], post)
         t3 = time.perf_counter()
         ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)

@@ -1,0 +1,365 @@
+"""Barrier-free vectorized NUTS: every (dataset, chain) run is a lane of one finite state machine.
+
+Lock-step ``vmap`` of NUTS makes every lane of a block wait for the deepest tree in the block (the
+batched ``while`` runs until *all* lanes stop). Here (after Dance, Glaser, Orbanz & Adams, "Efficiently
+Vectorized MCMC on Modern Accelerators", ICML 2025, arXiv 2503.17405) the whole sampler -- warm-up,
+tree doublings, sub-trees, iterations -- is flattened into ONE ``lax.while_loop`` whose body does
+exactly one leapfrog step per lane (one batched gradient of the potential) and then that lane's own
+bookkeeping with selects:
+
+* the leaf is merged into the sub-tree under construction (multinomial, uniform within a sub-tree);
+  the U-turn of every sub-tree ending at the new leaf is checked from the checkpoint arrays of the
+  iterative formulation (NumPyro's ``_iterative_build_subtree`` / ``_is_iterative_turning``);
+* a finished sub-tree is merged into the trajectory (biased progressive transition, generalized U-turn
+  over the whole trajectory, divergence = energy error > 1000, ``max_tree_depth``), and the next
+  doubling direction is drawn;
+* a finished trajectory ends the iteration: warm-up adaptation (NumPyro's ``warmup_adapter``: Stan's
+  windows, dual averaging of the step size, Welford (co)variance for a diagonal or dense mass matrix),
+  the draw and its statistics are recorded in the sampling phase, a new momentum is drawn;
+* a lane that finished all its iterations idles (masked) until the last lane finishes.
+
+It is the same Markov kernel as NumPyro's NUTS (``numpyro.infer.hmc.hmc(algo="NUTS")``, the ``map``
+engine), built from NumPyro's own pieces (``_build_basetree``, ``_combine_tree``, ``_is_turning``,
+``_leaf_idx_to_ckpt_idxs``, ``velocity_verlet``, ``euclidean_kinetic_energy``, ``warmup_adapter``), and it
+even consumes the PRNG keys in NumPyro's order: with the same run key, a lane follows the ``map``
+engine's chain up to floating-point rounding (which NUTS can eventually amplify into a different
+path, so equality is checked statistically, not bitwise). The initial step size is 1.0 without the
+``find_reasonable_step_size`` heuristic, as in the ``map`` engine (NumPyro's ``hmc`` default).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.flatten_util import ravel_pytree
+from numpyro.infer.hmc import momentum_generator
+from numpyro.infer.hmc_util import (
+    HMCAdaptState,
+    IntegratorState,
+    TreeInfo,
+    _build_basetree,
+    _combine_tree,
+    _get_leaf,
+    _is_turning,
+    _leaf_idx_to_ckpt_idxs,
+    euclidean_kinetic_energy,
+    velocity_verlet,
+    warmup_adapter,
+)
+from numpyro.infer.util import constrain_fn
+
+from bayeslin_jax.engine.nuts import STAT_NAMES, NutsConfig, initial_point, potential_fn_gen
+from bayeslin_jax.models import linear_regression
+from bayeslin_jax.priors import Noise, WeightPrior
+
+MAX_DELTA_ENERGY = 1000.0  # NumPyro's divergence threshold on the energy error
+REFILL_FRACTION = 8  # a loop step (re)fills at most lanes // 8 lanes (a fresh run costs about a step)
+
+
+def _int():
+    """NumPyro's integer dtype (int64 under x64)."""
+    return jnp.result_type(int)
+
+
+class LaneCounts(NamedTuple):
+    """Leapfrog accounting of one device's FSM, for :func:`lane_utilization`.
+
+    ``warmup_steps, sampling_steps: (R,)`` leapfrog steps of each run in warm-up / sampling;
+    ``loop_steps``: steps the loop executed (each one executes every lane, busy or idle);
+    ``lanes``: lanes of the FSM; ``idle_warmup, idle_sampling``: idle lane-steps (a lane whose run
+    is done and whose queue is empty) while some busy lane was still in warm-up / while all busy
+    lanes were sampling. All scalars are 0-d arrays.
+    """
+
+    warmup_steps: Array
+    sampling_steps: Array
+    loop_steps: Array
+    lanes: Array
+    idle_warmup: Array
+    idle_sampling: Array
+
+
+class _Lane(NamedTuple):
+    """The state of one lane (one (dataset, chain) run); vmapped over lanes."""
+
+    i: Array  # iterations finished
+    z: Array  # current position (D,), flat unconstrained
+    pe: Array
+    z_grad: Array
+    rng_key: Array  # the chain's key (NumPyro's HMCState.rng_key), raw uint32
+    adapt: HMCAdaptState
+    energy0: Array  # Hamiltonian at the start of the trajectory
+    tree: TreeInfo  # the trajectory so far
+    tree_key: Array  # build_tree's loop key
+    going_right: Array  # direction of the current doubling
+    transition_key: Array  # key that merges the current sub-tree into the trajectory
+    sub: TreeInfo  # the sub-tree under construction
+    sub_key: Array
+    r_ckpts: Array  # (max_tree_depth, D)
+    r_sum_ckpts: Array  # (max_tree_depth, D)
+    warmup_steps: Array
+    sampling_steps: Array
+
+
+def _select(pred: Array, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _typed_tree(tree: TreeInfo, dtype) -> TreeInfo:
+    """Fixed dtypes for the loop carry (NumPyro builds some fields from Python scalars)."""
+    return tree._replace(
+        depth=jnp.asarray(tree.depth, _int()),
+        weight=jnp.asarray(tree.weight, dtype),
+        turning=jnp.asarray(tree.turning, bool),
+        diverging=jnp.asarray(tree.diverging, bool),
+        sum_accept_probs=jnp.asarray(tree.sum_accept_probs, dtype),
+        num_proposals=jnp.asarray(tree.num_proposals, _int()),
+    )
+
+
+def _iterative_turning(inverse_mass_matrix, r, r_sum, r_ckpts, r_sum_ckpts, idx_min, idx_max) -> Array:
+    """NumPyro's ``_is_iterative_turning`` without its loop: any checkpoint in ``[idx_min, idx_max]`` turns."""
+    idx = jnp.arange(r_ckpts.shape[0])
+    subtree_r_sum = r_sum - r_sum_ckpts + r_ckpts
+    turns = jax.vmap(lambda r_left, r_sub: _is_turning(inverse_mass_matrix, r_left, r, r_sub))(r_ckpts, subtree_r_sum)
+    return jnp.any(turns & (idx >= idx_min) & (idx <= idx_max))
+
+
+def _begin_iteration(z, pe, z_grad, rng_key, adapt: HMCAdaptState):
+    """NumPyro's ``sample_kernel`` + ``build_tree`` set-up: new momentum, trajectory of one point."""
+    rng_key, key_momentum, key_transition = jax.random.split(rng_key, 3)
+    r = momentum_generator(z, adapt.mass_matrix_sqrt, key_momentum)
+    energy0 = pe + euclidean_kinetic_energy(adapt.inverse_mass_matrix, r)
+    zero = jnp.zeros((), z.dtype)
+    tree = TreeInfo(z, r, z_grad, z, r, z_grad, z, pe, z_grad, energy0, 0, zero, r, False, False, zero, 0)
+    return rng_key, energy0, _typed_tree(tree, z.dtype), key_transition
+
+
+def _begin_doubling(tree: TreeInfo, key: Array):
+    """One iteration of ``build_tree``'s loop up to the sub-tree: direction and keys."""
+    key, direction_key, doubling_key = jax.random.split(key, 3)
+    going_right = jax.random.bernoulli(direction_key)
+    sub_key, transition_key = jax.random.split(doubling_key)
+    return key, going_right, transition_key, tree._replace(num_proposals=jnp.zeros((), _int())), sub_key
+
+
+def _lane_init(key, phi, y, prior, noise, *, config: NutsConfig, adapter) -> _Lane:
+    """A lane at the start of the first trajectory of the run with key ``key``."""
+    z0, sample_key = initial_point(key, phi, noise, config)
+    z, unravel = ravel_pytree(z0)
+    potential = _flat_potential(phi, y, prior, noise, unravel)
+    pe, z_grad = jax.value_and_grad(potential)(z)
+    raw = jax.random.key_data(sample_key)
+    key_hmc, key_adapt, _ = jax.random.split(raw, 3)  # the third one is NumPyro's unused initial momentum
+    adapt = adapter[0](IntegratorState(z, None, pe, z_grad), key_adapt, jnp.ones((), z.dtype))
+    rng_key, energy0, tree, key_transition = _begin_iteration(z, pe, z_grad, key_hmc, adapt)
+    tree_key, going_right, transition_key, sub, sub_key = _begin_doubling(tree, key_transition)
+    ckpts = jnp.zeros((config.max_tree_depth, z.shape[0]), z.dtype)
+    lane = _Lane(
+        jnp.zeros((), _int()), z, pe, z_grad, rng_key, adapt, energy0, tree, tree_key, going_right, transition_key,
+        sub, sub_key, ckpts, ckpts, jnp.zeros((), _int()), jnp.zeros((), _int()),
+    )  # fmt: skip
+    return lane
+
+
+def _flat_potential(phi, y, prior, noise, unravel):
+    potential = potential_fn_gen(phi, y, prior, noise)
+    return lambda flat: potential(unravel(flat))
+
+
+def _lane_step(lane: _Lane, phi, y, prior, noise, *, config: NutsConfig, adapter, unravel):
+    """One leapfrog step of one lane, then its bookkeeping (vmapped over lanes: one batched gradient).
+
+    Returns the new lane, its record row ``(D + len(STAT_NAMES),)`` and the draw slot it belongs to
+    (``num_draws``, out of range, when the step recorded no draw).
+    """
+    total = config.num_warmup + config.num_draws
+    active = lane.i < total
+    adapt = lane.adapt
+    inv_mm, step_size = adapt.inverse_mass_matrix, adapt.step_size
+    _, vv_update = velocity_verlet(_flat_potential(phi, y, prior, noise, unravel), euclidean_kinetic_energy)
+    dtype = lane.z.dtype
+
+    # ---- one leapfrog: the next leaf of the sub-tree (NumPyro's _iterative_build_subtree body)
+    sub_key, leaf_key = jax.random.split(lane.sub_key)
+    z, r, z_grad = _get_leaf(lane.sub, lane.going_right)
+    leaf = _build_basetree(
+        vv_update, euclidean_kinetic_energy, z, r, z_grad, inv_mm, step_size, lane.going_right, lane.energy0,
+        MAX_DELTA_ENERGY,
+    )  # fmt: skip
+    leaf = _typed_tree(leaf, dtype)
+    merged = _typed_tree(_combine_tree(lane.sub, leaf, inv_mm, lane.going_right, leaf_key, False), dtype)
+    sub = _select(lane.sub.num_proposals == 0, leaf, merged)
+    leaf_idx = lane.sub.num_proposals
+    idx_min, idx_max = _leaf_idx_to_ckpt_idxs(leaf_idx)
+    even = leaf_idx % 2 == 0
+    r_ckpts = jnp.where(even, lane.r_ckpts.at[idx_max].set(leaf.r_right), lane.r_ckpts)
+    r_sum_ckpts = jnp.where(even, lane.r_sum_ckpts.at[idx_max].set(sub.r_sum), lane.r_sum_ckpts)
+    sub_turning = _iterative_turning(inv_mm, leaf.r_right, sub.r_sum, r_ckpts, r_sum_ckpts, idx_min, idx_max)
+    sub_done = (sub.num_proposals >= 2**lane.tree.depth) | sub_turning | sub.diverging
+
+    # ---- a finished sub-tree joins the trajectory (NumPyro's _double_tree / build_tree loop)
+    sub_final = sub._replace(depth=lane.tree.depth, turning=sub_turning)
+    tree = _typed_tree(_combine_tree(lane.tree, sub_final, inv_mm, lane.going_right, lane.transition_key, True), dtype)
+    keep_building = (tree.depth < config.max_tree_depth) & ~tree.turning & ~tree.diverging
+    iter_end = sub_done & ~keep_building
+
+    # ---- a finished trajectory ends the iteration (NumPyro's sample_kernel tail)
+    accept_prob = tree.sum_accept_probs / tree.num_proposals
+    z_new = tree.z_proposal
+    warm = lane.i < config.num_warmup
+    adapted = adapter[1](
+        lane.i, accept_prob, IntegratorState(z_new, None, tree.z_proposal_pe, tree.z_proposal_grad), adapt
+    )
+    adapt_new = _select(iter_end & warm, adapted, adapt)
+    slot = jnp.where(active & iter_end & ~warm, lane.i - config.num_warmup, config.num_draws)  # out of range: no write
+    draw_stats = {
+        "diverging": tree.diverging,
+        "n_steps": tree.num_proposals,
+        "tree_depth": jnp.ceil(jnp.log2(tree.num_proposals + 1.0)).astype(jnp.int32),
+        "step_size": adapt_new.step_size,
+        "acceptance_rate": accept_prob,
+        "energy": tree.z_proposal_energy,
+        "lp": -tree.z_proposal_pe,
+    }
+    # one row per draw: the position, then the statistics (one scatter per step, not eight)
+    row = jnp.concatenate([z_new, jnp.stack([jnp.asarray(draw_stats[k], dtype) for k in STAT_NAMES])])
+    chain = _select(iter_end, (z_new, tree.z_proposal_pe, tree.z_proposal_grad), (lane.z, lane.pe, lane.z_grad))
+    rng_key, energy0, fresh, key_transition = _begin_iteration(*chain, lane.rng_key, adapt_new)
+
+    # ---- the next doubling: of the same trajectory, or of a new one
+    base = _select(iter_end, fresh, tree)
+    tree_key, going_right, transition_key, sub_init, sub_key_init = _begin_doubling(
+        base, jnp.where(iter_end, key_transition, lane.tree_key)
+    )
+    new = _Lane(
+        i=lane.i + iter_end.astype(_int()),
+        z=chain[0],
+        pe=chain[1],
+        z_grad=chain[2],
+        rng_key=jnp.where(iter_end, rng_key, lane.rng_key),
+        adapt=adapt_new,
+        energy0=jnp.where(iter_end, energy0, lane.energy0),
+        tree=_select(sub_done, base, lane.tree),
+        tree_key=jnp.where(sub_done, tree_key, lane.tree_key),
+        going_right=jnp.where(sub_done, going_right, lane.going_right),
+        transition_key=jnp.where(sub_done, transition_key, lane.transition_key),
+        sub=_select(sub_done, sub_init, sub),
+        sub_key=jnp.where(sub_done, sub_key_init, sub_key),
+        r_ckpts=r_ckpts,
+        r_sum_ckpts=r_sum_ckpts,
+        warmup_steps=lane.warmup_steps + warm.astype(_int()),
+        sampling_steps=lane.sampling_steps + (~warm).astype(_int()),
+    )
+    return _select(active, new, lane), row, slot
+
+
+def run_block(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsConfig, batch_size: int | None):
+    """All runs of one device through one FSM of ``L = batch_size`` lanes (all runs at once if None).
+
+    ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)`` -> samples ``(R, S, ...)``, stats ``(R, S)``,
+    :class:`LaneCounts`. With ``L < R`` the runs form a queue: a lane whose run is done takes the next
+    one, so lanes idle only once the queue is empty.
+    """
+    num_runs = keys.shape[0]
+    num_lanes = min(batch_size or num_runs, num_runs)
+    total = config.num_warmup + config.num_draws
+    adapter = warmup_adapter(config.num_warmup, dense_mass=config.dense_mass, target_accept_prob=config.target_accept)
+    init = jax.vmap(partial(_lane_init, prior=prior, noise=noise, config=config, adapter=adapter))
+    z0, _ = initial_point(keys[0], phi[0], noise, config)
+    flat0, unravel = ravel_pytree(z0)
+    step = jax.vmap(partial(_lane_step, prior=prior, noise=noise, config=config, adapter=adapter, unravel=unravel))
+    # every lane starts "done" (past its last iteration); the loop's first step fills them from the queue
+    shapes = jax.eval_shape(init, keys[:num_lanes], phi[:num_lanes], y[:num_lanes])
+    idle_lanes = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)._replace(
+        i=jnp.full((num_lanes,), total, _int())
+    )
+    zero = jnp.zeros((), _int())
+    record = jnp.zeros((num_runs, config.num_draws, flat0.shape[0] + len(STAT_NAMES)), flat0.dtype)
+    steps = jnp.zeros((num_runs, 2), _int())  # per run: warm-up and sampling leapfrogs
+    carry = (idle_lanes, jnp.zeros(num_lanes, _int()), phi[:num_lanes], y[:num_lanes], zero, record, steps, zero,
+             zero, zero)  # fmt: skip
+
+    refills = max(num_lanes // REFILL_FRACTION, 1)  # lanes (re)filled per step at most
+
+    def refill(args):
+        lanes, run, lane_phi, lane_y, next_run, target, new_run = args
+        idx = jnp.where(target < num_lanes, new_run, 0)
+        fresh = init(keys[idx], phi[idx], y[idx])
+        put = lambda a, f: a.at[target].set(f, mode="drop")  # noqa: E731
+        return (jax.tree.map(put, lanes, fresh), put(run, new_run), put(lane_phi, phi[idx]), put(lane_y, y[idx]),
+                next_run + jnp.sum(target < num_lanes))  # fmt: skip
+
+    def body(carry):
+        lanes, run, lane_phi, lane_y, next_run, record, steps, count, idle_warm, idle_sampling = carry
+        # the first done lanes take the next runs of the queue (at most `refills` per step)
+        (done,) = jnp.nonzero(lanes.i >= total, size=refills, fill_value=num_lanes)
+        new_run = next_run + jnp.arange(refills)
+        target = jnp.where((done < num_lanes) & (new_run < num_runs), done, num_lanes)  # out of range: none
+        lanes, run, lane_phi, lane_y, next_run = jax.lax.cond(
+            jnp.any(target < num_lanes),
+            refill,
+            lambda args: args[:5],
+            (lanes, run, lane_phi, lane_y, next_run, target, new_run),
+        )
+        busy = lanes.i < total
+        warm_now = jnp.any(busy & (lanes.i < config.num_warmup))
+        idle = num_lanes - busy.sum()
+        lanes, row, slot = step(lanes, lane_phi, lane_y)
+        record = record.at[run, slot].set(row, mode="drop")
+        finished = busy & (lanes.i >= total)
+        steps = steps.at[jnp.where(finished, run, num_runs)].set(
+            jnp.stack([lanes.warmup_steps, lanes.sampling_steps], -1), mode="drop"
+        )
+        idle_warm = idle_warm + jnp.where(warm_now, idle, 0)
+        idle_sampling = idle_sampling + jnp.where(warm_now, 0, idle)
+        return lanes, run, lane_phi, lane_y, next_run, record, steps, count + 1, idle_warm, idle_sampling
+
+    def running(carry):
+        return jnp.any(carry[0].i < total) | (carry[4] < num_runs)
+
+    carry = jax.lax.while_loop(running, body, carry)
+    *_, record, steps, loop_steps, idle_warm, idle_sampling = carry
+
+    def constrain(draws, phi_r, y_r):
+        args = (phi_r, y_r, prior, noise)
+        return jax.vmap(lambda flat: constrain_fn(linear_regression, args, {}, unravel(flat)))(draws)
+
+    dim = flat0.shape[0]
+    samples = jax.vmap(constrain)(record[..., :dim], phi, y)
+    int_type = {"diverging": bool, "n_steps": _int(), "tree_depth": jnp.int32}
+    stats = {k: record[..., dim + j].astype(int_type.get(k, record.dtype)) for j, k in enumerate(STAT_NAMES)}
+    counts = LaneCounts(steps[:, 0], steps[:, 1], loop_steps, jnp.asarray(num_lanes, _int()), idle_warm, idle_sampling)
+    return samples, stats, counts
+
+
+def lane_utilization(*counts: LaneCounts) -> dict[str, float]:
+    """Useful leapfrog steps / (steps executed x lanes), overall and in warm-up and sampling.
+
+    ``counts``: :class:`LaneCounts` of one or more devices (e.g. ``*NutsResult.lanes``); summed. A busy
+    lane's step is useful (it is one leapfrog of its run's NUTS, in warm-up or sampling); an idle
+    lane's step is wasted and is charged to warm-up while some busy lane is still warming up, else to
+    sampling. ``warmup = warm-up leapfrogs / (warm-up leapfrogs + idle steps charged to warm-up)``,
+    likewise ``sampling``; ``overall = all leapfrogs / (lanes x loop steps)``.
+    """
+    warm = sum(int(np.asarray(c.warmup_steps).sum()) for c in counts)
+    sampling = sum(int(np.asarray(c.sampling_steps).sum()) for c in counts)
+    idle_warm = sum(int(c.idle_warmup) for c in counts)
+    idle_sampling = sum(int(c.idle_sampling) for c in counts)
+    executed = sum(int(c.lanes) * int(c.loop_steps) for c in counts)
+    per_run = np.concatenate([np.asarray(c.warmup_steps) + np.asarray(c.sampling_steps) for c in counts])
+    return {
+        "overall": (warm + sampling) / executed,
+        "warmup": warm / (warm + idle_warm) if warm else 1.0,
+        "sampling": sampling / (sampling + idle_sampling) if sampling else 1.0,
+        "lanes": sum(int(c.lanes) for c in counts),
+        "runs": int(per_run.size),
+        "loop_steps": max(int(c.loop_steps) for c in counts),
+        "mean_steps_per_run": float(per_run.mean()),
+        "max_steps_per_run": int(per_run.max()),
+    }
