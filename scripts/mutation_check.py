@@ -107,7 +107,7 @@ def _run_pytest(where: Path, tests: list[str], timeout: float) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="run the mutations whose name contains this text")
+    parser.add_argument("--only", help="run the mutations whose name contains this text (updates their rows)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per pytest run")
     args = parser.parse_args()
     chosen = {k: v for k, v in MUTATIONS.items() if not args.only or args.only in k}
@@ -137,11 +137,14 @@ def main() -> int:
             results["mutations"][name] = outcome
             verdict = "CAUGHT by " + ", ".join(outcome["failed"]) if outcome["caught"] else "NOT CAUGHT"
             print(f"{name}: {verdict} ({outcome['seconds']} s)", flush=True)
+    if args.only and OUT.exists():  # update the chosen rows of the saved table, keep the others
+        saved = json.loads(OUT.read_text())
+        kept = {k: v for k, v in saved.get("mutations", {}).items() if k in MUTATIONS and k not in chosen}
+        results["mutations"] = {**kept, **results["mutations"]}
     results["all_caught"] = all(m["caught"] for m in results["mutations"].values())
-    if not args.only:
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {OUT}")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {OUT}")
     return 0 if results["all_caught"] else 1
 
 

@@ -1,4 +1,4 @@
-"""notebooks/tutorial.ipynb executes top to bottom (nbclient), so it can never silently break.
+"""notebooks/tutorial.ipynb executes top to bottom (nbclient, ``-m slow``), so it can never silently break.
 
 The notebook carries its own checks (NUTS vs exact within a few MCSE, the true degree winning by evidence,
 sigma vs the quadrature reference) as ``assert`` cells, so executing it tests real numbers.
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "tutorial.ipynb"
@@ -63,6 +64,7 @@ def test_saved_notebook_has_outputs():
     assert not [out for cell in code for out in cell.outputs if out.output_type == "error"]
 
 
+@pytest.mark.slow  # 30 s of the 5-minute default budget; the saved outputs are checked by default
 def test_notebook_executes(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", os.environ.get("JUPYTER_PATH", ""))  # restored after the test
     nb = execute(tmp_path / "jupyter")
