@@ -176,3 +176,28 @@ def design_from_args(args: argparse.Namespace, path):
     from bayeslin_jax.design import load_design
 
     return load_design(path, args.formula, columns=args.columns, response=args.response)
+
+
+EXIT_NOT_CONVERGED = 1  # ``bayeslin fit --strict`` when NUTS did not converge
+
+
+def report_fit(result, args: argparse.Namespace) -> int:
+    """The end of ``bayeslin fit`` for any model: divergences, one ``warning:`` line per convergence problem,
+    ``--json``, ``--plot``; returns the exit status (:data:`EXIT_NOT_CONVERGED` under ``--strict`` with problems)."""
+    import sys
+
+    payload = result.to_dict()
+    print(f"\ndivergences: {payload['divergences']}")
+    for line in payload["problems"]:
+        print(f"warning: {line}", file=sys.stderr)
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        result.to_json(args.json_path)
+        print(f"wrote {args.json_path}")
+    if args.plot_path:
+        result.plot(args.plot_path)
+        print(f"wrote {args.plot_path}")
+    if getattr(args, "strict", False) and payload["problems"]:
+        print(f"error: NUTS did not converge ({len(payload['problems'])} problem(s) above); --strict", file=sys.stderr)
+        return EXIT_NOT_CONVERGED
+    return 0

@@ -14,26 +14,23 @@ or ``--columns bmi,bp [--response y]``. Convergence problems print ``warning: ..
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from bayeslin_jax.commands.common import (
+    EXIT_NOT_CONVERGED,
     add_design_arguments,
     add_sampler_arguments,
     add_spec_arguments,
     check_output_file,
     config_from_args,
     design_from_args,
+    report_fit,
     spec_from_args,
 )
 from bayeslin_jax.commands.models import add_model_arguments, model_from_args, run_fit
 from bayeslin_jax.data import load_csv
 from bayeslin_jax.errors import BayeslinError
-
-#: Exit status of ``--strict`` when the fit has convergence problems.
-EXIT_NOT_CONVERGED = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,18 +98,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:>{width}} {float(result.exact.mean[k]):16.10g} {float(result.exact.sd[k]):12.6g}")
         print("\nPosterior covariance and correlation, exact vs NUTS:")
         print(result.correlation_table().to_string(float_format="%.4g"))
-    payload = result.to_dict()
-    print(f"\ndivergences: {payload['divergences']}")
-    for line in payload["problems"]:
-        print(f"warning: {line}", file=sys.stderr)
-    if args.json_path:
-        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
-        result.to_json(args.json_path)
-        print(f"wrote {args.json_path}")
-    if args.plot_path:
-        result.plot(args.plot_path)
-        print(f"wrote {args.plot_path}")
-    if args.strict and payload["problems"]:
-        print(f"error: NUTS did not converge ({len(payload['problems'])} problem(s) above); --strict", file=sys.stderr)
-        return EXIT_NOT_CONVERGED
-    return 0
+    return report_fit(result, args)

@@ -8,13 +8,11 @@ with them, the general engine (:mod:`bayeslin_jax.engine.general`) and its simul
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayeslin_jax.commands.common import spec_from_args
+from bayeslin_jax.commands.common import report_fit, spec_from_args
 from bayeslin_jax.errors import BayeslinError
 
 if TYPE_CHECKING:
@@ -68,15 +66,7 @@ def run_fit(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, model: Model
     result = fit_model(x, y, model, seed=args.seed, config=config)
     print(f"NUTS posterior, {model.name} ({config.num_chains} chains x {config.num_draws} draws, {len(x)} points):")
     print(result.arviz_summary().to_string())
-    payload = result.to_dict()
-    print(f"\ndivergences: {payload['divergences']}")
-    for line in payload["problems"]:
-        print(f"warning: {line}", file=sys.stderr)
-    if args.json_path:
-        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
-        result.to_json(args.json_path)
-        print(f"wrote {args.json_path}")
-    return 0
+    return report_fit(result, args)
 
 
 __all__ = ["add_model_arguments", "model_from_args", "run_fit"]
