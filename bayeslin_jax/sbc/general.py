@@ -23,12 +23,11 @@ from jax import Array
 from tqdm.auto import tqdm
 
 from bayeslin_jax import validation
-from bayeslin_jax.diagnostics import chain_diagnostics
 from bayeslin_jax.engine.general import ModelSites, inspect_model, sample_model
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.general import pointwise_log_likelihood, simulate_model
 from bayeslin_jax.model_spec import Model
-from bayeslin_jax.sbc.run import SbcConfig, _jitter, default_chunk_size, rank_and_pit, thin_positions
+from bayeslin_jax.sbc.run import SbcConfig, _jitter, default_chunk_size, gate_and_rank
 from bayeslin_jax.store import run_chunked, versions
 
 
@@ -88,19 +87,9 @@ def model_sbc_chunk(indices, *, seed: int, model: Model, fit_model: Model | None
     q_draws = np.moveaxis(np.asarray(_quantities(fit, sites, result.samples, inputs, data.y)), -1, 1)  # (B,Q,C,S)
     truth_values = {k: v[:, None, None] for k, v in data.truth.items() if k in sites.kept}
     truth = np.asarray(_quantities(fit, sites, truth_values, inputs, data.y))[:, 0, 0]  # (B, Q)
-    num_ranks = config.num_ranks
-    diag = chain_diagnostics(q_draws)
-    divergences = np.asarray(result.stats["diverging"]).sum(axis=(1, 2))
-    ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
-    gate_ok = (
-        (np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= config.rhat_max)
-        & (np.nan_to_num(ess_min, nan=0.0) >= num_ranks)
-        & (divergences <= config.max_divergences)
-    )
-    flat = q_draws.reshape(*q_draws.shape[:2], -1)  # (B, Q, C*S), chain-major
-    thinned = np.moveaxis(flat[..., thin_positions(flat.shape[-1], num_ranks)], 1, 2)  # (B, L, Q)
     jitter = _jitter(seed, indices, len(names))
-    rank, pit = jax.jit(rank_and_pit, static_argnames="num_ranks")(truth, thinned, jitter, num_ranks=num_ranks)
+    diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["diverging"], jitter,
+                                                                config)
     dims = ("dataset", "quantity")
     out = {name: (dims, diag[name].astype(np.float32)) for name in ("rhat", "ess_bulk", "ess_tail")}
     out.update(

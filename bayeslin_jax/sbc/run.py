@@ -339,17 +339,8 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
         q_draws, truth = _nuts_quantities(w, sigma.astype(w.dtype), phi, data.y, data.w, data.sigma, phi_pred,
                                           scale, shift, learn_sigma=learn_sigma)
         q_draws = np.moveaxis(np.asarray(q_draws), -1, 1)  # (B, Q, C, S)
-        diag = chain_diagnostics(q_draws)
-        divergences = np.asarray(result.stats["diverging"]).sum(axis=(1, 2))
-        ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
-        gate_ok = (
-            (np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= config.rhat_max)
-            & (np.nan_to_num(ess_min, nan=0.0) >= num_ranks)
-            & (divergences <= config.max_divergences)
-        )
-        flat = q_draws.reshape(*q_draws.shape[:2], -1)  # (B, Q, C*S), chain-major
-        thinned = np.moveaxis(flat[..., thin_positions(flat.shape[-1], num_ranks)], 1, 2)  # (B, L, Q)
-        rank, pit = jax.jit(rank_and_pit, static_argnames="num_ranks")(truth, thinned, jitter, num_ranks=num_ranks)
+        diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["diverging"],
+                                                                    jitter, config)
         post_mean, post_sd = flat.mean(-1), flat.std(-1, ddof=1)
         for name in ("rhat", "ess_bulk", "ess_tail"):
             out[name] = (("dataset", "quantity"), diag[name].astype(np.float32))
@@ -365,6 +356,30 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
         gate_ok=(("dataset",), np.asarray(gate_ok, dtype=bool)),
     )
     return xr.Dataset(out, coords={"dataset": indices, "quantity": names})
+
+
+def gate_and_rank(q_draws: np.ndarray, truth: Array, diverging: Array, jitter: Array, config: SbcConfig):
+    """The convergence gate and the ranks of NUTS draws of the test quantities (any model).
+
+    ``q_draws: (B, Q, C, S)``, ``truth: (B, Q)``, ``diverging: (B, C, S)``, ``jitter: (B, Q)``.
+    Returns ``(diag, divergences, gate_ok, flat, rank, pit)``: :func:`~bayeslin_jax.diagnostics.chain_diagnostics`
+    of each quantity ``(B, Q)``, divergences ``(B,)``, the gate (R-hat <= ``rhat_max``, min bulk/tail ESS >= L,
+    divergences <= ``max_divergences``) ``(B,)``, the draws ``(B, Q, C*S)`` chain-major, and rank and PIT
+    ``(B, Q)`` among ``L`` evenly thinned draws.
+    """
+    num_ranks = config.num_ranks
+    diag = chain_diagnostics(q_draws)
+    divergences = np.asarray(diverging).sum(axis=(1, 2))
+    ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
+    gate_ok = (
+        (np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= config.rhat_max)
+        & (np.nan_to_num(ess_min, nan=0.0) >= num_ranks)
+        & (divergences <= config.max_divergences)
+    )
+    flat = q_draws.reshape(*q_draws.shape[:2], -1)  # (B, Q, C*S), chain-major
+    thinned = np.moveaxis(flat[..., thin_positions(flat.shape[-1], num_ranks)], 1, 2)  # (B, L, Q)
+    rank, pit = jax.jit(rank_and_pit, static_argnames="num_ranks")(truth, thinned, jitter, num_ranks=num_ranks)
+    return diag, divergences, gate_ok, flat, rank, pit
 
 
 def _compare_exact(flat: np.ndarray, mcse: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec,
