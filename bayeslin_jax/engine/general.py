@@ -24,10 +24,9 @@ import numpy as np
 from jax import Array
 from numpyro import handlers
 from numpyro.distributions import biject_to
-from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy
 
-from bayeslin_jax.engine.nuts import NutsConfig, NutsResult, run_keys
+from bayeslin_jax.engine.nuts import NutsConfig, NutsResult, run_keys, warmup_and_draw
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.model_spec import Model
 
@@ -151,37 +150,7 @@ def _run_one(key: Array, x: Array, y: Array, params: dict, *, model: Model, site
     def potential_fn_gen(*args, **kw):
         return partial(potential_energy, fn, args, kw)
 
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
-    state = init_kernel(
-        z0,
-        config.num_warmup,
-        dense_mass=config.dense_mass,
-        target_accept_prob=config.target_accept,
-        max_tree_depth=config.max_tree_depth,
-        model_args=(x,),
-        model_kwargs=kwargs,
-        rng_key=sample_key,
-    )
-
-    def warmup_step(carry, _):
-        return sample_kernel(carry, model_args=(x,), model_kwargs=kwargs), None
-
-    state, _ = jax.lax.scan(warmup_step, state, length=config.num_warmup)
-
-    def draw_step(carry, _):
-        carry = sample_kernel(carry, model_args=(x,), model_kwargs=kwargs)
-        stats = {
-            "diverging": carry.diverging,
-            "n_steps": carry.num_steps,
-            "tree_depth": jnp.ceil(jnp.log2(carry.num_steps + 1.0)).astype(jnp.int32),
-            "step_size": carry.adapt_state.step_size,
-            "acceptance_rate": carry.accept_prob,
-            "energy": carry.energy,
-            "lp": -carry.potential_energy,
-        }
-        return carry, (carry.z, stats)
-
-    _, (z, stats) = jax.lax.scan(draw_step, state, length=config.num_draws)
+    z, stats = warmup_and_draw(potential_fn_gen, z0, sample_key, config, (x,), kwargs)
     constrained = jax.vmap(lambda p: constrain_fn(fn, (x,), kwargs, p, return_deterministic=True))(z)
     return {name: constrained[name] for name in sites.kept}, stats
 

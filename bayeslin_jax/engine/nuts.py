@@ -142,10 +142,14 @@ def initial_point(key: Array, phi: Array, noise: Noise, config: NutsConfig) -> t
     return z0, sample_key
 
 
-def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
-    """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
-    z0, sample_key = initial_point(key, phi, noise, config)
-    args = (phi, y, prior, noise)  # linear_regression's arguments
+def warmup_and_draw(potential_fn_gen, z0: dict, key: Array, config: NutsConfig, model_args: tuple,
+                    model_kwargs: dict | None = None) -> tuple[dict, dict]:
+    """One chain of NumPyro's NUTS: ``config.num_warmup`` adapting iterations, then ``config.num_draws`` draws.
+
+    Shared by every model's engine. ``potential_fn_gen(*model_args, **model_kwargs)`` gives the potential;
+    ``z0``: unconstrained initial point. Returns the unconstrained draws ``{site: (S, ...)}`` and the per-draw
+    statistics of :data:`STAT_NAMES`, each ``(S,)``.
+    """
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
     state = init_kernel(
         z0,
@@ -153,17 +157,18 @@ def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise,
         dense_mass=config.dense_mass,
         target_accept_prob=config.target_accept,
         max_tree_depth=config.max_tree_depth,
-        model_args=args,
-        rng_key=sample_key,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        rng_key=key,
     )
 
     def warmup_step(carry, _):
-        return sample_kernel(carry, model_args=args), None
+        return sample_kernel(carry, model_args=model_args, model_kwargs=model_kwargs), None
 
     state, _ = jax.lax.scan(warmup_step, state, length=config.num_warmup)
 
     def draw_step(carry, _):
-        carry = sample_kernel(carry, model_args=args)
+        carry = sample_kernel(carry, model_args=model_args, model_kwargs=model_kwargs)
         stats = {
             "diverging": carry.diverging,
             "n_steps": carry.num_steps,
@@ -176,6 +181,14 @@ def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise,
         return carry, (carry.z, stats)
 
     _, (z, stats) = jax.lax.scan(draw_step, state, length=config.num_draws)
+    return z, stats
+
+
+def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
+    """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
+    z0, sample_key = initial_point(key, phi, noise, config)
+    args = (phi, y, prior, noise)  # linear_regression's arguments
+    z, stats = warmup_and_draw(potential_fn_gen, z0, sample_key, config, args)
     samples = jax.vmap(lambda params: constrain_fn(linear_regression, args, {}, params))(z)
     return samples, stats
 
