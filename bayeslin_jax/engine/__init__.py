@@ -7,10 +7,20 @@ the default off CPU): one batched leapfrog per loop step, lanes never wait for e
 """
 
 from bayeslin_jax.engine.barrier_free import LaneCounts, lane_utilization
-from bayeslin_jax.engine.nuts import STAT_NAMES, NutsConfig, NutsResult, chain_keys, run_keys, sample_nuts
+from bayeslin_jax.engine.nuts import (
+    STAT_NAMES,
+    SUMMARY_STAT_NAMES,
+    NutsConfig,
+    NutsResult,
+    chain_keys,
+    run_keys,
+    sample_nuts,
+    summarize_draw_stats,
+)
 
 __all__ = [
     "STAT_NAMES",
+    "SUMMARY_STAT_NAMES",
     "LaneCounts",
     "NutsConfig",
     "NutsResult",
@@ -18,4 +28,5 @@ __all__ = [
     "lane_utilization",
     "run_keys",
     "sample_nuts",
+    "summarize_draw_stats",
 ]

@@ -26,7 +26,7 @@ from numpyro import handlers
 from numpyro.distributions import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
-from bayeslin_jax.engine.nuts import NutsConfig, NutsResult, run_keys, warmup_and_draw
+from bayeslin_jax.engine.nuts import NutsConfig, NutsResult, run_keys, summarize_draw_stats, warmup_and_draw
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.model_spec import Model
 
@@ -155,9 +155,13 @@ def _run_one(key: Array, x: Array, y: Array, params: dict, *, model: Model, site
     return {name: constrained[name] for name in sites.kept}, stats
 
 
-@partial(jax.jit, static_argnames=("model", "sites", "config", "batch_size"))
-def _run_all(keys, x, y, params, *, model: Model, sites: ModelSites, config: NutsConfig, batch_size: int | None):
-    run = partial(_run_one, params=params, model=model, sites=sites, config=config)
+@partial(jax.jit, static_argnames=("model", "sites", "config", "batch_size", "draw_stats"))
+def _run_all(keys, x, y, params, *, model: Model, sites: ModelSites, config: NutsConfig, batch_size: int | None,
+             draw_stats: bool = True):
+    def run(key, x_run, y_run):
+        draws, stats = _run_one(key, x_run, y_run, params, model=model, sites=sites, config=config)
+        return draws, (stats if draw_stats else summarize_draw_stats(stats, config.max_tree_depth))
+
     return jax.lax.map(lambda xs: run(*xs), (keys, x, y), batch_size=batch_size)
 
 
@@ -170,6 +174,7 @@ def sample_model(
     dataset_indices: Array | None = None,
     num_devices: int | None = None,
     sites: ModelSites | None = None,
+    draw_stats: bool = True,
 ) -> NutsResult:
     """Run NUTS on B datasets of any :class:`Model` in one compiled program per device.
 
@@ -190,6 +195,8 @@ def sample_model(
         Local devices to split the datasets over (default all).
     sites : ModelSites, optional
         From :func:`inspect_model` (computed here if None).
+    draw_stats : bool
+        As in :func:`~bayeslin_jax.engine.nuts.sample_nuts`: False keeps only per-run summaries ``(B, C)``.
 
     Returns
     -------
@@ -217,7 +224,7 @@ def sample_model(
             y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
             params = jax.device_put(model.params, device)
             out = _run_all(keys, x_runs, y_runs, params, model=model, sites=sites, config=config,
-                           batch_size=config.resolved_batch_size(keys.shape[0]))
+                           batch_size=config.resolved_batch_size(keys.shape[0]), draw_stats=draw_stats)
             pending.append((len(block), out))
 
     def gather(*parts: Array) -> Array:

@@ -46,6 +46,9 @@ METHODS = ("auto", "map", "vmap", "barrier_free")
 # default lanes of the barrier-free FSM: on CPU the cost per lane-step stops falling at about 1000 lanes
 BARRIER_FREE_LANES = {"cpu": 1024, "default": 16384}
 STAT_NAMES = ("diverging", "n_steps", "tree_depth", "step_size", "acceptance_rate", "energy", "lp")
+# per-run summaries of the draws' statistics (``draw_stats=False``): what studies and SBC keep
+SUMMARY_STAT_NAMES = ("divergences", "max_tree_depth_hits", "mean_tree_depth", "mean_leapfrog", "mean_accept",
+                      "step_size")
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,24 @@ def warmup_and_draw(potential_fn_gen, z0: dict, key: Array, config: NutsConfig, 
     return z, stats
 
 
+def summarize_draw_stats(stats: dict[str, Array], max_tree_depth: int) -> dict[str, Array]:
+    """Per-draw statistics ``{name: (..., S)}`` (:data:`STAT_NAMES`) -> per-run summaries ``(...)``.
+
+    The summaries (:data:`SUMMARY_STAT_NAMES`): ``divergences`` and ``max_tree_depth_hits`` (int32 counts),
+    ``mean_tree_depth``, ``mean_leapfrog`` and ``mean_accept`` (means over draws) and ``step_size`` (the
+    adapted step size, the last draw's). Runs inside the engine for ``draw_stats=False``, so the per-draw
+    arrays never leave the device.
+    """
+    return {
+        "divergences": stats["diverging"].sum(-1, dtype=jnp.int32),
+        "max_tree_depth_hits": (stats["tree_depth"] >= max_tree_depth).sum(-1, dtype=jnp.int32),
+        "mean_tree_depth": stats["tree_depth"].mean(-1, dtype=stats["step_size"].dtype),
+        "mean_leapfrog": stats["n_steps"].mean(-1, dtype=stats["step_size"].dtype),
+        "mean_accept": stats["acceptance_rate"].mean(-1),
+        "step_size": stats["step_size"][..., -1],
+    }
+
+
 def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
     """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
     z0, sample_key = initial_point(key, phi, noise, config)
@@ -193,21 +214,27 @@ def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise,
     return samples, stats
 
 
-def _run_block(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None):
+def _run_block(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None, draw_stats: bool = True):
     """Runs on one device. ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)``."""
-    run = partial(_run_one, prior=prior, noise=noise, config=config)
+
+    def run(key, phi_run, y_run):
+        samples, stats = _run_one(key, phi_run, y_run, prior, noise, config)
+        return samples, (stats if draw_stats else summarize_draw_stats(stats, config.max_tree_depth))
+
     if batch_size is None:  # one run at a time: the compiled run does not depend on R
         return map_datasets(run, keys, phi, y)
     return jax.lax.map(lambda xs: run(*xs), (keys, phi, y), batch_size=batch_size)
 
 
-@partial(jax.jit, static_argnames=("config", "batch_size"))
-def _run_all(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None):
+@partial(jax.jit, static_argnames=("config", "batch_size", "draw_stats"))
+def _run_all(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None, draw_stats: bool = True):
     if config.resolved_method() == "barrier_free":
         from bayeslin_jax.engine import barrier_free  # imports this module
 
-        return barrier_free.run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
-    return _run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
+        out = barrier_free.run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
+        # TODO(engine): accumulate the summaries in the FSM so that the (R, S) statistics never exist
+        return out if draw_stats else (out[0], summarize_draw_stats(out[1], config.max_tree_depth), *out[2:])
+    return _run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size, draw_stats=draw_stats)
 
 
 def run_keys(seed: int | Array, dataset_indices: Array, num_chains: int) -> Array:
@@ -232,6 +259,7 @@ def sample_nuts(
     dataset_indices: Array | None = None,
     num_devices: int | None = None,
     dataset_keys: Array | None = None,
+    draw_stats: bool = True,
 ) -> NutsResult:
     """Run NUTS on B datasets in one compiled program.
 
@@ -259,12 +287,15 @@ def sample_nuts(
     dataset_keys : array of keys, shape ``(B,)``, optional
         One key per dataset instead of ``(seed, dataset_indices)`` (those give
         ``keys.dataset_keys(seed, keys.INFER, dataset_indices)``; SBC samplers get these).
+    draw_stats : bool
+        Return every draw's statistics (:data:`STAT_NAMES`, ``(B, C, S)``); False: only their per-run
+        summaries (:data:`SUMMARY_STAT_NAMES`, ``(B, C)``, reduced on the device by :func:`summarize_draw_stats`).
 
     Returns
     -------
     NutsResult
         ``samples["w"]: (B, C, S, d)`` (``samples["sigma"]: (B, C, S)`` for unknown noise) and
-        per-draw ``stats`` ``(B, C, S)``.
+        ``stats``: per draw ``(B, C, S)`` or per run ``(B, C)`` (``draw_stats``).
     """
     if phi.ndim != 3 or y.ndim != 2 or phi.shape[:2] != y.shape:
         raise BayeslinError(f"expected phi (B, n, d) and y (B, n), got {phi.shape} and {y.shape}")
@@ -289,7 +320,8 @@ def sample_nuts(
             phi_runs = jnp.repeat(jax.device_put(phi[block], device), chains, axis=0)
             y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
             batch_size = config.resolved_batch_size(keys.shape[0])
-            out = _run_all(keys, phi_runs, y_runs, prior, noise, config=config, batch_size=batch_size)
+            out = _run_all(keys, phi_runs, y_runs, prior, noise, config=config, batch_size=batch_size,
+                           draw_stats=draw_stats)
             pending.append((len(block), out))
 
     def gather(*parts: Array) -> Array:
