@@ -168,7 +168,13 @@ def _welch_z(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_statistically_equivalent_to_numpyro(independent_pair) -> None:
-    fsm, ref, post = independent_pair
+    assert_equivalent(*independent_pair)
+
+
+def assert_equivalent(fsm, ref, post) -> None:
+    """The FSM's draws, tree sizes, acceptance and adapted step sizes against NumPyro's kernel (``ref``,
+    independent seeds) on the tutorial model; ``post``: the exact posterior. Also used by tests/test_gpu.py."""
+    num_draws = np.shape(fsm.stats["tree_depth"])[-1]
     mean, sd = np.asarray(post.mean)[:, None, None], np.asarray(post.sd)[:, None, None]
     # draws standardized by the exact posterior, every 20th draw (NUTS on these posteriors has
     # ESS near the number of draws, so the thinned draws are close to independent)
@@ -189,7 +195,7 @@ def test_statistically_equivalent_to_numpyro(independent_pair) -> None:
     # tree-depth histograms: a run's draws share its step size, so the run (not the draw) is the
     # independent unit (a pooled chi-square over draws is overdispersed); per depth, compare the
     # per-run fractions of draws at that depth across the runs
-    depth_a, depth_b = (np.asarray(r.stats["tree_depth"]).reshape(-1, 200) for r in (fsm, ref))
+    depth_a, depth_b = (np.asarray(r.stats["tree_depth"]).reshape(-1, num_draws) for r in (fsm, ref))
     for level in np.union1d(depth_a, depth_b):
         frac_a, frac_b = (depth_a == level).mean(-1), (depth_b == level).mean(-1)
         if max(frac_a.mean(), frac_b.mean()) > 0.01:
