@@ -18,12 +18,14 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
 * ``pymc``        pm.sample per dataset (model built once, data swapped with pm.set_data; optional,
                   run with --pymc-python if PyMC lives in another environment);
 * ``exact``       the exact conjugate posterior + 4 x draws independent draws (lower bound);
-* ``iterations``  the engine (``lax.map``) at several iteration counts (--iterations, half warm-up, half
-                  draws) at --iterations-size datasets: warm calls (best of --repeats) fit time per run =
-                  ``intercept`` (fixed s per (dataset, chain) run) + ``slope`` x iterations, and the
-                  leapfrog steps per run (counted with NumPyro's kernel from the engine's own initial
-                  points, every warm-up and sampling iteration) split the intercept into an algorithmic
-                  part (leapfrogs beyond the per-iteration rate, e.g. deep early trees) and software
+* ``iterations``  the engine (its default method: ``lax.map`` on CPU) at several iteration counts
+                  (--iterations, half warm-up, half draws) at --iterations-size datasets: warm calls
+                  (best of --repeats) fit the time per (dataset, chain) run = ``intercept`` (fixed
+                  s per run) + ``slope`` x iterations (counts >= 20; the fewest, 2, bounds the fixed
+                  software cost directly); the leapfrog steps per run (warm-up counted
+                  with NumPyro's kernel from the engine's own keys and initial points, sampling from
+                  the engine's summaries) split the intercept into an algorithmic part (leapfrogs
+                  beyond the per-iteration rate: deep early trees, short warm-ups) and software
                   overhead (initialisation, adaptation state, outputs);
 * ``diagnostics`` host diagnostics (R-hat, bulk/tail ESS, MCSE of mean and sd) per dataset at
                   4 chains x 100 and x 1000 draws, arviz-stats' base path against its numba path
@@ -443,10 +445,10 @@ def work_iterations(task: dict) -> dict:
     phi, y = spec.basis(jax.numpy.asarray(x)), jax.numpy.asarray(y)
     runs = task["B"] * task["chains"]
     points = []
-    for iterations in task["iterations"]:
+    for iterations in sorted(task["iterations"]):
         warmup = max(iterations // 2, 1)
         config = NutsConfig(num_warmup=warmup, num_draws=max(iterations - warmup, 1), num_chains=task["chains"],
-                            dense_mass=task["dense_mass"], method="map")
+                            dense_mass=task["dense_mass"])
 
         def call(config=config):
             return jax.block_until_ready(sample_nuts(SEED, phi, y, spec.prior, spec.noise, config, draw_stats=False))
@@ -476,9 +478,11 @@ def work_iterations(task: dict) -> dict:
             "sampling_leapfrogs_per_run": sampling,
             "leapfrogs_per_run": float(warmup_steps.sum(1).mean()) + sampling,
         })
-    iters = [p["iterations"] for p in points]
-    slope, intercept = _fit_line(iters, [p["per_run_s"] for p in points])
-    leap_slope, leap_intercept = _fit_line(iters, [p["leapfrogs_per_run"] for p in points])
+    fit = [p for p in points if p["iterations"] >= 20]  # fewer: warm-up too short to adapt, kept as a bound
+    fit = fit if len(fit) >= 2 else points
+    iters = [p["iterations"] for p in fit]
+    slope, intercept = _fit_line(iters, [p["per_run_s"] for p in fit])
+    leap_slope, leap_intercept = _fit_line(iters, [p["leapfrogs_per_run"] for p in fit])
     # the leapfrogs beyond the per-iteration rate, valued at the average cost of a leapfrog in an iteration
     algorithmic = leap_intercept * slope / leap_slope
     return {
@@ -486,6 +490,7 @@ def work_iterations(task: dict) -> dict:
         "runs": runs,
         "leapfrogs_counted_runs": min(task["B"], task["count_datasets"]) * task["chains"],
         "points": points,
+        "fit_iterations": iters,
         "slope_s_per_iteration": slope,
         "intercept_s_per_run": intercept,
         "intercept_in_iterations": intercept / slope,
@@ -493,6 +498,13 @@ def work_iterations(task: dict) -> dict:
         "leapfrog_intercept_per_run": leap_intercept,
         "fixed_algorithmic_s_per_run": algorithmic,
         "fixed_software_s_per_run": intercept - algorithmic,
+        # direct bounds, robust to a noisy fit: a run of the fewest iterations (init, adaptation state, outputs
+        # and those few iterations) bounds the software part; the first call's extra (allocation, first
+        # execution) is paid once per call (per chunk), not per run
+        "fewest_iterations": points[0]["iterations"],
+        "per_run_s_at_fewest_iterations": points[0]["per_run_s"],
+        "first_call_extra_s": float(np.median([p["cold_run_s"] - p["run_s"] for p in points])),
+        "method": config.resolved_method(),
         "devices": jax.local_device_count(),
     }
 
@@ -684,7 +696,8 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
                 key: r[key]
                 for key in ("datasets_timed", "slope_s_per_iteration", "intercept_s_per_run", "intercept_in_iterations",
                             "leapfrogs_per_iteration", "leapfrog_intercept_per_run", "fixed_algorithmic_s_per_run",
-                            "fixed_software_s_per_run")
+                            "fixed_software_s_per_run", "fewest_iterations", "per_run_s_at_fewest_iterations",
+                            "first_call_extra_s")
             }
         elif r["engine"] == "diagnostics" and "datasets_timed" in r:
             out["diagnostics_ms_per_dataset"] = {
@@ -741,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         help="skip a size whose predicted time (from the previous size) exceeds this",
     )
     parser.add_argument(
-        "--iterations", default="20,100,200,600,2000", help="iteration counts (half warm-up) of the iterations sweep"
+        "--iterations", default="2,100,200,600,2000", help="iteration counts (half warm-up) of the iterations sweep"
     )
     parser.add_argument("--iterations-size", type=int, default=500, help="datasets B of the iterations sweep")
     parser.add_argument("--repeats", type=int, default=2, help="warm calls per point of the iterations sweep (best)")
@@ -764,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
         args.chains, args.warmup, args.draws = 2, 200, 200
         args.sizes, args.study_sizes, args.baseline_datasets, args.pymc_datasets = "1,10,100", "100", 2, 2
         args.chain_variant_sizes = "1,100"
-        args.iterations, args.iterations_size, args.count_datasets = "20,100,400", 50, 10
+        args.iterations, args.iterations_size, args.count_datasets = "2,100,400", 50, 10
         args.diagnostics_datasets = 50
     ints = lambda text: [int(v) for v in text.split(",") if v.strip()]  # noqa: E731
     engines = [e for e in args.engines.split(",") if e]
