@@ -38,7 +38,8 @@ per-dataset time is what a loop over B datasets would cost per dataset. ESS/s: m
 slope per dataset divided by the per-dataset run time. Memory: ``peak_rss_bytes`` (the worker's peak
 resident set, including the ~0.3-0.5 GB of the imported libraries) and ``peak_device_bytes``
 (``memory_stats()["peak_bytes_in_use"]`` of device 0; None on CPU, which has no such statistic), each
-also divided by the datasets of the row (``*_per_dataset``).
+also divided by the datasets of the row (``*_per_dataset``), and ``peak_rss_above_imports_bytes_per_dataset``:
+the peak less the resident set after importing the libraries, per dataset.
 
 Examples::
 
@@ -568,8 +569,14 @@ def worker_main(task: dict) -> dict:
         "iterations": work_iterations,
         "diagnostics": work_diagnostics,
     }[task["engine"]]
+    baseline = None
+    if task["engine"] != "pymc":  # the libraries' share of the peak: imported before any work
+        import bayeslin_jax.diagnostics  # noqa: F401  (imports jax, numpyro, arviz)
+
+        baseline = _peak_rss_bytes()
     out = fn(task)
     out["peak_rss_bytes"] = _peak_rss_bytes()
+    out["rss_after_imports_bytes"] = baseline
     if task["engine"] not in ("pymc", "diagnostics"):
         out["peak_device_bytes"] = _device_peak()
     return out
@@ -600,6 +607,9 @@ def _derive(row: dict) -> dict:
     for key in ("peak_rss_bytes", "peak_device_bytes"):
         if datasets and row.get(key) is not None:
             row[f"{key}_per_dataset"] = row[key] / datasets
+    if datasets and row.get("rss_after_imports_bytes") is not None and "peak_rss_bytes" in row:
+        above = row["peak_rss_bytes"] - row["rss_after_imports_bytes"]  # includes XLA's compile-time peak
+        row["peak_rss_above_imports_bytes_per_dataset"] = above / datasets
     if row.get("engine") in ("iterations", "diagnostics"):
         return row
     n = row.get("datasets_timed")
