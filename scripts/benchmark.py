@@ -668,6 +668,8 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
         if engine is None:
             continue
         entry = {"per_dataset_s": engine["per_dataset_s"], "compile_s": engine["compile_s"]}
+        entry |= {key: engine.get(key) for key in ("peak_rss_bytes_per_dataset", "peak_device_bytes_per_dataset",
+                                                   "peak_rss_above_imports_bytes_per_dataset")}
         for name in LOOP_ENGINES:
             base = find(name, chains=chains)
             if base:
