@@ -458,11 +458,12 @@ def work_iterations(task: dict) -> dict:
         t0 = time.perf_counter()
         result = call()
         cold, compile_s = time.perf_counter() - t0, clock.reset()
-        warm = []
+        warm, warm_cpu = [], []
         for _ in range(task["repeats"]):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             call()
             warm.append(time.perf_counter() - t0)
+            warm_cpu.append(time.process_time() - c0)
         counted = min(task["B"], task["count_datasets"])
         warmup_steps = np.asarray(_warmup_leapfrogs(phi, y, spec, config, counted))  # (R', warmup)
         sampling = float(np.asarray(result.stats["mean_leapfrog"]).mean()) * config.num_draws
@@ -474,16 +475,26 @@ def work_iterations(task: dict) -> dict:
             "cold_run_s": cold - compile_s,
             "run_s": min(warm),
             "per_run_s": min(warm) / runs,
+            "per_run_cpu_s": min(warm_cpu) / runs,  # the process's CPU time: less disturbed on a shared machine
             "warmup_leapfrogs_per_run": float(warmup_steps.sum(1).mean()),
             "warmup_leapfrogs_first_10_per_run": float(warmup_steps[:, :10].sum(1).mean()),
             "sampling_leapfrogs_per_run": sampling,
             "leapfrogs_per_run": float(warmup_steps.sum(1).mean()) + sampling,
         })
+    # the fixed cost of a call (keys, layout, dispatch): one dataset at the fewest iterations, best of 5 warm calls
+    one = NutsConfig(num_warmup=points[0]["warmup"], num_draws=points[0]["draws"], num_chains=task["chains"],
+                     dense_mass=task["dense_mass"])
+    per_call = []
+    for _ in range(6):
+        t0 = time.perf_counter()
+        jax.block_until_ready(sample_nuts(SEED, phi[:1], y[:1], spec.prior, spec.noise, one, draw_stats=False))
+        per_call.append(time.perf_counter() - t0)
     fit = [p for p in points if p["iterations"] >= 20]  # fewer: warm-up too short to adapt, kept as a bound
     fit = fit if len(fit) >= 2 else points
     iters = [p["iterations"] for p in fit]
     slope, intercept = _fit_line(iters, [p["per_run_s"] for p in fit])
     leap_slope, leap_intercept = _fit_line(iters, [p["leapfrogs_per_run"] for p in fit])
+    cpu_slope, cpu_intercept = _fit_line(iters, [p["per_run_cpu_s"] for p in fit])
     # the leapfrogs beyond the per-iteration rate, valued at the average cost of a leapfrog in an iteration
     algorithmic = leap_intercept * slope / leap_slope
     return {
@@ -495,6 +506,8 @@ def work_iterations(task: dict) -> dict:
         "slope_s_per_iteration": slope,
         "intercept_s_per_run": intercept,
         "intercept_in_iterations": intercept / slope,
+        "cpu_slope_s_per_iteration": cpu_slope,
+        "cpu_intercept_s_per_run": cpu_intercept,
         "leapfrogs_per_iteration": leap_slope,
         "leapfrog_intercept_per_run": leap_intercept,
         "fixed_algorithmic_s_per_run": algorithmic,
@@ -505,6 +518,7 @@ def work_iterations(task: dict) -> dict:
         "fewest_iterations": points[0]["iterations"],
         "per_run_s_at_fewest_iterations": points[0]["per_run_s"],
         "first_call_extra_s": float(np.median([p["cold_run_s"] - p["run_s"] for p in points])),
+        "call_s_one_dataset_fewest_iterations": min(per_call[1:]),
         "method": config.resolved_method(),
         "devices": jax.local_device_count(),
     }
@@ -707,9 +721,10 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
             out["fixed_cost"] = {
                 key: r[key]
                 for key in ("datasets_timed", "slope_s_per_iteration", "intercept_s_per_run", "intercept_in_iterations",
+                            "cpu_slope_s_per_iteration", "cpu_intercept_s_per_run",
                             "leapfrogs_per_iteration", "leapfrog_intercept_per_run", "fixed_algorithmic_s_per_run",
                             "fixed_software_s_per_run", "fewest_iterations", "per_run_s_at_fewest_iterations",
-                            "first_call_extra_s")
+                            "first_call_extra_s", "call_s_one_dataset_fewest_iterations")
             }
         elif r["engine"] == "diagnostics" and "datasets_timed" in r:
             out["diagnostics_ms_per_dataset"] = {
