@@ -4,7 +4,7 @@ Array level (NumPy arrays with the sample axes last, ``(..., chain, draw)``): :f
 returns ArviZ's rank-normalised split R-hat, bulk and tail ESS and the MCSE of the mean and sd
 (``arviz_stats.base.array_stats``, the array API under ``arviz_stats.rhat`` etc.), vectorised over
 the leading axes, through arviz-stats' numba backend first where numba and einops are importable
-(same values, 3-5x faster per dataset: the ``diagnostics`` row of scripts/benchmark.py);
+(same values, faster per dataset: the ``diagnostics`` row of scripts/benchmark.py);
 :func:`chain_diagnostics_parallel` runs it on threads in blocks.
 One definition of each quantity: tail ESS is ArviZ's own default, the smaller ESS of the quantiles
 ``1 - p`` and ``p`` with ``p`` = ArviZ's ``stats.ci_prob`` rcParam (0.89 by default: the 11 % and 89 %
@@ -40,6 +40,7 @@ from bayeslin_jax.priors import ModelSpec
 
 SAMPLE_DIMS = ["chain", "draw"]
 DIAGNOSTIC_NAMES = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
+NUMBA_ROWS = 512  # rows per vectorised call of the numba path: its temporaries are ~6x a block of draws
 
 
 def tail_prob() -> float:
@@ -73,10 +74,12 @@ def chain_diagnostics(x: np.ndarray, backend: str = "auto") -> dict[str, np.ndar
     numba_diagnostics = None if backend == "base" else numba_backend()
     if backend == "numba" and numba_diagnostics is None:
         raise BayeslinError("backend='numba' needs numba and einops (pip install numba einops)")
-    chains, draws = x.shape[-2:]
+    lead, (chains, draws) = x.shape[:-2], x.shape[-2:]
     if numba_diagnostics is None or chains < 2 or draws < 8 or draws % 2 or x.size == 0:
         return _base_diagnostics(x)
-    return _numba_diagnostics(x, numba_diagnostics)
+    flat = x.reshape(-1, chains, draws)
+    parts = [_numba_diagnostics(flat[s : s + NUMBA_ROWS], numba_diagnostics) for s in range(0, len(flat), NUMBA_ROWS)]
+    return {name: np.concatenate([p[name] for p in parts]).reshape(lead) for name in DIAGNOSTIC_NAMES}
 
 
 def chain_diagnostics_parallel(
@@ -89,7 +92,7 @@ def chain_diagnostics_parallel(
     depend on blocks or threads. ``x: (N, ..., C, S)`` -> dict of ``(N, ...)`` arrays.
     """
     workers = workers or min(os.cpu_count() or 1, 8)
-    block = block or (16 if numba_backend() is None else 512)
+    block = block or (16 if numba_backend() is None else NUMBA_ROWS)
     starts = range(0, x.shape[0], block)
     if len(starts) == 1:
         return chain_diagnostics(x)
@@ -122,15 +125,15 @@ def _base_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _numba_diagnostics(x: np.ndarray, nd) -> dict[str, np.ndarray]:
-    """:func:`chain_diagnostics` through ``nd`` = ``arviz_stats.numba.diagnostics``; edge rows on the base path.
+def _numba_diagnostics(flat: np.ndarray, nd) -> dict[str, np.ndarray]:
+    """:func:`chain_diagnostics` of ``flat: (N, C, S)`` through ``nd`` = ``arviz_stats.numba.diagnostics``.
+
+    Edge rows (see :func:`chain_diagnostics`) go to the base path.
 
     The compositions are the base path's own (``arviz_stats.base.diagnostics``): tail ESS = min over
     the quantiles ``p, 1 - p`` of the mean ESS of ``x <= quantile``; MCSE of the mean = sd / sqrt(mean ESS);
     MCSE of the sd from the mean ESS of the squared centred draws.
     """
-    lead, (chains, draws) = x.shape[:-2], x.shape[-2:]
-    flat = x.reshape(-1, chains, draws)
     resolution = np.finfo(float).resolution
     prob = tail_prob()
     quantiles = np.quantile(flat, sorted((prob, 1 - prob)), axis=(1, 2))  # (2, N), as base: linear, all draws
@@ -163,7 +166,7 @@ def _numba_diagnostics(x: np.ndarray, nd) -> dict[str, np.ndarray]:
     if edge.any():
         for name, value in _base_diagnostics(flat[edge]).items():
             out[name][edge] = value
-    return {name: value.reshape(lead) for name, value in out.items()}
+    return out
 
 
 def pointwise_log_likelihood(samples: dict[str, Array], phi: Array, y: Array, spec: ModelSpec) -> Array:

@@ -36,7 +36,8 @@ def test_numba_path_equals_base_path(dtype, rtol):
     assert base["ess_bulk"][0] == 400 and np.isnan(base["rhat"][1]) and base["rhat"][4] > 1.5
 
 
-def test_numba_path_keeps_leading_axes_and_falls_back_on_odd_draws():
+def test_numba_path_keeps_leading_axes_blocks_and_falls_back_on_odd_draws(monkeypatch):
+    monkeypatch.setattr(diagnostics, "NUMBA_ROWS", 5)  # 12 rows: blocks of 5, 5, 2
     x = _draws(np.float64, shape=(12, 4, 64)).reshape(3, 4, 4, 64)
     fast, base = chain_diagnostics(x), chain_diagnostics(x, backend="base")
     for name in DIAGNOSTIC_NAMES:
