@@ -497,6 +497,7 @@ def work_iterations(task: dict) -> dict:
     cpu_slope, cpu_intercept = _fit_line(iters, [p["per_run_cpu_s"] for p in fit])
     # the leapfrogs beyond the per-iteration rate, valued at the average cost of a leapfrog in an iteration
     algorithmic = leap_intercept * slope / leap_slope
+    algorithmic_cpu = leap_intercept * cpu_slope / leap_slope
     return {
         "datasets_timed": task["B"],
         "runs": runs,
@@ -512,11 +513,14 @@ def work_iterations(task: dict) -> dict:
         "leapfrog_intercept_per_run": leap_intercept,
         "fixed_algorithmic_s_per_run": algorithmic,
         "fixed_software_s_per_run": intercept - algorithmic,
+        "fixed_algorithmic_cpu_s_per_run": algorithmic_cpu,
+        "fixed_software_cpu_s_per_run": cpu_intercept - algorithmic_cpu,
         # direct bounds, robust to a noisy fit: a run of the fewest iterations (init, adaptation state, outputs
         # and those few iterations) bounds the software part; the first call's extra (allocation, first
         # execution) is paid once per call (per chunk), not per run
         "fewest_iterations": points[0]["iterations"],
         "per_run_s_at_fewest_iterations": points[0]["per_run_s"],
+        "per_run_cpu_s_at_fewest_iterations": points[0]["per_run_cpu_s"],
         "first_call_extra_s": float(np.median([p["cold_run_s"] - p["run_s"] for p in points])),
         "call_s_one_dataset_fewest_iterations": min(per_call[1:]),
         "method": config.resolved_method(),
@@ -556,11 +560,13 @@ def work_diagnostics(task: dict) -> dict:
         entry = {}
         results = {}
         for name in ("base", "numba") if backend is not None else ("base",):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             results[name] = diagnostics.chain_diagnostics(x, backend=name)
             entry[f"{name}_ms_per_dataset"] = (time.perf_counter() - t0) / task["B"] * 1e3
+            entry[f"{name}_cpu_ms_per_dataset"] = (time.process_time() - c0) / task["B"] * 1e3
         if backend is not None:
             entry["speedup"] = entry["base_ms_per_dataset"] / entry["numba_ms_per_dataset"]
+            entry["cpu_speedup"] = entry["base_cpu_ms_per_dataset"] / entry["numba_cpu_ms_per_dataset"]
             entry["max_rel_diff"] = max(
                 float(np.nanmax(np.abs(results["numba"][k] - results["base"][k]) / np.abs(results["base"][k])))
                 for k in diagnostics.DIAGNOSTIC_NAMES
@@ -723,7 +729,9 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
                 for key in ("datasets_timed", "slope_s_per_iteration", "intercept_s_per_run", "intercept_in_iterations",
                             "cpu_slope_s_per_iteration", "cpu_intercept_s_per_run",
                             "leapfrogs_per_iteration", "leapfrog_intercept_per_run", "fixed_algorithmic_s_per_run",
-                            "fixed_software_s_per_run", "fewest_iterations", "per_run_s_at_fewest_iterations",
+                            "fixed_software_s_per_run", "fixed_algorithmic_cpu_s_per_run",
+                            "fixed_software_cpu_s_per_run", "fewest_iterations", "per_run_s_at_fewest_iterations",
+                            "per_run_cpu_s_at_fewest_iterations",
                             "first_call_extra_s", "call_s_one_dataset_fewest_iterations")
             }
         elif r["engine"] == "diagnostics" and "datasets_timed" in r:
