@@ -29,7 +29,9 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
                   overhead (initialisation, adaptation state, outputs);
 * ``diagnostics`` host diagnostics (R-hat, bulk/tail ESS, MCSE of mean and sd) per dataset at
                   4 chains x 100 and x 1000 draws, arviz-stats' base path against its numba path
-                  (first-call numba JIT/cache load reported apart), and their largest difference.
+                  (first-call numba JIT/cache load reported apart), and their largest difference;
+                  AR(1) draws (autocorrelation 0.5). Wall and process CPU time (``*_cpu_*``; the
+                  sweep reports both too): on a shared machine the CPU time is the steadier one.
 
 Every measurement runs in a fresh subprocess (clean peak memory and compile caches). Compile time
 is the sum of JAX's compile events (trace + lowering + backend compile) during the call; run time
@@ -46,6 +48,7 @@ Examples::
     python scripts/benchmark.py --out scripts/results/benchmark_cpu.json        # CPU defaults
     python scripts/benchmark.py --quick --out /tmp/bench.json                     # smoke test
     python scripts/benchmark.py --sizes 1,1000,100000,1000000 --engines engine,exact --out gpu.json
+    python scripts/benchmark.py --engines iterations,diagnostics --out /tmp/fixed.json  # fixed cost, diagnostics
 """
 
 from __future__ import annotations
