@@ -3,7 +3,9 @@
 Array level (NumPy arrays with the sample axes last, ``(..., chain, draw)``): :func:`chain_diagnostics`
 returns ArviZ's rank-normalised split R-hat, bulk and tail ESS and the MCSE of the mean and sd
 (``arviz_stats.base.array_stats``, the array API under ``arviz_stats.rhat`` etc.), vectorised over
-the leading axes; :func:`chain_diagnostics_parallel` runs it on threads in cache-sized blocks.
+the leading axes, through arviz-stats' numba backend first where numba and einops are importable
+(same values, faster per dataset: the ``diagnostics`` row of scripts/benchmark.py);
+:func:`chain_diagnostics_parallel` runs it on threads in blocks.
 One definition of each quantity: tail ESS is ArviZ's own default, the smaller ESS of the quantiles
 ``1 - p`` and ``p`` with ``p`` = ArviZ's ``stats.ci_prob`` rcParam (0.89 by default: the 11 % and 89 %
 quantiles), used alike by fits, studies and the SBC gate, and equal to ``arviz_stats.ess(method="tail")``.
@@ -16,6 +18,7 @@ compares a posterior covariance with the exact one.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,6 +40,7 @@ from bayeslin_jax.priors import ModelSpec
 
 SAMPLE_DIMS = ["chain", "draw"]
 DIAGNOSTIC_NAMES = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
+NUMBA_ROWS = 512  # rows per vectorised call of the numba path: its temporaries are ~6x a block of draws
 
 
 def tail_prob() -> float:
@@ -44,13 +48,20 @@ def tail_prob() -> float:
     return float(validate_ci_prob(None))
 
 
-def chain_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
+def chain_diagnostics(x: np.ndarray, backend: str = "auto") -> dict[str, np.ndarray]:
     """R-hat, bulk/tail ESS and MCSE of the mean and sd, vectorised over leading axes.
 
     Parameters
     ----------
     x : array, shape ``(..., C, S)``
         Draws with chains and draws as the last two axes.
+    backend : {"auto", "numba", "base"}
+        ``"base"``: ``arviz_stats.base.array_stats`` (NumPy, one Python call per row). ``"numba"``:
+        arviz-stats' numba backend (``arviz_stats.numba.diagnostics``: rank R-hat and bulk/mean ESS
+        vectorised over all rows at once, Geyer's sequence compiled), with the rows it does not cover
+        (non-finite values; a constant series among those the ESS is taken of; fewer than 2 chains or
+        an odd or < 8 number of draws) handed to the base path, so the values equal the base path's
+        (to rounding: ~1e-14 relative in float64). ``"auto"``: numba where importable, else base.
 
     Returns
     -------
@@ -58,22 +69,30 @@ def chain_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
         ``rhat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``, ``mcse_sd``, each of shape ``(...)``.
     """
     x = np.asarray(x)
-    return {
-        "rhat": array_stats.rhat(x),
-        "ess_bulk": array_stats.ess(x, method="bulk"),
-        "ess_tail": array_stats.ess(x, method="tail", prob=tail_prob()),
-        "mcse_mean": array_stats.mcse(x, method="mean"),
-        "mcse_sd": array_stats.mcse(x, method="sd"),
-    }
+    if backend not in ("auto", "numba", "base"):
+        raise BayeslinError(f"backend must be 'auto', 'numba' or 'base', got {backend!r}")
+    numba_diagnostics = None if backend == "base" else numba_backend()
+    if backend == "numba" and numba_diagnostics is None:
+        raise BayeslinError("backend='numba' needs numba and einops (pip install numba einops)")
+    lead, (chains, draws) = x.shape[:-2], x.shape[-2:]
+    if numba_diagnostics is None or chains < 2 or draws < 8 or draws % 2 or x.size == 0:
+        return _base_diagnostics(x)
+    flat = x.reshape(-1, chains, draws)
+    parts = [_numba_diagnostics(flat[s : s + NUMBA_ROWS], numba_diagnostics) for s in range(0, len(flat), NUMBA_ROWS)]
+    return {name: np.concatenate([p[name] for p in parts]).reshape(lead) for name in DIAGNOSTIC_NAMES}
 
 
-def chain_diagnostics_parallel(x: np.ndarray, workers: int | None = None, block: int = 16) -> dict[str, np.ndarray]:
-    """:func:`chain_diagnostics` over blocks of ``block`` rows of axis 0 (cache-sized), on threads.
+def chain_diagnostics_parallel(
+    x: np.ndarray, workers: int | None = None, block: int | None = None
+) -> dict[str, np.ndarray]:
+    """:func:`chain_diagnostics` over blocks of ``block`` rows of axis 0, on threads.
 
-    NumPy releases the GIL in sorts and FFTs; results do not depend on blocks or threads.
-    ``x: (N, ..., C, S)`` -> dict of ``(N, ...)`` arrays.
+    ``block`` (default): 16 rows (cache-sized) on the base path, 512 on the numba path, which is vectorised
+    over rows and pays a fixed cost per call. NumPy releases the GIL in sorts and FFTs; results do not
+    depend on blocks or threads. ``x: (N, ..., C, S)`` -> dict of ``(N, ...)`` arrays.
     """
     workers = workers or min(os.cpu_count() or 1, 8)
+    block = block or (16 if numba_backend() is None else NUMBA_ROWS)
     starts = range(0, x.shape[0], block)
     if len(starts) == 1:
         return chain_diagnostics(x)
@@ -84,6 +103,70 @@ def chain_diagnostics_parallel(x: np.ndarray, workers: int | None = None, block:
     else:
         results = [run(s) for s in starts]
     return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
+
+
+@functools.cache
+def numba_backend():
+    """``arviz_stats.numba.diagnostics``, or None where numba or einops is not importable (imported once)."""
+    try:
+        from arviz_stats.numba import diagnostics
+    except ImportError:
+        return None
+    return diagnostics
+
+
+def _base_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "rhat": array_stats.rhat(x),
+        "ess_bulk": array_stats.ess(x, method="bulk"),
+        "ess_tail": array_stats.ess(x, method="tail", prob=tail_prob()),
+        "mcse_mean": array_stats.mcse(x, method="mean"),
+        "mcse_sd": array_stats.mcse(x, method="sd"),
+    }
+
+
+def _numba_diagnostics(flat: np.ndarray, nd) -> dict[str, np.ndarray]:
+    """:func:`chain_diagnostics` of ``flat: (N, C, S)`` through ``nd`` = ``arviz_stats.numba.diagnostics``.
+
+    Edge rows (see :func:`chain_diagnostics`) go to the base path.
+
+    The compositions are the base path's own (``arviz_stats.base.diagnostics``): tail ESS = min over
+    the quantiles ``p, 1 - p`` of the mean ESS of ``x <= quantile``; MCSE of the mean = sd / sqrt(mean ESS);
+    MCSE of the sd from the mean ESS of the squared centred draws.
+    """
+    resolution = np.finfo(float).resolution
+    prob = tail_prob()
+    quantiles = np.quantile(flat, sorted((prob, 1 - prob)), axis=(1, 2))  # (2, N), as base: linear, all draws
+    below = (flat[None] <= quantiles[..., None, None]).astype(float)  # (2, N, C, S)
+    centred = flat - flat.mean(axis=(1, 2), keepdims=True)
+    squared = centred**2
+
+    def constant(a):
+        return np.ptp(a, axis=(-2, -1)) < resolution
+
+    edge = ~np.isfinite(flat).all(axis=(1, 2)) | constant(flat) | constant(below).any(0) | constant(squared)
+    fast = ~edge
+    out = {name: np.full(flat.shape[0], np.nan) for name in DIAGNOSTIC_NAMES}
+    if fast.any():
+
+        def array(a):
+            return xr.DataArray(a[..., fast, :, :], dims=(*["q"] * (a.ndim - 3), "row", "chain", "draw"))
+
+        def mean_ess(a):
+            return nd.ess(array(a), method="mean").values
+
+        out["rhat"][fast] = nd.rhat(array(flat)).values
+        out["ess_bulk"][fast] = nd.ess(array(flat), method="bulk").values
+        out["ess_tail"][fast] = mean_ess(below).min(axis=0)
+        sims = flat[fast]
+        out["mcse_mean"][fast] = sims.std(axis=(1, 2), ddof=1) / np.sqrt(mean_ess(flat))
+        evar = squared[fast].mean(axis=(1, 2))
+        varvar = ((centred[fast] ** 4).mean(axis=(1, 2)) - evar**2) / mean_ess(squared)
+        out["mcse_sd"][fast] = np.sqrt(varvar / evar / 4)
+    if edge.any():
+        for name, value in _base_diagnostics(flat[edge]).items():
+            out[name][edge] = value
+    return out
 
 
 def pointwise_log_likelihood(samples: dict[str, Array], phi: Array, y: Array, spec: ModelSpec) -> Array:

@@ -17,19 +17,38 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
                   NUTS, chains vmapped), compiled once;
 * ``pymc``        pm.sample per dataset (model built once, data swapped with pm.set_data; optional,
                   run with --pymc-python if PyMC lives in another environment);
-* ``exact``       the exact conjugate posterior + 4 x draws independent draws (lower bound).
+* ``exact``       the exact conjugate posterior + 4 x draws independent draws (lower bound);
+* ``iterations``  the engine (its default method: ``lax.map`` on CPU) at several iteration counts
+                  (--iterations, half warm-up, half draws) at --iterations-size datasets: warm calls
+                  (best of --repeats) fit the time per (dataset, chain) run = ``intercept`` (fixed
+                  s per run) + ``slope`` x iterations (counts >= 20; the fewest, 2, bounds the fixed
+                  software cost directly); the leapfrog steps per run (warm-up counted
+                  with NumPyro's kernel from the engine's own keys and initial points, sampling from
+                  the engine's summaries) split the intercept into an algorithmic part (leapfrogs
+                  beyond the per-iteration rate: deep early trees, short warm-ups) and software
+                  overhead (initialisation, adaptation state, outputs);
+* ``diagnostics`` host diagnostics (R-hat, bulk/tail ESS, MCSE of mean and sd) per dataset at
+                  4 chains x 100 and x 1000 draws, arviz-stats' base path against its numba path
+                  (first-call numba JIT/cache load reported apart), and their largest difference;
+                  AR(1) draws (autocorrelation 0.5). Wall and process CPU time (``*_cpu_*``; the
+                  sweep reports both too): on a shared machine the CPU time is the steadier one.
 
 Every measurement runs in a fresh subprocess (clean peak memory and compile caches). Compile time
 is the sum of JAX's compile events (trace + lowering + backend compile) during the call; run time
 is wall time minus compile. The loops are timed on a few datasets (--baseline-datasets); their
 per-dataset time is what a loop over B datasets would cost per dataset. ESS/s: mean bulk ESS of the
-slope per dataset divided by the per-dataset run time.
+slope per dataset divided by the per-dataset run time. Memory: ``peak_rss_bytes`` (the worker's peak
+resident set, including the ~0.3-0.5 GB of the imported libraries) and ``peak_device_bytes``
+(``memory_stats()["peak_bytes_in_use"]`` of device 0; None on CPU, which has no such statistic), each
+also divided by the datasets of the row (``*_per_dataset``), and ``peak_rss_above_imports_bytes_per_dataset``:
+the peak less the resident set after importing the libraries, per dataset.
 
 Examples::
 
     python scripts/benchmark.py --out scripts/results/benchmark_cpu.json        # CPU defaults
     python scripts/benchmark.py --quick --out /tmp/bench.json                     # smoke test
     python scripts/benchmark.py --sizes 1,1000,100000,1000000 --engines engine,exact --out gpu.json
+    python scripts/benchmark.py --engines iterations,diagnostics --out /tmp/fixed.json  # fixed cost, diagnostics
 """
 
 from __future__ import annotations
@@ -56,6 +75,8 @@ ALL_ENGINES = (
     "jit_loop",
     "pymc",
     "exact",
+    "iterations",
+    "diagnostics",
 )
 LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
 SEED = 0
@@ -373,6 +394,190 @@ def work_pymc(task: dict) -> dict:
     return out
 
 
+def _warmup_leapfrogs(phi, y, spec, config, num_datasets: int):
+    """Leapfrog steps per warm-up iteration ``(R, num_warmup)`` of the first runs, from the engine's initial points.
+
+    NumPyro's ``hmc`` kernel with the engine's settings, keys and initial points (``initial_point``): the
+    same Markov chains as the engine's warm-up (the engine keeps no warm-up statistics).
+    """
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer.hmc import hmc
+
+    from bayeslin_jax.engine.nuts import initial_point, potential_fn_gen, run_keys
+
+    chains = config.num_chains
+
+    def one(key, phi_run, y_run):
+        z0, sample_key = initial_point(key, phi_run, spec.noise, config)
+        args = (phi_run, y_run, spec.prior, spec.noise)
+        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
+        state = init_kernel(z0, config.num_warmup, dense_mass=config.dense_mass,
+                            target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
+                            model_args=args, rng_key=sample_key)
+
+        def step(carry, _):
+            carry = sample_kernel(carry, model_args=args)
+            return carry, carry.num_steps
+
+        return jax.lax.scan(step, state, length=config.num_warmup)[1]
+
+    keys = run_keys(SEED, jnp.arange(num_datasets), chains)
+    runs = (keys, jnp.repeat(phi[:num_datasets], chains, axis=0), jnp.repeat(y[:num_datasets], chains, axis=0))
+    return jax.jit(lambda k, p, yy: jax.lax.map(lambda xs: one(*xs), (k, p, yy)))(*runs)
+
+
+def _fit_line(x, y) -> tuple[float, float]:
+    """Least-squares ``y = intercept + slope * x`` -> (slope, intercept)."""
+    import numpy as np
+
+    slope, intercept = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
+    return float(slope), float(intercept)
+
+
+def work_iterations(task: dict) -> dict:
+    """Engine time per run against iterations; leapfrog counts split the intercept."""
+    import jax
+    import numpy as np
+
+    from bayeslin_jax import priors
+    from bayeslin_jax.engine import NutsConfig, sample_nuts
+
+    clock = _CompileClock()
+    spec = priors.tutorial_spec()
+    x, y = _tutorial_data(task["B"])
+    phi, y = spec.basis(jax.numpy.asarray(x)), jax.numpy.asarray(y)
+    runs = task["B"] * task["chains"]
+    points = []
+    for iterations in sorted(task["iterations"]):
+        warmup = max(iterations // 2, 1)
+        config = NutsConfig(num_warmup=warmup, num_draws=max(iterations - warmup, 1), num_chains=task["chains"],
+                            dense_mass=task["dense_mass"])
+
+        def call(config=config):
+            return jax.block_until_ready(sample_nuts(SEED, phi, y, spec.prior, spec.noise, config, draw_stats=False))
+
+        clock.reset()
+        t0 = time.perf_counter()
+        result = call()
+        cold, compile_s = time.perf_counter() - t0, clock.reset()
+        warm, warm_cpu = [], []
+        for _ in range(task["repeats"]):
+            t0, c0 = time.perf_counter(), time.process_time()
+            call()
+            warm.append(time.perf_counter() - t0)
+            warm_cpu.append(time.process_time() - c0)
+        counted = min(task["B"], task["count_datasets"])
+        warmup_steps = np.asarray(_warmup_leapfrogs(phi, y, spec, config, counted))  # (R', warmup)
+        sampling = float(np.asarray(result.stats["mean_leapfrog"]).mean()) * config.num_draws
+        points.append({
+            "iterations": config.num_warmup + config.num_draws,
+            "warmup": config.num_warmup,
+            "draws": config.num_draws,
+            "compile_s": compile_s,
+            "cold_run_s": cold - compile_s,
+            "run_s": min(warm),
+            "per_run_s": min(warm) / runs,
+            "per_run_cpu_s": min(warm_cpu) / runs,  # the process's CPU time: less disturbed on a shared machine
+            "warmup_leapfrogs_per_run": float(warmup_steps.sum(1).mean()),
+            "warmup_leapfrogs_first_10_per_run": float(warmup_steps[:, :10].sum(1).mean()),
+            "sampling_leapfrogs_per_run": sampling,
+            "leapfrogs_per_run": float(warmup_steps.sum(1).mean()) + sampling,
+        })
+    # the fixed cost of a call (keys, layout, dispatch): one dataset at the fewest iterations, best of 5 warm calls
+    one = NutsConfig(num_warmup=points[0]["warmup"], num_draws=points[0]["draws"], num_chains=task["chains"],
+                     dense_mass=task["dense_mass"])
+    per_call = []
+    for _ in range(6):
+        t0 = time.perf_counter()
+        jax.block_until_ready(sample_nuts(SEED, phi[:1], y[:1], spec.prior, spec.noise, one, draw_stats=False))
+        per_call.append(time.perf_counter() - t0)
+    fit = [p for p in points if p["iterations"] >= 20]  # fewer: warm-up too short to adapt, kept as a bound
+    fit = fit if len(fit) >= 2 else points
+    iters = [p["iterations"] for p in fit]
+    slope, intercept = _fit_line(iters, [p["per_run_s"] for p in fit])
+    leap_slope, leap_intercept = _fit_line(iters, [p["leapfrogs_per_run"] for p in fit])
+    cpu_slope, cpu_intercept = _fit_line(iters, [p["per_run_cpu_s"] for p in fit])
+    # the leapfrogs beyond the per-iteration rate, valued at the average cost of a leapfrog in an iteration
+    algorithmic = leap_intercept * slope / leap_slope
+    algorithmic_cpu = leap_intercept * cpu_slope / leap_slope
+    return {
+        "datasets_timed": task["B"],
+        "runs": runs,
+        "leapfrogs_counted_runs": min(task["B"], task["count_datasets"]) * task["chains"],
+        "points": points,
+        "fit_iterations": iters,
+        "slope_s_per_iteration": slope,
+        "intercept_s_per_run": intercept,
+        "intercept_in_iterations": intercept / slope,
+        "cpu_slope_s_per_iteration": cpu_slope,
+        "cpu_intercept_s_per_run": cpu_intercept,
+        "leapfrogs_per_iteration": leap_slope,
+        "leapfrog_intercept_per_run": leap_intercept,
+        "fixed_algorithmic_s_per_run": algorithmic,
+        "fixed_software_s_per_run": intercept - algorithmic,
+        "fixed_algorithmic_cpu_s_per_run": algorithmic_cpu,
+        "fixed_software_cpu_s_per_run": cpu_intercept - algorithmic_cpu,
+        # direct bounds, robust to a noisy fit: a run of the fewest iterations (init, adaptation state, outputs
+        # and those few iterations) bounds the software part; the first call's extra (allocation, first
+        # execution) is paid once per call (per chunk), not per run
+        "fewest_iterations": points[0]["iterations"],
+        "per_run_s_at_fewest_iterations": points[0]["per_run_s"],
+        "per_run_cpu_s_at_fewest_iterations": points[0]["per_run_cpu_s"],
+        "first_call_extra_s": float(np.median([p["cold_run_s"] - p["run_s"] for p in points])),
+        "call_s_one_dataset_fewest_iterations": min(per_call[1:]),
+        "method": config.resolved_method(),
+        "devices": jax.local_device_count(),
+    }
+
+
+def _ar1_draws(num: int, chains: int, draws: int, seed: int = 0):
+    """``(num, chains, draws)`` AR(1) series (autocorrelation 0.5, unit variance), like NUTS draws."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(num, chains, draws))
+    out = np.empty_like(noise)
+    out[..., 0] = noise[..., 0]
+    for t in range(1, draws):
+        out[..., t] = 0.5 * out[..., t - 1] + np.sqrt(0.75) * noise[..., t]
+    return out
+
+
+def work_diagnostics(task: dict) -> dict:
+    """Host diagnostics per dataset: the base path against the numba path, in one process."""
+    import numpy as np
+
+    from bayeslin_jax import diagnostics
+
+    t0 = time.perf_counter()
+    backend = diagnostics.numba_backend()
+    out: dict = {"numba_available": backend is not None, "numba_import_s": time.perf_counter() - t0,
+                 "datasets_timed": task["B"], "chains": task["chains"]}
+    if backend is not None:
+        t0 = time.perf_counter()
+        diagnostics.chain_diagnostics(_ar1_draws(2, task["chains"], 16), backend="numba")
+        out["numba_first_call_s"] = time.perf_counter() - t0  # JIT compile or on-disk cache load
+    for draws in task["draws_list"]:
+        x = _ar1_draws(task["B"], task["chains"], draws)
+        entry = {}
+        results = {}
+        for name in ("base", "numba") if backend is not None else ("base",):
+            t0, c0 = time.perf_counter(), time.process_time()
+            results[name] = diagnostics.chain_diagnostics(x, backend=name)
+            entry[f"{name}_ms_per_dataset"] = (time.perf_counter() - t0) / task["B"] * 1e3
+            entry[f"{name}_cpu_ms_per_dataset"] = (time.process_time() - c0) / task["B"] * 1e3
+        if backend is not None:
+            entry["speedup"] = entry["base_ms_per_dataset"] / entry["numba_ms_per_dataset"]
+            entry["cpu_speedup"] = entry["base_cpu_ms_per_dataset"] / entry["numba_cpu_ms_per_dataset"]
+            entry["max_rel_diff"] = max(
+                float(np.nanmax(np.abs(results["numba"][k] - results["base"][k]) / np.abs(results["base"][k])))
+                for k in diagnostics.DIAGNOSTIC_NAMES
+            )
+        out[f"draws_{draws}"] = entry
+    return out
+
+
 def worker_main(task: dict) -> dict:
     fn = {
         "engine": work_engine,
@@ -384,10 +589,18 @@ def worker_main(task: dict) -> dict:
         "mcmc_loop_jit_args": work_mcmc_loop,
         "jit_loop": work_jit_loop,
         "pymc": work_pymc,
+        "iterations": work_iterations,
+        "diagnostics": work_diagnostics,
     }[task["engine"]]
+    baseline = None
+    if task["engine"] != "pymc":  # the libraries' share of the peak: imported before any work
+        import bayeslin_jax.diagnostics  # noqa: F401  (imports jax, numpyro, arviz)
+
+        baseline = _peak_rss_bytes()
     out = fn(task)
     out["peak_rss_bytes"] = _peak_rss_bytes()
-    if task["engine"] != "pymc":
+    out["rss_after_imports_bytes"] = baseline
+    if task["engine"] not in ("pymc", "diagnostics"):
         out["peak_device_bytes"] = _device_peak()
     return out
 
@@ -413,6 +626,15 @@ def _run_task(task: dict, python: str, env_extra: dict[str, str], timeout: float
 
 
 def _derive(row: dict) -> dict:
+    datasets = row.get("B", row.get("n"))
+    for key in ("peak_rss_bytes", "peak_device_bytes"):
+        if datasets and row.get(key) is not None:
+            row[f"{key}_per_dataset"] = row[key] / datasets
+    if datasets and row.get("rss_after_imports_bytes") is not None and "peak_rss_bytes" in row:
+        above = row["peak_rss_bytes"] - row["rss_after_imports_bytes"]  # includes XLA's compile-time peak
+        row["peak_rss_above_imports_bytes_per_dataset"] = above / datasets
+    if row.get("engine") in ("iterations", "diagnostics"):
+        return row
     n = row.get("datasets_timed")
     if n and "run_s" in row:
         row["per_dataset_s"] = row["run_s"] / n
@@ -469,6 +691,8 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
         if engine is None:
             continue
         entry = {"per_dataset_s": engine["per_dataset_s"], "compile_s": engine["compile_s"]}
+        entry |= {key: engine.get(key) for key in ("peak_rss_bytes_per_dataset", "peak_device_bytes_per_dataset",
+                                                   "peak_rss_above_imports_bytes_per_dataset")}
         for name in LOOP_ENGINES:
             base = find(name, chains=chains)
             if base:
@@ -501,6 +725,22 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
             "B1000_no_slower_than_jit_loop": None if jl is None else jl >= 1.0,
             "compile_under_10s": at_1000["compile_s"] < 10.0,
         }
+    for r in rows:
+        if r["engine"] == "iterations" and "intercept_s_per_run" in r:
+            out["fixed_cost"] = {
+                key: r[key]
+                for key in ("datasets_timed", "slope_s_per_iteration", "intercept_s_per_run", "intercept_in_iterations",
+                            "cpu_slope_s_per_iteration", "cpu_intercept_s_per_run",
+                            "leapfrogs_per_iteration", "leapfrog_intercept_per_run", "fixed_algorithmic_s_per_run",
+                            "fixed_software_s_per_run", "fixed_algorithmic_cpu_s_per_run",
+                            "fixed_software_cpu_s_per_run", "fewest_iterations", "per_run_s_at_fewest_iterations",
+                            "per_run_cpu_s_at_fewest_iterations",
+                            "first_call_extra_s", "call_s_one_dataset_fewest_iterations")
+            }
+        elif r["engine"] == "diagnostics" and "datasets_timed" in r:
+            out["diagnostics_ms_per_dataset"] = {
+                key: value for key, value in r.items() if key.startswith(("draws_", "numba_")) and key != "draws_list"
+            }
     out["engine_per_dataset_s_by_chains"] = {
         f"chains={r['chains']},B={r['B']},devices={r.get('cpu_devices', 1)}": r["per_dataset_s"]
         for r in rows
@@ -551,6 +791,16 @@ def main(argv: list[str] | None = None) -> int:
         default=180.0,
         help="skip a size whose predicted time (from the previous size) exceeds this",
     )
+    parser.add_argument(
+        "--iterations", default="2,100,200,600,2000", help="iteration counts (half warm-up) of the iterations sweep"
+    )
+    parser.add_argument("--iterations-size", type=int, default=500, help="datasets B of the iterations sweep")
+    parser.add_argument("--repeats", type=int, default=2, help="warm calls per point of the iterations sweep (best)")
+    parser.add_argument(
+        "--count-datasets", type=int, default=50, help="datasets whose warm-up leapfrogs the sweep counts"
+    )
+    parser.add_argument("--diagnostics-datasets", type=int, default=200, help="datasets of the diagnostics row")
+    parser.add_argument("--diagnostics-draws", default="100,1000", help="draws per chain of the diagnostics row")
     parser.add_argument("--timeout", type=float, default=1800.0, help="kill one measurement after this many seconds")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 chains, 200 + 200 iterations, small B")
     parser.add_argument("--out", default=None, help="JSON file to write (default: print only)")
@@ -565,6 +815,8 @@ def main(argv: list[str] | None = None) -> int:
         args.chains, args.warmup, args.draws = 2, 200, 200
         args.sizes, args.study_sizes, args.baseline_datasets, args.pymc_datasets = "1,10,100", "100", 2, 2
         args.chain_variant_sizes = "1,100"
+        args.iterations, args.iterations_size, args.count_datasets = "2,100,400", 50, 10
+        args.diagnostics_datasets = 50
     ints = lambda text: [int(v) for v in text.split(",") if v.strip()]  # noqa: E731
     engines = [e for e in args.engines.split(",") if e]
     unknown = set(engines) - set(ALL_ENGINES)
@@ -583,7 +835,9 @@ def main(argv: list[str] | None = None) -> int:
         out = _derive({**task, "cpu_devices": devices, **_run_task(task, python, env_extra or {}, args.timeout)})
         out.pop("data_file", None)
         rows.append(out)
-        shown = {k: out[k] for k in ("per_dataset_s", "compile_s", "datasets_per_s", "skipped", "error") if k in out}
+        keys = ("per_dataset_s", "compile_s", "datasets_per_s", "intercept_s_per_run", "slope_s_per_iteration",
+                "draws_100", "skipped", "error")
+        shown = {k: out[k] for k in keys if k in out}
         print(f"  {label} {json.dumps(shown)[:300]}", flush=True, file=sys.stderr)
         return out
 
@@ -620,6 +874,13 @@ def main(argv: list[str] | None = None) -> int:
             sweep("engine_barrier_free", args.chains, sizes)
         elif engine == "exact":
             sweep("exact", args.chains, sizes)
+        elif engine == "iterations":
+            iterations = {"iterations": ints(args.iterations), "repeats": args.repeats}
+            record({"engine": engine, "B": args.iterations_size, **base, **iterations,
+                    "count_datasets": args.count_datasets})
+        elif engine == "diagnostics":
+            record({"engine": engine, "B": args.diagnostics_datasets, "chains": args.chains,
+                    "draws_list": ints(args.diagnostics_draws)})
         elif engine == "study":
             sweep("study", args.chains, [s for s in ints(args.study_sizes)])
         elif engine == "pymc":

@@ -238,10 +238,22 @@ def _run_all(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int 
 
 
 def run_keys(seed: int | Array, dataset_indices: Array, num_chains: int) -> Array:
-    """Keys ``(B * C,)`` for every (dataset, chain) run, from global dataset indices ``(B,)``."""
-    return chain_keys(keyring.dataset_keys(seed, keyring.INFER, dataset_indices), num_chains)
+    """Keys ``(B * C,)`` for every (dataset, chain) run, from global dataset indices ``(B,)``.
+
+    Compiled (as :func:`chain_keys`): traced eagerly, the vmapped ``fold_in`` calls cost ~5-10 ms per call,
+    which was most of the engine's fixed cost per call (scripts/benchmark.py ``iterations``). Integer hashes:
+    the same keys either way.
+    """
+    root = jax.random.key(seed) if isinstance(seed, int) else seed  # as keys.stream_key, outside the trace
+    return _run_keys(root, jnp.asarray(dataset_indices, dtype=jnp.uint32), num_chains)
 
 
+@partial(jax.jit, static_argnames=("num_chains",))
+def _run_keys(root: Array, dataset_indices: Array, num_chains: int) -> Array:
+    return chain_keys(keyring.dataset_keys(root, keyring.INFER, dataset_indices), num_chains)
+
+
+@partial(jax.jit, static_argnames=("num_chains",))
 def chain_keys(per_dataset: Array, num_chains: int) -> Array:
     """Keys ``(B * C,)`` for every (dataset, chain) run from one key per dataset ``(B,)``."""
     chains = jnp.arange(num_chains, dtype=jnp.uint32)

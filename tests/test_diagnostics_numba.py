@@ -1,0 +1,48 @@
+"""The numba fast path of chain_diagnostics equals arviz-stats' base path, edge rows included."""
+
+import numpy as np
+import pytest
+
+from bayeslin_jax import diagnostics
+from bayeslin_jax.diagnostics import DIAGNOSTIC_NAMES, chain_diagnostics
+
+pytestmark = [
+    pytest.mark.skipif(diagnostics.numba_backend() is None, reason="numba/einops not installed"),
+    pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),  # NaN rows, as ArviZ warns
+]
+
+
+def _draws(dtype, shape=(12, 4, 100)):
+    rng = np.random.default_rng(7)
+    walk = rng.normal(size=shape).cumsum(-1) * rng.uniform(0.0, 0.3, size=(*shape[:-2], 1, 1))
+    x = (walk + rng.normal(size=shape)).astype(dtype)
+    x[0] = 1.5  # constant: ESS = C * S, R-hat and MCSE of the sd NaN (base semantics)
+    x[1, 2, 17] = np.nan  # any NaN: all NaN
+    x[2] = rng.integers(0, 2, size=shape[1:])  # two values: the tail indicator is constant at one quantile
+    x[3] = rng.choice([-1.0, 1.0], size=shape[1:]) + x[3].mean()  # centred squares constant
+    x[4, 1] += 3.0  # one chain off: large R-hat
+    return x
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_numba_path_equals_base_path(dtype, rtol):
+    x = _draws(dtype)
+    fast = chain_diagnostics(x, backend="numba")
+    base = chain_diagnostics(x, backend="base")
+    for name in DIAGNOSTIC_NAMES:
+        assert fast[name].shape == (12,)
+        np.testing.assert_array_equal(np.isnan(fast[name]), np.isnan(base[name]), err_msg=name)
+        np.testing.assert_allclose(fast[name], base[name], rtol=rtol, atol=0, err_msg=name)
+    assert base["ess_bulk"][0] == 400 and np.isnan(base["rhat"][1]) and base["rhat"][4] > 1.5
+
+
+def test_numba_path_keeps_leading_axes_blocks_and_falls_back_on_odd_draws(monkeypatch):
+    monkeypatch.setattr(diagnostics, "NUMBA_ROWS", 5)  # 12 rows: blocks of 5, 5, 2
+    x = _draws(np.float64, shape=(12, 4, 64)).reshape(3, 4, 4, 64)
+    fast, base = chain_diagnostics(x), chain_diagnostics(x, backend="base")
+    for name in DIAGNOSTIC_NAMES:
+        assert fast[name].shape == (3, 4)
+        np.testing.assert_allclose(fast[name], base[name], rtol=1e-12, err_msg=name)
+    odd = _draws(np.float64, shape=(6, 4, 51))
+    fast, base = chain_diagnostics(odd), chain_diagnostics(odd, backend="base")
+    np.testing.assert_array_equal(fast["ess_bulk"], base["ess_bulk"])
