@@ -15,8 +15,13 @@ bookkeeping with selects:
   doubling direction is drawn;
 * a finished trajectory ends the iteration: warm-up adaptation (NumPyro's ``warmup_adapter``: Stan's
   windows, dual averaging of the step size, Welford (co)variance for a diagonal or dense mass matrix),
-  the draw and its statistics are recorded in the sampling phase, a new momentum is drawn;
+  the draw and its statistics are recorded in the sampling phase (or, with ``draw_stats=False``, only
+  the draw, the statistics being summed in the lane into the run's summaries), a new momentum is drawn;
 * a lane that finished all its iterations idles (masked) until the last lane finishes.
+
+The FSM knows nothing of the model: :func:`run_block` takes a potential ``U(z; args, shared)``, each
+run's arguments (e.g. its dataset) and initial point, so it serves the Gaussian engine and any NumPyro
+model alike (:func:`bayeslin_jax.engine.general.sample_runs`).
 
 It is the same Markov kernel as NumPyro's NUTS (``numpyro.infer.hmc.hmc(algo="NUTS")``, the ``map``
 engine), built from NumPyro's own pieces (``_build_basetree``, ``_combine_tree``, ``_is_turning``,
