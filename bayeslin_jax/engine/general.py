@@ -303,4 +303,4 @@ def sample_model(
                        draw_stats=draw_stats)
 
 
-__all__ = ["ModelSites", "inspect_model", "sample_model"]
+__all__ = ["ModelSites", "inspect_model", "sample_model", "sample_runs"]
