@@ -18,7 +18,7 @@ import scipy.stats
 
 from bayeslin_jax import diagnostics, exact, nig, priors, simulate
 from bayeslin_jax.basis import Polynomial
-from bayeslin_jax.engine import NutsConfig, sample_nuts
+from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, sample_nuts, summarize_draw_stats
 from bayeslin_jax.engine.barrier_free import lane_utilization
 from bayeslin_jax.errors import BayeslinError
 
@@ -30,18 +30,21 @@ def _config(method: str, **kw) -> NutsConfig:
 @pytest.fixture(scope="module")
 def float64_pair():
     """Both engines on 4 datasets x 2 chains, 50 + 100 iterations, in float64; the FSM has 3 lanes
-    for the 8 runs (a lane that finishes its run takes the next one from the queue)."""
+    for the 8 runs (a lane that finishes its run takes the next one from the queue), and runs once more
+    with ``draw_stats=False`` (its in-lane summaries, against the reduction of its per-draw statistics)."""
     config = {"num_warmup": 50, "num_draws": 100, "num_chains": 2}
     with jax.enable_x64(True):
         spec = priors.tutorial_spec()
         data = simulate.tutorial_data(0, np.arange(4))
         phi = spec.basis(data.x)
-        return {
-            "barrier_free": sample_nuts(
-                3, phi, data.y, spec.prior, spec.noise, _config("barrier_free", batch_size=3, **config)
-            ),
+        fsm = _config("barrier_free", batch_size=3, **config)
+        runs = {
+            "barrier_free": sample_nuts(3, phi, data.y, spec.prior, spec.noise, fsm),
+            "summaries": sample_nuts(3, phi, data.y, spec.prior, spec.noise, fsm, draw_stats=False),
             "map": sample_nuts(3, phi, data.y, spec.prior, spec.noise, _config("map", **config)),
         }
+        runs["reduced"] = summarize_draw_stats(runs["barrier_free"].stats, fsm.max_tree_depth)
+        return runs
 
 
 def test_float64_same_chains_as_numpyro(float64_pair) -> None:
@@ -74,6 +77,23 @@ def test_shapes_and_lane_counts(float64_pair) -> None:
     assert int(counts.idle_warmup) + int(counts.idle_sampling) == 3 * loop_steps - busy.sum()
     assert all(0 < util[k] <= 1 for k in ("overall", "warmup", "sampling"))
     assert float64_pair["map"].lanes is None
+
+
+def test_fsm_summaries_equal_the_reduction_of_its_per_draw_stats(float64_pair) -> None:
+    """``draw_stats=False``: the FSM accumulates the summaries in its lanes (no (R, S) statistics); they equal
+    ``summarize_draw_stats`` of its per-draw statistics (the mean acceptance up to summation order), and the
+    draws are the same."""
+    reduced, expected, full = float64_pair["summaries"], float64_pair["reduced"], float64_pair["barrier_free"]
+    np.testing.assert_array_equal(np.asarray(reduced.samples["w"]), np.asarray(full.samples["w"]))
+    assert set(reduced.stats) == set(SUMMARY_STAT_NAMES)
+    for name in SUMMARY_STAT_NAMES:
+        got, want = np.asarray(reduced.stats[name]), np.asarray(expected[name])
+        assert got.shape == (4, 2) and got.dtype == want.dtype, name
+        if name == "mean_accept":
+            np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=name)
+        else:  # counts, means of integers (exact sums), the last step size
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    assert np.all(np.asarray(expected["mean_leapfrog"]) > 1.0)
 
 
 @pytest.mark.slow

@@ -15,8 +15,13 @@ bookkeeping with selects:
   doubling direction is drawn;
 * a finished trajectory ends the iteration: warm-up adaptation (NumPyro's ``warmup_adapter``: Stan's
   windows, dual averaging of the step size, Welford (co)variance for a diagonal or dense mass matrix),
-  the draw and its statistics are recorded in the sampling phase, a new momentum is drawn;
+  the draw and its statistics are recorded in the sampling phase (or, with ``draw_stats=False``, only
+  the draw, the statistics being summed in the lane into the run's summaries), a new momentum is drawn;
 * a lane that finished all its iterations idles (masked) until the last lane finishes.
+
+The FSM knows nothing of the model: :func:`run_block` takes a potential ``U(z; args, shared)``, each
+run's arguments (e.g. its dataset) and initial point, so it serves the Gaussian engine and any NumPyro
+model alike (:func:`bayeslin_jax.engine.general.sample_runs`).
 
 It is the same Markov kernel as NumPyro's NUTS (``numpyro.infer.hmc.hmc(algo="NUTS")``, the ``map``
 engine), built from NumPyro's own pieces (``_build_basetree``, ``_combine_tree``, ``_is_turning``,
@@ -51,11 +56,8 @@ from numpyro.infer.hmc_util import (
     velocity_verlet,
     warmup_adapter,
 )
-from numpyro.infer.util import constrain_fn
 
-from bayeslin_jax.engine.nuts import STAT_NAMES, NutsConfig, initial_point, potential_fn_gen
-from bayeslin_jax.models import linear_regression
-from bayeslin_jax.priors import Noise, WeightPrior
+from bayeslin_jax.engine.nuts import STAT_NAMES, SUMMARY_STAT_NAMES, NutsConfig, tree_depth
 
 MAX_DELTA_ENERGY = 1000.0  # NumPyro's divergence threshold on the energy error
 REFILL_FRACTION = 8  # a loop step (re)fills at most lanes // 8 lanes (a fresh run costs about a step)
@@ -104,6 +106,8 @@ class _Lane(NamedTuple):
     r_sum_ckpts: Array  # (max_tree_depth, D)
     warmup_steps: Array
     sampling_steps: Array
+    tally: Array  # over the draws so far: divergences, max-tree-depth hits, sum of tree depths, of leapfrogs
+    accept_sum: Array  # sum of the draws' acceptance probabilities
 
 
 def _select(pred: Array, on_true, on_false):
@@ -148,41 +152,40 @@ def _begin_doubling(tree: TreeInfo, key: Array):
     return key, going_right, transition_key, tree._replace(num_proposals=jnp.zeros((), _int())), sub_key
 
 
-def _lane_init(key, phi, y, prior, noise, *, config: NutsConfig, adapter) -> _Lane:
-    """A lane at the start of the first trajectory of the run with key ``key``."""
-    z0, sample_key = initial_point(key, phi, noise, config)
-    z, unravel = ravel_pytree(z0)
-    potential = _flat_potential(phi, y, prior, noise, unravel)
-    pe, z_grad = jax.value_and_grad(potential)(z)
+def _lane_init(sample_key, z, args, shared, *, potential, unravel, config: NutsConfig, adapter) -> _Lane:
+    """A lane at the start of the first trajectory of a run: its sampler key, flat initial point ``z: (D,)``
+    and model arguments ``args``."""
+    pe, z_grad = jax.value_and_grad(_flat_potential(potential(args, shared), unravel))(z)
     raw = jax.random.key_data(sample_key)
     key_hmc, key_adapt, _ = jax.random.split(raw, 3)  # the third one is NumPyro's unused initial momentum
     adapt = adapter[0](IntegratorState(z, None, pe, z_grad), key_adapt, jnp.ones((), z.dtype))
     rng_key, energy0, tree, key_transition = _begin_iteration(z, pe, z_grad, key_hmc, adapt)
     tree_key, going_right, transition_key, sub, sub_key = _begin_doubling(tree, key_transition)
     ckpts = jnp.zeros((config.max_tree_depth, z.shape[0]), z.dtype)
+    zero = jnp.zeros((), _int())
     lane = _Lane(
-        jnp.zeros((), _int()), z, pe, z_grad, rng_key, adapt, energy0, tree, tree_key, going_right, transition_key,
-        sub, sub_key, ckpts, ckpts, jnp.zeros((), _int()), jnp.zeros((), _int()),
+        zero, z, pe, z_grad, rng_key, adapt, energy0, tree, tree_key, going_right, transition_key,
+        sub, sub_key, ckpts, ckpts, zero, zero, jnp.zeros(4, _int()), jnp.zeros((), z.dtype),
     )  # fmt: skip
     return lane
 
 
-def _flat_potential(phi, y, prior, noise, unravel):
-    potential = potential_fn_gen(phi, y, prior, noise)
-    return lambda flat: potential(unravel(flat))
+def _flat_potential(potential_fn, unravel):
+    return lambda flat: potential_fn(unravel(flat))
 
 
-def _lane_step(lane: _Lane, phi, y, prior, noise, *, config: NutsConfig, adapter, unravel):
+def _lane_step(lane: _Lane, args, shared, *, potential, config: NutsConfig, adapter, unravel, draw_stats: bool):
     """One leapfrog step of one lane, then its bookkeeping (vmapped over lanes: one batched gradient).
 
-    Returns the new lane, its record row ``(D + len(STAT_NAMES),)`` and the draw slot it belongs to
-    (``num_draws``, out of range, when the step recorded no draw).
+    ``args``: the lane's run's model arguments. Returns the new lane, its record row (``(D,)``, or
+    ``(D + len(STAT_NAMES),)`` with ``draw_stats``) and the draw slot it belongs to (``num_draws``, out
+    of range, when the step recorded no draw).
     """
     total = config.num_warmup + config.num_draws
     active = lane.i < total
     adapt = lane.adapt
     inv_mm, step_size = adapt.inverse_mass_matrix, adapt.step_size
-    _, vv_update = velocity_verlet(_flat_potential(phi, y, prior, noise, unravel), euclidean_kinetic_energy)
+    _, vv_update = velocity_verlet(_flat_potential(potential(args, shared), unravel), euclidean_kinetic_energy)
     dtype = lane.z.dtype
 
     # ---- one leapfrog: the next leaf of the sub-tree (NumPyro's _iterative_build_subtree body)
@@ -217,18 +220,23 @@ def _lane_step(lane: _Lane, phi, y, prior, noise, *, config: NutsConfig, adapter
         lane.i, accept_prob, IntegratorState(z_new, None, tree.z_proposal_pe, tree.z_proposal_grad), adapt
     )
     adapt_new = _select(iter_end & warm, adapted, adapt)
-    slot = jnp.where(active & iter_end & ~warm, lane.i - config.num_warmup, config.num_draws)  # out of range: no write
-    draw_stats = {
-        "diverging": tree.diverging,
-        "n_steps": tree.num_proposals,
-        "tree_depth": jnp.ceil(jnp.log2(tree.num_proposals + 1.0)).astype(jnp.int32),
-        "step_size": adapt_new.step_size,
-        "acceptance_rate": accept_prob,
-        "energy": tree.z_proposal_energy,
-        "lp": -tree.z_proposal_pe,
-    }
-    # one row per draw: the position, then the statistics (one scatter per step, not eight)
-    row = jnp.concatenate([z_new, jnp.stack([jnp.asarray(draw_stats[k], dtype) for k in STAT_NAMES])])
+    drawn = active & iter_end & ~warm
+    slot = jnp.where(drawn, lane.i - config.num_warmup, config.num_draws)  # out of range: no write
+    depth = tree_depth(tree.num_proposals)
+    tally = jnp.stack([tree.diverging, depth >= config.max_tree_depth, depth, tree.num_proposals]).astype(_int())
+    if draw_stats:  # one row per draw: the position, then the statistics (one scatter per step, not eight)
+        stats = {
+            "diverging": tree.diverging,
+            "n_steps": tree.num_proposals,
+            "tree_depth": depth,
+            "step_size": adapt_new.step_size,
+            "acceptance_rate": accept_prob,
+            "energy": tree.z_proposal_energy,
+            "lp": -tree.z_proposal_pe,
+        }
+        row = jnp.concatenate([z_new, jnp.stack([jnp.asarray(stats[k], dtype) for k in STAT_NAMES])])
+    else:  # the statistics only enter the run's summaries
+        row = z_new
     chain = _select(iter_end, (z_new, tree.z_proposal_pe, tree.z_proposal_grad), (lane.z, lane.pe, lane.z_grad))
     rng_key, energy0, fresh, key_transition = _begin_iteration(*chain, lane.rng_key, adapt_new)
 
@@ -255,87 +263,126 @@ def _lane_step(lane: _Lane, phi, y, prior, noise, *, config: NutsConfig, adapter
         r_sum_ckpts=r_sum_ckpts,
         warmup_steps=lane.warmup_steps + warm.astype(_int()),
         sampling_steps=lane.sampling_steps + (~warm).astype(_int()),
+        tally=lane.tally + jnp.where(drawn, tally, 0),
+        accept_sum=lane.accept_sum + jnp.where(drawn, accept_prob, 0.0).astype(dtype),
     )
     return _select(active, new, lane), row, slot
 
 
-def run_block(keys, phi, y, prior: WeightPrior, noise: Noise, *, config: NutsConfig, batch_size: int | None):
+def _take(tree, idx):
+    return jax.tree.map(lambda a: a[idx], tree)
+
+
+def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfig, batch_size: int | None,
+              draw_stats: bool = True):
     """All runs of one device through one FSM of ``L = batch_size`` lanes (all runs at once if None).
 
-    ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)`` -> samples ``(R, S, ...)``, stats ``(R, S)``,
-    :class:`LaneCounts`. With ``L < R`` the runs form a queue: a lane whose run is done takes the next
-    one, so lanes idle only once the queue is empty.
+    Parameters
+    ----------
+    sample_keys : array of keys, shape ``(R,)``
+        Each run's sampler key (what :func:`~bayeslin_jax.engine.nuts.initial_point` returns beside the point).
+    z0 : pytree, leaves ``(R, ...)``
+        Each run's unconstrained initial point ``{site: (R, *shape)}``.
+    run_args : pytree, leaves ``(R, ...)``
+        Each run's model arguments (e.g. ``(x, y)``).
+    shared : pytree
+        Model arguments shared by every run (e.g. the prior's parameters).
+    potential : callable
+        ``potential(args, shared)`` -> the potential energy ``U(z)`` of one run (``args``: one run's slice of
+        ``run_args``; ``z``: a point shaped as one run's ``z0``).
+    config : NutsConfig
+    batch_size : int or None
+        Lanes. With ``L < R`` the runs form a queue: a lane whose run is done takes the next one, so lanes
+        idle only once the queue is empty.
+    draw_stats : bool
+        Record every draw's :data:`~bayeslin_jax.engine.nuts.STAT_NAMES`; False: only accumulate each run's
+        :data:`~bayeslin_jax.engine.nuts.SUMMARY_STAT_NAMES` in its lane (the ``(R, S)`` statistics never exist).
+
+    Returns
+    -------
+    draws : dict
+        Unconstrained draws ``{site: (R, S, *shape)}``.
+    stats : dict
+        ``(R, S)`` per draw, or ``(R,)`` summaries (equal to
+        :func:`~bayeslin_jax.engine.nuts.summarize_draw_stats` of the per-draw ones, up to float summation order).
+    counts : LaneCounts
     """
-    num_runs = keys.shape[0]
+    num_runs = sample_keys.shape[0]
     num_lanes = min(batch_size or num_runs, num_runs)
     total = config.num_warmup + config.num_draws
     adapter = warmup_adapter(config.num_warmup, dense_mass=config.dense_mass, target_accept_prob=config.target_accept)
-    init = jax.vmap(partial(_lane_init, prior=prior, noise=noise, config=config, adapter=adapter))
-    z0, _ = initial_point(keys[0], phi[0], noise, config)
-    flat0, unravel = ravel_pytree(z0)
-    step = jax.vmap(partial(_lane_step, prior=prior, noise=noise, config=config, adapter=adapter, unravel=unravel))
+    flat0, unravel = ravel_pytree(_take(z0, 0))
+    z0_flat = jax.vmap(lambda z: ravel_pytree(z)[0])(z0)  # (R, D)
+    fns = {"potential": potential, "config": config, "adapter": adapter, "unravel": unravel}
+    init = jax.vmap(partial(_lane_init, shared=shared, **fns))
+    step = jax.vmap(partial(_lane_step, shared=shared, draw_stats=draw_stats, **fns))
     # every lane starts "done" (past its last iteration); the loop's first step fills them from the queue
-    shapes = jax.eval_shape(init, keys[:num_lanes], phi[:num_lanes], y[:num_lanes])
+    first = jnp.arange(num_lanes)
+    shapes = jax.eval_shape(init, sample_keys[first], z0_flat[first], _take(run_args, first))
     idle_lanes = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)._replace(
         i=jnp.full((num_lanes,), total, _int())
     )
     zero = jnp.zeros((), _int())
-    record = jnp.zeros((num_runs, config.num_draws, flat0.shape[0] + len(STAT_NAMES)), flat0.dtype)
-    steps = jnp.zeros((num_runs, 2), _int())  # per run: warm-up and sampling leapfrogs
-    carry = (idle_lanes, jnp.zeros(num_lanes, _int()), phi[:num_lanes], y[:num_lanes], zero, record, steps, zero,
+    dim = flat0.shape[0]
+    record = jnp.zeros((num_runs, config.num_draws, dim + (len(STAT_NAMES) if draw_stats else 0)), flat0.dtype)
+    # per run, written when it finishes: warm-up and sampling leapfrogs, then the lane's tally; accept sum, step size
+    ints = jnp.zeros((num_runs, 6), _int())
+    floats = jnp.zeros((num_runs, 2), flat0.dtype)
+    carry = (idle_lanes, jnp.zeros(num_lanes, _int()), _take(run_args, first), zero, record, ints, floats, zero,
              zero, zero)  # fmt: skip
 
     refills = max(num_lanes // REFILL_FRACTION, 1)  # lanes (re)filled per step at most
 
     def refill(args):
-        lanes, run, lane_phi, lane_y, next_run, target, new_run = args
+        lanes, run, lane_args, next_run, target, new_run = args
         idx = jnp.where(target < num_lanes, new_run, 0)
-        fresh = init(keys[idx], phi[idx], y[idx])
+        fresh = init(sample_keys[idx], z0_flat[idx], _take(run_args, idx))
         put = lambda a, f: a.at[target].set(f, mode="drop")  # noqa: E731
-        return (jax.tree.map(put, lanes, fresh), put(run, new_run), put(lane_phi, phi[idx]), put(lane_y, y[idx]),
+        return (jax.tree.map(put, lanes, fresh), put(run, new_run), jax.tree.map(put, lane_args, _take(run_args, idx)),
                 next_run + jnp.sum(target < num_lanes))  # fmt: skip
 
     def body(carry):
-        lanes, run, lane_phi, lane_y, next_run, record, steps, count, idle_warm, idle_sampling = carry
+        lanes, run, lane_args, next_run, record, ints, floats, count, idle_warm, idle_sampling = carry
         # the first done lanes take the next runs of the queue (at most `refills` per step)
         (done,) = jnp.nonzero(lanes.i >= total, size=refills, fill_value=num_lanes)
         new_run = next_run + jnp.arange(refills)
         target = jnp.where((done < num_lanes) & (new_run < num_runs), done, num_lanes)  # out of range: none
-        lanes, run, lane_phi, lane_y, next_run = jax.lax.cond(
+        lanes, run, lane_args, next_run = jax.lax.cond(
             jnp.any(target < num_lanes),
             refill,
-            lambda args: args[:5],
-            (lanes, run, lane_phi, lane_y, next_run, target, new_run),
+            lambda args: args[:4],
+            (lanes, run, lane_args, next_run, target, new_run),
         )
         busy = lanes.i < total
         warm_now = jnp.any(busy & (lanes.i < config.num_warmup))
         idle = num_lanes - busy.sum()
-        lanes, row, slot = step(lanes, lane_phi, lane_y)
+        lanes, row, slot = step(lanes, lane_args)
         record = record.at[run, slot].set(row, mode="drop")
-        finished = busy & (lanes.i >= total)
-        steps = steps.at[jnp.where(finished, run, num_runs)].set(
-            jnp.stack([lanes.warmup_steps, lanes.sampling_steps], -1), mode="drop"
+        finished = jnp.where(busy & (lanes.i >= total), run, num_runs)  # out of range: not finished
+        ints = ints.at[finished].set(
+            jnp.concatenate([jnp.stack([lanes.warmup_steps, lanes.sampling_steps], -1), lanes.tally], -1), mode="drop"
         )
+        floats = floats.at[finished].set(jnp.stack([lanes.accept_sum, lanes.adapt.step_size], -1), mode="drop")
         idle_warm = idle_warm + jnp.where(warm_now, idle, 0)
         idle_sampling = idle_sampling + jnp.where(warm_now, 0, idle)
-        return lanes, run, lane_phi, lane_y, next_run, record, steps, count + 1, idle_warm, idle_sampling
+        return lanes, run, lane_args, next_run, record, ints, floats, count + 1, idle_warm, idle_sampling
 
     def running(carry):
-        return jnp.any(carry[0].i < total) | (carry[4] < num_runs)
+        return jnp.any(carry[0].i < total) | (carry[3] < num_runs)
 
     carry = jax.lax.while_loop(running, body, carry)
-    *_, record, steps, loop_steps, idle_warm, idle_sampling = carry
+    *_, record, ints, floats, loop_steps, idle_warm, idle_sampling = carry
 
-    def constrain(draws, phi_r, y_r):
-        args = (phi_r, y_r, prior, noise)
-        return jax.vmap(lambda flat: constrain_fn(linear_regression, args, {}, unravel(flat)))(draws)
-
-    dim = flat0.shape[0]
-    samples = jax.vmap(constrain)(record[..., :dim], phi, y)
-    int_type = {"diverging": bool, "n_steps": _int(), "tree_depth": jnp.int32}
-    stats = {k: record[..., dim + j].astype(int_type.get(k, record.dtype)) for j, k in enumerate(STAT_NAMES)}
-    counts = LaneCounts(steps[:, 0], steps[:, 1], loop_steps, jnp.asarray(num_lanes, _int()), idle_warm, idle_sampling)
-    return samples, stats, counts
+    draws = jax.vmap(jax.vmap(unravel))(record[..., :dim])
+    if draw_stats:
+        int_type = {"diverging": bool, "n_steps": _int(), "tree_depth": jnp.int32}
+        stats = {k: record[..., dim + j].astype(int_type.get(k, record.dtype)) for j, k in enumerate(STAT_NAMES)}
+    else:
+        means = jnp.concatenate([ints[:, 4:].astype(floats.dtype), floats[:, :1]], -1) / config.num_draws
+        values = (ints[:, 2].astype(jnp.int32), ints[:, 3].astype(jnp.int32), *means.T, floats[:, 1])
+        stats = dict(zip(SUMMARY_STAT_NAMES, values, strict=True))
+    counts = LaneCounts(ints[:, 0], ints[:, 1], loop_steps, jnp.asarray(num_lanes, _int()), idle_warm, idle_sampling)
+    return draws, stats, counts
 
 
 def lane_utilization(*counts: LaneCounts) -> dict[str, float]:

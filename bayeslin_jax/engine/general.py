@@ -1,11 +1,14 @@
 """The batched NUTS engine for any :class:`bayeslin_jax.model_spec.Model` (user-model contract).
 
-Same runs, keys and batching as :func:`bayeslin_jax.engine.nuts.sample_nuts`: run ``r = i * C + c``
-uses ``fold_in(fold_in(root, i), c)`` (:func:`~bayeslin_jax.engine.nuts.run_keys`) with ``i`` the global
-dataset index, its own warm-up (NumPyro's functional ``hmc``) on the model's potential energy
-(``numpyro.infer.util.potential_energy``: unconstrained space, Jacobians included), ``lax.map`` or
-``vmap`` blocks per :class:`~bayeslin_jax.engine.nuts.NutsConfig`, contiguous blocks of datasets per
-local device. Draws for dataset ``i`` therefore do not depend on batch size, chunking or devices.
+One driver, :func:`sample_runs`, serves every model, the Gaussian one of
+:func:`bayeslin_jax.engine.nuts.sample_nuts` included: run ``r = i * C + c`` uses
+``fold_in(fold_in(root, i), c)`` (:func:`~bayeslin_jax.engine.nuts.run_keys`) with ``i`` the global
+dataset index, its own warm-up on the model's potential energy (``numpyro.infer.util.potential_energy``:
+unconstrained space, Jacobians included), laid out per :class:`~bayeslin_jax.engine.nuts.NutsConfig`:
+``lax.map`` (NumPyro's functional ``hmc``, one run at a time), lock-step ``vmap`` blocks, or the
+barrier-free finite state machine (:mod:`bayeslin_jax.engine.barrier_free`, the default off CPU);
+contiguous blocks of datasets per local device. Draws for dataset ``i`` therefore do not depend on
+batch size, chunking or devices (bitwise with ``"map"``; in distribution with the vectorized layouts).
 
 Before compiling, :func:`inspect_model` traces the model on real data and rejects, in one line naming
 the site, what the engine cannot run: discrete latents, ``numpyro.param`` sites, latent shapes that
@@ -26,11 +29,19 @@ from numpyro import handlers
 from numpyro.distributions import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
-from bayeslin_jax.engine.nuts import NutsConfig, NutsResult, run_keys, summarize_draw_stats, warmup_and_draw
+from bayeslin_jax.batching import map_datasets
+from bayeslin_jax.engine import barrier_free
+from bayeslin_jax.engine.nuts import (
+    NutsConfig,
+    NutsResult,
+    chain_keys,
+    initial_point,
+    run_keys,
+    summarize_draw_stats,
+    warmup_and_draw,
+)
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.model_spec import Model
-
-_FLOAT = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64 is enabled
 
 
 class ModelSites(NamedTuple):
@@ -136,33 +147,106 @@ def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
     return ModelSites(latent, tuple(kept), tuple(tuple(jnp.shape(first[k]["value"])) for k in kept))
 
 
-def _run_one(key: Array, x: Array, y: Array, params: dict, *, model: Model, sites: ModelSites, config: NutsConfig):
-    """One (dataset, chain) run. ``x: (n, ...)``, ``y: (n,)`` -> draws ``{site: (S, ...)}``, stats ``(S,)``."""
-    fn = model.bound
-    init_key, sample_key = jax.random.split(key)
-    init_keys = jax.random.split(init_key, len(sites.latent))
-    z0 = {
-        name: jax.random.uniform(k, shape, _FLOAT, -config.init_radius, config.init_radius)
-        for k, (name, shape) in zip(init_keys, sites.latent, strict=True)
-    }
+def _potential_fn_gen(fn):
+    """``fn``'s potential-energy generator in NumPyro's ``hmc`` form: ``gen(*args, **kwargs) -> potential(z)``."""
+
+    def potential_fn_gen(*args, **kwargs):
+        return partial(potential_energy, fn, args, kwargs)
+
+    return potential_fn_gen
+
+
+def _constrain(z: dict, x: Array, y: Array, params: dict, *, model: Model, sites: ModelSites) -> dict:
+    """One run's unconstrained draws ``{site: (S, ...)}`` -> its kept sites, constrained ``{site: (S, ...)}``."""
     kwargs = {"y": y, **params}
-
-    def potential_fn_gen(*args, **kw):
-        return partial(potential_energy, fn, args, kw)
-
-    z, stats = warmup_and_draw(potential_fn_gen, z0, sample_key, config, (x,), kwargs)
-    constrained = jax.vmap(lambda p: constrain_fn(fn, (x,), kwargs, p, return_deterministic=True))(z)
-    return {name: constrained[name] for name in sites.kept}, stats
+    constrained = jax.vmap(lambda p: constrain_fn(model.bound, (x,), kwargs, p, return_deterministic=True))(z)
+    return {name: constrained[name] for name in sites.kept}
 
 
-@partial(jax.jit, static_argnames=("model", "sites", "config", "batch_size", "draw_stats"))
+def _run_one(key: Array, x: Array, y: Array, params: dict, *, model: Model, sites: ModelSites, config: NutsConfig,
+             dtype):
+    """One (dataset, chain) run. ``x: (n, ...)``, ``y: (n,)`` -> draws ``{site: (S, ...)}``, stats ``(S,)``."""
+    z0, sample_key = initial_point(key, sites.latent, dtype, config)
+    z, stats = warmup_and_draw(_potential_fn_gen(model.bound), z0, sample_key, config, (x,), {"y": y, **params})
+    return _constrain(z, x, y, params, model=model, sites=sites), stats
+
+
+@partial(jax.jit, static_argnames=("model", "sites", "config", "batch_size", "draw_stats", "dtype"))
 def _run_all(keys, x, y, params, *, model: Model, sites: ModelSites, config: NutsConfig, batch_size: int | None,
-             draw_stats: bool = True):
+             draw_stats: bool, dtype):
+    """All runs of one device. ``keys: (R,)``, ``x: (R, n, ...)``, ``y: (R, n)`` -> draws ``{site: (R, S, ...)}``,
+    stats ``(R, S)`` (or summaries ``(R,)``) [, :class:`~bayeslin_jax.engine.barrier_free.LaneCounts`]."""
+    if config.resolved_method() == "barrier_free":
+        z0, sample_keys = jax.vmap(lambda key: initial_point(key, sites.latent, dtype, config))(keys)
+        gen = _potential_fn_gen(model.bound)
+        z, stats, lanes = barrier_free.run_block(
+            sample_keys, z0, (x, y), params, potential=lambda run, shared: gen(run[0], y=run[1], **shared),
+            config=config, batch_size=batch_size, draw_stats=draw_stats,
+        )  # fmt: skip
+        return jax.vmap(partial(_constrain, params=params, model=model, sites=sites))(z, x, y), stats, lanes
+
     def run(key, x_run, y_run):
-        draws, stats = _run_one(key, x_run, y_run, params, model=model, sites=sites, config=config)
+        draws, stats = _run_one(key, x_run, y_run, params, model=model, sites=sites, config=config, dtype=dtype)
         return draws, (stats if draw_stats else summarize_draw_stats(stats, config.max_tree_depth))
 
+    if batch_size is None:  # one run at a time: the compiled run does not depend on R
+        return map_datasets(run, keys, x, y)
     return jax.lax.map(lambda xs: run(*xs), (keys, x, y), batch_size=batch_size)
+
+
+def sample_runs(
+    seed: int | Array,
+    x: Array,
+    y: Array,
+    model: Model,
+    sites: ModelSites,
+    config: NutsConfig,
+    *,
+    dtype,
+    dataset_indices: Array | None = None,
+    dataset_keys: Array | None = None,
+    num_devices: int | None = None,
+    draw_stats: bool = True,
+) -> NutsResult:
+    """The engine's driver (inputs already validated): split the datasets over local devices, key and
+    repeat them per chain, run each device's compiled program (asynchronously) and gather.
+
+    ``x: (B, n, ...)``, ``y: (B, n)``; ``dtype``: of the initial points; ``dataset_keys: (B,)`` replaces
+    ``(seed, dataset_indices)`` (default indices ``0..B-1``). Each device runs the same single-device
+    program on its contiguous block of datasets (one partitioned program would round differently, and
+    NUTS turns an ulp into another chain), so ``"map"`` results are bit-identical for any device count.
+    Returns ``samples[site]: (B, C, S, ...)``, ``stats``: ``(B, C, S)`` or ``(B, C)`` (``draw_stats``),
+    ``lanes``: one :class:`~bayeslin_jax.engine.barrier_free.LaneCounts` per device for ``"barrier_free"``.
+    """
+    num_datasets = x.shape[0]
+    chains = config.num_chains
+    if dataset_keys is None:
+        indices = jnp.arange(num_datasets) if dataset_indices is None else dataset_indices
+        indices = jnp.asarray(indices, dtype=jnp.uint32)
+    devices = jax.local_devices()[: min(num_devices or jax.local_device_count(), num_datasets)]
+    blocks = np.array_split(np.arange(num_datasets), len(devices))
+    pending = []
+    for device, block in zip(devices, blocks, strict=True):
+        with jax.default_device(device):
+            if dataset_keys is None:
+                keys = run_keys(seed, jax.device_put(indices[block], device), chains)
+            else:
+                keys = chain_keys(jax.device_put(dataset_keys[block], device), chains)
+            x_runs = jnp.repeat(jax.device_put(x[block], device), chains, axis=0)
+            y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
+            params = jax.device_put(model.params, device)
+            out = _run_all(keys, x_runs, y_runs, params, model=model, sites=sites, config=config,
+                           batch_size=config.resolved_batch_size(keys.shape[0]), draw_stats=draw_stats, dtype=dtype)
+            pending.append((len(block), out))
+
+    def gather(*parts: Array) -> Array:
+        per_dataset = [a.reshape(size, chains, *a.shape[1:]) for (size, _), a in zip(pending, parts, strict=True)]
+        return per_dataset[0] if len(per_dataset) == 1 else jnp.concatenate([jax.device_get(a) for a in per_dataset])
+
+    samples = jax.tree.map(gather, *[out[0] for _, out in pending])
+    stats = jax.tree.map(gather, *[out[1] for _, out in pending])
+    lanes = tuple(out[2] for _, out in pending) if len(pending[0][1]) == 3 else None
+    return NutsResult(samples, stats, lanes)
 
 
 def sample_model(
@@ -175,6 +259,7 @@ def sample_model(
     num_devices: int | None = None,
     sites: ModelSites | None = None,
     draw_stats: bool = True,
+    dataset_keys: Array | None = None,
 ) -> NutsResult:
     """Run NUTS on B datasets of any :class:`Model` in one compiled program per device.
 
@@ -197,43 +282,25 @@ def sample_model(
         From :func:`inspect_model` (computed here if None).
     draw_stats : bool
         As in :func:`~bayeslin_jax.engine.nuts.sample_nuts`: False keeps only per-run summaries ``(B, C)``.
+    dataset_keys : array of keys, shape ``(B,)``, optional
+        One key per dataset instead of ``(seed, dataset_indices)``, as in :func:`~bayeslin_jax.engine.nuts.sample_nuts`.
 
     Returns
     -------
     NutsResult
-        ``samples[site]: (B, C, S, *site_shape)`` for every kept site; ``stats[name]: (B, C, S)``.
+        ``samples[site]: (B, C, S, *site_shape)`` for every kept site; ``stats[name]: (B, C, S)`` (or
+        ``(B, C)`` summaries); ``lanes`` as in :func:`~bayeslin_jax.engine.nuts.sample_nuts`.
     """
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim < 2 or y.ndim != 2 or x.shape[:2] != y.shape:
         raise BayeslinError(f"expected x (B, n, ...) and y (B, n), got {x.shape} and {y.shape}")
-    num_datasets = x.shape[0]
-    if num_datasets == 0:
+    if x.shape[0] == 0:
         raise BayeslinError("zero datasets: need at least one")
     config = NutsConfig() if config is None else config
     sites = inspect_model(model, x, y) if sites is None else sites
-    indices = jnp.arange(num_datasets) if dataset_indices is None else dataset_indices
-    indices = jnp.asarray(indices, dtype=jnp.uint32)
-    chains = config.num_chains
-    devices = jax.local_devices()[: min(num_devices or jax.local_device_count(), num_datasets)]
-    blocks = np.array_split(np.arange(num_datasets), len(devices))
-    pending = []
-    for device, block in zip(devices, blocks, strict=True):
-        with jax.default_device(device):
-            keys = run_keys(seed, jax.device_put(indices[block], device), chains)
-            x_runs = jnp.repeat(jax.device_put(x[block], device), chains, axis=0)
-            y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
-            params = jax.device_put(model.params, device)
-            out = _run_all(keys, x_runs, y_runs, params, model=model, sites=sites, config=config,
-                           batch_size=config.resolved_batch_size(keys.shape[0]), draw_stats=draw_stats)
-            pending.append((len(block), out))
-
-    def gather(*parts: Array) -> Array:
-        per_dataset = [a.reshape(size, chains, *a.shape[1:]) for (size, _), a in zip(pending, parts, strict=True)]
-        return per_dataset[0] if len(per_dataset) == 1 else jnp.concatenate([jax.device_get(a) for a in per_dataset])
-
-    samples = jax.tree.map(gather, *[out[0] for _, out in pending])
-    stats = jax.tree.map(gather, *[out[1] for _, out in pending])
-    return NutsResult(samples, stats)
+    return sample_runs(seed, x, y, model, sites, config, dtype=jax.dtypes.canonicalize_dtype(jnp.float64),
+                       dataset_indices=dataset_indices, dataset_keys=dataset_keys, num_devices=num_devices,
+                       draw_stats=draw_stats)
 
 
-__all__ = ["ModelSites", "inspect_model", "sample_model"]
+__all__ = ["ModelSites", "inspect_model", "sample_model", "sample_runs"]

@@ -21,24 +21,25 @@ compiled program:
 
 Run ``r = i * chains + c`` uses the key ``fold_in(fold_in(root, i), c)`` with ``i`` the *global*
 dataset index, so draws for dataset ``i`` do not depend on batch size, chunking or devices.
+
+This module holds the settings, keys and the per-run kernel; the Gaussian model is one
+:class:`~bayeslin_jax.model_spec.Model` of the general driver
+(:func:`bayeslin_jax.engine.general.sample_runs`), which lays out the runs of any model the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 from numpyro.infer.hmc import hmc
-from numpyro.infer.util import constrain_fn, potential_energy
 
 from bayeslin_jax import keys as keyring
-from bayeslin_jax.batching import map_datasets
 from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.model_spec import Model
 from bayeslin_jax.models import linear_regression
 from bayeslin_jax.priors import KnownNoise, Noise, WeightPrior
 
@@ -109,8 +110,10 @@ class NutsConfig:
 class NutsResult(NamedTuple):
     """Draws and sampler statistics for B datasets.
 
-    ``samples``: ``{"w": (B, C, S, d)}`` plus ``{"sigma": (B, C, S)}`` for unknown noise.
-    ``stats``: each of :data:`STAT_NAMES` with shape ``(B, C, S)``.
+    ``samples``: ``{"w": (B, C, S, d)}`` plus ``{"sigma": (B, C, S)}`` for unknown noise (any model:
+    ``{site: (B, C, S, *shape)}``).
+    ``stats``: each of :data:`STAT_NAMES` with shape ``(B, C, S)``, or with ``draw_stats=False`` each of
+    :data:`SUMMARY_STAT_NAMES` with shape ``(B, C)``.
     ``lanes``: ``method="barrier_free"`` only: one
     :class:`~bayeslin_jax.engine.barrier_free.LaneCounts` per device (leapfrog counts per lane, for
     :func:`~bayeslin_jax.engine.barrier_free.lane_utilization`); None otherwise. Not per dataset: to
@@ -122,27 +125,25 @@ class NutsResult(NamedTuple):
     lanes: tuple | None = None
 
 
-def potential_fn_gen(*args):
-    return partial(potential_energy, linear_regression, args, {})
+def initial_point(key: Array, latent: tuple[tuple[str, tuple[int, ...]], ...], dtype, config: NutsConfig
+                  ) -> tuple[dict[str, Array], Array]:
+    """A run's key -> (uniform initial point in ``[-init_radius, init_radius]`` (unconstrained), sampler key).
 
-
-def _unconstrained_shapes(dim: int, noise: Noise) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {"w": (dim,)}
-    if not isinstance(noise, KnownNoise):
-        shapes["sigma"] = ()
-    return shapes
-
-
-def initial_point(key: Array, phi: Array, noise: Noise, config: NutsConfig) -> tuple[dict[str, Array], Array]:
-    """A run's key -> (uniform initial point in ``[-init_radius, init_radius]`` (unconstrained), sampler key)."""
+    ``latent``: ``(site, unconstrained shape)`` pairs (:attr:`~bayeslin_jax.engine.general.ModelSites.latent`).
+    """
     init_key, sample_key = jax.random.split(key)
-    shapes = _unconstrained_shapes(phi.shape[-1], noise)
+    shapes = dict(latent)
     init_keys = dict(zip(sorted(shapes), jax.random.split(init_key, len(shapes)), strict=True))
     z0 = {
-        name: jax.random.uniform(init_keys[name], shape, phi.dtype, -config.init_radius, config.init_radius)
+        name: jax.random.uniform(init_keys[name], shape, dtype, -config.init_radius, config.init_radius)
         for name, shape in shapes.items()
     }
     return z0, sample_key
+
+
+def tree_depth(num_steps: Array) -> Array:
+    """Depth of a NUTS trajectory of ``num_steps`` leapfrog steps (int32), as the engines record it."""
+    return jnp.ceil(jnp.log2(num_steps + 1.0)).astype(jnp.int32)
 
 
 def warmup_and_draw(potential_fn_gen, z0: dict, key: Array, config: NutsConfig, model_args: tuple,
@@ -175,7 +176,7 @@ def warmup_and_draw(potential_fn_gen, z0: dict, key: Array, config: NutsConfig, 
         stats = {
             "diverging": carry.diverging,
             "n_steps": carry.num_steps,
-            "tree_depth": jnp.ceil(jnp.log2(carry.num_steps + 1.0)).astype(jnp.int32),
+            "tree_depth": tree_depth(carry.num_steps),
             "step_size": carry.adapt_state.step_size,
             "acceptance_rate": carry.accept_prob,
             "energy": carry.energy,
@@ -203,38 +204,6 @@ def summarize_draw_stats(stats: dict[str, Array], max_tree_depth: int) -> dict[s
         "mean_accept": stats["acceptance_rate"].mean(-1),
         "step_size": stats["step_size"][..., -1],
     }
-
-
-def _run_one(key: Array, phi: Array, y: Array, prior: WeightPrior, noise: Noise, config: NutsConfig):
-    """One (dataset, chain) run. ``phi: (n, d)``, ``y: (n,)`` -> samples ``(S, ...)``, stats ``(S,)``."""
-    z0, sample_key = initial_point(key, phi, noise, config)
-    args = (phi, y, prior, noise)  # linear_regression's arguments
-    z, stats = warmup_and_draw(potential_fn_gen, z0, sample_key, config, args)
-    samples = jax.vmap(lambda params: constrain_fn(linear_regression, args, {}, params))(z)
-    return samples, stats
-
-
-def _run_block(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None, draw_stats: bool = True):
-    """Runs on one device. ``keys: (R,)``, ``phi: (R, n, d)``, ``y: (R, n)``."""
-
-    def run(key, phi_run, y_run):
-        samples, stats = _run_one(key, phi_run, y_run, prior, noise, config)
-        return samples, (stats if draw_stats else summarize_draw_stats(stats, config.max_tree_depth))
-
-    if batch_size is None:  # one run at a time: the compiled run does not depend on R
-        return map_datasets(run, keys, phi, y)
-    return jax.lax.map(lambda xs: run(*xs), (keys, phi, y), batch_size=batch_size)
-
-
-@partial(jax.jit, static_argnames=("config", "batch_size", "draw_stats"))
-def _run_all(keys, phi, y, prior, noise, *, config: NutsConfig, batch_size: int | None, draw_stats: bool = True):
-    if config.resolved_method() == "barrier_free":
-        from bayeslin_jax.engine import barrier_free  # imports this module
-
-        out = barrier_free.run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size)
-        # TODO(engine): accumulate the summaries in the FSM so that the (R, S) statistics never exist
-        return out if draw_stats else (out[0], summarize_draw_stats(out[1], config.max_tree_depth), *out[2:])
-    return _run_block(keys, phi, y, prior, noise, config=config, batch_size=batch_size, draw_stats=draw_stats)
 
 
 def run_keys(seed: int | Array, dataset_indices: Array, num_chains: int) -> Array:
@@ -309,38 +278,22 @@ def sample_nuts(
         ``samples["w"]: (B, C, S, d)`` (``samples["sigma"]: (B, C, S)`` for unknown noise) and
         ``stats``: per draw ``(B, C, S)`` or per run ``(B, C)`` (``draw_stats``).
     """
+    from bayeslin_jax.engine.general import ModelSites, sample_runs  # imports this module
+
     if phi.ndim != 3 or y.ndim != 2 or phi.shape[:2] != y.shape:
         raise BayeslinError(f"expected phi (B, n, d) and y (B, n), got {phi.shape} and {y.shape}")
-    num_datasets = phi.shape[0]
-    if num_datasets == 0:
+    if phi.shape[0] == 0:
         raise BayeslinError("zero datasets: need at least one")
-    if phi.shape[-1] != prior.mean.shape[-1]:
-        raise BayeslinError(f"phi has {phi.shape[-1]} features but the prior has {prior.mean.shape[-1]} weights")
-    if dataset_indices is None:
-        dataset_indices = jnp.arange(num_datasets)
-    indices = jnp.asarray(dataset_indices, dtype=jnp.uint32)
-    chains = config.num_chains
-    devices = jax.local_devices()[: min(num_devices or jax.local_device_count(), num_datasets)]
-    blocks = np.array_split(np.arange(num_datasets), len(devices))
-    pending = []
-    for device, block in zip(devices, blocks, strict=True):
-        with jax.default_device(device):
-            if dataset_keys is None:
-                keys = run_keys(seed, jax.device_put(indices[block], device), chains)
-            else:
-                keys = chain_keys(jax.device_put(dataset_keys[block], device), chains)
-            phi_runs = jnp.repeat(jax.device_put(phi[block], device), chains, axis=0)
-            y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
-            batch_size = config.resolved_batch_size(keys.shape[0])
-            out = _run_all(keys, phi_runs, y_runs, prior, noise, config=config, batch_size=batch_size,
-                           draw_stats=draw_stats)
-            pending.append((len(block), out))
-
-    def gather(*parts: Array) -> Array:
-        per_dataset = [a.reshape(size, chains, *a.shape[1:]) for (size, _), a in zip(pending, parts, strict=True)]
-        return per_dataset[0] if len(per_dataset) == 1 else jnp.concatenate([jax.device_get(a) for a in per_dataset])
-
-    samples = jax.tree.map(gather, *[out[0] for _, out in pending])
-    stats = jax.tree.map(gather, *[out[1] for _, out in pending])
-    lanes = tuple(out[2] for _, out in pending) if len(pending[0][1]) == 3 else None
-    return NutsResult(samples, stats, lanes)
+    dim = phi.shape[-1]
+    if dim != prior.mean.shape[-1]:
+        raise BayeslinError(f"phi has {dim} features but the prior has {prior.mean.shape[-1]} weights")
+    model = Model(linear_regression, "linear", {"prior": prior, "noise": noise})
+    known = isinstance(noise, KnownNoise)
+    sites = ModelSites(
+        latent=(("w", (dim,)),) if known else (("sigma", ()), ("w", (dim,))),
+        kept=("w",) if known else ("w", "sigma"),
+        shapes=((dim,),) if known else ((dim,), ()),
+    )
+    return sample_runs(seed, phi, y, model, sites, config, dtype=jax.dtypes.canonicalize_dtype(phi.dtype),
+                       dataset_indices=dataset_indices, num_devices=num_devices, dataset_keys=dataset_keys,
+                       draw_stats=draw_stats)
