@@ -30,6 +30,7 @@ This module holds the settings, keys and the per-run kernel; the Gaussian model 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import jax
