@@ -741,6 +741,26 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
             out["diagnostics_ms_per_dataset"] = {
                 key: value for key, value in r.items() if key.startswith(("draws_", "numba_")) and key != "draws_list"
             }
+    for r in rows:
+        if r["engine"] == "study" and "per_dataset_s" in r:
+            out[f"study_B{r['B']}"] = {key: r.get(key) for key in (
+                "wall_s", "compile_s", "per_dataset_s", "slope_ess_per_s", "stage_seconds",
+                "peak_rss_bytes_per_dataset", "peak_device_bytes_per_dataset")}
+    queued = [r for r in rows if r["engine"] == "engine_barrier_free" and r.get("lane_utilization")
+              and r["lane_utilization"]["runs"] > r["lane_utilization"]["lanes"]]
+    if queued:  # the FSM with more runs than lanes (the target: >= 0.9 at 4000 lanes)
+        out["barrier_free_lane_utilization_with_queue"] = {
+            f"lanes={r['lane_utilization']['lanes']},runs={r['lane_utilization']['runs']}": r["lane_utilization"]
+            for r in queued
+        }
+    big = [r for r in rows if r["engine"] == "study" and r.get("B", 0) >= 100_000 and "wall_s" in r]
+    full = [r for r in big if (r.get("warmup"), r.get("draws"), r.get("chains")) == (1000, 1000, 4)]
+    if full:
+        study_row = full[0]  # the GPU target: 10^5 datasets x 4 chains x 2000 iterations < 60 s, compile < 10 s
+        out.setdefault("targets", {}).update({
+            f"study_B{study_row['B']}_under_60s": study_row["wall_s"] < 60.0,
+            "study_compile_under_10s": study_row["compile_s"] < 10.0,
+        })
     out["engine_per_dataset_s_by_chains"] = {
         f"chains={r['chains']},B={r['B']},devices={r.get('cpu_devices', 1)}": r["per_dataset_s"]
         for r in rows
