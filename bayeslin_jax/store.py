@@ -42,6 +42,11 @@ What is guaranteed (reliability):
   chunk; the failing chunk is not marked done, completed chunks are kept, and rerunning resumes.
   ``KeyboardInterrupt`` propagates unchanged with the same on-disk state.
 
+Pipeline: ``run_chunked(launch=..., finish=...)`` splits a chunk into its device part and its host
+part and runs chunk k+1's device part (in a worker thread) while chunk k's host part runs; the
+guarantees above hold unchanged, since chunks are still written, checksummed and flagged one at a
+time, in order.
+
 Cost: verification reads each done chunk's files once (compressed bytes, CRC-32, no decoding):
 about 0.2 s for a 10,000-dataset study store (40 chunks of 256, 1,157 files, 4.7 MB) on a loaded
 2-core machine, where NUTS on those datasets takes minutes; recording a chunk's checksums costs

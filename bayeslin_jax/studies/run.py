@@ -17,6 +17,14 @@ Store variables (dims in brackets; ``q`` = quantile):
   mean_accept [dataset]``, ``step_size [dataset, chain]``;
 * exact (known noise only): ``exact_mean, exact_sd [dataset, feature]``;
 * optional full draws: ``draws_w [dataset, chain, draw, feature]``, ``draws_sigma [dataset, chain, draw]``.
+
+The sampler statistics are the engine's per-run summaries (``draw_stats=False``): the per-draw
+statistics ``(B, C, S)`` are reduced on the device and never reach the host. Chunks run as a pipeline
+(:func:`bayeslin_jax.store.run_chunked`, ``overlap=True``): the device samples chunk k+1 while the
+host computes chunk k's diagnostics. Each run appends a record to the store's ``bayeslin_runs`` attr:
+host, devices, ``overlap``, time spent simulating / sampling / on the exact posterior / summarising,
+and peak memory (:func:`memory_peaks`: ``peak_rss_bytes``, ``peak_device_bytes`` where the backend
+reports it, each also per dataset of a chunk).
 """
 
 from __future__ import annotations
