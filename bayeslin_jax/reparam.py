@@ -129,14 +129,15 @@ def _reference_sigma(noise: Noise, phi, y) -> np.ndarray:
 
 
 def sample_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, num_devices: int | None = None,
-                    sampler=None):
+                    sampler=None, draw_stats: bool = True):
     """NUTS on the whitened model of each dataset; draws of ``w`` back on the original scale.
 
     ``phi: (B, n, d)``, ``y: (B, n)`` (float64 NumPy for accuracy). Dataset ``i`` uses the same random
     stream as :func:`bayeslin_jax.engine.sample_nuts` would give it (``sampler``: that function, or a stand-in
     with its signature). Returns a
     :class:`~bayeslin_jax.engine.NutsResult` with float64 ``w: (B, C, S, d)`` and ``lp`` the log density
-    of ``w`` (the sampler's ``lp`` of ``z`` less ``log |det A|``), and the whitenings.
+    of ``w`` (the sampler's ``lp`` of ``z`` less ``log |det A|``), and the whitenings. ``draw_stats=False``:
+    per-run summaries of the statistics instead (as :func:`~bayeslin_jax.engine.sample_nuts`; no ``lp``).
     """
     import jax.numpy as jnp
 
@@ -156,11 +157,13 @@ def sample_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, num_
         phi_z = phi[i] @ one.matrix
         y_z = y[i] - phi[i] @ one.shift
         out = sampler(seed, jnp.asarray(phi_z[None]), jnp.asarray(y_z[None]), z_prior, noise, config,
-                      dataset_indices=jnp.asarray([i]), num_devices=num_devices)
+                      dataset_indices=jnp.asarray([i]), num_devices=num_devices,
+                      **({} if draw_stats else {"draw_stats": False}))
         samples = {k: np.asarray(v) for k, v in out.samples.items()}
         samples["w"] = one.to_weights(samples["w"])
         stats = {k: np.asarray(v) for k, v in out.stats.items()}
-        stats["lp"] = stats["lp"].astype(np.float64) - one.log_abs_det
+        if "lp" in stats:
+            stats["lp"] = stats["lp"].astype(np.float64) - one.log_abs_det
         parts.append((samples, stats))
     join = lambda *arrays: np.concatenate(arrays, axis=0)  # noqa: E731
     samples = jax.tree.map(join, *[p[0] for p in parts])
@@ -169,7 +172,7 @@ def sample_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, num_
 
 
 def sample_design_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, dataset_indices=None,
-                           num_devices: int | None = None):
+                           num_devices: int | None = None, draw_stats: bool = True):
     """NUTS for B datasets that share one fixed design (a study or SBC of the user's design), in one engine call.
 
     One whitening for the whole batch, ``w = m0 + A z`` with ``A`` from the design, the prior and the known
@@ -191,11 +194,12 @@ def sample_design_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, confi
     phi_z = jnp.broadcast_to(jnp.asarray(design @ white.matrix, dtype=dtype), jnp.shape(phi))
     y_z = jnp.asarray(y) - jnp.asarray(design @ m0, dtype=dtype)
     out = sample_nuts(seed, phi_z, y_z, z_prior, noise, config, dataset_indices=dataset_indices,
-                      num_devices=num_devices)
+                      num_devices=num_devices, draw_stats=draw_stats)
     samples = dict(out.samples)
     samples["w"] = jnp.asarray(m0, dtype=dtype) + samples["w"] @ jnp.asarray(white.matrix.T, dtype=dtype)
     stats = dict(out.stats)
-    stats["lp"] = stats["lp"] - jnp.asarray(white.log_abs_det, dtype=stats["lp"].dtype)
+    if "lp" in stats:  # draw_stats=False keeps per-run summaries only
+        stats["lp"] = stats["lp"] - jnp.asarray(white.log_abs_det, dtype=stats["lp"].dtype)
     return NutsResult(samples, stats)
 
 

@@ -51,6 +51,19 @@ def _check_points(num_points: int, needed: int = 1) -> None:
         raise BayeslinError(f"need at least {needed} data points per dataset, got {num_points}")
 
 
+@partial(jax.jit, static_argnames=("num_points", "intercept", "slope", "sigma"))
+def _tutorial_xy(keys: Array, *, num_points: int, intercept: float, slope: float, sigma: float) -> tuple[Array, Array]:
+    """``x, y: (B, n)`` of :func:`tutorial_data` (compiled once per setting: a study calls it once per chunk)."""
+
+    def one(key):
+        x_key, noise_key = jax.random.split(key)
+        x = jax.random.uniform(x_key, (num_points,), minval=-1.0, maxval=1.0)
+        y = slope * x + intercept + sigma * jax.random.normal(noise_key, (num_points,))
+        return x, y
+
+    return map_datasets(one, keys)
+
+
 def tutorial_data(
     seed: int,
     indices,
@@ -68,13 +81,8 @@ def tutorial_data(
     if not sigma > 0:
         raise BayeslinError(f"noise sigma must be positive, got {sigma}")
 
-    def one(key):
-        x_key, noise_key = jax.random.split(key)
-        x = jax.random.uniform(x_key, (num_points,), minval=-1.0, maxval=1.0)
-        y = slope * x + intercept + sigma * jax.random.normal(noise_key, (num_points,))
-        return x, y
-
-    x, y = map_datasets(one, keyring.dataset_keys(seed, keyring.SIMULATE, idx))
+    x, y = _tutorial_xy(keyring.dataset_keys(seed, keyring.SIMULATE, idx), num_points=num_points,
+                        intercept=float(intercept), slope=float(slope), sigma=float(sigma))
     batch = idx.shape[0]
     w = jnp.broadcast_to(jnp.asarray([intercept, slope], dtype=x.dtype), (batch, 2))
     return SimulatedData(x, y, w, jnp.full((batch,), sigma, dtype=x.dtype))

@@ -178,6 +178,31 @@ def test_stored_diagnostics_equal_arviz_on_the_draws(reference) -> None:
 # ----------------------------------------------------------------------------- study
 
 
+def test_sampler_summaries_from_the_device_equal_those_of_the_per_draw_statistics(reference) -> None:
+    """The study keeps the engine's per-run summaries (draw_stats=False); the same datasets sampled with every
+    draw's statistics give the same draws and, by the formulas studies used before, the same store values."""
+    _, ds = reference
+    indices = ds["dataset"].values
+    data = simulate.get_simulator("prior")(SEED, indices, SPEC)
+    full = study.sample_on_devices(SEED, SPEC.basis(data.x), data.y, SPEC, CONFIG, indices, [None], draw_stats=True)
+    np.testing.assert_allclose(full.samples["w"], ds["draws_w"].values, rtol=1e-6, atol=0)
+    stats = full.stats  # (B, C, S) per draw: what the study stored until the engine reduced them on the device
+    old = {
+        "divergences": stats["diverging"].sum((1, 2)),
+        "max_tree_depth_hits": (stats["tree_depth"] >= CONFIG.max_tree_depth).sum((1, 2)),
+        "mean_tree_depth": stats["tree_depth"].mean((1, 2), dtype=float),
+        "mean_leapfrog": stats["n_steps"].mean((1, 2), dtype=float),
+        "mean_accept": stats["acceptance_rate"].mean((1, 2), dtype=float),
+        "step_size": stats["step_size"][:, :, -1],
+    }
+    for name, value in old.items():
+        if np.issubdtype(value.dtype, np.integer):
+            np.testing.assert_array_equal(ds[name].values, value, err_msg=name)
+        else:  # float32 means on the device: float32 rounding of the same sums
+            np.testing.assert_allclose(ds[name].values, value, rtol=2e-7 * CONFIG.num_draws, err_msg=name)
+    assert ds["mean_tree_depth"].dtype == np.float64 and ds["divergences"].dtype == np.int32
+
+
 def test_study_matches_simulation_and_exact_posterior(reference) -> None:
     _, ds = reference
     data = simulate.prior_data(SEED, np.arange(B), SPEC)
@@ -413,6 +438,9 @@ def test_report_on_small_study(reference, tmp_path) -> None:
     z = ((ds["nuts_mean"] - ds["exact_mean"]) / ds["exact_sd"]).sel(feature="m").values
     assert summary["exact"]["m"]["std_error"]["max_abs"] == pytest.approx(np.abs(z).max())
     assert summary["divergences"]["total"] == 0
+    peak = max(r["peak_rss_bytes"] for r in ds.attrs["runs"])
+    assert summary["memory"]["peak_rss_bytes"] == peak and summary["memory"]["peak_device_bytes"] is None
+    assert f"peak memory: host RSS {peak / 2**20:.4g} MiB" in text
     # Short chains: R-hat > 1.01 on some datasets; the report lists exactly those that fail.
     failed = failed_checks(ds, Checks())
     worst_rhat = np.fmax(ds["rhat"].max("feature").values, 0)

@@ -83,12 +83,13 @@ def model_sbc_chunk(indices, *, seed: int, model: Model, fit_model: Model | None
         raise BayeslinError(f"the simulation model draws no truth for the fit model's latent site(s) {missing}")
     names = model_quantity_names(fit, sites)
     idx32 = jnp.asarray(indices, dtype=jnp.uint32)
-    result = sample_model(seed, inputs, data.y, fit, config.nuts, dataset_indices=idx32, sites=sites)
+    result = sample_model(seed, inputs, data.y, fit, config.nuts, dataset_indices=idx32, sites=sites,
+                          draw_stats=False)
     q_draws = np.moveaxis(np.asarray(_quantities(fit, sites, result.samples, inputs, data.y)), -1, 1)  # (B,Q,C,S)
     truth_values = {k: v[:, None, None] for k, v in data.truth.items() if k in sites.kept}
     truth = np.asarray(_quantities(fit, sites, truth_values, inputs, data.y))[:, 0, 0]  # (B, Q)
     jitter = _jitter(seed, indices, len(names))
-    diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["diverging"], jitter,
+    diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["divergences"], jitter,
                                                                 config)
     dims = ("dataset", "quantity")
     out = {name: (dims, diag[name].astype(np.float32)) for name in ("rhat", "ess_bulk", "ess_tail")}

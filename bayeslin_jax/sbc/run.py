@@ -332,14 +332,14 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
     else:
         phi = fit_spec.basis(data.x)
         result = reparam.sampler_for(fit_spec)(seed, phi, data.y, fit_spec.prior, fit_spec.noise, config.nuts,
-                                               dataset_indices=idx32)
+                                               dataset_indices=idx32, draw_stats=False)
         w = result.samples["w"]
         learn_sigma = not fit_spec.known_sigma
         sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])
         q_draws, truth = _nuts_quantities(w, sigma.astype(w.dtype), phi, data.y, data.w, data.sigma, phi_pred,
                                           scale, shift, learn_sigma=learn_sigma)
         q_draws = np.moveaxis(np.asarray(q_draws), -1, 1)  # (B, Q, C, S)
-        diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["diverging"],
+        diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["divergences"],
                                                                     jitter, config)
         post_mean, post_sd = flat.mean(-1), flat.std(-1, ddof=1)
         for name in ("rhat", "ess_bulk", "ess_tail"):
@@ -358,10 +358,11 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
     return xr.Dataset(out, coords={"dataset": indices, "quantity": names})
 
 
-def gate_and_rank(q_draws: np.ndarray, truth: Array, diverging: Array, jitter: Array, config: SbcConfig):
+def gate_and_rank(q_draws: np.ndarray, truth: Array, chain_divergences: Array, jitter: Array, config: SbcConfig):
     """The convergence gate and the ranks of NUTS draws of the test quantities (any model).
 
-    ``q_draws: (B, Q, C, S)``, ``truth: (B, Q)``, ``diverging: (B, C, S)``, ``jitter: (B, Q)``.
+    ``q_draws: (B, Q, C, S)``, ``truth: (B, Q)``, ``chain_divergences: (B, C)`` (the engine's ``draw_stats=False``
+    summary ``divergences``), ``jitter: (B, Q)``.
     Returns ``(diag, divergences, gate_ok, flat, rank, pit)``: :func:`~bayeslin_jax.diagnostics.chain_diagnostics`
     of each quantity ``(B, Q)``, divergences ``(B,)``, the gate (R-hat <= ``rhat_max``, min bulk/tail ESS >= L,
     divergences <= ``max_divergences``) ``(B,)``, the draws ``(B, Q, C*S)`` chain-major, and rank and PIT
@@ -369,7 +370,7 @@ def gate_and_rank(q_draws: np.ndarray, truth: Array, diverging: Array, jitter: A
     """
     num_ranks = config.num_ranks
     diag = chain_diagnostics(q_draws)
-    divergences = np.asarray(diverging).sum(axis=(1, 2))
+    divergences = np.asarray(chain_divergences).sum(axis=1)
     ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
     gate_ok = (
         (np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= config.rhat_max)

@@ -149,14 +149,15 @@ class NutsSampler:
             raise BayeslinError(f"NUTS keeps {chains * draws} draws per dataset (chains x draws) but SBC ranks "
                                 f"among L={num_draws}: need chains x draws >= L")
         phi = self.spec.basis(data.x)
-        result = sample_nuts(0, phi, data.y, self.spec.prior, self.spec.noise, self.config, dataset_keys=keys)
+        result = sample_nuts(0, phi, data.y, self.spec.prior, self.spec.noise, self.config, dataset_keys=keys,
+                             draw_stats=False)
         samples = result.samples  # (B, C, S, ...)
         flat = {k: v.reshape(v.shape[0], chains * draws, *v.shape[3:]) for k, v in samples.items()}  # chain-major
         # convergence gate on every scalar parameter: R-hat, min(bulk, tail ESS) >= L, divergences
         scalars = np.concatenate([np.asarray(v).reshape(*v.shape[:3], -1) for v in samples.values()], axis=-1)
         diag = chain_diagnostics(np.moveaxis(scalars, -1, 1))  # (B, P)
         ess = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
-        divergences = np.asarray(result.stats["diverging"]).sum(axis=(1, 2))
+        divergences = np.asarray(result.stats["divergences"]).sum(axis=1)
         gate_ok = ((np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= self.rhat_max)
                    & (np.nan_to_num(ess, nan=0.0) >= num_draws) & (divergences <= self.max_divergences))
         return SamplerResult(flat, gate_ok)

@@ -11,6 +11,7 @@ fit on :func:`bayeslin_jax.engine.general.sample_model`. Open and report the sto
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from bayeslin_jax.studies.run import (
     DEFAULT_QUANTILES,
     STUDY_KIND,
     STUDY_VERSION,
+    append_run_record,
+    memory_peaks,
     open_study,
     summarize_chunk,
 )
@@ -70,11 +73,14 @@ def run_model_study(
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     num_devices: int | None = None,
     progress: bool = True,
+    overlap: bool = True,
 ) -> xr.Dataset:
     """Run (or resume) a study of ``model`` into the zarr store at ``path``; returns the opened study.
 
     Dataset ``i`` is simulated from ``(seed, i)`` alone and fitted with the run keys of ``(seed, i)``,
     so chunk size and devices change nothing. The model needs ``feature_site="w"`` (every built-in).
+    ``overlap``: sample chunk k+1 while chunk k's diagnostics run (see :func:`bayeslin_jax.store.run_chunked`).
+    Each call appends a record (time, devices, peak memory) to the store's ``bayeslin_runs`` attr.
     """
     config = NutsConfig() if config is None else config
     if model.feature_site is None:
@@ -85,22 +91,32 @@ def run_model_study(
     meta = model_study_meta(model, config, num_datasets=num_datasets, seed=seed, num_points=num_points,
                             x_scale=x_scale, save_draws=save_draws, quantiles=quantiles)
 
-    def compute(indices: np.ndarray) -> xr.Dataset:
+    def launch(indices: np.ndarray) -> tuple:
+        """The device part of a chunk (a worker thread while the host finishes the chunk before)."""
         data = simulate_model(seed, indices, model, num_points, x_scale)
         inputs = model.design(data.x)
         sites = inspect_model(model, inputs, data.y)
         result = sample_model(seed, inputs, data.y, model, config, jnp.asarray(indices, dtype=jnp.uint32),
-                              num_devices=num_devices, sites=sites)
+                              num_devices=num_devices, sites=sites, draw_stats=False)
         samples = {k: np.asarray(v) for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
         samples["w"] = samples.pop(model.feature_site)
+        return indices, data, samples, jax.tree.map(np.asarray, result.stats)
+
+    def finish(launched: tuple) -> xr.Dataset:
+        """The host part of a chunk: diagnostics and summaries."""
+        indices, data, samples, stats = launched
         truth = {k: np.asarray(v) for k, v in data.truth.items()}
         sigma = truth.get("sigma", np.full(len(indices), np.nan))
         sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), truth[model.feature_site], sigma)
-        stats = jax.tree.map(np.asarray, result.stats)
         return summarize_chunk(indices, sim, NutsResult(samples, stats), model, config, quantiles, save_draws, None)
 
-    store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, compute=compute,
-                      progress=progress, desc="datasets")
+    started = time.time()
+    store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, launch=launch,
+                      finish=finish, overlap=overlap, progress=progress, desc="datasets")
+    devices = jax.local_devices()[: num_devices or jax.local_device_count()]
+    append_run_record(Path(path), {"started": started, "finished": time.time(), "chunk_size": chunk_size,
+                                    "devices": [str(d) for d in devices], "overlap": bool(overlap),
+                                    **memory_peaks(devices, chunk_size)})
     return open_study(path)
 
 

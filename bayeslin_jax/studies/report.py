@@ -182,6 +182,9 @@ def _summary(ds: xr.Dataset, checks: Checks, failed: xr.Dataset) -> dict:
     }
     if ds.attrs.get("paths"):
         summary["throughput"] = throughput(ds)
+    memory = peak_memory(ds.attrs.get("runs", []))
+    if memory:
+        summary["memory"] = memory
     z = standardized_error(ds)
     if z is not None:
         zm = mcse_error(ds)
@@ -202,6 +205,23 @@ def _summary(ds: xr.Dataset, checks: Checks, failed: xr.Dataset) -> dict:
             }
         summary["exact"] = exact
     return summary
+
+
+def peak_memory(runs: list[dict]) -> dict[str, float | None]:
+    """The largest peak host RSS and device memory over a study's run records (bytes, and per dataset).
+
+    Empty when no record has them (stores written before they were recorded).
+    """
+    runs = [r for r in runs if r.get("peak_rss_bytes") is not None]
+    if not runs:
+        return {}
+    out = {}
+    for key in ("peak_rss_bytes", "peak_device_bytes"):
+        known = [r for r in runs if r.get(key) is not None]
+        top = max(known, key=lambda r, key=key: r[key]) if known else None
+        out[key] = None if top is None else int(top[key])
+        out[f"{key}_per_dataset"] = None if top is None else float(top[f"{key}_per_dataset"])
+    return out
 
 
 def _fmt(x: float) -> str:
@@ -226,6 +246,13 @@ def format_text(summary: dict, max_listed: int = 20) -> str:
         t = summary["throughput"]
         lines.append(f"compute: {_fmt(t['seconds'])} s, {_fmt(t['datasets_per_s'])} datasets/s, "
                      f"{_fmt(1e3 * t['s_per_dataset'])} ms per dataset")
+    if "memory" in summary:
+        m = summary["memory"]
+        device = ("not reported (CPU)" if m["peak_device_bytes"] is None else
+                  f"{_fmt(m['peak_device_bytes'] / 2**20)} MiB ({_fmt(m['peak_device_bytes_per_dataset'] / 2**10)} "
+                  "KiB per dataset of a chunk)")
+        lines.append(f"peak memory: host RSS {_fmt(m['peak_rss_bytes'] / 2**20)} MiB "
+                     f"({_fmt(m['peak_rss_bytes_per_dataset'] / 2**10)} KiB per dataset of a chunk); device {device}")
     c = summary["checks"]
     lines += ["", f"R-hat and ESS across datasets (fail: R-hat > {c['max_rhat']}, ESS < {_fmt(c['min_ess'])})",
               f"{'param':<8}{'stat':<10}{'min':>10}{'1%':>10}{'median':>10}{'99%':>10}{'max':>10}{'failed':>8}"]

@@ -17,6 +17,14 @@ Store variables (dims in brackets; ``q`` = quantile):
   mean_accept [dataset]``, ``step_size [dataset, chain]``;
 * exact (known noise only): ``exact_mean, exact_sd [dataset, feature]``;
 * optional full draws: ``draws_w [dataset, chain, draw, feature]``, ``draws_sigma [dataset, chain, draw]``.
+
+The sampler statistics are the engine's per-run summaries (``draw_stats=False``): the per-draw
+statistics ``(B, C, S)`` are reduced on the device and never reach the host. Chunks run as a pipeline
+(:func:`bayeslin_jax.store.run_chunked`, ``overlap=True``): the device samples chunk k+1 while the
+host computes chunk k's diagnostics. Each run appends a record to the store's ``bayeslin_runs`` attr:
+host, devices, ``overlap``, time spent simulating / sampling / on the exact posterior / summarising,
+and peak memory (:func:`memory_peaks`: ``peak_rss_bytes``, ``peak_device_bytes`` where the backend
+reports it, each also per dataset of a chunk).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import xarray as xr
 
 from bayeslin_jax import exact, reparam, simulate, store, validation
 from bayeslin_jax.diagnostics import chain_diagnostics_parallel
-from bayeslin_jax.engine import NutsConfig, NutsResult
+from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, NutsResult, summarize_draw_stats
 from bayeslin_jax.errors import BayeslinError, StoreError
 from bayeslin_jax.priors import ModelSpec
 
@@ -54,15 +62,18 @@ PART_GLOB = "part-*-of-*.zarr"
 
 
 def sample_on_devices(
-    seed: int, phi, y, spec: ModelSpec, config: NutsConfig, indices: np.ndarray, devices: Sequence
+    seed: int, phi, y, spec: ModelSpec, config: NutsConfig, indices: np.ndarray, devices: Sequence,
+    draw_stats: bool = False,
 ) -> NutsResult:
     """NUTS over ``len(devices)`` local devices (see :func:`bayeslin_jax.engine.sample_nuts`), returned as NumPy.
 
-    ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices.
+    ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices. ``draw_stats=False``
+    (a study's default): only the per-run summaries of the sampler statistics, ``stats[name]: (B, C)``.
     """
     sampler = reparam.sampler_for(spec)  # a fixed design (--design) is sampled whitened: raw scales sample well
     result = sampler(seed, phi, y, spec.prior, spec.noise, config,
-                     dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices))
+                     dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices),
+                     draw_stats=draw_stats)
     return jax.tree.map(np.asarray, result)
 
 
@@ -71,6 +82,17 @@ def _moments(draws: np.ndarray, quantiles: np.ndarray) -> tuple[np.ndarray, np.n
     flat = draws.reshape(*draws.shape[:-2], -1).astype(float)
     q = np.moveaxis(np.quantile(flat, quantiles, axis=-1), 0, -1)
     return flat.mean(-1), flat.std(-1, ddof=1), q
+
+
+def run_summaries(stats: dict, max_tree_depth: int) -> dict[str, np.ndarray]:
+    """Per-run sampler summaries ``{name: (B, C)}`` (:data:`~bayeslin_jax.engine.SUMMARY_STAT_NAMES`) as NumPy.
+
+    ``stats``: the engine's ``draw_stats=False`` output, or per-draw statistics ``(B, C, S)``, reduced here
+    by the engine's own :func:`~bayeslin_jax.engine.summarize_draw_stats`.
+    """
+    if "diverging" in stats:
+        stats = summarize_draw_stats({k: jnp.asarray(v) for k, v in stats.items()}, max_tree_depth)
+    return {name: np.asarray(stats[name]) for name in SUMMARY_STAT_NAMES}
 
 
 def summarize_chunk(
@@ -88,7 +110,7 @@ def summarize_chunk(
     w = np.moveaxis(np.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
     mean, sd, quant = _moments(w, q)
     diag = chain_diagnostics_parallel(w)
-    stats = {k: np.asarray(v) for k, v in result.stats.items()}
+    stats = run_summaries(result.stats, config.max_tree_depth)
     fd, fdq = ("dataset", "feature"), ("dataset", "feature", "quantile")
     out = {
         "x": (("dataset", "obs"), np.asarray(data.x)),
@@ -99,15 +121,13 @@ def summarize_chunk(
         "nuts_sd": (fd, sd),
         "nuts_quantile": (fdq, quant),
         **{name: (fd, value) for name, value in diag.items()},
-        "divergences": (("dataset",), stats["diverging"].sum((1, 2)).astype(np.int32)),
-        "max_tree_depth_hits": (
-            ("dataset",),
-            (stats["tree_depth"] >= config.max_tree_depth).sum((1, 2)).astype(np.int32),
-        ),
-        "mean_tree_depth": (("dataset",), stats["tree_depth"].mean((1, 2), dtype=float)),
-        "mean_leapfrog": (("dataset",), stats["n_steps"].mean((1, 2), dtype=float)),
-        "mean_accept": (("dataset",), stats["acceptance_rate"].mean((1, 2), dtype=float)),
-        "step_size": (("dataset", "chain"), stats["step_size"][:, :, -1]),
+        "divergences": (("dataset",), stats["divergences"].sum(1, dtype=np.int32)),
+        "max_tree_depth_hits": (("dataset",), stats["max_tree_depth_hits"].sum(1, dtype=np.int32)),
+        # every chain has num_draws draws: the mean of the per-chain means is the mean over all draws
+        "mean_tree_depth": (("dataset",), stats["mean_tree_depth"].mean(1, dtype=float)),
+        "mean_leapfrog": (("dataset",), stats["mean_leapfrog"].mean(1, dtype=float)),
+        "mean_accept": (("dataset",), stats["mean_accept"].mean(1, dtype=float)),
+        "step_size": (("dataset", "chain"), stats["step_size"]),
     }
     if "sigma" in result.samples:
         sigma = np.asarray(result.samples["sigma"])  # (B, C, S)
@@ -286,7 +306,28 @@ def pads_nuts(platform: str) -> bool:
     return platform != "cpu"
 
 
-def _append_run_record(path: Path, record: dict) -> None:
+def memory_peaks(devices: Sequence, chunk_size: int) -> dict[str, float | int | None]:
+    """Peak host and device memory so far, in bytes, and per dataset of a chunk of ``chunk_size``.
+
+    ``peak_rss_bytes``: this process's peak resident set size (``getrusage``; since the process began,
+    JAX's runtime included). ``peak_device_bytes``: the sum over ``devices`` of ``peak_bytes_in_use``
+    where the backend reports it (GPU, TPU), else None (CPU: device memory is host memory).
+    """
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    stats = [d.memory_stats() or {} for d in devices]
+    device = sum(s["peak_bytes_in_use"] for s in stats) if all("peak_bytes_in_use" in s for s in stats) else None
+    return {
+        "peak_rss_bytes": int(rss),
+        "peak_rss_bytes_per_dataset": rss / chunk_size,
+        "peak_device_bytes": None if device is None else int(device),
+        "peak_device_bytes_per_dataset": None if device is None else device / chunk_size,
+    }
+
+
+def append_run_record(path: Path, record: dict) -> None:
     group = store.open_group(path, mode="r+")
     runs = list(group.attrs.get(RUNS_ATTR, []))
     try:
@@ -304,6 +345,7 @@ def run_study(
     num_devices: int | None = None,
     progress: bool = True,
     distributed: bool = False,
+    overlap: bool = True,
 ) -> xr.Dataset:
     """Run (or resume) a simulation study into the zarr store at ``path``; returns the store's dataset.
 
@@ -323,6 +365,9 @@ def run_study(
         This process is one of ``jax.process_count()`` (call :func:`initialize_distributed` first, or let
         this call it); it owns a contiguous slice of the datasets and writes ``path/part-<i>-of-<n>.zarr``;
         open the whole with :func:`open_study`.
+    overlap : bool
+        Pipeline the chunks (:func:`bayeslin_jax.store.run_chunked`): the device samples chunk k+1 while
+        the host computes chunk k's diagnostics. False: one chunk at a time (same numbers).
 
     Returns
     -------
@@ -357,7 +402,8 @@ def run_study(
     posterior_fn = jax.jit(exact.posterior)
     timings = {"simulate_s": 0.0, "nuts_s": 0.0, "exact_s": 0.0, "summary_s": 0.0}
 
-    def compute(indices: np.ndarray) -> xr.Dataset:
+    def launch(indices: np.ndarray) -> tuple:
+        """The device part of a chunk (a worker thread while the host finishes the chunk before)."""
         t0 = time.perf_counter()
         count = len(indices)
         padded = np.concatenate([indices, np.full(chunk_size - count, indices[-1])])
@@ -375,16 +421,22 @@ def run_study(
         )
         post = None if post is None else jax.tree.map(lambda a: np.asarray(a)[keep], post)
         t3 = time.perf_counter()
-        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)
-        t4 = time.perf_counter()
-        for key, dt in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+        for key, dt in zip(("simulate_s", "nuts_s", "exact_s"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
             timings[key] += dt
+        return indices, data, result, post
+
+    def finish(launched: tuple) -> xr.Dataset:
+        """The host part of a chunk: diagnostics and summaries."""
+        indices, data, result, post = launched
+        t0 = time.perf_counter()
+        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)
+        timings["summary_s"] += time.perf_counter() - t0
         return ds
 
     started = time.time()
     before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
-    store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, compute=compute,
-                      progress=progress, desc="datasets", first_item=start)
+    store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
+                      finish=finish, overlap=overlap, progress=progress, desc="datasets", first_item=start)
     record = {
         "started": started,
         "finished": time.time(),
@@ -398,9 +450,11 @@ def run_study(
         "chunk_size": int(chunk_size),
         "method": nuts.method,
         "batch_size": nuts.batch_size,
+        "overlap": bool(overlap),
         **{k: round(v, 4) for k, v in timings.items()},
+        **memory_peaks(devices, chunk_size),
     }
-    _append_run_record(store_path, record)
+    append_run_record(store_path, record)
     ds = open_study(store_path)
     ds.attrs["run_timings"] = timings
     return ds
