@@ -91,7 +91,7 @@ def chain_diagnostics_parallel(
     over rows and pays a fixed cost per call. NumPy releases the GIL in sorts and FFTs; results do not
     depend on blocks or threads. ``x: (N, ..., C, S)`` -> dict of ``(N, ...)`` arrays.
     """
-    workers = workers or min(os.cpu_count() or 1, 8)
+    workers = workers or min(os.cpu_count() or 1, 32)  # a GPU host's cores keep up with the device
     block = block or (16 if numba_backend() is None else NUMBA_ROWS)
     starts = range(0, x.shape[0], block)
     if len(starts) == 1:

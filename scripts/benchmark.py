@@ -855,6 +855,9 @@ def main(argv: list[str] | None = None) -> int:
         out = _derive({**task, "cpu_devices": devices, **_run_task(task, python, env_extra or {}, args.timeout)})
         out.pop("data_file", None)
         rows.append(out)
+        if args.out:  # rows so far, in case a later measurement is killed (a device lease running out)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(f"{args.out}.partial").write_text(json.dumps({"environment": env_info, "results": rows}, indent=2))
         keys = ("per_dataset_s", "compile_s", "datasets_per_s", "intercept_s_per_run", "slope_s_per_iteration",
                 "draws_100", "skipped", "error")
         shown = {k: out[k] for k in keys if k in out}
@@ -928,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
+        Path(f"{args.out}.partial").unlink(missing_ok=True)
         print(f"wrote {args.out}", file=sys.stderr)
     print(json.dumps(report["summary"], indent=2))
     return 0

@@ -39,7 +39,7 @@ if devices[0].platform != "gpu":
 EOF
   settings=(--chains 4 --warmup 1000 --draws 1000 --lanes 4000)
   sizes="1000,10000,$DATASETS"
-  engines=${ENGINES:-engine,engine_vmap,engine_barrier_free,study,exact}
+  engines=${ENGINES:-engine,engine_vmap,engine_barrier_free,study,exact,diagnostics}
 fi
 
 mkdir -p "$OUT"
