@@ -119,13 +119,13 @@ class _CompileClock:
         return seconds
 
 
-def _slope_ess(w_draws) -> float:
-    """Mean bulk ESS of the slope. ``w_draws: (B, C, S, 2)``."""
+def _slope_ess(w_draws, max_datasets: int = 1000) -> float:
+    """Mean bulk ESS of the slope over the first ``max_datasets`` datasets. ``w_draws: (B, C, S, 2)``."""
     import numpy as np
 
-    from bayeslin_jax.diagnostics import chain_diagnostics
+    from bayeslin_jax.diagnostics import chain_diagnostics_parallel
 
-    return float(np.nanmean(chain_diagnostics(np.asarray(w_draws)[..., 1])["ess_bulk"]))
+    return float(np.nanmean(chain_diagnostics_parallel(np.asarray(w_draws[:max_datasets])[..., 1])["ess_bulk"]))
 
 
 def _device_peak() -> int | None:

@@ -46,3 +46,24 @@ def test_numba_path_keeps_leading_axes_blocks_and_falls_back_on_odd_draws(monkey
     odd = _draws(np.float64, shape=(6, 4, 51))
     fast, base = chain_diagnostics(odd), chain_diagnostics(odd, backend="base")
     np.testing.assert_array_equal(fast["ess_bulk"], base["ess_bulk"])
+
+
+def test_draw_summaries_in_a_process_pool_equal_one_call() -> None:
+    """The study's host summaries (moments, quantiles, diagnostics) give the same values on threads, in
+    spawned worker processes (``host_pool`` next to a GPU) and in one call."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    x = np.random.default_rng(5).standard_normal((6, 2, 4, 100)).astype(np.float32)
+    quantiles = (0.05, 0.5, 0.95)
+    whole = diagnostics.draw_summaries(x, quantiles)
+    flat = x.reshape(6, 2, -1).astype(float)
+    np.testing.assert_allclose(whole["quantile"][..., 1], np.median(flat, -1))
+    np.testing.assert_allclose(whole["sd"], flat.std(-1, ddof=1))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pooled = diagnostics.draw_summaries_parallel(x, quantiles, executor=pool, block=4)
+    threaded = diagnostics.draw_summaries_parallel(x, quantiles, block=4)
+    for name, value in whole.items():
+        np.testing.assert_array_equal(pooled[name], value, err_msg=name)
+        np.testing.assert_array_equal(threaded[name], value, err_msg=name)
+    assert diagnostics.host_pool("cpu") is None

@@ -190,7 +190,7 @@ def _run_all(keys, x, y, params, *, model: Model, sites: ModelSites, config: Nut
         return draws, (stats if draw_stats else summarize_draw_stats(stats, config.max_tree_depth))
 
     if batch_size is None:  # one run at a time: the compiled run does not depend on R
-        return map_datasets(run, keys, x, y)
+        return map_datasets(run, keys, x, y, sequential=True)
     return jax.lax.map(lambda xs: run(*xs), (keys, x, y), batch_size=batch_size)
 
 

@@ -35,6 +35,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ import numpy as np
 import xarray as xr
 
 from bayeslin_jax import exact, reparam, simulate, store, validation
-from bayeslin_jax.diagnostics import chain_diagnostics_parallel
+from bayeslin_jax.diagnostics import DIAGNOSTIC_NAMES, draw_summaries_parallel, host_pool
 from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, NutsResult, summarize_draw_stats
 from bayeslin_jax.errors import BayeslinError, StoreError
 from bayeslin_jax.priors import ModelSpec
@@ -77,13 +78,6 @@ def sample_on_devices(
     return jax.tree.map(np.asarray, result)
 
 
-def _moments(draws: np.ndarray, quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``draws: (..., C, S)`` -> mean, sd ``(...)`` and quantiles ``(..., Q)`` over all draws (float64)."""
-    flat = draws.reshape(*draws.shape[:-2], -1).astype(float)
-    q = np.moveaxis(np.quantile(flat, quantiles, axis=-1), 0, -1)
-    return flat.mean(-1), flat.std(-1, ddof=1), q
-
-
 def run_summaries(stats: dict, max_tree_depth: int) -> dict[str, np.ndarray]:
     """Per-run sampler summaries ``{name: (B, C)}`` (:data:`~bayeslin_jax.engine.SUMMARY_STAT_NAMES`) as NumPy.
 
@@ -104,12 +98,18 @@ def summarize_chunk(
     quantiles: Sequence[float],
     save_draws: bool,
     exact_post: exact.GaussianPosterior | None,
+    executor: Executor | None = None,
 ) -> xr.Dataset:
-    """Per-dataset summaries of one chunk as an ``xr.Dataset`` over ``dataset`` (= ``indices``)."""
+    """Per-dataset summaries of one chunk as an ``xr.Dataset`` over ``dataset`` (= ``indices``).
+
+    ``executor``: where the draws' summaries run (:func:`~bayeslin_jax.diagnostics.host_pool`'s processes
+    next to an accelerator); threads by default. The values do not depend on it.
+    """
     q = np.asarray(quantiles, dtype=float)
     w = np.moveaxis(np.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
-    mean, sd, quant = _moments(w, q)
-    diag = chain_diagnostics_parallel(w)
+    w_summary = draw_summaries_parallel(w, q, executor)
+    mean, sd, quant = w_summary["mean"], w_summary["sd"], w_summary["quantile"]
+    diag = {name: w_summary[name] for name in DIAGNOSTIC_NAMES}
     stats = run_summaries(result.stats, config.max_tree_depth)
     fd, fdq = ("dataset", "feature"), ("dataset", "feature", "quantile")
     out = {
@@ -131,8 +131,9 @@ def summarize_chunk(
     }
     if "sigma" in result.samples:
         sigma = np.asarray(result.samples["sigma"])  # (B, C, S)
-        s_mean, s_sd, s_q = _moments(sigma, q)
-        s_diag = chain_diagnostics_parallel(sigma)
+        s_summary = draw_summaries_parallel(sigma, q, executor)
+        s_mean, s_sd, s_q = s_summary["mean"], s_summary["sd"], s_summary["quantile"]
+        s_diag = {name: s_summary[name] for name in DIAGNOSTIC_NAMES}
         out.update(
             sigma_mean=(("dataset",), s_mean),
             sigma_sd=(("dataset",), s_sd),
@@ -429,14 +430,19 @@ def run_study(
         """The host part of a chunk: diagnostics and summaries."""
         indices, data, result, post = launched
         t0 = time.perf_counter()
-        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)
+        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post, executor)
         timings["summary_s"] += time.perf_counter() - t0
         return ds
 
     started = time.time()
     before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
-    store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
-                      finish=finish, overlap=overlap, progress=progress, desc="datasets", first_item=start)
+    executor = host_pool(devices[0].platform)  # processes next to an accelerator, else None (threads)
+    try:
+        store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
+                          finish=finish, overlap=overlap, progress=progress, desc="datasets", first_item=start)
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
     record = {
         "started": started,
         "finished": time.time(),
