@@ -2,7 +2,7 @@
 
 A basis is a small frozen dataclass; ``basis(x)`` maps ``x: (..., n)`` to ``phi: (..., n, d)``.
 :class:`Polynomial` is the monomial basis ``x^k``; :class:`OrthogonalPolynomial` spans the same polynomials with
-features orthonormal on the data (:class:`OrthogonalPolynomial`), which are not collinear (shrinkage priors need that).
+features orthonormal on the data, which are not collinear (shrinkage priors need that).
 """
 
 from __future__ import annotations

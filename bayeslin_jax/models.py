@@ -114,7 +114,7 @@ def horseshoe_regression(
 
 
 def horseshoe_shrinkage(sigma, tau, lam, c2, feature_var, num_points: int):
-    """Shrinkage factors ``kappa_j = 1 / (1 + n sigma^-2 s_j^2 tau^2 lambda~_j^2)`` (Piironen & Vehtari 2017, eq. 3.5
+    """Shrinkage factors ``kappa_j = 1 / (1 + n sigma^-2 s_j^2 tau^2 lambda~_j^2)`` (Piironen & Vehtari 2017,
     with the regularized ``lambda~_j^2 = c^2 lambda_j^2 / (c^2 + tau^2 lambda_j^2)``).
 
     ``1 - kappa_j`` is how much of the data's estimate of ``w_j`` survives the prior (0: switched off, 1: free);

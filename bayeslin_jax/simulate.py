@@ -85,18 +85,15 @@ def tutorial_data(
     return SimulatedData(x, y, w, jnp.full((batch,), sigma, dtype=x.dtype))
 
 
-def basis_post_data(seed: int, indices, num_points: int = 20, clusters: bool = True) -> SimulatedData:
-    """The sibling post's quadratic: ``y = 0.5 + 3x - 2x^2 + N(0, 0.4^2)``.
+def basis_post_data(seed: int, indices, num_points: int = 20) -> SimulatedData:
+    """The sibling post's quadratic: ``y = 0.5 + 3x - 2x^2 + N(0, 0.4^2)`` on two clusters of ``x``.
 
-    ``clusters=True`` (the post): the first ``num_points // 2`` points have ``x ~ U(-2, -1)``, the rest
-    ``x ~ U(2, 3)``; ``clusters=False``: every ``x ~ U(-2, 3)``, the whole range. ``indices: (B,)`` global
-    dataset indices. Returns the monomial weights ``w = [0.5, 3, -2]`` and ``sigma = 0.4`` per dataset.
+    The first ``num_points // 2`` points have ``x ~ U(-2, -1)``, the rest ``x ~ U(2, 3)``. ``indices: (B,)``
+    global dataset indices. Returns the monomial weights ``w = [0.5, 3, -2]`` and ``sigma = 0.4`` per dataset.
     """
     idx = _check_indices(indices)
     _check_points(num_points, needed=2)
     (low_a, high_a), (low_b, high_b) = BASIS_POST_CLUSTERS
-    if not clusters:
-        (low_a, high_a), (low_b, high_b) = (low_a, high_b), (low_a, high_b)
     left = jnp.arange(num_points) < num_points // 2
 
     def one(key):
