@@ -28,6 +28,11 @@ TUTORIAL_N = 11
 TUTORIAL_INTERCEPT = 2.0
 TUTORIAL_SLOPE = 0.3
 TUTORIAL_SIGMA = 0.1
+#: The sibling post on polynomial basis functions: ``y = 0.5 + 3x - 2x^2 + N(0, 0.4^2)``, half the points
+#: with ``x ~ U(-2, -1)`` and half with ``x ~ U(2, 3)`` (20 points there).
+BASIS_POST_WEIGHTS = (0.5, 3.0, -2.0)
+BASIS_POST_SIGMA = 0.4
+BASIS_POST_CLUSTERS = ((-2.0, -1.0), (2.0, 3.0))
 
 
 class SimulatedData(NamedTuple):
@@ -86,6 +91,30 @@ def tutorial_data(
     batch = idx.shape[0]
     w = jnp.broadcast_to(jnp.asarray([intercept, slope], dtype=x.dtype), (batch, 2))
     return SimulatedData(x, y, w, jnp.full((batch,), sigma, dtype=x.dtype))
+
+
+def basis_post_data(seed: int, indices, num_points: int = 20) -> SimulatedData:
+    """The sibling post's quadratic: ``y = 0.5 + 3x - 2x^2 + N(0, 0.4^2)`` on two clusters of ``x``.
+
+    The first ``num_points // 2`` points have ``x ~ U(-2, -1)``, the rest ``x ~ U(2, 3)``. ``indices: (B,)``
+    global dataset indices. Returns the monomial weights ``w = [0.5, 3, -2]`` and ``sigma = 0.4`` per dataset.
+    """
+    idx = _check_indices(indices)
+    _check_points(num_points, needed=2)
+    (low_a, high_a), (low_b, high_b) = BASIS_POST_CLUSTERS
+    left = jnp.arange(num_points) < num_points // 2
+
+    def one(key):
+        x_key, noise_key = jax.random.split(key)
+        u = jax.random.uniform(x_key, (num_points,))
+        x = jnp.where(left, low_a + (high_a - low_a) * u, low_b + (high_b - low_b) * u)
+        y = Polynomial(2)(x) @ jnp.asarray(BASIS_POST_WEIGHTS, dtype=x.dtype)
+        return x, y + BASIS_POST_SIGMA * jax.random.normal(noise_key, (num_points,))
+
+    x, y = map_datasets(one, keyring.dataset_keys(seed, keyring.SIMULATE, idx))
+    batch = idx.shape[0]
+    w = jnp.broadcast_to(jnp.asarray(BASIS_POST_WEIGHTS, dtype=x.dtype), (batch, 3))
+    return SimulatedData(x, y, w, jnp.full((batch,), BASIS_POST_SIGMA, dtype=x.dtype))
 
 
 def prior_data(
