@@ -5,7 +5,8 @@
 result into pre-allocated zarr arrays (zarr chunk = one computed chunk, so chunks never share a
 file). Only after a chunk's data is written does its flag in ``chunk_done`` flip to 1; zarr's
 local store writes every file atomically (temporary file + rename). A crash at any moment,
-SIGKILL and Ctrl-C included, therefore loses at most the chunk in flight, and rerunning the same
+SIGKILL and Ctrl-C included, therefore loses at most the chunks in flight (two with the pipeline of
+:func:`run_chunked`: one being summarised, one being sampled), and rerunning the same
 call computes only the missing chunks. The store is created in a temporary directory and renamed
 into place, so a half-created store never exists.
 
@@ -561,10 +562,11 @@ def run_chunked(
     ``finish(handle) -> xr.Dataset``, the host part (diagnostics, summaries). With ``overlap``
     (default) the chunks form a pipeline of depth 2: as soon as chunk k's launch has returned, chunk
     k+1 is launched in a worker thread (JAX releases the GIL while the device works) and chunk k is
-    finished on this thread, so the device samples while the host summarises, with at most one chunk
-    on each. ``overlap=False`` runs launch then finish for one chunk at a time. Either way chunk k is
+    finished on this thread, so the device samples while the host summarises: at most two chunks' draws
+    are held at once. ``overlap=False`` runs launch then finish for one chunk at a time. Either way chunk k is
     written, checksummed and flagged done before chunk k+1 is finished; an error in a launch is
-    raised after the chunk before it is written; Ctrl-C abandons the chunk in flight.
+    raised after the chunk before it is written; on any error or Ctrl-C a launch in flight is waited for
+    (it cannot be cancelled) and its chunk is not written.
     """
     if (compute is None) == (launch is None and finish is None) or (launch is None) != (finish is None):
         raise BayeslinError("run_chunked needs either compute, or both launch and finish")
@@ -633,11 +635,17 @@ class _Launched:
         self.seconds = time.perf_counter() - t0
 
     def result(self) -> Any:
-        if self._thread.ident is not None:
-            self._thread.join()
+        """The launch's output, handed over once (this object keeps no reference to it, so the chunk's
+        arrays are freed as soon as the caller drops them)."""
+        self.wait()
         if self._err is not None:
             raise self._err
-        return self._out
+        out, self._out = self._out, None
+        return out
+
+    def wait(self) -> None:
+        if self._thread.ident is not None:
+            self._thread.join()
 
 
 def _run_chunks(path: Path, identity: dict, bounds: list[tuple[int, int]], done: np.ndarray, steps: Steps,
@@ -654,11 +662,12 @@ def _run_chunks(path: Path, identity: dict, bounds: list[tuple[int, int]], done:
         item = next(todo, None)
         return None if item is None else _Launched(*item, steps.launch, background=steps.overlap)
 
+    ahead: _Launched | None = None
     try:
         current = launch_next()
         while current is not None:
             t0 = time.perf_counter()
-            handle = current.result()  # chunk k is off the device: at most one chunk there, one on the host
+            handle = current.result()  # chunk k is off the device
             ahead = launch_next() if steps.overlap else None  # the device starts chunk k+1 ...
             ds = steps.finish(handle)  # ... while the host finishes chunk k
             del handle
@@ -677,7 +686,17 @@ def _run_chunks(path: Path, identity: dict, bounds: list[tuple[int, int]], done:
                 raise _write_error(path, chunk, start, stop, desc, err) from err
             bar.update(stop - start)
             del ds
-            current = ahead if steps.overlap else launch_next()
+            current, ahead = (ahead, None) if steps.overlap else (launch_next(), None)
+    except BaseException:
+        # an error (or Ctrl-C) while chunk k+1 is launching: never return with device work still running
+        # behind the caller's back (a rerun would take the writer lock and sample alongside it); after
+        # Ctrl-C the launch cannot be cancelled, so wait for it unless interrupted again
+        if ahead is not None:
+            try:
+                ahead.wait()
+            except KeyboardInterrupt:
+                pass
+        raise
     finally:
         bar.close()
 

@@ -51,17 +51,17 @@ def test_numba_path_keeps_leading_axes_blocks_and_falls_back_on_odd_draws(monkey
 def test_draw_summaries_in_a_process_pool_equal_one_call() -> None:
     """The study's host summaries (moments, quantiles, diagnostics) give the same values on threads, in
     spawned worker processes (``host_pool`` next to a GPU) and in one call."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     x = np.random.default_rng(5).standard_normal((6, 2, 4, 100)).astype(np.float32)
     quantiles = (0.05, 0.5, 0.95)
     whole = diagnostics.draw_summaries(x, quantiles)
     flat = x.reshape(6, 2, -1).astype(float)
     np.testing.assert_allclose(whole["quantile"][..., 1], np.median(flat, -1))
     np.testing.assert_allclose(whole["sd"], flat.std(-1, ddof=1))
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = diagnostics.host_pool("gpu", min_cores=1)  # as next to a GPU: spawned, warmed-up workers
+    try:
         pooled = diagnostics.draw_summaries_parallel(x, quantiles, executor=pool, block=4)
+    finally:
+        pool.shutdown()
     threaded = diagnostics.draw_summaries_parallel(x, quantiles, block=4)
     for name, value in whole.items():
         np.testing.assert_array_equal(pooled[name], value, err_msg=name)

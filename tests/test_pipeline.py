@@ -75,7 +75,7 @@ def test_overlap_launches_chunk_k_plus_1_before_finishing_chunk_k_and_stores_the
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
     np.testing.assert_array_equal(a["v"].values[:, 1], np.arange(10.0) ** 2)
     log = store.chunk_log(tmp_path / "a.zarr")
-    assert np.all(log["chunk_compute_seconds"].values >= 0) and log["chunk_done"].values.tolist() == [1] * 4
+    assert np.all(log["chunk_compute_seconds"].values > 0) and log["chunk_done"].values.tolist() == [1] * 4
 
 
 def test_failed_launch_keeps_the_chunk_before_and_ctrl_c_keeps_finished_chunks(tmp_path) -> None:
@@ -95,6 +95,29 @@ def test_failed_launch_keeps_the_chunk_before_and_ctrl_c_keeps_finished_chunks(t
     np.testing.assert_array_equal(ds["v"].values[:, 0], np.arange(12) * 0.5)
     with pytest.raises(BayeslinError, match="either compute, or both launch and finish"):
         store.run_chunked(path, launch=resumed.launch, **kwargs)
+
+
+def test_an_error_while_the_next_chunk_launches_waits_for_that_launch(tmp_path) -> None:
+    """finish(chunk 0) fails while chunk 1's launch runs on the worker thread: run_chunked returns only
+    after that launch ended (no device work left running behind the caller), and chunk 1 is not written."""
+    release = threading.Event()
+    ended: list[int] = []
+
+    def launch(indices: np.ndarray) -> np.ndarray:
+        if indices[0] > 0:
+            release.wait(5.0)  # still running when finish(0) fails
+            ended.append(int(indices[0]))
+        return indices
+
+    def finish(indices: np.ndarray) -> xr.Dataset:
+        threading.Timer(0.3, release.set).start()
+        raise ValueError("simulated finish failure")
+
+    path = tmp_path / "e.zarr"
+    with pytest.raises(ValueError, match="simulated finish failure"):
+        store.run_chunked(path, meta={}, num_items=6, chunk_size=3, launch=launch, finish=finish, progress=False)
+    assert ended == [3]
+    assert not store.is_store(path) or not store.done_mask(path).any()
 
 
 def test_study_pipeline_overlaps_and_gives_the_same_store(tmp_path, monkeypatch) -> None:

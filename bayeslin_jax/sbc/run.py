@@ -370,7 +370,11 @@ def gate_and_rank(q_draws: np.ndarray, truth: Array, chain_divergences: Array, j
     """
     num_ranks = config.num_ranks
     diag = chain_diagnostics(q_draws)
-    divergences = np.asarray(chain_divergences).sum(axis=1)
+    chain_divergences = np.asarray(chain_divergences)
+    if chain_divergences.shape != q_draws.shape[:1] + q_draws.shape[2:3]:  # per-draw flags would reduce wrongly
+        raise BayeslinError(f"gate_and_rank: chain_divergences must be (B, C) = {(q_draws.shape[0], q_draws.shape[2])},"
+                            f" got {chain_divergences.shape}")
+    divergences = chain_divergences.sum(axis=1)
     ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
     gate_ok = (
         (np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= config.rhat_max)

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from bayeslin_jax import simulate, store, validation
+from bayeslin_jax.diagnostics import host_pool
 from bayeslin_jax.engine import NutsConfig, NutsResult
 from bayeslin_jax.engine.general import inspect_model, sample_model
 from bayeslin_jax.errors import BayeslinError
@@ -74,12 +75,15 @@ def run_model_study(
     num_devices: int | None = None,
     progress: bool = True,
     overlap: bool = True,
+    host_processes: bool = False,
 ) -> xr.Dataset:
     """Run (or resume) a study of ``model`` into the zarr store at ``path``; returns the opened study.
 
     Dataset ``i`` is simulated from ``(seed, i)`` alone and fitted with the run keys of ``(seed, i)``,
     so chunk size and devices change nothing. The model needs ``feature_site="w"`` (every built-in).
     ``overlap``: sample chunk k+1 while chunk k's diagnostics run (see :func:`bayeslin_jax.store.run_chunked`).
+    ``host_processes``: host summaries in a process pool next to an accelerator (as in
+    :func:`~bayeslin_jax.studies.run.run_study`; the calling script needs a ``__main__`` guard).
     Each call appends a record (time, devices, peak memory) to the store's ``bayeslin_runs`` attr.
     """
     config = NutsConfig() if config is None else config
@@ -108,12 +112,18 @@ def run_model_study(
         truth = {k: np.asarray(v) for k, v in data.truth.items()}
         sigma = truth.get("sigma", np.full(len(indices), np.nan))
         sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), truth[model.feature_site], sigma)
-        return summarize_chunk(indices, sim, NutsResult(samples, stats), model, config, quantiles, save_draws, None)
+        return summarize_chunk(indices, sim, NutsResult(samples, stats), model, config, quantiles, save_draws, None,
+                               executor)
 
     started = time.time()
-    store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, launch=launch,
-                      finish=finish, overlap=overlap, progress=progress, desc="datasets")
     devices = jax.local_devices()[: num_devices or jax.local_device_count()]
+    executor = host_pool(devices[0].platform) if host_processes else None
+    try:
+        store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, launch=launch,
+                          finish=finish, overlap=overlap, progress=progress, desc="datasets")
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
     append_run_record(Path(path), {"started": started, "finished": time.time(), "chunk_size": chunk_size,
                                     "devices": [str(d) for d in devices], "overlap": bool(overlap),
                                     **memory_peaks(devices, chunk_size)})
