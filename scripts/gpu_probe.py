@@ -5,9 +5,10 @@
 
 Each entry: ``B`` datasets of the tutorial model, ``method``, optional ``lanes`` (batch_size), ``warm``,
 ``draws``, ``chains`` (default 1000, 1000, 4) and ``draw_stats``. Prints one JSON row per entry (wall,
-compile from JAX's compile events, run time per dataset, peak device memory, lane utilization, and the
-RMS z of the posterior means against the exact posterior on the first 200 datasets); with ``$OUT``
-set, also writes ``$OUT/probe.json``. ``BUDGET_S`` (default 200) skips entries once exceeded.
+compile from JAX's compile events as scripts/benchmark.py counts them, run time per dataset, peak
+device memory, lane utilization, and the RMS z of the posterior means against the exact posterior on
+the first 200 datasets); with ``$OUT`` set, also writes ``$OUT/probe.json``. ``BUDGET_S`` (default 200)
+skips entries once exceeded.
 """
 
 from __future__ import annotations
@@ -20,22 +21,15 @@ import time
 import jax
 import numpy as np
 import numpyro
+from benchmark import _CompileClock  # scripts/ is on sys.path when this file runs
 
 from bayeslin_jax import exact, tutorial_spec
 from bayeslin_jax.engine import NutsConfig, lane_utilization, sample_nuts
 from bayeslin_jax.simulate import tutorial_data
 
-COMPILE_EVENTS = ("jaxpr_trace_duration", "jaxpr_to_mlir_module_duration", "backend_compile_duration")
-
 
 def main() -> None:
-    compile_s = [0.0]
-
-    def listen(event: str, duration: float, **_) -> None:
-        if event.rsplit("/", 1)[-1] in COMPILE_EVENTS:
-            compile_s[0] += duration
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
+    clock = _CompileClock()
     print("jax", jax.__version__, "numpyro", numpyro.__version__, jax.devices(), flush=True)
     spec = tutorial_spec()
     rows = []
@@ -49,15 +43,16 @@ def main() -> None:
         phi = spec.basis(data.x)
         config = NutsConfig(num_warmup=entry.get("warm", 1000), num_draws=entry.get("draws", 1000),
                             num_chains=entry.get("chains", 4), method=entry["method"], batch_size=lanes)
-        compile_s[0] = 0.0
+        clock.reset()
         t0 = time.perf_counter()
         result = sample_nuts(0, phi, data.y, spec.prior, spec.noise, config, draw_stats=entry.get("draw_stats", True))
         jax.block_until_ready(result)
         wall = time.perf_counter() - t0
+        compile_s = clock.reset()
         post = exact.posterior(phi[:200], data.y[:200], spec.prior, spec.noise.sigma)
         z = (np.asarray(result.samples["w"][:200]).mean((1, 2)) - np.asarray(post.mean)) / np.asarray(post.sd)
-        row = {**entry, "wall_s": wall, "compile_s": compile_s[0], "run_s": wall - compile_s[0],
-               "per_dataset_ms": 1e3 * (wall - compile_s[0]) / num, "z_rms_vs_exact": float(np.sqrt((z**2).mean())),
+        row = {**entry, "wall_s": wall, "compile_s": compile_s, "run_s": wall - compile_s,
+               "per_dataset_ms": 1e3 * (wall - compile_s) / num, "z_rms_vs_exact": float(np.sqrt((z**2).mean())),
                "peak_bytes": (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")}
         if result.lanes:
             row["util"] = lane_utilization(*result.lanes)
