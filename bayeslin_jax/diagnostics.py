@@ -132,7 +132,7 @@ def draw_summaries(x: np.ndarray, quantiles: Sequence[float]) -> dict[str, np.nd
 def draw_summaries_parallel(x: np.ndarray, quantiles: Sequence[float], executor: Executor | None = None,
                             block: int | None = None) -> dict[str, np.ndarray]:
     """:func:`draw_summaries` over blocks of rows of ``x: (N, ..., C, S)``, on threads or ``executor``
-    (e.g. :func:`host_pool`'s processes); the values do not depend on either."""
+    (e.g. :func:`host_pool`'s processes); the values do not depend on either beyond rounding."""
     return _map_row_blocks(partial(draw_summaries, quantiles=tuple(quantiles)), x, block, executor)
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -43,6 +44,7 @@ def test_help_and_input_errors_do_not_import_jax(tmp_path) -> None:
     assert len(lines) == 2 and all(line.startswith("error: ") for line in lines), lines
 
 
+@pytest.mark.slow  # two CLI processes (11 s): a speed feature, kept out of the 5-minute default suite
 def test_second_fit_is_served_from_the_compile_cache(tmp_path) -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, 11)

@@ -160,7 +160,14 @@ def test_batch_model_wins():
     assert rates.sum() == pytest.approx(1.0)
     assert rates["linear"] > 0.5  # the true model wins the majority
     assert evidence_only.per_dataset["log_evidence"].dims == ("dataset", "model")
+    with pytest.raises(BayeslinError, match="at least 2 named models"):
+        compare.batch_model_wins({"linear": specs["linear"]}, seed=0, num_datasets=3)
 
+
+@pytest.mark.slow
+def test_batch_model_wins_by_loo():
+    specs = {"constant": _wide(0), "linear": _wide(1), "cubic": _wide(3)}
+    evidence_only = compare.batch_model_wins(specs, seed=0, num_datasets=12)
     config = engine.NutsConfig(num_warmup=300, num_draws=300, num_chains=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -171,5 +178,3 @@ def test_batch_model_wins():
     )
     assert with_loo.table["loo_win_rate"]["linear"] > 0.5
     assert with_loo.table["loo_win_rate"]["constant"] < with_loo.table["loo_win_rate"]["linear"]
-    with pytest.raises(BayeslinError, match="at least 2 named models"):
-        compare.batch_model_wins({"linear": specs["linear"]}, seed=0, num_datasets=3)

@@ -49,8 +49,8 @@ def test_numba_path_keeps_leading_axes_blocks_and_falls_back_on_odd_draws(monkey
 
 
 def test_draw_summaries_in_a_process_pool_equal_one_call() -> None:
-    """The study's host summaries (moments, quantiles, diagnostics) give the same values on threads, in
-    spawned worker processes (``host_pool`` next to a GPU) and in one call."""
+    """The study's host summaries (moments, quantiles, diagnostics) give the same values (up to rounding) on
+    threads, in spawned worker processes (``host_pool`` next to a GPU) and in one call."""
     x = np.random.default_rng(5).standard_normal((6, 2, 4, 100)).astype(np.float32)
     quantiles = (0.05, 0.5, 0.95)
     whole = diagnostics.draw_summaries(x, quantiles)
@@ -63,7 +63,7 @@ def test_draw_summaries_in_a_process_pool_equal_one_call() -> None:
     finally:
         pool.shutdown()
     threaded = diagnostics.draw_summaries_parallel(x, quantiles, block=4)
-    for name, value in whole.items():
-        np.testing.assert_array_equal(pooled[name], value, err_msg=name)
-        np.testing.assert_array_equal(threaded[name], value, err_msg=name)
+    for name, value in whole.items():  # row blocks may vectorise differently: equal up to rounding
+        np.testing.assert_allclose(pooled[name], value, rtol=1e-12, atol=0, err_msg=name)
+        np.testing.assert_allclose(threaded[name], value, rtol=1e-12, atol=0, err_msg=name)
     assert diagnostics.host_pool("cpu") is None

@@ -54,6 +54,7 @@ def float64_runs():
         return jax.tree.map(np.asarray, {"barrier_free": fsm, "map": ref, "reduced": reduced})
 
 
+@pytest.mark.slow  # the Gaussian model's FSM runs the same generic driver in the default suite
 def test_barrier_free_follows_numpyro_chains_on_a_general_model(float64_runs) -> None:
     """Same keys, same kernel: positions equal up to rounding, per chain. Rounding differences can grow
     along a chain of a heavy-tailed model (1e-13 to 1e-4 in 70 iterations was seen with nu learned), so
@@ -70,6 +71,7 @@ def test_barrier_free_follows_numpyro_chains_on_a_general_model(float64_runs) ->
     assert ref.lanes is None
 
 
+@pytest.mark.slow  # the Gaussian model's FSM runs the same generic driver in the default suite
 def test_fsm_summaries_equal_the_reduction_of_per_draw_stats(float64_runs) -> None:
     """The FSM's in-lane summaries vs ``summarize_draw_stats`` of ``map``'s per-draw statistics: counts and
     means of integers exactly (the trees are the same), step size and acceptance up to the chains' rounding."""

@@ -55,7 +55,7 @@ def fit(spec: ModelSpec, seed: int = 0, config: NutsConfig = CONFIG):
     ("degree", "prior", "config"),
     [
         *[(d, p, CONFIG) for d in (1, 3, 5) for p in ("independent", "mvn")],
-        (3, "mvn", VMAP_REMAINDER),  # the vmap path (GPU default) with a partial last block
+        pytest.param(3, "mvn", VMAP_REMAINDER, marks=pytest.mark.slow),  # the vmap path, a partial last block
     ],
     ids=[*[f"{d}-{p}" for d in (1, 3, 5) for p in ("independent", "mvn")], "3-mvn-vmap-remainder"],
 )

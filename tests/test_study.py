@@ -178,6 +178,7 @@ def test_stored_diagnostics_equal_arviz_on_the_draws(reference) -> None:
 # ----------------------------------------------------------------------------- study
 
 
+@pytest.mark.slow  # compiles the per-draw variant (10 s); the engine-level equality is in test_barrier_free
 def test_sampler_summaries_from_the_device_equal_those_of_the_per_draw_statistics(reference) -> None:
     """The study keeps the engine's per-run summaries (draw_stats=False); the same datasets sampled with every
     draw's statistics give the same draws and, by the formulas studies used before, the same store values."""
@@ -408,6 +409,7 @@ json.dump({"devices": jax.local_device_count(), "shape": list(result.samples["w"
 """
 
 
+@pytest.mark.slow  # the even split: test_two_cpu_devices_give_identical_results
 def test_uneven_split_over_two_devices_keeps_datasets_in_order() -> None:
     """5 datasets over 2 CPU devices (blocks of 3 and 2): dataset i's draws sample dataset i's posterior."""
     out = subprocess.run([sys.executable, "-c", UNEVEN], env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
