@@ -633,9 +633,10 @@ def worker_main(task: dict) -> dict:
 # ============================================================================ driver side
 
 
-def _run_task(task: dict, python: str, env_extra: dict[str, str], timeout: float) -> dict:
+def _run_task(task: dict, python: str, env_extra: dict[str, str], timeout: float, script: Path | None = None) -> dict:
+    """``script --worker TASK`` (this file by default) in a fresh process; its last JSON line, or an error row."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **env_extra}
-    cmd = [python, str(Path(__file__).resolve()), "--worker", json.dumps(task)]
+    cmd = [python, str(Path(script or __file__).resolve()), "--worker", json.dumps(task)]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -8,8 +8,8 @@ draws; the horseshoe 1000 warm-up + 500 draws at target_accept 0.99), on prior-p
 (``general.simulate_model``, seed 0):
 
 * ``engine``: ``engine.general.sample_model`` on B datasets at once (one CPU device, ``draw_stats=False``);
-  compile time is the sum of JAX's lowering and XLA compile events during the call (tracing, a few
-  seconds, nests and stays in the run time), run time = wall - compile;
+  compile time is the union of JAX's compile-event intervals during the call (as scripts/benchmark.py),
+  run time = wall - compile;
 * ``pymc``: ``pm.sample`` per dataset (model built once, data swapped with ``pm.set_data``, ``cores=1``,
   same chains, warm-up, draws and target_accept, the same non-centred parameterisation) on the first
   ``--pymc-datasets + 1`` datasets; the first call (PyTensor compilation) is reported as compile and left out.
@@ -29,11 +29,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmark import _CompileClock, _run_task  # scripts/ is on sys.path when this file runs
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("student_t_nu4", "student_t_learn_nu", "bernoulli", "poisson", "horseshoe_poly10")
@@ -78,24 +79,19 @@ def work_engine(task: dict) -> dict:
 
     from bayeslin_jax.engine.general import sample_model
 
-    compile_s = [0.0]
-    events = ("jaxpr_to_mlir_module_duration", "backend_compile_duration")  # sequential; traces nest, left out
-
-    def listen(event: str, duration: float, **_) -> None:
-        if event.rsplit("/", 1)[-1] in events:
-            compile_s[0] += duration
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
+    clock = _CompileClock()
     model, config = _setup(task["model"])
     x, y = _datasets(task["model"], task["B"])
     inputs, y = model.design(jnp.asarray(x)), jnp.asarray(y)
+    clock.reset()  # compiles of the setup above are not the engine's
     t0 = time.perf_counter()
     result = sample_model(SEED, inputs, y, model, config, num_devices=1, draw_stats=False)
     jax.block_until_ready(result.samples)
     wall = time.perf_counter() - t0
-    run = wall - compile_s[0]
+    compile_s = clock.reset()
+    run = wall - compile_s
     divergences = int(jax.numpy.sum(result.stats["divergences"]))
-    return {"wall_s": wall, "compile_s": compile_s[0], "run_s": run, "datasets_timed": task["B"],
+    return {"wall_s": wall, "compile_s": compile_s, "run_s": run, "datasets_timed": task["B"],
             "ess_bulk_w1": _ess_w1(result.samples["w"]), "divergences": divergences}
 
 
@@ -169,18 +165,8 @@ def work_pymc(task: dict) -> dict:
 
 
 def _run(task: dict, python: str, timeout: float) -> dict:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    cmd = [python, str(Path(__file__).resolve()), "--worker", json.dumps(task)]
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"skipped": f"timed out after {timeout:.0f} s"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr or proc.stdout)[-2000:]}
-    return json.loads(lines[-1]) | {"process_s": time.perf_counter() - t0}
+    return _run_task(task, python, {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}, timeout,
+                     script=Path(__file__))
 
 
 def _per_dataset(row: dict) -> dict:
