@@ -12,7 +12,6 @@ output dataset has the same variables, so :func:`bayeslin_jax.sbc.stats.summariz
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jax
@@ -20,15 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax import Array
-from tqdm.auto import tqdm
 
 from bayeslin_jax import validation
 from bayeslin_jax.engine.general import ModelSites, inspect_model, sample_model
 from bayeslin_jax.errors import BayeslinError
 from bayeslin_jax.general import pointwise_log_likelihood, simulate_model
 from bayeslin_jax.model_spec import Model
-from bayeslin_jax.sbc.run import SbcConfig, _jitter, default_chunk_size, gate_and_rank
-from bayeslin_jax.store import run_chunked, versions
+from bayeslin_jax.sbc.run import SbcConfig, _jitter, default_chunk_size, gate_and_rank, run_chunks
+from bayeslin_jax.store import versions
 
 
 def _sbc_sites(model: Model, sites: ModelSites) -> tuple[str, ...]:
@@ -148,19 +146,7 @@ def run_model_sbc(
     def compute(indices: np.ndarray) -> xr.Dataset:
         return model_sbc_chunk(indices, seed=seed, model=model, fit_model=fit, config=config)
 
-    if store is not None:
-        ds = run_chunked(store, meta=meta, num_items=int(num_simulations), chunk_size=int(chunk_size),
-                         compute=compute, progress=progress, desc="simulations").load()
-    else:
-        parts = []
-        with tqdm(total=int(num_simulations), desc="simulations", disable=not progress) as bar:
-            for start in range(0, int(num_simulations), int(chunk_size)):
-                stop = min(start + int(chunk_size), int(num_simulations))
-                parts.append(compute(np.arange(start, stop, dtype=np.int64)))
-                bar.update(stop - start)
-        ds = xr.concat(parts, dim="dataset") if len(parts) > 1 else parts[0]
-    ds.attrs["meta"] = json.dumps(meta)
-    return ds
+    return run_chunks(compute, int(num_simulations), int(chunk_size), meta=meta, store=store, progress=progress)
 
 
 __all__ = ["model_quantity_names", "model_sbc_chunk", "model_sbc_meta", "run_model_sbc"]
