@@ -1,21 +1,20 @@
 """bayeslin_jax: Bayesian linear regression on JAX + NumPyro, batched over many datasets.
 
-The front door is :func:`fit` (several predictors: :func:`fit_formula`); the workflows are
-:func:`run_study` / :func:`open_study` and :func:`run_sbc` / :func:`open_sbc`. Everything is imported
-lazily on first use, so that ``import bayeslin_jax`` (and the ``bayeslin`` CLI's help and error paths) stay fast.
+The front door is :func:`fit` (any :class:`Model`, or a Gaussian :class:`ModelSpec`; several predictors:
+:func:`fit_formula`); the workflows are :func:`run_study` / :func:`open_study` and :func:`run_sbc` /
+:func:`open_sbc`. Everything is imported lazily on first use, so that ``import bayeslin_jax`` (and the
+``bayeslin`` CLI's help and error paths) stay fast.
 
-Layout (nothing below imports anything above it)::
+Layers (folders; each imports only the layers listed below it, ``tests/test_architecture.py`` keeps it so)::
 
-    cli, commands/                         command line
-    api (fit, FitResult), design,          front door, formulas / design matrices (formulaic),
-    plots, compare                         figures, model comparison
-    studies/, sbc/                         workflows: run_*, open_*, config, report; on store
-    diagnostics                            every diagnostic, array and DataTree level (ArviZ)
-    reparam                                whitened NUTS (w = c + A z), float64 exact posterior
-    engine/                                batched NUTS over B datasets x C chains
-    basis, priors, models, exact, nig,     core: features, priors, NumPyro model, exact oracle,
-    simulate, keys, data, errors,          simulators, PRNG streams, input validation,
-    datasets/                              shipped CSVs (diabetes, Wampler1)
+    interfaces/   cli, commands/, tutorial              the bayeslin command line, the demo
+    workflows/    fit, design, compare, studies/, sbc/, store
+                                                        FitResult, formulas, LOO, studies, SBC, zarr store
+    diagnostics/  host (ArviZ), datatree, plots         diagnostics and figures of draws
+    engine/       nuts, barrier_free, sampling, whitening
+                                                        batched NUTS over B datasets x C chains
+    core/         model, regressions, basis, priors, exact, nig, simulate, data, keys, errors, datasets/
+                                                        what a model is; exact posteriors; simulators
 """
 
 from __future__ import annotations
@@ -26,44 +25,57 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "fit": "bayeslin_jax.api",
-    "fit_formula": "bayeslin_jax.design",
-    "load_design": "bayeslin_jax.design",
-    "Design": "bayeslin_jax.design",
-    "FitResult": "bayeslin_jax.api",
-    "BayeslinError": "bayeslin_jax.errors",
-    "ModelSpec": "bayeslin_jax.priors",
-    "tutorial_spec": "bayeslin_jax.priors",
-    "independent_normal": "bayeslin_jax.priors",
-    "mvn": "bayeslin_jax.priors",
-    "correlated_normal": "bayeslin_jax.priors",
-    "known_noise": "bayeslin_jax.priors",
-    "half_normal_noise": "bayeslin_jax.priors",
-    "linear": "bayeslin_jax.basis",
-    "polynomial": "bayeslin_jax.basis",
+    "fit": "bayeslin_jax.workflows.fit",
+    "FitResult": "bayeslin_jax.workflows.fit",
+    "fit_formula": "bayeslin_jax.workflows.design",
+    "load_design": "bayeslin_jax.workflows.design",
+    "Design": "bayeslin_jax.workflows.design",
+    "BayeslinError": "bayeslin_jax.core.errors",
+    "Model": "bayeslin_jax.core.model",
+    "user_model": "bayeslin_jax.core.model",
+    "student_t": "bayeslin_jax.core.model",
+    "horseshoe": "bayeslin_jax.core.model",
+    "glm": "bayeslin_jax.core.model",
+    "ModelSpec": "bayeslin_jax.core.priors",
+    "tutorial_spec": "bayeslin_jax.core.priors",
+    "independent_normal": "bayeslin_jax.core.priors",
+    "mvn": "bayeslin_jax.core.priors",
+    "correlated_normal": "bayeslin_jax.core.priors",
+    "known_noise": "bayeslin_jax.core.priors",
+    "half_normal_noise": "bayeslin_jax.core.priors",
+    "linear": "bayeslin_jax.core.basis",
+    "polynomial": "bayeslin_jax.core.basis",
     "NutsConfig": "bayeslin_jax.engine",
     "sample_nuts": "bayeslin_jax.engine",
-    "run_study": "bayeslin_jax.studies",
-    "open_study": "bayeslin_jax.studies",
-    "run_sbc": "bayeslin_jax.sbc",
-    "open_sbc": "bayeslin_jax.sbc",
+    "sample_model": "bayeslin_jax.engine.sampling",
+    "run_study": "bayeslin_jax.workflows.studies",
+    "open_study": "bayeslin_jax.workflows.studies",
+    "run_sbc": "bayeslin_jax.workflows.sbc",
+    "open_sbc": "bayeslin_jax.workflows.sbc",
 }
-_SUBMODULES = ("basis", "compare", "data", "datasets", "design", "diagnostics", "engine", "exact", "keys", "models",
-               "nig", "plots", "priors", "reparam", "sbc", "simulate", "store", "studies")
+_SUBMODULES = ("core", "engine", "diagnostics", "workflows", "interfaces")
+#: Module names of release 0.1 -> where they live now (kept for one release; see CHANGELOG.md).
+_MOVED = {
+    "api": "workflows.fit", "basis": "core.basis", "compare": "workflows.compare", "data": "core.data",
+    "datasets": "core.datasets", "design": "workflows.design", "exact": "core.exact", "keys": "core.keys",
+    "model_spec": "core.model", "models": "core.regressions", "nig": "core.nig", "plots": "diagnostics.plots",
+    "priors": "core.priors", "reparam": "engine.whitening", "sbc": "workflows.sbc", "simulate": "core.simulate",
+    "store": "workflows.store", "studies": "workflows.studies",
+}
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 
 
 def __getattr__(name: str):
-    if name in _EXPORTS or name in _SUBMODULES:
+    if name in _EXPORTS or name in _SUBMODULES or name in _MOVED:
         # numpyro before arviz_base (which imports numpyro lazily itself): otherwise
         # `numpyro.distributions.distribution` can end up unset and HalfNormal noise fails to sample.
         importlib.import_module("numpyro")
-        if name in _SUBMODULES:
-            return importlib.import_module(f"bayeslin_jax.{name}")
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
+        if name in _EXPORTS:
+            value = getattr(importlib.import_module(_EXPORTS[name]), name)
+            globals()[name] = value
+            return value
+        return importlib.import_module(f"bayeslin_jax.{_MOVED.get(name, name)}")
     raise AttributeError(f"module 'bayeslin_jax' has no attribute {name!r}")
 
 

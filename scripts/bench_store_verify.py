@@ -1,7 +1,7 @@
 """Cost of store verification on a 10,000-dataset store shaped like a study's (tutorial spec, 4 chains).
 
 Usage: ``python scripts/bench_store_verify.py [CHUNK_SIZE]`` (default 256, the CPU default). Fake
-per-chunk summaries (no inference) are written through :func:`bayeslin_jax.store.run_chunked`;
+per-chunk summaries (no inference) are written through :func:`bayeslin_jax.workflows.store.run_chunked`;
 prints the time to verify every chunk and to open the store with and without verification.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from bayeslin_jax import store
+from bayeslin_jax.workflows import store
 
 NUM, D, OBS, Q, C = 10_000, 2, 11, 5, 4
 

@@ -9,7 +9,7 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
 * ``engine_barrier_free`` the same engine with ``method="barrier_free"`` (NUTS as a per-lane state
                   machine, one batched leapfrog per step, lanes never wait; ``--lanes`` lanes, runs queue up);
                   its row adds ``lane_utilization`` (useful leapfrogs / (steps x lanes), overall, warm-up, sampling);
-* ``study``       bayeslin_jax.studies.run_study end to end (engine + diagnostics + exact + zarr store);
+* ``study``       bayeslin_jax.workflows.studies.run_study end to end (engine + diagnostics + exact + zarr store);
 * ``mcmc_loop``   a Python loop of numpyro.infer.MCMC.run, one dataset per call (the common way;
                   ``jit_model_args=False``, numpyro's default, so each new dataset retraces);
 * ``mcmc_loop_jit_args``  the same with ``jit_model_args=True`` (numpyro's advice for many datasets);
@@ -93,7 +93,7 @@ def _tutorial_data(num: int):
     """x, y: (num, 11) numpy arrays from the tutorial generator (dataset i from (SEED, i))."""
     import numpy as np
 
-    from bayeslin_jax import simulate
+    from bayeslin_jax.core import simulate
 
     data = simulate.tutorial_data(SEED, np.arange(num))
     return np.asarray(data.x), np.asarray(data.y)
@@ -138,7 +138,7 @@ def _slope_ess(w_draws, max_datasets: int = 1000) -> float:
     """Mean bulk ESS of the slope over the first ``max_datasets`` datasets. ``w_draws: (B, C, S, 2)``."""
     import numpy as np
 
-    from bayeslin_jax.diagnostics import chain_diagnostics_parallel
+    from bayeslin_jax.diagnostics.host import chain_diagnostics_parallel
 
     return float(np.nanmean(chain_diagnostics_parallel(np.asarray(w_draws[:max_datasets])[..., 1])["ess_bulk"]))
 
@@ -180,7 +180,7 @@ def _batch_result(wall: float, compile_s: float, num_datasets: int, slope_ess: f
 def work_engine(task: dict) -> dict:
     import jax
 
-    from bayeslin_jax import priors
+    from bayeslin_jax.core import priors
     from bayeslin_jax.engine import sample_nuts
 
     clock = _CompileClock()
@@ -202,8 +202,8 @@ def work_engine(task: dict) -> dict:
 
 def work_study(task: dict) -> dict:
 
-    from bayeslin_jax import priors
-    from bayeslin_jax.studies import run as study
+    from bayeslin_jax.core import priors
+    from bayeslin_jax.workflows.studies import run as study
 
     clock = _CompileClock()
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,7 +222,7 @@ def work_exact(task: dict) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from bayeslin_jax import exact, keys, priors
+    from bayeslin_jax.core import exact, keys, priors
 
     clock = _CompileClock()
     spec = priors.tutorial_spec()
@@ -276,8 +276,8 @@ def work_mcmc_loop(task: dict) -> dict:
     import numpy as np
     from numpyro.infer import MCMC, NUTS
 
-    from bayeslin_jax import priors
-    from bayeslin_jax.models import linear_regression
+    from bayeslin_jax.core import priors
+    from bayeslin_jax.core.regressions import linear_regression
 
     clock = _CompileClock()
     spec = priors.tutorial_spec()
@@ -314,8 +314,8 @@ def work_jit_loop(task: dict) -> dict:
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import potential_energy
 
-    from bayeslin_jax import priors
-    from bayeslin_jax.models import linear_regression
+    from bayeslin_jax.core import priors
+    from bayeslin_jax.core.regressions import linear_regression
 
     clock = _CompileClock()
     spec = priors.tutorial_spec()
@@ -396,7 +396,7 @@ def work_pymc(task: dict) -> dict:
             )
         times.append(time.perf_counter() - t0)
         try:
-            from bayeslin_jax.diagnostics import chain_diagnostics
+            from bayeslin_jax.diagnostics.host import chain_diagnostics
 
             slope = np.asarray(idata.posterior["m"])  # (chain, draw)
             ess.append(float(chain_diagnostics(slope[None])["ess_bulk"][0]))
@@ -423,8 +423,8 @@ def _warmup_leapfrogs(phi, y, spec, config, num_datasets: int):
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import potential_energy
 
+    from bayeslin_jax.core.regressions import linear_regression
     from bayeslin_jax.engine.nuts import initial_point, run_keys
-    from bayeslin_jax.models import linear_regression
 
     chains = config.num_chains
     dim = phi.shape[-1]
@@ -465,7 +465,7 @@ def work_iterations(task: dict) -> dict:
     import jax
     import numpy as np
 
-    from bayeslin_jax import priors
+    from bayeslin_jax.core import priors
     from bayeslin_jax.engine import NutsConfig, sample_nuts
 
     clock = _CompileClock()
@@ -573,7 +573,7 @@ def work_diagnostics(task: dict) -> dict:
     """Host diagnostics per dataset: the base path against the numba path, in one process."""
     import numpy as np
 
-    from bayeslin_jax import diagnostics
+    from bayeslin_jax.diagnostics import host as diagnostics
 
     t0 = time.perf_counter()
     backend = diagnostics.numba_backend()
@@ -619,7 +619,7 @@ def worker_main(task: dict) -> dict:
     }[task["engine"]]
     baseline = None
     if task["engine"] != "pymc":  # the libraries' share of the peak: imported before any work
-        import bayeslin_jax.diagnostics  # noqa: F401  (imports jax, numpyro, arviz)
+        import bayeslin_jax.diagnostics.host  # noqa: F401  (imports jax, numpyro, arviz)
 
         baseline = _peak_rss_bytes()
     out = fn(task)

@@ -57,7 +57,7 @@ def _datasets(name: str, num: int):
     """``x, y: (num, 20)`` prior-predictive datasets of the model (dataset i from (SEED, i))."""
     import numpy as np
 
-    from bayeslin_jax.general import simulate_model
+    from bayeslin_jax.core.simulate import simulate_model
 
     model, _ = _setup(name)
     data = simulate_model(SEED, np.arange(num), model, num_points=20)
@@ -68,7 +68,7 @@ def _ess_w1(w_draws) -> float:
     """Mean bulk ESS of ``w[..., 1]``. ``w_draws: (B, C, S, d)``."""
     import numpy as np
 
-    from bayeslin_jax.diagnostics import chain_diagnostics
+    from bayeslin_jax.diagnostics.host import chain_diagnostics
 
     return float(np.nanmean(chain_diagnostics(np.asarray(w_draws)[..., 1])["ess_bulk"]))
 
@@ -77,7 +77,7 @@ def work_engine(task: dict) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from bayeslin_jax.engine.general import sample_model
+    from bayeslin_jax.engine.sampling import sample_model
 
     clock = _CompileClock()
     model, config = _setup(task["model"])

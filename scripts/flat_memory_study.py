@@ -35,9 +35,9 @@ CHILD = r"""
 import json, os, sys, threading, time
 args = json.loads(sys.argv[1])
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.priors import tutorial_spec
-from bayeslin_jax.studies import run as study
-from bayeslin_jax import store
+from bayeslin_jax.core.priors import tutorial_spec
+from bayeslin_jax.workflows.studies import run as study
+from bayeslin_jax.workflows import store
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 samples = []  # (unix time, rss bytes)

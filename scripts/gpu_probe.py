@@ -23,9 +23,10 @@ import numpy as np
 import numpyro
 from benchmark import _CompileClock  # scripts/ is on sys.path when this file runs
 
-from bayeslin_jax import exact, tutorial_spec
+from bayeslin_jax import tutorial_spec
+from bayeslin_jax.core import exact
+from bayeslin_jax.core.simulate import tutorial_data
 from bayeslin_jax.engine import NutsConfig, lane_utilization, sample_nuts
-from bayeslin_jax.simulate import tutorial_data
 
 
 def main() -> None:

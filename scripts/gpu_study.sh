@@ -8,7 +8,7 @@
 #     10000 and DATASETS: per-dataset time, compile time, slope ESS/s, peak device and host memory,
 #     lane utilization (warm-up, sampling, overall);
 #   * engine_barrier_free with 4000 lanes at B = 1000 and 10000 (4000 and 40000 runs queued on 4000 lanes);
-#   * study: bayeslin_jax.studies.run_study end to end at B = DATASETS (engine + ArviZ diagnostics + exact
+#   * study: bayeslin_jax.workflows.studies.run_study end to end at B = DATASETS (engine + ArviZ diagnostics + exact
 #     posterior + zarr store), against the target of 10^5 datasets x 4 chains x 2000 iterations
 #     in < 60 s with compile < 10 s;
 #   * exact: the conjugate posterior (the lower bound).

@@ -11,7 +11,7 @@ CELLS = [
     new_markdown_cell("""# Beyond the conjugate case: robust regression and the regularized horseshoe
 
 Companion to `tutorial.ipynb` (issue 11). Both models run on the same batched NUTS engine as the
-Gaussian model (`bayeslin_jax.engine.general`), through `bayeslin_jax.general.fit_model`.
+Gaussian model (`bayeslin_jax.engine.sampling`), through `bayeslin_jax.workflows.fit.fit_model`.
 
 1. **Robust regression.** The tutorial's 11 points with one outlier: Normal vs Student-t noise, posterior
    lines side by side, and PSIS-LOO showing the difference.
@@ -23,11 +23,13 @@ Gaussian model (`bayeslin_jax.engine.general`), through `bayeslin_jax.general.fi
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bayeslin_jax import priors, simulate
-from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.core import priors
+
+from bayeslin_jax.core import simulate
+from bayeslin_jax.core.basis import Polynomial
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.general import fit_model
-from bayeslin_jax.model_spec import linear, student_t, horseshoe
+from bayeslin_jax.workflows.fit import fit_model
+from bayeslin_jax.core.model import linear, student_t, horseshoe
 
 SEED = 0
 CONFIG = NutsConfig(num_warmup=1000, num_draws=1000, num_chains=4)"""),
@@ -101,8 +103,8 @@ $\\tilde\\lambda_j^2 = c^2 \\lambda_j^2 / (c^2 + \\tau^2 \\lambda_j^2)$ and $s_j
 (`models.horseshoe_shrinkage`); $1 - \\kappa_j$ is the fraction of the data's estimate that survives, and
 $m_\\text{eff} = \\sum_j (1 - \\kappa_j)$ is the effective number of nonzero coefficients. The degree estimate
 keeps coefficient $j$ when its posterior mean $1 - \\kappa_j$ exceeds 1/2 (Carvalho, Polson & Scott 2010)."""),
-    new_code_cell("""from bayeslin_jax.basis import OrthogonalPolynomial
-from bayeslin_jax.models import highest_active, horseshoe_shrinkage
+    new_code_cell("""from bayeslin_jax.core.basis import OrthogonalPolynomial
+from bayeslin_jax.core.regressions import highest_active, horseshoe_shrinkage
 
 post_data = simulate.basis_post_data(SEED, [0], 20)
 xs, ys = np.asarray(post_data.x[0]), np.asarray(post_data.y[0])

@@ -29,23 +29,23 @@ OUT = ROOT / "scripts" / "results" / "mutation.json"
 # name -> (file, original text, mutated text, tests that should catch it)
 MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "exact draws: transposed Cholesky factor": (
-        "bayeslin_jax/exact.py", "return post.mean + z @ inv_tril", "return post.mean + z @ inv_tril.T",
+        "bayeslin_jax/core/exact.py", "return post.mean + z @ inv_tril", "return post.mean + z @ inv_tril.T",
         ["tests/test_exact_evidence.py::test_exact_draws_have_the_posterior_mean_and_covariance"],
     ),
     "posterior sd: sqrt dropped": (
-        "bayeslin_jax/exact.py", "return jnp.sqrt(jnp.diagonal(self.cov, axis1=-2, axis2=-1))",
+        "bayeslin_jax/core/exact.py", "return jnp.sqrt(jnp.diagonal(self.cov, axis1=-2, axis2=-1))",
         "return jnp.diagonal(self.cov, axis1=-2, axis2=-1)",
         ["tests/test_infer.py::test_nuts_matches_exact_posterior[1-independent]",
          "tests/test_sbc.py::test_distorted_exact_draws_are_flagged"],
     ),
     "SBC rank: off by one (L instead of L + 1 rank values)": (
-        "bayeslin_jax/sbc/run.py", "rank = jnp.minimum(jnp.floor(pit * (num_ranks + 1)), num_ranks)",
+        "bayeslin_jax/workflows/sbc/run.py", "rank = jnp.minimum(jnp.floor(pit * (num_ranks + 1)), num_ranks)",
         "rank = jnp.minimum(jnp.floor(pit * num_ranks), num_ranks)",
         ["tests/test_sbc.py::test_rank_and_pit_convention_with_ties",
          "tests/test_sbc.py::test_exact_sampler_false_alarms_within_binomial_bound"],
     ),
     "diagnostics: tail ESS at another quantile than ArviZ's": (
-        "bayeslin_jax/diagnostics.py", 'method="tail", prob=tail_prob())', 'method="tail", prob=0.05)',
+        "bayeslin_jax/diagnostics/host.py", 'method="tail", prob=tail_prob())', 'method="tail", prob=0.05)',
         ["tests/test_sbc.py::test_tail_ess_is_arviz_default_everywhere",
          "tests/test_study.py::test_stored_diagnostics_equal_arviz_on_the_draws"],
     ),
@@ -63,22 +63,22 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_study.py::test_uneven_split_over_two_devices_keeps_datasets_in_order"],
     ),
     "NIG: covariance scale b/a instead of b/(a-1)": (
-        "bayeslin_jax/nig.py", "return (self.b / (self.a - 1.0))[..., None, None] * self.cov",
+        "bayeslin_jax/core/nig.py", "return (self.b / (self.a - 1.0))[..., None, None] * self.cov",
         "return (self.b / self.a)[..., None, None] * self.cov",
         ["tests/test_nig.py::test_nig_draws_match_closed_forms"],
     ),
     "Holm: step-down monotonicity dropped": (
-        "bayeslin_jax/sbc/stats.py", "np.maximum.accumulate((m - np.arange(m)) * flat[order])",
+        "bayeslin_jax/workflows/sbc/stats.py", "np.maximum.accumulate((m - np.arange(m)) * flat[order])",
         "(m - np.arange(m)) * flat[order]",
         ["tests/test_sbc.py::test_chi2_and_holm_known_values"],
     ),
     "SBC: gated simulations ranked anyway": (
-        "bayeslin_jax/sbc/stats.py", "used = np.ones(total, dtype=bool) if include_failed else gate_ok",
+        "bayeslin_jax/workflows/sbc/stats.py", "used = np.ones(total, dtype=bool) if include_failed else gate_ok",
         "used = np.ones(total, dtype=bool)",
         ["tests/test_sbc.py::test_gated_simulations_are_excluded_reported_and_too_many_fail"],
     ),
     "study report: NaN R-hat passes": (
-        "bayeslin_jax/studies/report.py", '"rhat": ~(rhat <= checks.max_rhat),  # NaN fails',
+        "bayeslin_jax/workflows/studies/report.py", '"rhat": ~(rhat <= checks.max_rhat),  # NaN fails',
         '"rhat": rhat > checks.max_rhat,',
         ["tests/test_study.py::test_report_lists_each_failing_check_in_csv_and_json"],
     ),

@@ -21,7 +21,7 @@ def main() -> None:
 
     jax.config.update("jax_enable_x64", args.x64)
     import bayeslin_jax as bl
-    from bayeslin_jax.priors import ModelSpec, independent_normal, known_noise
+    from bayeslin_jax.core.priors import ModelSpec, independent_normal, known_noise
 
     diabetes = bl.datasets.load("diabetes")
     wampler = bl.datasets.load("wampler1")

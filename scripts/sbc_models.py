@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_models_beyond import sbc_setups
 
-from bayeslin_jax.sbc import summarize
-from bayeslin_jax.sbc.general import run_model_sbc
+from bayeslin_jax.workflows.sbc import summarize
+from bayeslin_jax.workflows.sbc.run import run_model_sbc
 
 
 def main() -> None:

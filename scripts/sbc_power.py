@@ -8,7 +8,7 @@ Setups (tutorial model: linear basis, N(0, 0.2) priors, known sigma 0.1, 11 poin
 * ``(c) shift``  biased draws: shifted by +0.25 posterior sd.
 
 Errors that marginal ranks cannot see, run through the user-sampler contract
-(:func:`bayeslin_jax.sbc.run_sampler_sbc`, default test quantities: weights, loglik, log_joint,
+(:func:`bayeslin_jax.workflows.sbc.run_sampler_sbc`, default test quantities: weights, loglik, log_joint,
 two random projections) on the poly3 design (features 1, x, x^2, x^3 on x ~ U(-1, 1), N(0, 0.2)
 priors, sigma 0.1, 11 points: x and x^3, 1 and x^2 are strongly correlated, so is the posterior):
 
@@ -59,11 +59,11 @@ import jax
 import numpy as np
 from scipy import stats
 
+from bayeslin_jax.core.priors import tutorial_spec
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.priors import tutorial_spec
-from bayeslin_jax.sbc import run as sbc
-from bayeslin_jax.sbc.samplers import ExactSampler, run_sampler_sbc
-from bayeslin_jax.sbc.stats import calibration_tests, dap_in_family, holm, summarize
+from bayeslin_jax.workflows.sbc import run as sbc
+from bayeslin_jax.workflows.sbc.samplers import ExactSampler, run_sampler_sbc
+from bayeslin_jax.workflows.sbc.stats import calibration_tests, dap_in_family, holm, summarize
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sbc_power.json"
 NUTS_CONFIG = NutsConfig(num_warmup=500, num_draws=500, num_chains=4)

@@ -15,8 +15,8 @@ import argparse
 import jax
 import jax.numpy as jnp
 
-from bayeslin_jax.priors import tutorial_spec
-from bayeslin_jax.sbc import SamplerInfo, run_sampler_sbc, summarize
+from bayeslin_jax.core.priors import tutorial_spec
+from bayeslin_jax.workflows.sbc import SamplerInfo, run_sampler_sbc, summarize
 
 # --- README example: begin ---
 spec = tutorial_spec(degree=3)  # w ~ N(0, 0.2² I), σ = 0.1, features 1, x, x², x³

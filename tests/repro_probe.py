@@ -19,10 +19,10 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from bayeslin_jax import exact, keys, simulate
-from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.core import exact, keys, simulate
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.priors import ModelSpec, known_noise, mvn
 from bayeslin_jax.engine import NutsConfig, sample_nuts
-from bayeslin_jax.priors import ModelSpec, known_noise, mvn
 
 SEED, NUM_DATASETS, NUM_EXACT_DRAWS = 11, 7, 50
 NUTS_DATASETS = 4

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import bayeslin_jax as bl
-from bayeslin_jax import exact, simulate
+from bayeslin_jax.core import exact, simulate
 
 CONFIG = bl.NutsConfig(num_warmup=500, num_draws=500, num_chains=4)
 

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from bayeslin_jax import diagnostics, exact, nig, priors, simulate
-from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.core import exact, nig, priors, simulate
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.diagnostics import host as diagnostics
 from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, sample_nuts, summarize_draw_stats
 from bayeslin_jax.engine.barrier_free import lane_utilization
-from bayeslin_jax.errors import BayeslinError
 
 
 def _config(method: str, **kw) -> NutsConfig:
@@ -224,8 +225,8 @@ def assert_equivalent(fsm, ref, post) -> None:
 
 @pytest.mark.slow
 def test_sbc_passes() -> None:
-    from bayeslin_jax.sbc import run as sbc
-    from bayeslin_jax.sbc import stats as sbc_stats
+    from bayeslin_jax.workflows.sbc import run as sbc
+    from bayeslin_jax.workflows.sbc import stats as sbc_stats
 
     config = sbc.SbcConfig(engine="nuts", nuts=_config("barrier_free", num_warmup=500, num_draws=500))
     ds = sbc.run_sbc(300, seed=31, sim_spec=priors.tutorial_spec(), config=config)
@@ -238,7 +239,7 @@ def test_sbc_passes() -> None:
 @pytest.mark.slow
 def test_study_with_barrier_free(tmp_path) -> None:
     """A study chunk slices the result's samples and stats per dataset (the lane counts are per device)."""
-    from bayeslin_jax.studies import run as study
+    from bayeslin_jax.workflows.studies import run as study
 
     nuts = _config("barrier_free", num_warmup=200, num_draws=200, num_chains=2)
     config = study.StudyConfig(num_datasets=5, seed=2, nuts=nuts, simulator="tutorial", chunk_size=3)

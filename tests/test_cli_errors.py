@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 import zarr
 
-from bayeslin_jax import cli, store
-from bayeslin_jax.cli import build_parser, describe_failure, join_negative_lists, main
-from bayeslin_jax.data import load_csv, strict_json
-from bayeslin_jax.errors import BayeslinError, BayeslinIOError
+from bayeslin_jax.core.data import load_csv, strict_json
+from bayeslin_jax.core.errors import BayeslinError, BayeslinIOError
+from bayeslin_jax.interfaces import cli
+from bayeslin_jax.interfaces.cli import build_parser, describe_failure, join_negative_lists, main
+from bayeslin_jax.workflows import store
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_CSV = "x,y\n-0.5,1.8\n0.0,2.0\n0.5,2.2\n"
@@ -50,9 +51,9 @@ def no_compute(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("compute started before the error was found")
 
-    from bayeslin_jax import api
-    from bayeslin_jax.sbc import run as sbc_run
-    from bayeslin_jax.studies import report, run
+    from bayeslin_jax.workflows import fit as api
+    from bayeslin_jax.workflows.sbc import run as sbc_run
+    from bayeslin_jax.workflows.studies import report, run
 
     monkeypatch.setattr(api, "sample_nuts", boom)
     monkeypatch.setattr(run, "run_study", boom)
@@ -189,7 +190,7 @@ def test_strict_json_nulls_and_flags_non_finite() -> None:
 
 
 def _raising(monkeypatch, exc: BaseException) -> None:
-    from bayeslin_jax.commands import report
+    from bayeslin_jax.interfaces.commands import report
 
     def run(args):
         raise exc
@@ -280,7 +281,7 @@ def test_ctrl_c_during_a_study_is_one_line_and_leaves_it_resumable(tmp_path) -> 
     path = tmp_path / "study.zarr"
     argv = ["--cpu-devices", "1", "study", "--out", str(path), "--datasets", "2000", "--chunk-size", "4",
             "--chains", "2", "--warmup", "100", "--draws", "100", "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-m", "bayeslin_jax.cli", *argv], env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "bayeslin_jax.interfaces.cli", *argv], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (store.is_store(path) and store.done_mask(path).any()):
@@ -297,7 +298,7 @@ def test_ctrl_c_during_a_study_is_one_line_and_leaves_it_resumable(tmp_path) -> 
 
 
 def test_end_to_end_bad_stdin_exits_2_with_one_line() -> None:
-    proc = subprocess.run([sys.executable, "-m", "bayeslin_jax.cli", "fit", "-"], input=b"x,y\n1,\xff\n",
+    proc = subprocess.run([sys.executable, "-m", "bayeslin_jax.interfaces.cli", "fit", "-"], input=b"x,y\n1,\xff\n",
                           env=_env(), capture_output=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.decode() == (
@@ -307,7 +308,7 @@ def test_end_to_end_bad_stdin_exits_2_with_one_line() -> None:
 
 
 def test_report_strict_exits_1_when_datasets_fail(tmp_path, capsys, monkeypatch) -> None:
-    from bayeslin_jax.studies import report
+    from bayeslin_jax.workflows.studies import report
 
     def fake_report(source, out_dir, checks, allow_incomplete=False):
         paths = {"text": tmp_path / "report.txt", "json": tmp_path / "report.json", "failed": tmp_path / "failed.csv"}

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from bayeslin_jax import exact, nig
-from bayeslin_jax.basis import linear
-from bayeslin_jax.cli import main
-from bayeslin_jax.priors import half_normal_noise, independent_normal
+from bayeslin_jax.core import exact, nig
+from bayeslin_jax.core.basis import linear
+from bayeslin_jax.core.priors import half_normal_noise, independent_normal
+from bayeslin_jax.interfaces.cli import main
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def _env(**extra: str) -> dict[str, str]:
 def test_help_and_input_errors_do_not_import_jax(tmp_path) -> None:
     code = (
         "import sys, contextlib, io\n"
-        "from bayeslin_jax import cli\n"
+        "from bayeslin_jax.interfaces import cli\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n"
         "        cli.main(['--help'])\n"
@@ -51,7 +51,7 @@ def test_second_fit_is_served_from_the_compile_cache(tmp_path) -> None:
     data = tmp_path / "data.csv"
     data.write_text("x,y\n" + "".join(f"{a},{0.3 * a + 2 + 0.1 * rng.normal()}\n" for a in x))
     cache = tmp_path / "cache"
-    argv = [sys.executable, "-m", "bayeslin_jax.cli", "--cpu-devices", "1", "fit", str(data),
+    argv = [sys.executable, "-m", "bayeslin_jax.interfaces.cli", "--cpu-devices", "1", "fit", str(data),
             "--chains", "2", "--warmup", "50", "--draws", "50"]
     entries, results = [], []
     for run in range(2):

@@ -17,8 +17,11 @@ import pytest
 import scipy.stats
 import xarray as xr
 
-from bayeslin_jax import compare, diagnostics, engine, exact, nig, priors, simulate
-from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax import engine
+from bayeslin_jax.core import exact, nig, priors, simulate
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.diagnostics import host as diagnostics
+from bayeslin_jax.workflows import compare
 
 SIGMA = 0.1
 CONFIG = engine.NutsConfig(num_warmup=500, num_draws=1000, num_chains=4)

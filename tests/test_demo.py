@@ -19,8 +19,9 @@ import math
 import numpy as np
 import pytest
 
-from bayeslin_jax import cli, simulate
-from bayeslin_jax.commands import demo
+from bayeslin_jax.core import simulate
+from bayeslin_jax.interfaces import cli
+from bayeslin_jax.interfaces.commands import demo
 
 RHAT_MAX = 1.1  # see the module docstring
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

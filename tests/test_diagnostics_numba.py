@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bayeslin_jax import diagnostics
-from bayeslin_jax.diagnostics import DIAGNOSTIC_NAMES, chain_diagnostics
+from bayeslin_jax.diagnostics import host as diagnostics
+from bayeslin_jax.diagnostics.host import DIAGNOSTIC_NAMES, chain_diagnostics
 
 pytestmark = [
     pytest.mark.skipif(diagnostics.numba_backend() is None, reason="numba/einops not installed"),

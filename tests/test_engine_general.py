@@ -17,14 +17,14 @@ import jax
 import numpy as np
 import pytest
 
-from bayeslin_jax import exact
-from bayeslin_jax.basis import Polynomial
-from bayeslin_jax.diagnostics import chain_diagnostics
+from bayeslin_jax.core import exact
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.model import horseshoe, student_t
+from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, tutorial_spec
+from bayeslin_jax.core.simulate import tutorial_data
+from bayeslin_jax.diagnostics.host import chain_diagnostics
 from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, summarize_draw_stats
-from bayeslin_jax.engine.general import sample_model
-from bayeslin_jax.model_spec import horseshoe, student_t
-from bayeslin_jax.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, tutorial_spec
-from bayeslin_jax.simulate import tutorial_data
+from bayeslin_jax.engine.sampling import sample_model
 
 Z_MAX = 4.0  # standard errors (<= 44 comparisons per test: a false alarm below 0.3 %)
 

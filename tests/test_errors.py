@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayeslin_jax import simulate
-from bayeslin_jax.basis import Polynomial, parse_basis
-from bayeslin_jax.cli import main
-from bayeslin_jax.data import load_csv, validate_xy
+from bayeslin_jax.core import simulate
+from bayeslin_jax.core.basis import Polynomial, parse_basis
+from bayeslin_jax.core.data import load_csv, validate_xy
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.priors import ModelSpec, correlated_normal, independent_normal, known_noise, mvn, tutorial_spec
 from bayeslin_jax.engine import NutsConfig, sample_nuts
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import ModelSpec, correlated_normal, independent_normal, known_noise, mvn, tutorial_spec
+from bayeslin_jax.interfaces.cli import main
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from bayeslin_jax import exact, priors, simulate
-from bayeslin_jax.basis import Polynomial
-from bayeslin_jax.priors import ModelSpec, known_noise, mvn
+from bayeslin_jax.core import exact, priors, simulate
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.priors import ModelSpec, known_noise, mvn
 
 EPS32 = float(np.finfo(np.float32).eps)
 SIGMA = 0.1

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from test_barrier_free import assert_equivalent
 
-from bayeslin_jax import exact, priors, simulate
+from bayeslin_jax.core import exact, priors, simulate
 from bayeslin_jax.engine import NutsConfig, lane_utilization, sample_nuts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_gpu_default_is_barrier_free_and_matches_exact() -> None:
     phi = SPEC.basis(data.x)
     result = sample_nuts(42, phi, data.y, SPEC.prior, SPEC.noise, config)
     post = exact.posterior(phi, data.y, SPEC.prior, SPEC.noise.sigma)
-    from bayeslin_jax.diagnostics import chain_diagnostics_parallel
+    from bayeslin_jax.diagnostics.host import chain_diagnostics_parallel
 
     w = np.moveaxis(np.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
     diag = chain_diagnostics_parallel(w)

@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayeslin_jax import simulate
-from bayeslin_jax.basis import OrthogonalPolynomial, Polynomial
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.models import highest_active, horseshoe_shrinkage
+from bayeslin_jax.core import simulate
+from bayeslin_jax.core.basis import OrthogonalPolynomial, Polynomial
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.regressions import highest_active, horseshoe_shrinkage
 
 DEGREE = 10
 N = 20
@@ -79,10 +79,10 @@ def test_horseshoe_recovers_the_degree_of_the_posts_quadratic():
     most 0.44, m_eff's 90 % intervals about [2.4, 7]. Thresholds: degree 2 in at least 7 of 8 datasets; every
     interval above 1.9 and below 9 (the full model is 10); the mean over datasets of P(m_eff < 8) > 0.9.
     """
+    from bayeslin_jax.core.model import horseshoe
+    from bayeslin_jax.core.priors import half_normal_noise
     from bayeslin_jax.engine import NutsConfig
-    from bayeslin_jax.engine.general import sample_model
-    from bayeslin_jax.model_spec import horseshoe
-    from bayeslin_jax.priors import half_normal_noise
+    from bayeslin_jax.engine.sampling import sample_model
 
     num = 8
     x, y = _post_data(num)

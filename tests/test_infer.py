@@ -13,11 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayeslin_jax import diagnostics, exact, simulate
-from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.core import exact, simulate
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.priors import ModelSpec, independent_normal, known_noise, mvn, tutorial_spec
+from bayeslin_jax.diagnostics import host as diagnostics
 from bayeslin_jax.engine import NutsConfig, sample_nuts
-from bayeslin_jax.priors import ModelSpec, independent_normal, known_noise, mvn, tutorial_spec
-from bayeslin_jax.studies import run as study
+from bayeslin_jax.workflows.studies import run as study
 
 CONFIG = NutsConfig(num_warmup=500, num_draws=1000, num_chains=4, method="map")
 # lock-step blocks of 5 runs over 3 datasets x 4 chains = 12 runs: blocks 5, 5 and a remainder of 2

@@ -1,7 +1,7 @@
 """Issue 11: Student-t, regularized horseshoe, GLMs and user NumPyro models on the batched engine.
 
 References are independent of the NumPyro model code: the exact conjugate posterior
-(:mod:`bayeslin_jax.exact`) in each model's conjugate special case, and grid quadrature of log densities
+(:mod:`bayeslin_jax.core.exact`) in each model's conjugate special case, and grid quadrature of log densities
 written with SciPy for low-dimensional posteriors. NUTS agrees when ``|mean_nuts - mean_ref| / MCSE`` and
 ``|sd_nuts - sd_ref| / MCSE_sd`` stay below ``Z_MAX`` (4 standard errors: with the <= 30 comparisons here
 the chance of a false alarm is below 0.2 %). SBC at 1000 simulations per model is under ``-m slow``.
@@ -20,16 +20,16 @@ import scipy.special
 import scipy.stats
 
 import bayeslin_jax as bl
-from bayeslin_jax import exact
-from bayeslin_jax.basis import Polynomial
-from bayeslin_jax.diagnostics import chain_diagnostics
+from bayeslin_jax.core import exact
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.model import glm, horseshoe, student_t, user_model
+from bayeslin_jax.core.priors import ModelSpec, independent_normal, known_noise, tutorial_spec
+from bayeslin_jax.core.simulate import ModelSimulator, simulate_model, tutorial_data
+from bayeslin_jax.diagnostics.host import chain_diagnostics
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.engine.general import inspect_model
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.general import ModelSimulator, fit_model, simulate_model
-from bayeslin_jax.model_spec import glm, horseshoe, student_t, user_model
-from bayeslin_jax.priors import ModelSpec, independent_normal, known_noise, tutorial_spec
-from bayeslin_jax.simulate import tutorial_data
+from bayeslin_jax.engine.sampling import inspect_model
+from bayeslin_jax.workflows.fit import fit_model
 
 Z_MAX = 4.0
 FAST = NutsConfig(num_warmup=400, num_draws=500, num_chains=2)
@@ -227,8 +227,8 @@ def test_simulator_is_keyed_per_dataset():
 def _cli_args(*argv: str):
     import argparse
 
-    from bayeslin_jax.commands.common import add_sampler_arguments, add_spec_arguments
-    from bayeslin_jax.commands.models import add_model_arguments
+    from bayeslin_jax.interfaces.commands.common import add_sampler_arguments, add_spec_arguments
+    from bayeslin_jax.interfaces.commands.models import add_model_arguments
 
     parser = argparse.ArgumentParser()
     add_spec_arguments(parser)
@@ -238,7 +238,7 @@ def _cli_args(*argv: str):
 
 
 def test_cli_flags_build_the_models():
-    from bayeslin_jax.commands.models import model_from_args
+    from bayeslin_jax.interfaces.commands.models import model_from_args
 
     assert model_from_args(_cli_args(), 11) is None  # the Gaussian linear model, as before
     robust = model_from_args(_cli_args("--likelihood", "student-t", "--nu", "4", "--sigma-prior-scale", "1"), 11)
@@ -377,8 +377,8 @@ def sbc_setups() -> dict:
     gate of R-hat <= 1.02 and <= 20 divergent transitions of 2000: its funnel gives a few divergences in
     about a quarter of prior draws, and those simulations must stay in the test.
     """
-    from bayeslin_jax.priors import half_normal_noise
-    from bayeslin_jax.sbc import SbcConfig
+    from bayeslin_jax.core.priors import half_normal_noise
+    from bayeslin_jax.workflows.sbc import SbcConfig
 
     learned = ModelSpec(Polynomial(1), independent_normal(0.0, 1.0, 2), half_normal_noise(1.0))
     plain = SbcConfig(num_ranks=99, nuts=SBC_NUTS, num_points=20)
@@ -398,8 +398,8 @@ def sbc_setups() -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["student_t_nu4", "student_t_learn_nu", "bernoulli", "poisson", "horseshoe_poly10"])
 def test_sbc_passes_at_1000_simulations(name, tmp_path):
-    from bayeslin_jax.sbc import summarize
-    from bayeslin_jax.sbc.general import run_model_sbc
+    from bayeslin_jax.workflows.sbc import summarize
+    from bayeslin_jax.workflows.sbc.run import run_model_sbc
 
     model, config = sbc_setups()[name]
     ds = run_model_sbc(1000, model=model, seed=11, config=config, chunk_size=250, store=tmp_path / "sbc.zarr")
@@ -414,7 +414,7 @@ def test_general_engine_batch_member_equals_single_fit():
     """Dataset i gives the same draws in a batch as alone (keys from the global index), as for the Gaussian engine."""
     import jax.numpy as jnp
 
-    from bayeslin_jax.engine.general import sample_model
+    from bayeslin_jax.engine.sampling import sample_model
 
     model = glm(independent_normal(0.0, 1.0, 2), Polynomial(1), "bernoulli")
     data = simulate_model(3, np.arange(6), model, 15)
@@ -430,8 +430,8 @@ def test_general_engine_batch_member_equals_single_fit():
 @pytest.mark.slow
 def test_model_study_store_and_report(tmp_path):
     """A Poisson study through the CLI: store with per-dataset divergences, report command reads it."""
-    from bayeslin_jax.cli import main
-    from bayeslin_jax.studies.run import open_study
+    from bayeslin_jax.interfaces.cli import main
+    from bayeslin_jax.workflows.studies.run import open_study
 
     out = tmp_path / "study.zarr"
     argv = ["study", "--family", "poisson", "--prior-scale", "1", "--datasets", "6", "--chunk-size", "3",
@@ -448,9 +448,9 @@ def test_model_study_store_and_report(tmp_path):
 @pytest.mark.slow
 def test_sbc_detects_a_wrong_prior():
     """Power: simulate from N(0, 1) weights, fit Student-t with N(0, 0.3) weights: SBC must fail."""
-    from bayeslin_jax.priors import half_normal_noise
-    from bayeslin_jax.sbc import SbcConfig, summarize
-    from bayeslin_jax.sbc.general import run_model_sbc
+    from bayeslin_jax.core.priors import half_normal_noise
+    from bayeslin_jax.workflows.sbc import SbcConfig, summarize
+    from bayeslin_jax.workflows.sbc.run import run_model_sbc
 
     sim = student_t(ModelSpec(Polynomial(1), independent_normal(0.0, 1.0, 2), half_normal_noise(1.0)), 4.0)
     fit = student_t(ModelSpec(Polynomial(1), independent_normal(0.0, 0.3, 2), half_normal_noise(1.0)), 4.0)

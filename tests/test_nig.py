@@ -17,8 +17,9 @@ import scipy.integrate
 import scipy.special
 import scipy.stats
 
-from bayeslin_jax import engine, fit, nig, priors, simulate
-from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax import engine, fit
+from bayeslin_jax.core import nig, priors, simulate
+from bayeslin_jax.core.errors import BayeslinError
 
 SIGMA_SCALE = 1.0
 WIDE = priors.ModelSpec(

@@ -1,4 +1,4 @@
-"""The chunk pipeline of :func:`bayeslin_jax.store.run_chunked` (launch chunk k+1, then finish chunk k).
+"""The chunk pipeline of :func:`bayeslin_jax.workflows.store.run_chunked` (launch chunk k+1, then finish chunk k).
 
 Store-level tests use a fake launch/finish (no JAX); one small study checks that the pipeline
 overlaps and changes no stored value.
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayeslin_jax import store
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.priors import tutorial_spec
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import tutorial_spec
-from bayeslin_jax.studies import run as study
+from bayeslin_jax.workflows import store
+from bayeslin_jax.workflows.studies import run as study
 
 
 def _values(indices: np.ndarray) -> xr.Dataset:

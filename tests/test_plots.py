@@ -15,9 +15,11 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.patches import Ellipse
 
-from bayeslin_jax import diagnostics, exact, plots, priors, simulate
+from bayeslin_jax.core import exact, priors, simulate
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.diagnostics import host as diagnostics
+from bayeslin_jax.diagnostics import plots
 from bayeslin_jax.engine import STAT_NAMES, NutsResult
-from bayeslin_jax.errors import BayeslinError
 
 CHAINS, DRAWS = 4, 1000
 

@@ -22,11 +22,13 @@ import pandas as pd
 import pytest
 
 import bayeslin_jax as bl
-from bayeslin_jax import cli, exact, reparam
-from bayeslin_jax.design import load_design
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import ModelSpec, independent_normal, known_noise
-from bayeslin_jax.simulate import DesignSimulator
+from bayeslin_jax.core import exact
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.priors import ModelSpec, independent_normal, known_noise
+from bayeslin_jax.core.simulate import DesignSimulator
+from bayeslin_jax.engine import whitening as reparam
+from bayeslin_jax.interfaces import cli
+from bayeslin_jax.workflows.design import load_design
 
 CORRELATED = "y ~ bmi + bp + s1 + s2 + s3 + s4 + s5 + s6"  # s1, s2 (r = 0.90) and s3, s4 (r = -0.74) correlated
 SMALL = {"num_warmup": 500, "num_draws": 500}
@@ -243,7 +245,7 @@ def test_study_on_a_fixed_design_matches_exact(diabetes, tmp_path) -> None:
     """``run_study`` on the user's design (DesignSimulator through the prior simulator), whitened NUTS vs exact."""
     design, _ = load_design(diabetes, "y ~ bmi + bp + C(sex)")
     spec = ModelSpec(design, independent_normal(0.0, np.array([100.0, 5.0, 2.0, 20.0]), 4), known_noise(55.0))
-    from bayeslin_jax.studies import StudyConfig
+    from bayeslin_jax.workflows.studies import StudyConfig
 
     config = StudyConfig(num_datasets=32, seed=3, simulator=DesignSimulator(design))
     ds = bl.run_study(tmp_path / "study.zarr", spec, config, progress=False)
@@ -283,7 +285,8 @@ def test_wampler1_cli_default_float32(tmp_path, capsys) -> None:
         assert record["rhat"] <= 1.01 and record["ess_bulk"] >= 0.8 * 4000, (name, record)
     # float64 (--x64) in a fresh process (x64 is global to JAX): the same through the whitening
     out64 = tmp_path / "w64.json"
-    done = subprocess.run([sys.executable, "-m", "bayeslin_jax.cli", "--x64", *argv[:-3], "--json", str(out64),
+    done = subprocess.run([sys.executable, "-m", "bayeslin_jax.interfaces.cli", "--x64",
+                           *argv[:-3], "--json", str(out64),
                            "--strict"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     payload = json.loads(out64.read_text())

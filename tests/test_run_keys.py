@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from bayeslin_jax import keys as keyring
+from bayeslin_jax.core import keys as keyring
 from bayeslin_jax.engine.nuts import run_keys
 
 

@@ -27,14 +27,15 @@ import xarray as xr
 from arviz_stats.base.array import array_stats
 from arviz_stats.ecdf_utils import simulate_confidence_bands
 
-from bayeslin_jax import diagnostics, nig, simulate
-from bayeslin_jax.cli import main
+from bayeslin_jax.core import nig, simulate
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, known_noise, tutorial_spec
+from bayeslin_jax.diagnostics import host as diagnostics
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import ModelSpec, half_normal_noise, known_noise, tutorial_spec
-from bayeslin_jax.sbc import plots as sbc_plots
-from bayeslin_jax.sbc import run as sbc
-from bayeslin_jax.sbc import stats as sbc_stats
+from bayeslin_jax.interfaces.cli import main
+from bayeslin_jax.workflows.sbc import plots as sbc_plots
+from bayeslin_jax.workflows.sbc import run as sbc
+from bayeslin_jax.workflows.sbc import stats as sbc_stats
 
 SPEC = tutorial_spec()
 EXACT = sbc.SbcConfig(engine="exact")

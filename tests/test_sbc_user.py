@@ -19,17 +19,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayeslin_jax import exact
-from bayeslin_jax import keys as keyring
+from bayeslin_jax.core import exact
+from bayeslin_jax.core import keys as keyring
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, tutorial_spec
+from bayeslin_jax.core.simulate import SimulatedData, prior_data
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.priors import ModelSpec, half_normal_noise, tutorial_spec
-from bayeslin_jax.sbc import SamplerInfo, nuts_sampler, run_sampler_sbc, summarize
-from bayeslin_jax.sbc import run as sbc
-from bayeslin_jax.sbc import stats as sbc_stats
-from bayeslin_jax.sbc.quantities import default_quantities
-from bayeslin_jax.sbc.samplers import DatasetSimulator, ExactSampler
-from bayeslin_jax.simulate import SimulatedData, prior_data
+from bayeslin_jax.workflows.sbc import SamplerInfo, nuts_sampler, run_sampler_sbc, summarize
+from bayeslin_jax.workflows.sbc import run as sbc
+from bayeslin_jax.workflows.sbc import stats as sbc_stats
+from bayeslin_jax.workflows.sbc.quantities import default_quantities
+from bayeslin_jax.workflows.sbc.samplers import DatasetSimulator, ExactSampler
 
 POLY3 = tutorial_spec(degree=3)  # x, x^3 (and 1, x^2) strongly correlated features: correlated posterior
 ALPHA_CORRECT = 0.01

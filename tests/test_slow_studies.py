@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayeslin_jax.basis import Polynomial
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.priors import ModelSpec, independent_normal, known_noise, tutorial_spec
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.priors import ModelSpec, independent_normal, known_noise, tutorial_spec
-from bayeslin_jax.sbc import run as sbc
-from bayeslin_jax.sbc import stats as sbc_stats
-from bayeslin_jax.studies import run as study
+from bayeslin_jax.workflows.sbc import run as sbc
+from bayeslin_jax.workflows.sbc import stats as sbc_stats
+from bayeslin_jax.workflows.studies import run as study
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from bayeslin_jax import store
-from bayeslin_jax.errors import StoreError, StoreWarning
+from bayeslin_jax.core.errors import StoreError, StoreWarning
+from bayeslin_jax.workflows import store
 
 ROOT = Path(__file__).resolve().parents[1]
 META = {"test": 1}
@@ -163,8 +163,8 @@ sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
 pkg = types.ModuleType("bayeslin_jax"); pkg.__path__ = [os.path.join({root!r}, "bayeslin_jax")]
 sys.modules["bayeslin_jax"] = pkg
 from test_store_integrity import META, N, CHUNK, _compute
-from bayeslin_jax import store
-from bayeslin_jax.errors import BayeslinError
+from bayeslin_jax.workflows import store
+from bayeslin_jax.core.errors import BayeslinError
 def held(i):  # computes only once the test removes the hold file
     while os.path.exists(sys.argv[2]):
         time.sleep(0.02)
@@ -309,9 +309,9 @@ def _fake_sbc_chunk(indices: np.ndarray, names: list[str], num_ranks: int) -> xr
 
 def test_sbc_store_damage_is_named_not_read_as_zero(tmp_path) -> None:
     """A deleted ``rank`` chunk and a garbled ``pit`` chunk are named by the SBC readers (not read as 0)."""
-    from bayeslin_jax.priors import tutorial_spec
-    from bayeslin_jax.sbc import run as sbc
-    from bayeslin_jax.sbc import stats as sbc_stats
+    from bayeslin_jax.core.priors import tutorial_spec
+    from bayeslin_jax.workflows.sbc import run as sbc
+    from bayeslin_jax.workflows.sbc import stats as sbc_stats
 
     path = tmp_path / "sbc.zarr"
     spec, config = tutorial_spec(), sbc.SbcConfig(engine="exact", num_ranks=15)

@@ -22,13 +22,15 @@ import pytest
 import xarray as xr
 import zarr
 
-from bayeslin_jax import diagnostics, nig, simulate, store
-from bayeslin_jax.cli import main
+from bayeslin_jax.core import nig, simulate
+from bayeslin_jax.core.errors import BayeslinError, StoreError, StoreWarning
+from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, tutorial_spec
+from bayeslin_jax.diagnostics import host as diagnostics
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.errors import BayeslinError, StoreError, StoreWarning
-from bayeslin_jax.priors import ModelSpec, half_normal_noise, tutorial_spec
-from bayeslin_jax.studies import run as study
-from bayeslin_jax.studies.report import Checks, failed_checks, summarize, write_report
+from bayeslin_jax.interfaces.cli import main
+from bayeslin_jax.workflows import store
+from bayeslin_jax.workflows.studies import run as study
+from bayeslin_jax.workflows.studies.report import Checks, failed_checks, summarize, write_report
 
 SPEC = tutorial_spec()
 CONFIG = NutsConfig(num_warmup=150, num_draws=150, num_chains=2)
@@ -38,7 +40,7 @@ CLI_ARGS = ["--datasets", str(B), "--seed", str(SEED), "--chains", "2", "--warmu
             "--no-progress"]
 DRIVER = (
     "import argparse, sys\n"
-    "from bayeslin_jax.commands import study\n"
+    "from bayeslin_jax.interfaces.commands import study\n"
     "p = argparse.ArgumentParser(); study.add_arguments(p)\n"
     "sys.exit(study.run(p.parse_args(sys.argv[1:])))\n"
 )
@@ -393,9 +395,11 @@ def test_cpu_devices_that_cannot_take_effect_are_reported(capsys) -> None:
 UNEVEN = """
 import json, sys
 import numpy as np, jax
-from bayeslin_jax import diagnostics, exact, simulate
+from bayeslin_jax.diagnostics import host as diagnostics
+from bayeslin_jax.core import exact
+from bayeslin_jax.core import simulate
 from bayeslin_jax.engine import NutsConfig, sample_nuts
-from bayeslin_jax.priors import tutorial_spec
+from bayeslin_jax.core.priors import tutorial_spec
 spec = tutorial_spec()
 data = simulate.prior_data(3, np.arange(5), spec)
 phi = spec.basis(data.x)

@@ -14,9 +14,9 @@ from bayeslin_jax.engine.nuts import (
     NutsResult,
     chain_keys,
     run_keys,
-    sample_nuts,
     summarize_draw_stats,
 )
+from bayeslin_jax.engine.sampling import sample_nuts
 
 __all__ = [
     "STAT_NAMES",

@@ -21,7 +21,7 @@ bookkeeping with selects:
 
 The FSM knows nothing of the model: :func:`run_block` takes a potential ``U(z; args, shared)``, each
 run's arguments (e.g. its dataset) and initial point, so it serves the Gaussian engine and any NumPyro
-model alike (:func:`bayeslin_jax.engine.general.sample_runs`).
+model alike (:func:`bayeslin_jax.engine.sampling.sample_runs`).
 
 It is the same Markov kernel as NumPyro's NUTS (``numpyro.infer.hmc.hmc(algo="NUTS")``, the ``map``
 engine), built from NumPyro's own pieces (``_build_basetree``, ``_combine_tree``, ``_is_turning``,

@@ -23,8 +23,8 @@ Run ``r = i * chains + c`` uses the key ``fold_in(fold_in(root, i), c)`` with ``
 dataset index, so draws for dataset ``i`` do not depend on batch size, chunking or devices.
 
 This module holds the settings, keys and the per-run kernel; the Gaussian model is one
-:class:`~bayeslin_jax.model_spec.Model` of the general driver
-(:func:`bayeslin_jax.engine.general.sample_runs`), which lays out the runs of any model the same way.
+:class:`~bayeslin_jax.core.model.Model` of the general driver
+(:func:`bayeslin_jax.engine.sampling.sample_runs`), which lays out the runs of any model the same way.
 """
 
 from __future__ import annotations
@@ -38,11 +38,8 @@ import jax.numpy as jnp
 from jax import Array
 from numpyro.infer.hmc import hmc
 
-from bayeslin_jax import keys as keyring
-from bayeslin_jax.errors import BayeslinError
-from bayeslin_jax.model_spec import Model
-from bayeslin_jax.models import linear_regression
-from bayeslin_jax.priors import KnownNoise, Noise, WeightPrior
+from bayeslin_jax.core import keys as keyring
+from bayeslin_jax.core.errors import BayeslinError
 
 METHODS = ("auto", "map", "vmap", "barrier_free")
 # Default lanes of the barrier-free FSM. CPU: the cost per lane-step stops falling at about 1000 lanes.
@@ -133,7 +130,7 @@ def initial_point(key: Array, latent: tuple[tuple[str, tuple[int, ...]], ...], d
                   ) -> tuple[dict[str, Array], Array]:
     """A run's key -> (uniform initial point in ``[-init_radius, init_radius]`` (unconstrained), sampler key).
 
-    ``latent``: ``(site, unconstrained shape)`` pairs (:attr:`~bayeslin_jax.engine.general.ModelSites.latent`).
+    ``latent``: ``(site, unconstrained shape)`` pairs (:attr:`~bayeslin_jax.engine.sampling.ModelSites.latent`).
     """
     init_key, sample_key = jax.random.split(key)
     shapes = dict(latent)
@@ -232,72 +229,3 @@ def chain_keys(per_dataset: Array, num_chains: int) -> Array:
     chains = jnp.arange(num_chains, dtype=jnp.uint32)
     per_run = jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(chains))(per_dataset)
     return per_run.reshape(-1)
-
-
-def sample_nuts(
-    seed: int | Array,
-    phi: Array,
-    y: Array,
-    prior: WeightPrior,
-    noise: Noise,
-    config: NutsConfig = NutsConfig(),
-    dataset_indices: Array | None = None,
-    num_devices: int | None = None,
-    dataset_keys: Array | None = None,
-    draw_stats: bool = True,
-) -> NutsResult:
-    """Run NUTS on B datasets in one compiled program.
-
-    The engine takes what the model needs: design matrices, observations, the weight prior and
-    the noise model (the basis that made ``phi`` is the caller's business; see :func:`bayeslin_jax.fit`).
-
-    Parameters
-    ----------
-    seed : int or key
-        Root of the ``INFER`` stream; run (dataset ``i``, chain ``c``) uses ``fold_in(fold_in(root, i), c)``.
-    phi : array, shape ``(B, n, d)``
-        Design matrices (validated).
-    y : array, shape ``(B, n)``
-        Observations.
-    prior : WeightPrior
-        Prior of the ``d`` weights.
-    noise : Noise
-        Known sigma or its prior.
-    config : NutsConfig
-        Sampler settings and layout.
-    dataset_indices : array, shape ``(B,)``, optional
-        Global dataset indices that key the randomness (default ``0..B-1``).
-    num_devices : int, optional
-        Local devices to split the datasets over (default: all).
-    dataset_keys : array of keys, shape ``(B,)``, optional
-        One key per dataset instead of ``(seed, dataset_indices)`` (those give
-        ``keys.dataset_keys(seed, keys.INFER, dataset_indices)``; SBC samplers get these).
-    draw_stats : bool
-        Return every draw's statistics (:data:`STAT_NAMES`, ``(B, C, S)``); False: only their per-run
-        summaries (:data:`SUMMARY_STAT_NAMES`, ``(B, C)``, reduced on the device by :func:`summarize_draw_stats`).
-
-    Returns
-    -------
-    NutsResult
-        ``samples["w"]: (B, C, S, d)`` (``samples["sigma"]: (B, C, S)`` for unknown noise) and
-        ``stats``: per draw ``(B, C, S)`` or per run ``(B, C)`` (``draw_stats``).
-    """
-    from bayeslin_jax.engine.general import ModelSites, sample_runs  # imports this module
-
-    if phi.ndim != 3 or y.ndim != 2 or phi.shape[:2] != y.shape:
-        raise BayeslinError(f"expected phi (B, n, d) and y (B, n), got {phi.shape} and {y.shape}")
-    if phi.shape[0] == 0:
-        raise BayeslinError("zero datasets: need at least one")
-    dim = phi.shape[-1]
-    if dim != prior.mean.shape[-1]:
-        raise BayeslinError(f"phi has {dim} features but the prior has {prior.mean.shape[-1]} weights")
-    model = Model(linear_regression, "linear", {"prior": prior, "noise": noise})
-    known = isinstance(noise, KnownNoise)
-    sites = ModelSites(
-        latent=(("w", (dim,)),) if known else (("sigma", ()), ("w", (dim,))),
-        kept=("w",) if known else ("w", "sigma"),
-        shapes=((dim,),) if known else ((dim,), ()),
-    )
-    return sample_runs(seed, phi, y, model, sites, config, dtype=jax.dtypes.canonicalize_dtype(phi.dtype),
-                       dataset_indices=dataset_indices, num_devices=num_devices, dataset_keys=dataset_keys,
-                       draw_stats=draw_stats)

@@ -1,0 +1,277 @@
+"""A general model description the batched engine can run: any NumPyro model of one dataset.
+
+The user-model contract
+-----------------------
+A model is a NumPyro function of one dataset, ``fn(x, y=None, **kwargs)``:
+
+* ``x``: the inputs of one dataset, ``(n,)`` or ``(n, k)`` (after the optional ``basis``, which maps
+  raw ``x: (n,)`` to ``phi: (n, d)``); ``y: (n,)`` the observations, or None to simulate;
+* the observations are one ``numpyro.sample(obs_site, ..., obs=y)`` site, best inside a
+  ``numpyro.plate`` over the data points (then the DataTree gets pointwise log-likelihoods for LOO);
+* every latent ``numpyro.sample`` site is continuous and its shape is fixed by the data size (no
+  shape that depends on data *values*, no ``numpyro.param`` sites, no discrete latents);
+* ``numpyro.deterministic`` sites whose shape does not depend on ``n`` are kept as posterior draws;
+* ``kwargs``: JAX/NumPy arrays and NumPy scalars (and pytrees of them) are *traced*: a new value does not recompile;
+  anything else (Python numbers, strings, None, tuples) is *static*: part of the compiled program's
+  identity, and must be hashable.
+
+Built-ins (:func:`linear`, :func:`student_t`, :func:`horseshoe`, :func:`glm`) are instances of the same
+:class:`Model`; :func:`user_model` wraps a user's function. The engine is
+:func:`bayeslin_jax.engine.sampling.sample_model`; simulators, DataTree and SBC live in
+:mod:`bayeslin_jax.core.simulate` and :mod:`bayeslin_jax.workflows.sbc.run`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from bayeslin_jax.core import regressions as models
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.priors import KnownNoise, ModelSpec, Noise, WeightPrior, _as_list
+
+
+@dataclass(frozen=True)
+class Model:
+    """A NumPyro model of one dataset plus its arguments (see the module docstring for the contract).
+
+    Attributes
+    ----------
+    fn : callable
+        ``fn(x, y=None, **params, **static)``.
+    name : str
+        Short name (store metadata, reports).
+    params : dict
+        Traced keyword arguments (arrays or pytrees of arrays); not part of the hash, so models that
+        differ only here share one compiled program.
+    static : tuple of (str, hashable) pairs
+        Static keyword arguments.
+    basis : Polynomial, optional
+        Maps raw ``x: (..., n)`` to ``phi: (..., n, d)`` before ``fn``; None passes ``x`` as is.
+    obs : str
+        Name of the observed site (``y``).
+    feature_site : str, optional
+        A site of shape ``(d,)`` indexed by the basis features (dim ``feature`` in the DataTree).
+    quantities : tuple of str, optional
+        Sites whose elements SBC ranks (default: every kept site).
+    dap_quantities : tuple of str, optional
+        SBC quantities whose data-averaged-posterior tests join the verdict family (they need finite
+        fourth prior moments); default: the elements of ``feature_site``.
+    info : dict
+        Extra JSON description (not hashed).
+    """
+
+    fn: Callable[..., None]
+    name: str
+    params: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    static: tuple[tuple[str, Hashable], ...] = ()
+    basis: Polynomial | None = None
+    obs: str = "y"
+    feature_site: str | None = None
+    quantities: tuple[str, ...] | None = None
+    dap_quantities: tuple[str, ...] | None = None
+    info: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise BayeslinError(f"model function must be callable, got {type(self.fn).__name__}")
+        try:
+            hash(self.static)
+        except TypeError:
+            raise BayeslinError(f"static model arguments must be hashable: {dict(self.static)}") from None
+        clash = set(self.params) & {k for k, _ in self.static}
+        if clash or {"x", "y"} & (set(self.params) | {k for k, _ in self.static}):
+            raise BayeslinError(f"model arguments {sorted(clash or {'x', 'y'})} given twice")
+
+    @property
+    def bound(self) -> Callable[..., None]:
+        """``fn`` with the static arguments bound: ``bound(x, y=None, **params)``."""
+        return partial(self.fn, **dict(self.static)) if self.static else self.fn
+
+    def design(self, x) -> Array:
+        """Raw inputs ``x: (..., n)`` -> the model's ``x`` (``basis(x)`` if a basis is set)."""
+        x = jnp.asarray(x)
+        return x if self.basis is None else self.basis(x)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.basis.feature_names if self.basis is not None else ()
+
+    def describe(self) -> dict:
+        """JSON-serialisable identity (store metadata, result files)."""
+        fn = getattr(self.fn, "func", self.fn)
+        out = {
+            "model": self.name,
+            "function": f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}",
+            "basis": None if self.basis is None else self.basis.name,
+            "obs": self.obs,
+            "params": {k: _describe_value(v) for k, v in sorted(self.params.items())},
+            "static": {k: _describe_value(v) for k, v in self.static},
+        }
+        return out | ({"info": self.info} if self.info else {})
+
+
+def _describe_value(value):
+    """JSON-ready: plain scalars as they are, arrays as lists, pytrees of arrays as ``{path: list}``, else repr."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    leaves = jax.tree_util.tree_leaves_with_path(value)
+    if not leaves or not all(isinstance(leaf, jax.Array | np.ndarray | np.generic) for _, leaf in leaves):
+        return repr(value)
+    if len(leaves) == 1 and not leaves[0][0]:
+        return _as_list(value)
+    return {jax.tree_util.keystr(path): _as_list(leaf) for path, leaf in leaves}
+
+
+def _split_kwargs(kwargs: dict) -> tuple[dict, tuple]:
+    """Arrays (and pytrees whose leaves are all arrays) -> traced params; the rest -> static."""
+    params, static = {}, []
+    for key, value in kwargs.items():
+        leaves = jax.tree_util.tree_leaves(value)
+        if leaves and all(isinstance(leaf, jax.Array | np.ndarray | np.generic) for leaf in leaves):
+            params[key] = jax.tree.map(jnp.asarray, value)
+        else:
+            static.append((key, value))
+    return params, tuple(sorted(static))
+
+
+def user_model(
+    fn: Callable[..., None],
+    *,
+    basis: Polynomial | None = None,
+    name: str | None = None,
+    obs: str = "y",
+    feature_site: str | None = None,
+    quantities: tuple[str, ...] | None = None,
+    dap_quantities: tuple[str, ...] | None = None,
+    **kwargs,
+) -> Model:
+    """Wrap a NumPyro model ``fn(x, y=None, **kwargs)`` for the batched engine.
+
+    ``kwargs``: arrays and NumPy scalars are traced (new values do not recompile); other values are static and must
+    be hashable. Checks against the contract happen when the engine first sees data
+    (:func:`bayeslin_jax.engine.sampling.inspect_model`).
+    """
+    params, static = _split_kwargs(kwargs)
+    fn_name = getattr(getattr(fn, "func", fn), "__name__", "model")
+    return Model(fn, name or fn_name, params, static, basis, obs, feature_site, quantities, dap_quantities)
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-ins
+# ---------------------------------------------------------------------------------------------
+
+
+def linear(spec: ModelSpec) -> Model:
+    """The package's Gaussian linear regression (:func:`bayeslin_jax.core.regressions.linear_regression`)."""
+    quantities = ("w",) if spec.known_sigma else ("w", "sigma")
+    return Model(models.linear_regression, "linear", {"prior": spec.prior, "noise": spec.noise}, (), spec.basis,
+                 feature_site="w", quantities=quantities, info={"spec": spec.describe()})
+
+
+def _parse_nu(nu) -> float | None:
+    if nu is None or (isinstance(nu, str) and nu.lower() in ("learn", "learned")):
+        return None
+    try:
+        value = float(nu)
+    except (TypeError, ValueError):
+        raise BayeslinError(f"Student-t nu must be a positive number or 'learn', got {nu!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise BayeslinError(f"Student-t nu must be a positive number or 'learn', got {nu!r}")
+    return value
+
+
+def student_t(spec: ModelSpec, nu: float | str | None = "learn") -> Model:
+    """Robust regression with the spec's basis, weight prior and noise and Student-t observations.
+
+    ``nu``: fixed degrees of freedom, or ``"learn"``/None for ``nu ~ Gamma(2, 0.1)``.
+    """
+    value = _parse_nu(nu)
+    params: dict[str, Any] = {"prior": spec.prior, "noise": spec.noise}
+    if value is not None:
+        params["nu"] = jnp.asarray(value, dtype=jnp.float32)
+    sites = ("w",) + (() if spec.known_sigma else ("sigma",)) + (("nu",) if value is None else ())
+    return Model(models.student_t_regression, "student_t", params, (), spec.basis, feature_site="w",
+                 quantities=sites, info={"spec": spec.describe(), "nu": "learn" if value is None else value})
+
+
+def horseshoe_tau_scale(expected_nonzero: float, num_coefficients: int, num_points: int) -> float:
+    """Piironen & Vehtari's global scale ``tau0 = p0 / (D - p0) / sqrt(n)`` (times sigma in the model)."""
+    p0 = float(expected_nonzero)
+    if not (0 < p0 < num_coefficients):
+        raise BayeslinError(
+            f"expected number of nonzero coefficients must lie in (0, {num_coefficients}), got {expected_nonzero}"
+        )
+    if num_points < 1:
+        raise BayeslinError(f"need at least one data point, got {num_points}")
+    return p0 / (num_coefficients - p0) / math.sqrt(num_points)
+
+
+def horseshoe(
+    basis: Polynomial,
+    noise: Noise,
+    *,
+    expected_nonzero: float = 2.0,
+    num_points: int,
+    slab_scale: float = 2.0,
+    slab_df: float | None = 4.0,
+    intercept_scale: float = 5.0,
+    tau: float | None = None,
+) -> Model:
+    """Regularized-horseshoe regression on a polynomial basis (:func:`.regressions.horseshoe_regression`).
+
+
+    ``expected_nonzero`` (p0) and ``num_points`` (n) set ``tau0``; ``slab_scale``, ``slab_df`` the slab
+    (``slab_df=None``: fixed ``c = slab_scale``); ``tau`` fixes the global scale (conjugate checks).
+    """
+    if basis.dim < 2:
+        raise BayeslinError("the horseshoe needs an intercept and at least one coefficient (degree >= 1)")
+    for label, value in (("slab scale", slab_scale), ("intercept scale", intercept_scale)):
+        if not (math.isfinite(value) and value > 0):
+            raise BayeslinError(f"horseshoe {label} must be positive, got {value}")
+    if slab_df is not None and not (math.isfinite(slab_df) and slab_df > 0):
+        raise BayeslinError(f"horseshoe slab df must be positive, got {slab_df}")
+    tau0 = horseshoe_tau_scale(expected_nonzero, basis.dim - 1, num_points)
+    params: dict[str, Any] = {
+        "intercept_scale": jnp.float32(intercept_scale),
+        "tau_scale": jnp.float32(tau0),
+        "slab_scale": jnp.float32(slab_scale),
+        "noise": noise,
+    }
+    if tau is not None:
+        params["tau"] = jnp.float32(tau)
+    sites = ("w",) + (() if isinstance(noise, KnownNoise) else ("sigma",))
+    info = {"expected_nonzero": float(expected_nonzero), "num_points": int(num_points), "tau0": tau0,
+            "slab_scale": float(slab_scale), "slab_df": slab_df, "intercept_scale": float(intercept_scale),
+            "tau": tau}
+    # w_1.. have an infinite fourth prior moment (c^2 ~ InvGamma) so only the intercept's DAP is tested.
+    return Model(models.horseshoe_regression, "horseshoe", params, (("slab_df", slab_df),), basis,
+                 feature_site="w", quantities=sites, dap_quantities=basis.feature_names[:1], info=info)
+
+
+def glm(prior: WeightPrior, basis: Polynomial, family: str = "bernoulli") -> Model:
+    """Bernoulli-logit or Poisson-log regression (:func:`bayeslin_jax.core.regressions.glm_regression`)."""
+    if family not in models.GLM_FAMILIES:
+        raise BayeslinError(f"unknown GLM family {family!r}: use one of {', '.join(models.GLM_FAMILIES)}")
+    return Model(models.glm_regression, family, {"prior": prior}, (("family", family),), basis,
+                 feature_site="w", quantities=("w",))
+
+
+__all__ = [
+    "Model",
+    "glm",
+    "horseshoe",
+    "horseshoe_tau_scale",
+    "linear",
+    "student_t",
+    "user_model",
+]

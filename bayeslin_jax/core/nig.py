@@ -1,0 +1,290 @@
+"""Unknown noise: exact references for the noise sd ``sigma`` and the weights ``w``.
+
+Two references, both exact up to quadrature / floating point:
+
+1. :func:`unknown_noise_reference` -- the package's own unknown-noise model
+   (``w ~ prior`` independent of ``sigma``, ``sigma ~ HalfNormal(scale)``). That model is not
+   conjugate, but for a *fixed* sigma it is: ``w | sigma, y`` is the Gaussian of
+   :func:`bayeslin_jax.core.exact.posterior` and ``p(y | sigma)`` is :func:`bayeslin_jax.core.exact.log_evidence`.
+   So ``p(sigma | y) ∝ p(sigma) p(y | sigma)`` is a 1-D density; on a fine grid in ``log sigma``
+   it gives the posterior of sigma, the posterior mean/covariance of ``w`` (a Gaussian mixture over
+   the grid) and the log evidence. This is the oracle NUTS unknown-noise runs are checked against.
+2. The conjugate normal-inverse-gamma (NIG) variant, ``w | s2 ~ N(m0, s2 V0)``, ``s2 ~ InvGamma(a0, b0)``
+   (:func:`nig_posterior`, :func:`nig_log_evidence`, :func:`nig_sample`, ...): closed forms; a different
+   prior from the package's model, so it agrees with it only where the data dominate (large n).
+
+Both return numpy float64 (the quadrature runs under a local ``jax.enable_x64``): the log evidence
+of a large dataset involves cancelling terms that float32 cannot resolve.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import scipy.special
+import scipy.stats
+from jax import Array
+
+from bayeslin_jax.core import exact
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.priors import HalfNormalNoise, WeightPrior, mvn
+
+# Coarse bracketing grid in t = log(sigma / s_ref), s_ref = max(prior scale, rms(y)).
+_COARSE_T = (-20.0, 4.0)
+_COARSE_POINTS = 600
+# Grid points whose log density is this far below the maximum carry < e^-50 of the mass.
+_DROP = 50.0
+
+
+def _to64(tree):
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype=jnp.float64), tree)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. The package's unknown-noise model by 1-D quadrature over sigma
+# ---------------------------------------------------------------------------------------------
+
+
+class SigmaGridPosterior(NamedTuple):
+    """Quadrature posterior of the unknown-noise model; leading batch axes ``...``; numpy float64.
+
+    ``sigma: (..., G)`` grid (uniform in log sigma); ``density: (..., G)`` posterior density
+    ``p(sigma | y)`` on the grid; ``weights: (..., G)`` quadrature probabilities (sum to 1), so
+    ``E[f(sigma)] = sum(weights * f(sigma))``; ``log_evidence: (...)``; ``sigma_mean, sigma_sd: (...)``;
+    ``mean: (..., d)`` and ``cov: (..., d, d)``: posterior mean and covariance of ``w``.
+    """
+
+    sigma: np.ndarray
+    density: np.ndarray
+    weights: np.ndarray
+    log_evidence: np.ndarray
+    sigma_mean: np.ndarray
+    sigma_sd: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @property
+    def sd(self) -> np.ndarray:
+        """Posterior sds of ``w``: ``(..., d)``."""
+        return np.sqrt(np.diagonal(self.cov, axis1=-2, axis2=-1))
+
+    @property
+    def corr(self) -> np.ndarray:
+        """Posterior correlation of ``w``: ``(..., d, d)``."""
+        sd = self.sd
+        return self.cov / (sd[..., :, None] * sd[..., None, :])
+
+    def sigma_quantile(self, q) -> np.ndarray:
+        """Posterior quantiles of sigma. ``q: (k,)`` in (0, 1) -> ``(..., k)``.
+
+        Linear interpolation of the quadrature CDF (cumulative trapezoid in log sigma).
+        """
+        q = np.atleast_1d(np.asarray(q, dtype=float))
+        u = np.log(self.sigma).reshape(-1, self.sigma.shape[-1])
+        dens_u = (self.density * self.sigma).reshape(u.shape)  # density of log sigma
+        out = np.empty((u.shape[0], q.size))
+        for i in range(u.shape[0]):
+            cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens_u[i, 1:] + dens_u[i, :-1]) * np.diff(u[i]))])
+            out[i] = np.exp(np.interp(q, cdf / cdf[-1], u[i]))
+        return out.reshape(*self.sigma.shape[:-1], q.size)
+
+
+def _log_joint(phi: Array, y: Array, prior: WeightPrior, scale: Array, u: Array) -> Array:
+    """``log p(sigma) + log p(y | sigma) + log sigma`` at ``u = log sigma``. ``u: (G,)`` -> ``(G,)``."""
+    sigma = jnp.exp(u)
+    log_ev = jax.vmap(lambda s: exact.log_evidence(phi, y, prior, s))(sigma)
+    value = log_ev + dist.HalfNormal(scale).log_prob(sigma) + u
+    return jnp.where(jnp.isnan(value), -jnp.inf, value)
+
+
+def _conditional_moments(phi: Array, y: Array, prior: WeightPrior, u: Array) -> tuple[Array, Array]:
+    """Gaussian ``w | sigma, y`` on the grid: means ``(G, d)``, covariances ``(G, d, d)``."""
+    post = jax.vmap(lambda s: exact.posterior(phi, y, prior, s))(jnp.exp(u))
+    return post.mean, post.cov
+
+
+# Batched over datasets: phi (B, n, d), y (B, n), u (B, G).
+_batched_log_joint = jax.jit(jax.vmap(_log_joint, in_axes=(0, 0, None, None, 0)))
+_batched_conditional_moments = jax.jit(jax.vmap(_conditional_moments, in_axes=(0, 0, None, 0)))
+
+
+def unknown_noise_reference(
+    phi, y, prior: WeightPrior, noise: HalfNormalNoise | float, grid_size: int = 1001
+) -> SigmaGridPosterior:
+    """Exact posterior of the package's unknown-noise model by quadrature over sigma (float64).
+
+    ``phi: (..., n, d)``, ``y: (..., n)``; ``noise``: the spec's ``HalfNormalNoise`` (or its scale).
+    A coarse grid over ``sigma in s_ref * [e^-20, e^4]`` (``s_ref = max(scale, rms(y))``) brackets the
+    region holding all but ``~e^-50`` of the mass; ``grid_size`` points uniform in ``log sigma``
+    cover it (trapezoid rule). ``BayeslinError`` if the mass reaches the edge of the coarse grid.
+    """
+    scale = float(noise.scale) if isinstance(noise, HalfNormalNoise) else float(noise)
+    if not np.isfinite(scale) or scale <= 0:
+        raise BayeslinError(f"noise prior scale must be positive and finite, got {scale}")
+    if grid_size < 16:
+        raise BayeslinError(f"grid_size must be at least 16, got {grid_size}")
+    phi_np, y_np = np.asarray(phi, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if phi_np.ndim < 2 or phi_np.shape[:-1] != y_np.shape:
+        raise BayeslinError(f"expected phi (..., n, d) and y (..., n), got {phi_np.shape} and {y_np.shape}")
+    batch_shape, (n, d) = y_np.shape[:-1], phi_np.shape[-2:]
+    with jax.enable_x64(True):
+        phi64 = jnp.asarray(phi_np.reshape(-1, n, d))
+        y64 = jnp.asarray(y_np.reshape(-1, n))
+        prior64 = _to64(prior)
+        scale64 = jnp.asarray(scale, dtype=jnp.float64)
+
+        s_ref = jnp.maximum(scale64, jnp.sqrt(jnp.mean(y64**2, axis=-1)))
+        u_coarse = jnp.log(s_ref)[:, None] + jnp.linspace(*_COARSE_T, _COARSE_POINTS)
+        f_coarse = _batched_log_joint(phi64, y64, prior64, scale64, u_coarse)
+        keep = f_coarse > jnp.max(f_coarse, axis=-1, keepdims=True) - _DROP
+        if bool(jnp.any(keep[:, 0] | keep[:, -1])):
+            raise BayeslinError("posterior of sigma reaches the edge of the reference grid (sigma near 0 or huge)")
+        first = jnp.argmax(keep, axis=-1) - 1
+        last = _COARSE_POINTS - jnp.argmax(keep[:, ::-1], axis=-1)
+        lo = jnp.take_along_axis(u_coarse, first[:, None], axis=-1)
+        hi = jnp.take_along_axis(u_coarse, last[:, None], axis=-1)
+        u = lo + (hi - lo) * jnp.linspace(0.0, 1.0, grid_size)  # (B, G)
+
+        f = _batched_log_joint(phi64, y64, prior64, scale64, u)
+        trap = jnp.ones(grid_size).at[0].set(0.5).at[-1].set(0.5) * (hi - lo) / (grid_size - 1)
+        f_max = jnp.max(f, axis=-1, keepdims=True)
+        log_z = f_max[:, 0] + jnp.log(jnp.sum(trap * jnp.exp(f - f_max), axis=-1))
+        weights = trap * jnp.exp(f - log_z[:, None])
+        sigma = jnp.exp(u)
+        sigma_mean = jnp.sum(weights * sigma, axis=-1)
+        sigma_sd = jnp.sqrt(jnp.sum(weights * (sigma - sigma_mean[:, None]) ** 2, axis=-1))
+
+        means, covs = _batched_conditional_moments(phi64, y64, prior64, u)
+        w_mean = jnp.einsum("bg,bgd->bd", weights, means)
+        second = jnp.einsum("bg,bgde->bde", weights, covs + means[..., :, None] * means[..., None, :])
+        w_cov = second - w_mean[:, :, None] * w_mean[:, None, :]
+        density = jnp.exp(f - log_z[:, None] - u)
+        out = [np.asarray(a) for a in (sigma, density, weights, log_z, sigma_mean, sigma_sd, w_mean, w_cov)]
+    tails = [(grid_size,)] * 3 + [()] * 3 + [(d,), (d, d)]
+    return SigmaGridPosterior(*(a.reshape(batch_shape + tail) for a, tail in zip(out, tails, strict=True)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Conjugate normal-inverse-gamma variant (numpy float64)
+# ---------------------------------------------------------------------------------------------
+
+
+class NIGPrior(NamedTuple):
+    """``w | s2 ~ N(mean, s2 * cov)``, ``s2 = sigma^2 ~ InvGamma(a, b)``. ``mean: (d,)``, ``cov: (d, d)``."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    a: float
+    b: float
+
+
+class NIGPosterior(NamedTuple):
+    """Posterior of the same form: ``w | s2, y ~ N(mean, s2 * cov)``, ``s2 | y ~ InvGamma(a, b)``.
+
+    ``mean: (..., d)``, ``cov: (..., d, d)`` (V_N), ``a, b: (...)``; numpy float64. Marginally
+    ``w | y ~ Student-t(2a, mean, (b / a) cov)``.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+    @property
+    def df(self) -> np.ndarray:
+        """Degrees of freedom of the Student-t marginal of ``w``: ``(...)``."""
+        return 2.0 * self.a
+
+    @property
+    def w_cov(self) -> np.ndarray:
+        """Marginal posterior covariance of ``w`` (needs ``a > 1``): ``(..., d, d)``."""
+        return (self.b / (self.a - 1.0))[..., None, None] * self.cov
+
+    @property
+    def w_sd(self) -> np.ndarray:
+        return np.sqrt(np.diagonal(self.w_cov, axis1=-2, axis2=-1))
+
+    @property
+    def sigma2_mean(self) -> np.ndarray:
+        """``E[sigma^2 | y] = b / (a - 1)``: ``(...)``."""
+        return self.b / (self.a - 1.0)
+
+    @property
+    def sigma_mean(self) -> np.ndarray:
+        """``E[sigma | y] = sqrt(b) Gamma(a - 1/2) / Gamma(a)``: ``(...)``."""
+        return np.sqrt(self.b) * np.exp(scipy.special.gammaln(self.a - 0.5) - scipy.special.gammaln(self.a))
+
+    @property
+    def sigma_sd(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.sigma2_mean - self.sigma_mean**2, 0.0))
+
+    def sigma_quantile(self, q) -> np.ndarray:
+        """Posterior quantiles of sigma (``sigma^2 ~ InvGamma(a, b)``). ``q: (k,)`` -> ``(..., k)``."""
+        q = np.atleast_1d(np.asarray(q, dtype=float))
+        return np.sqrt(scipy.stats.invgamma.ppf(q, self.a[..., None], scale=self.b[..., None]))
+
+
+def nig_prior(mean, cov, a: float, b: float) -> NIGPrior:
+    """Validated NIG prior; ``cov`` symmetric positive-definite, ``a, b > 0``."""
+    base = mvn(mean, cov)
+    for name, value in (("a", a), ("b", b)):
+        if not np.isfinite(value) or value <= 0:
+            raise BayeslinError(f"inverse-gamma {name} must be positive and finite, got {value}")
+    return NIGPrior(np.asarray(base.mean, dtype=float), np.asarray(cov, dtype=float), float(a), float(b))
+
+
+def nig_posterior(phi, y, prior: NIGPrior) -> NIGPosterior:
+    """Conjugate update. ``phi: (..., n, d)``, ``y: (..., n)``.
+
+    ``Λ_N = V0^-1 + phi^T phi``, ``m_N = Λ_N^-1 (V0^-1 m0 + phi^T y)``, ``a_N = a0 + n/2``,
+    ``b_N = b0 + (|y - phi m_N|^2 + (m_N - m0)^T V0^-1 (m_N - m0)) / 2`` (the cancellation-free form).
+    """
+    phi, y = np.asarray(phi, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    prior_precision = np.linalg.inv(prior.cov)
+    phi_t = np.swapaxes(phi, -1, -2)
+    precision = prior_precision + phi_t @ phi
+    rhs = prior_precision @ prior.mean + (phi_t @ y[..., None])[..., 0]
+    mean = np.linalg.solve(precision, rhs[..., None])[..., 0]
+    cov = np.linalg.inv(precision)
+    resid = y - np.einsum("...nd,...d->...n", phi, mean)
+    shift = mean - prior.mean
+    quad = np.sum(resid**2, axis=-1) + np.einsum("...d,de,...e->...", shift, prior_precision, shift)
+    a = np.broadcast_to(prior.a + 0.5 * y.shape[-1], quad.shape).astype(float)
+    return NIGPosterior(mean, 0.5 * (cov + np.swapaxes(cov, -1, -2)), a, prior.b + 0.5 * quad)
+
+
+def nig_log_evidence(phi, y, prior: NIGPrior) -> np.ndarray:
+    """``log p(y)`` under the NIG model (multivariate Student-t marginal), shape ``(...)``.
+
+    ``log Γ(a_N) - log Γ(a0) + a0 log b0 - a_N log b_N + (log|V_N| - log|V0|)/2 - (n/2) log 2π``.
+    """
+    post = nig_posterior(phi, y, prior)
+    n = np.shape(y)[-1]
+    gammaln = scipy.special.gammaln
+    return (
+        gammaln(post.a)
+        - gammaln(prior.a)
+        + prior.a * np.log(prior.b)
+        - post.a * np.log(post.b)
+        + 0.5 * (np.linalg.slogdet(post.cov)[1] - np.linalg.slogdet(prior.cov)[1])
+        - 0.5 * n * np.log(2.0 * np.pi)
+    )
+
+
+def nig_w_marginal(post: NIGPosterior) -> dist.MultivariateStudentT:
+    """Marginal posterior of ``w``: Student-t with ``2a`` dof, location ``mean``, scale ``(b/a) cov``."""
+    scale = (post.b / post.a)[..., None, None] * post.cov
+    return dist.MultivariateStudentT(post.df, post.mean, np.linalg.cholesky(scale))
+
+
+def nig_sample(key: Array, post: NIGPosterior, num_draws: int) -> tuple[Array, Array]:
+    """Exact joint draws for one dataset (default jax dtype): ``w: (num_draws, d)``, ``sigma: (num_draws,)``."""
+    s2_key, w_key = jax.random.split(key)
+    s2 = dist.InverseGamma(jnp.asarray(post.a), jnp.asarray(post.b)).sample(s2_key, (num_draws,))
+    z = jax.random.normal(w_key, (num_draws, post.mean.shape[-1]))
+    w = jnp.asarray(post.mean) + jnp.sqrt(s2)[:, None] * (z @ jnp.asarray(np.linalg.cholesky(post.cov)).T)
+    return w, jnp.sqrt(s2)

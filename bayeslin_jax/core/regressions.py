@@ -1,0 +1,167 @@
+"""The NumPyro model: ``w ~ prior``, ``mu = phi @ w``, ``y ~ Normal(mu, sigma)``.
+
+The observation site ``y`` sits in a plate over data points, so
+:func:`numpyro.infer.log_likelihood` returns pointwise log-likelihoods for ArviZ LOO.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax import Array
+
+from bayeslin_jax.core.priors import KnownNoise, Noise, WeightPrior
+
+
+def _noise_sd(noise: Noise) -> Array:
+    """Known sigma, or the site ``sigma ~ noise prior``."""
+    return noise.sigma if isinstance(noise, KnownNoise) else numpyro.sample("sigma", noise.distribution())
+
+
+def linear_regression(phi: Array, y: Array | None, prior: WeightPrior, noise: Noise) -> None:
+    """One dataset. ``phi: (n, d)``, ``y: (n,)`` or None (prior predictive).
+
+    Sites: ``w: (d,)``; ``sigma: ()`` (unknown noise only); ``y: (n,)`` (observed).
+    """
+    w = numpyro.sample("w", prior.distribution())
+    sigma = _noise_sd(noise)
+    mu = numpyro.deterministic("mu", jnp.matmul(phi, w)) if y is None else phi @ w
+    with numpyro.plate("obs", phi.shape[-2]):
+        numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the conjugate case (issue 11): robust noise, shrinkage priors, GLMs.
+# Each is a NumPyro model of one dataset, ``model(phi, y=None, **kw)``; the general engine
+# (:mod:`bayeslin_jax.engine.sampling`) batches it over datasets. Every latent site has a fixed
+# shape and a continuous support, and the observations sit in a plate (pointwise log-likelihood).
+# ---------------------------------------------------------------------------------------------
+
+#: Gamma(2, 0.1) prior on the Student-t degrees of freedom (Juárez & Steel 2010; Stan's recommendation).
+NU_PRIOR_SHAPE = 2.0
+NU_PRIOR_RATE = 0.1
+
+
+def student_t_regression(
+    phi: Array, y: Array | None = None, *, prior: WeightPrior, noise: Noise, nu: Array | None = None
+) -> None:
+    """Robust regression: ``y ~ StudentT(nu, phi @ w, sigma)``. ``phi: (n, d)``, ``y: (n,)`` or None.
+
+    Sites: ``w: (d,)``; ``sigma: ()`` (unknown noise only); ``nu: ()`` when ``nu`` is None
+    (learned, ``nu ~ Gamma(2, 0.1)``), else ``nu`` is the fixed degrees of freedom; ``y: (n,)``.
+    """
+    w = numpyro.sample("w", prior.distribution())
+    sigma = _noise_sd(noise)
+    if nu is None:
+        nu = numpyro.sample("nu", dist.Gamma(NU_PRIOR_SHAPE, NU_PRIOR_RATE))
+    with numpyro.plate("obs", phi.shape[-2]):
+        numpyro.sample("y", dist.StudentT(nu, phi @ w, sigma), obs=y)
+
+
+def _half_cauchy(name: str, size: int | None) -> Array:
+    """``HalfCauchy(1)`` as ``a sqrt(b)``, ``a ~ HalfNormal(1)``, ``b ~ InvGamma(1/2, 1/2)`` (sites ``{name}_a``,
+    ``{name}_b``): the auxiliary form brms and Piironen & Vehtari use, with fewer divergences than sampling
+    the Cauchy's heavy tail directly."""
+    a_dist, b_dist = dist.HalfNormal(1.0), dist.InverseGamma(0.5, 0.5)
+    if size is not None:
+        a_dist, b_dist = a_dist.expand([size]).to_event(1), b_dist.expand([size]).to_event(1)
+    return numpyro.sample(f"{name}_a", a_dist) * jnp.sqrt(numpyro.sample(f"{name}_b", b_dist))
+
+
+def horseshoe_regression(
+    phi: Array,
+    y: Array | None = None,
+    *,
+    intercept_scale: Array,
+    tau_scale: Array,
+    slab_scale: Array,
+    noise: Noise,
+    slab_df: float | None = 4.0,
+    tau: Array | None = None,
+) -> None:
+    """Regularized-horseshoe regression (Piironen & Vehtari 2017), non-centred.
+
+    Feature 0 of ``phi: (n, d)`` is the intercept, ``w_0 ~ Normal(0, intercept_scale)``; the other
+    ``D = d - 1`` weights are ``w_j = z_j tau lambda~_j`` with ``z_j ~ N(0, 1)``,
+    ``lambda_j ~ HalfCauchy(1)``, ``lambda~_j^2 = c^2 lambda_j^2 / (c^2 + tau^2 lambda_j^2)``,
+    ``tau ~ HalfCauchy(tau_scale * sigma)`` (as ``tau_scale * sigma * HalfCauchy(1)``) and the slab
+    ``c^2 ~ InvGamma(slab_df / 2, slab_df slab_scale^2 / 2)``.
+
+    ``slab_df=None`` fixes ``c = slab_scale``; ``tau`` (not None) fixes the global scale. With both
+    fixed and ``tau`` large the prior on ``w_1..`` is ``N(0, slab_scale^2)``: the conjugate special case.
+
+    Each half-Cauchy is sampled as ``a sqrt(b)`` (:func:`_half_cauchy`). Sites: ``w0: ()``, ``z: (D,)``,
+    ``lambda_a, lambda_b: (D,)``, ``tau_a, tau_b, c2: ()`` (unless fixed), ``sigma: ()`` (unknown noise);
+    deterministic ``tau: ()`` (unless fixed) and ``w: (d,)``; observed ``y: (n,)``.
+    """
+    num_coef = phi.shape[-1] - 1
+    sigma = _noise_sd(noise)
+    w0 = numpyro.sample("w0", dist.Normal(0.0, intercept_scale))
+    z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([num_coef]).to_event(1))
+    lam = _half_cauchy("lambda", num_coef)
+    if tau is None:
+        tau = numpyro.deterministic("tau", tau_scale * sigma * _half_cauchy("tau", None))
+    if slab_df is None:
+        c2 = jnp.square(slab_scale)
+    else:
+        c2 = numpyro.sample("c2", dist.InverseGamma(0.5 * slab_df, 0.5 * slab_df * jnp.square(slab_scale)))
+    lam_tilde = jnp.sqrt(c2 * lam**2 / (c2 + tau**2 * lam**2))
+    w = numpyro.deterministic("w", jnp.concatenate([w0[None], z * tau * lam_tilde]))
+    with numpyro.plate("obs", phi.shape[-2]):
+        numpyro.sample("y", dist.Normal(phi @ w, sigma), obs=y)
+
+
+def horseshoe_shrinkage(sigma, tau, lam, c2, feature_var, num_points: int):
+    """Shrinkage factors ``kappa_j = 1 / (1 + n sigma^-2 s_j^2 tau^2 lambda~_j^2)`` (Piironen & Vehtari 2017,
+    with the regularized ``lambda~_j^2 = c^2 lambda_j^2 / (c^2 + tau^2 lambda_j^2)``).
+
+    ``1 - kappa_j`` is how much of the data's estimate of ``w_j`` survives the prior (0: switched off, 1: free);
+    exact for features with ``Phi^T Phi = n diag(s^2)`` (orthogonal features). NumPy, any leading draw axes.
+
+    Parameters
+    ----------
+    sigma, tau, c2 : array, shape ``(...)``
+        Per draw (or scalars when fixed).
+    lam : array, shape ``(..., D)``
+        Local scales ``lambda_j`` (``lambda_a * sqrt(lambda_b)`` for :func:`horseshoe_regression`).
+    feature_var : array, shape ``(D,)``
+        ``s_j^2``: the variance of feature ``j`` over the data points.
+    num_points : int
+        ``n``.
+
+    Returns
+    -------
+    ndarray, shape ``(..., D)``
+        ``kappa`` in (0, 1).
+    """
+    sigma, tau, c2 = (np.asarray(v, dtype=float)[..., None] for v in (sigma, tau, c2))
+    lam2 = np.square(np.asarray(lam, dtype=float))
+    lam_tilde2 = c2 * lam2 / (c2 + tau**2 * lam2)
+    return 1.0 / (1.0 + num_points * np.asarray(feature_var) * tau**2 * lam_tilde2 / sigma**2)
+
+
+def highest_active(kappa, threshold: float = 0.5):
+    """Per draw, the largest ``j`` (1-based, i.e. the degree for a polynomial basis) with ``1 - kappa_j > threshold``;
+    0 when none is. ``kappa: (..., D)`` -> ``(...)`` ints. Thresholding ``1 - kappa`` at 1/2 is Carvalho, Polson &
+    Scott's (2010) decision rule for the horseshoe."""
+    active = (1.0 - np.asarray(kappa)) > threshold
+    degree = np.arange(1, active.shape[-1] + 1)
+    return np.max(np.where(active, degree, 0), axis=-1)
+
+
+GLM_FAMILIES = ("bernoulli", "poisson")
+
+
+def glm_regression(phi: Array, y: Array | None = None, *, prior: WeightPrior, family: str = "bernoulli") -> None:
+    """Generalized linear model on the linear predictor ``eta = phi @ w``.
+
+    ``family="bernoulli"``: ``y ~ Bernoulli(logit^-1(eta))``; ``"poisson"``: ``y ~ Poisson(exp(eta))``.
+    Sites: ``w: (d,)``; observed ``y: (n,)`` (0/1 or counts, as floats or ints).
+    """
+    w = numpyro.sample("w", prior.distribution())
+    eta = phi @ w
+    likelihood = dist.BernoulliLogits(eta) if family == "bernoulli" else dist.Poisson(jnp.exp(eta))
+    with numpyro.plate("obs", phi.shape[-2]):
+        numpyro.sample("y", likelihood, obs=y)

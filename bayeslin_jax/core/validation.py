@@ -1,0 +1,53 @@
+"""Validation of user-supplied settings at the boundary: one helper per kind of check.
+
+Each raises :class:`~bayeslin_jax.core.errors.BayeslinError` with a one-line message naming the setting
+and the value received, and returns the validated value.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from bayeslin_jax.core.errors import BayeslinError
+
+
+def integer(name: str, value, minimum: int = 1) -> int:
+    """An int (not a bool) ``>= minimum``; the message says "positive" for ``minimum == 1``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise BayeslinError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def positive(name: str, value) -> float:
+    """A finite real number ``> 0``."""
+    number = real(name, value)
+    if not number > 0:
+        raise BayeslinError(f"{name} must be positive, got {value!r}")
+    return number
+
+
+def real(name: str, value) -> float:
+    """A finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise BayeslinError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def open_unit(name: str, value) -> float:
+    """A number strictly between 0 and 1 (a probability such as a target acceptance rate)."""
+    number = real(name, value)
+    if not 0.0 < number < 1.0:
+        raise BayeslinError(f"{name} must lie in (0, 1), got {value!r}")
+    return number
+
+
+def one_of(name: str, value, choices) -> str:
+    """``value`` is one of ``choices``."""
+    if value not in choices:
+        raise BayeslinError(f"unknown {name} {value!r}: use one of {', '.join(map(repr, choices))}")
+    return value
+
+
+__all__ = ["integer", "one_of", "open_unit", "positive", "real"]

@@ -1,0 +1,102 @@
+"""ArviZ DataTrees of any :class:`bayeslin_jax.core.model.Model` fitted by the engine.
+
+:func:`model_datatree`: posterior per kept site, sample stats, pointwise log-likelihood of the observed
+site (:func:`pointwise_log_likelihood`), observed and constant data.
+"""
+
+from __future__ import annotations
+
+import arviz_base as azb
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax import Array
+from numpyro.infer import log_likelihood
+
+from bayeslin_jax.core.model import Model
+from bayeslin_jax.diagnostics.host import _sample_first
+from bayeslin_jax.engine import NutsResult
+from bayeslin_jax.engine.sampling import inspect_model
+
+
+def site_dims(model: Model, name: str, ndim: int) -> list[str]:
+    """DataTree dims of a site with ``ndim`` event axes (after ``dataset``)."""
+    if name == model.feature_site and ndim == 1:
+        return ["dataset", "feature"]
+    return ["dataset"] + [f"{name}_dim_{k}" for k in range(ndim)]
+
+
+def pointwise_log_likelihood(model: Model, samples: dict[str, Array], x: Array, y: Array,
+                             latent: tuple[str, ...]) -> Array:
+    """``log p(y_j | theta)`` of the observed site: ``samples[site]: (B, C, S, ...)``, ``x: (B, n, ...)``,
+    ``y: (B, n)`` -> ``(B, C, S, n)``. ``latent``: the sample sites to condition on."""
+
+    def one(dataset_samples, x_i, y_i):
+        draws = {k: dataset_samples[k] for k in latent}
+        return log_likelihood(model.bound, draws, x_i, y=y_i, batch_ndims=2, **model.params)[model.obs]
+
+    return jax.vmap(one)(samples, x, y)
+
+
+def model_datatree(
+    result: NutsResult,
+    model: Model,
+    x: Array,
+    y: Array,
+    x_raw: Array | None = None,
+    dataset_indices=None,
+    include_log_likelihood: bool = True,
+    latent: tuple[str, ...] | None = None,
+) -> xr.DataTree:
+    """ArviZ DataTree of B datasets fitted with :func:`~bayeslin_jax.engine.sampling.sample_model`.
+
+    Parameters
+    ----------
+    result : NutsResult
+        ``samples[site]: (B, C, S, ...)``, ``stats[name]: (B, C, S)``.
+    model : Model
+    x : array, shape ``(B, n, ...)``
+        The model's inputs (after the basis).
+    y : array, shape ``(B, n)``
+    x_raw : array, shape ``(B, n)``, optional
+        Raw inputs, stored as ``constant_data``.
+    dataset_indices : array, shape ``(B,)``, optional
+        ``dataset`` coordinates (default ``0..B-1``).
+    include_log_likelihood : bool
+        Add ``log_likelihood`` (the observed site, ``(C, S, B, n)``; needs the observed site in a plate).
+    latent : tuple of str, optional
+        The latent sites (default: from :func:`inspect_model`).
+
+    Returns
+    -------
+    xarray.DataTree
+        ``posterior`` (each kept site; ``feature`` dim for the feature site), ``sample_stats``
+        (``diverging`` etc., dims ``chain, draw, dataset``), ``log_likelihood``, ``observed_data``,
+        ``constant_data``.
+    """
+    num_datasets, num_obs = np.shape(y)
+    coords = {
+        "dataset": np.arange(num_datasets) if dataset_indices is None else np.asarray(dataset_indices),
+        "obs": np.arange(num_obs),
+    }
+    if model.feature_names:
+        coords["feature"] = list(model.feature_names)
+    dims = {name: site_dims(model, name, np.ndim(v) - 3) for name, v in result.samples.items()}
+    dims |= {name: ["dataset"] for name in result.stats} | {model.obs: ["dataset", "obs"], "x": ["dataset", "obs"]}
+    groups = {
+        "posterior": {name: _sample_first(v) for name, v in result.samples.items()},
+        "sample_stats": {name: _sample_first(v) for name, v in result.stats.items()},
+        "observed_data": {model.obs: np.asarray(y)},
+    }
+    if x_raw is not None:
+        groups["constant_data"] = {"x": np.asarray(x_raw)}
+    if include_log_likelihood:
+        if latent is None:
+            latent = tuple(name for name, _ in inspect_model(model, jnp.asarray(x), jnp.asarray(y)).latent)
+        loglik = pointwise_log_likelihood(model, result.samples, jnp.asarray(x), jnp.asarray(y), latent)
+        groups["log_likelihood"] = {model.obs: _sample_first(loglik)}
+    return azb.from_dict(groups, dims=dims, coords=coords)
+
+
+__all__ = ["model_datatree", "pointwise_log_likelihood", "site_dims"]

@@ -1,0 +1,376 @@
+"""The batched NUTS engine for any :class:`bayeslin_jax.core.model.Model` (user-model contract).
+
+One driver, :func:`sample_runs`, serves every model, the Gaussian one of
+:func:`bayeslin_jax.engine.nuts.sample_nuts` included: run ``r = i * C + c`` uses
+``fold_in(fold_in(root, i), c)`` (:func:`~bayeslin_jax.engine.nuts.run_keys`) with ``i`` the global
+dataset index, its own warm-up on the model's potential energy (``numpyro.infer.util.potential_energy``:
+unconstrained space, Jacobians included), laid out per :class:`~bayeslin_jax.engine.nuts.NutsConfig`:
+``lax.map`` (NumPyro's functional ``hmc``, one run at a time), lock-step ``vmap`` blocks, or the
+barrier-free finite state machine (:mod:`bayeslin_jax.engine.barrier_free`, the default off CPU);
+contiguous blocks of datasets per local device. Draws for dataset ``i`` therefore do not depend on
+batch size, chunking or devices (bitwise with ``"map"``; in distribution with the vectorized layouts).
+
+Before compiling, :func:`inspect_model` traces the model on real data and rejects, in one line naming
+the site, what the engine cannot run: discrete latents, ``numpyro.param`` sites, latent shapes that
+depend on data values, a missing observed site, a model that cannot be traced with abstract data, and
+observations outside the support of the observed site's distribution.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from numpyro import handlers
+from numpyro.distributions import biject_to
+from numpyro.infer.util import constrain_fn, potential_energy
+
+from bayeslin_jax.core.batching import map_datasets
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.model import Model
+from bayeslin_jax.core.priors import KnownNoise, Noise, WeightPrior
+from bayeslin_jax.core.regressions import linear_regression
+from bayeslin_jax.engine import barrier_free
+from bayeslin_jax.engine.nuts import (
+    NutsConfig,
+    NutsResult,
+    chain_keys,
+    initial_point,
+    run_keys,
+    summarize_draw_stats,
+    warmup_and_draw,
+)
+
+
+class ModelSites(NamedTuple):
+    """What the engine needs to know about a model's sites.
+
+    ``latent``: ``(name, unconstrained shape)`` of each latent sample site, sorted by name;
+    ``kept``: the sites returned as draws (latents and ``n``-independent deterministic sites), in
+    trace order; ``shapes``: their constrained shapes.
+    """
+
+    latent: tuple[tuple[str, tuple[int, ...]], ...]
+    kept: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+
+def _trace(model: Model, x: Array, y: Array, key: Array) -> dict:
+    return handlers.trace(handlers.seed(model.bound, key)).get_trace(x, y=y, **model.params)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
+def _check_trace(model: Model, trace: dict) -> None:
+    for name, site in trace.items():
+        if site["type"] == "param":
+            raise BayeslinError(f"site {name!r} is a numpyro.param: the engine samples; give it a prior instead")
+        if site["type"] != "sample" or site["is_observed"]:
+            continue
+        if site["fn"].support.is_discrete or site.get("infer", {}).get("enumerate"):
+            raise BayeslinError(
+                f"latent site {name!r} is discrete ({type(site['fn']).__name__}): NUTS needs continuous latents;"
+                " marginalise it out"
+            )
+    obs = trace.get(model.obs)
+    if obs is None or obs["type"] != "sample" or not obs["is_observed"]:
+        raise BayeslinError(f"model {model.name!r} has no observed site {model.obs!r} (numpyro.sample(..., obs=y))")
+
+
+def _check_support(model: Model, obs_fn, y: Array) -> None:
+    """Every observation must lie in the support of the observed site (0/1 for Bernoulli, counts for Poisson)."""
+    inside = np.asarray(obs_fn.support(y))
+    if not inside.all():
+        dataset, point = np.argwhere(~inside)[0]
+        raise BayeslinError(
+            f"y[{dataset}, {point}] = {float(y[dataset, point]):g} is outside the support of {model.obs!r} "
+            f"({type(obs_fn).__name__}: {type(obs_fn.support).__name__.lstrip('_')})"
+        )
+
+
+def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
+    """Check ``model`` against the contract on real data and read its sites' shapes.
+
+    Parameters
+    ----------
+    model : Model
+    x : array, shape ``(B, n, ...)``
+        The model's inputs for B datasets (after the basis).
+    y : array, shape ``(B, n)``
+
+    Raises
+    ------
+    BayeslinError
+        One line naming the offending site (see the module docstring).
+    """
+    key = jax.random.key(0)
+    try:
+        first = _trace(model, x[0], y[0], key)
+    except Exception as err:  # any failure of the user code becomes one line
+        raise BayeslinError(f"model {model.name!r} failed on dataset 0: {_first_line(err)}") from None
+    _check_trace(model, first)
+    _check_support(model, first[model.obs]["fn"], y)
+    latent_names = [n for n, s in first.items() if s["type"] == "sample" and not s["is_observed"]]
+    # Shapes may depend on n (same for every dataset of a batch) but not on data values.
+    for i in range(1, min(x.shape[0], 3)):
+        other = _trace(model, x[i], y[i], key)
+        for name in latent_names:
+            if name not in other or jnp.shape(other[name]["value"]) != jnp.shape(first[name]["value"]):
+                raise BayeslinError(
+                    f"latent site {name!r} changes shape between datasets of the same size: the engine needs"
+                    " fixed-shape latents"
+                )
+    n = x.shape[1]
+    smaller = _trace(model, x[0, : n - 1], y[0, : n - 1], key) if n > 1 else first
+    kept = [
+        name for name, site in first.items()
+        if (site["type"] == "sample" and not site["is_observed"])
+        or (site["type"] == "deterministic" and name in smaller
+            and jnp.shape(smaller[name]["value"]) == jnp.shape(site["value"]))
+    ]
+    try:  # abstract tracing: what jit/vmap will do
+        jax.eval_shape(lambda a, b: _trace(model, a, b, key)[model.obs]["value"], x[0], y[0])
+    except Exception as err:
+        raise BayeslinError(f"model {model.name!r} cannot be batched (traced with abstract data): "
+                            f"{_first_line(err)}") from None
+    latent = tuple(
+        (name, tuple(jnp.shape(biject_to(first[name]["fn"].support).inv(first[name]["value"]))))
+        for name in sorted(latent_names)
+    )
+    if not latent:
+        raise BayeslinError(f"model {model.name!r} has no latent sites to sample")
+    return ModelSites(latent, tuple(kept), tuple(tuple(jnp.shape(first[k]["value"])) for k in kept))
+
+
+def _potential_fn_gen(fn):
+    """``fn``'s potential-energy generator in NumPyro's ``hmc`` form: ``gen(*args, **kwargs) -> potential(z)``."""
+
+    def potential_fn_gen(*args, **kwargs):
+        return partial(potential_energy, fn, args, kwargs)
+
+    return potential_fn_gen
+
+
+def _constrain(z: dict, x: Array, y: Array, params: dict, *, model: Model, sites: ModelSites) -> dict:
+    """One run's unconstrained draws ``{site: (S, ...)}`` -> its kept sites, constrained ``{site: (S, ...)}``."""
+    kwargs = {"y": y, **params}
+    constrained = jax.vmap(lambda p: constrain_fn(model.bound, (x,), kwargs, p, return_deterministic=True))(z)
+    return {name: constrained[name] for name in sites.kept}
+
+
+def _run_one(key: Array, x: Array, y: Array, params: dict, *, model: Model, sites: ModelSites, config: NutsConfig,
+             dtype):
+    """One (dataset, chain) run. ``x: (n, ...)``, ``y: (n,)`` -> draws ``{site: (S, ...)}``, stats ``(S,)``."""
+    z0, sample_key = initial_point(key, sites.latent, dtype, config)
+    z, stats = warmup_and_draw(_potential_fn_gen(model.bound), z0, sample_key, config, (x,), {"y": y, **params})
+    return _constrain(z, x, y, params, model=model, sites=sites), stats
+
+
+@partial(jax.jit, static_argnames=("model", "sites", "config", "batch_size", "draw_stats", "dtype"))
+def _run_all(keys, x, y, params, *, model: Model, sites: ModelSites, config: NutsConfig, batch_size: int | None,
+             draw_stats: bool, dtype):
+    """All runs of one device. ``keys: (R,)``, ``x: (R, n, ...)``, ``y: (R, n)`` -> draws ``{site: (R, S, ...)}``,
+    stats ``(R, S)`` (or summaries ``(R,)``) [, :class:`~bayeslin_jax.engine.barrier_free.LaneCounts`]."""
+    if config.resolved_method() == "barrier_free":
+        z0, sample_keys = jax.vmap(lambda key: initial_point(key, sites.latent, dtype, config))(keys)
+        gen = _potential_fn_gen(model.bound)
+        z, stats, lanes = barrier_free.run_block(
+            sample_keys, z0, (x, y), params, potential=lambda run, shared: gen(run[0], y=run[1], **shared),
+            config=config, batch_size=batch_size, draw_stats=draw_stats,
+        )  # fmt: skip
+        return jax.vmap(partial(_constrain, params=params, model=model, sites=sites))(z, x, y), stats, lanes
+
+    def run(key, x_run, y_run):
+        draws, stats = _run_one(key, x_run, y_run, params, model=model, sites=sites, config=config, dtype=dtype)
+        return draws, (stats if draw_stats else summarize_draw_stats(stats, config.max_tree_depth))
+
+    if batch_size is None:  # one run at a time: the compiled run does not depend on R
+        return map_datasets(run, keys, x, y, sequential=True)
+    return jax.lax.map(lambda xs: run(*xs), (keys, x, y), batch_size=batch_size)
+
+
+def sample_runs(
+    seed: int | Array,
+    x: Array,
+    y: Array,
+    model: Model,
+    sites: ModelSites,
+    config: NutsConfig,
+    *,
+    dtype,
+    dataset_indices: Array | None = None,
+    dataset_keys: Array | None = None,
+    num_devices: int | None = None,
+    draw_stats: bool = True,
+) -> NutsResult:
+    """The engine's driver (inputs already validated): split the datasets over local devices, key and
+    repeat them per chain, run each device's compiled program (asynchronously) and gather.
+
+    ``x: (B, n, ...)``, ``y: (B, n)``; ``dtype``: of the initial points; ``dataset_keys: (B,)`` replaces
+    ``(seed, dataset_indices)`` (default indices ``0..B-1``). Each device runs the same single-device
+    program on its contiguous block of datasets (one partitioned program would round differently, and
+    NUTS turns an ulp into another chain), so ``"map"`` results are bit-identical for any device count.
+    Returns ``samples[site]: (B, C, S, ...)``, ``stats``: ``(B, C, S)`` or ``(B, C)`` (``draw_stats``),
+    ``lanes``: one :class:`~bayeslin_jax.engine.barrier_free.LaneCounts` per device for ``"barrier_free"``.
+    """
+    num_datasets = x.shape[0]
+    chains = config.num_chains
+    if dataset_keys is None:
+        indices = jnp.arange(num_datasets) if dataset_indices is None else dataset_indices
+        indices = jnp.asarray(indices, dtype=jnp.uint32)
+    devices = jax.local_devices()[: min(num_devices or jax.local_device_count(), num_datasets)]
+    blocks = np.array_split(np.arange(num_datasets), len(devices))
+    pending = []
+    for device, block in zip(devices, blocks, strict=True):
+        with jax.default_device(device):
+            if dataset_keys is None:
+                keys = run_keys(seed, jax.device_put(indices[block], device), chains)
+            else:
+                keys = chain_keys(jax.device_put(dataset_keys[block], device), chains)
+            x_runs = jnp.repeat(jax.device_put(x[block], device), chains, axis=0)
+            y_runs = jnp.repeat(jax.device_put(y[block], device), chains, axis=0)
+            params = jax.device_put(model.params, device)
+            out = _run_all(keys, x_runs, y_runs, params, model=model, sites=sites, config=config,
+                           batch_size=config.resolved_batch_size(keys.shape[0]), draw_stats=draw_stats, dtype=dtype)
+            pending.append((len(block), out))
+
+    def gather(*parts: Array) -> Array:
+        per_dataset = [a.reshape(size, chains, *a.shape[1:]) for (size, _), a in zip(pending, parts, strict=True)]
+        return per_dataset[0] if len(per_dataset) == 1 else jnp.concatenate([jax.device_get(a) for a in per_dataset])
+
+    samples = jax.tree.map(gather, *[out[0] for _, out in pending])
+    stats = jax.tree.map(gather, *[out[1] for _, out in pending])
+    lanes = tuple(out[2] for _, out in pending) if len(pending[0][1]) == 3 else None
+    return NutsResult(samples, stats, lanes)
+
+
+def sample_model(
+    seed: int | Array,
+    x: Array,
+    y: Array,
+    model: Model,
+    config: NutsConfig | None = None,
+    dataset_indices: Array | None = None,
+    num_devices: int | None = None,
+    sites: ModelSites | None = None,
+    draw_stats: bool = True,
+    dataset_keys: Array | None = None,
+) -> NutsResult:
+    """Run NUTS on B datasets of any :class:`Model` in one compiled program per device.
+
+    Parameters
+    ----------
+    seed : int or key
+        Root of the randomness (the same streams as :func:`~bayeslin_jax.engine.nuts.sample_nuts`).
+    x : array, shape ``(B, n, ...)``
+        The model's inputs (``model.design(x_raw)``).
+    y : array, shape ``(B, n)``
+        Observations.
+    model : Model
+    config : NutsConfig, optional
+        Sampler settings (default ``NutsConfig()``).
+    dataset_indices : array, shape ``(B,)``, optional
+        Global indices keying the randomness (default ``0..B-1``).
+    num_devices : int, optional
+        Local devices to split the datasets over (default all).
+    sites : ModelSites, optional
+        From :func:`inspect_model` (computed here if None).
+    draw_stats : bool
+        As in :func:`~bayeslin_jax.engine.nuts.sample_nuts`: False keeps only per-run summaries ``(B, C)``.
+    dataset_keys : array of keys, shape ``(B,)``, optional
+        One key per dataset instead of ``(seed, dataset_indices)``, as in :func:`~bayeslin_jax.engine.nuts.sample_nuts`.
+
+    Returns
+    -------
+    NutsResult
+        ``samples[site]: (B, C, S, *site_shape)`` for every kept site; ``stats[name]: (B, C, S)`` (or
+        ``(B, C)`` summaries); ``lanes`` as in :func:`~bayeslin_jax.engine.nuts.sample_nuts`.
+    """
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim < 2 or y.ndim != 2 or x.shape[:2] != y.shape:
+        raise BayeslinError(f"expected x (B, n, ...) and y (B, n), got {x.shape} and {y.shape}")
+    if x.shape[0] == 0:
+        raise BayeslinError("zero datasets: need at least one")
+    config = NutsConfig() if config is None else config
+    sites = inspect_model(model, x, y) if sites is None else sites
+    return sample_runs(seed, x, y, model, sites, config, dtype=jax.dtypes.canonicalize_dtype(jnp.float64),
+                       dataset_indices=dataset_indices, dataset_keys=dataset_keys, num_devices=num_devices,
+                       draw_stats=draw_stats)
+
+
+def sample_nuts(
+    seed: int | Array,
+    phi: Array,
+    y: Array,
+    prior: WeightPrior,
+    noise: Noise,
+    config: NutsConfig | None = None,
+    dataset_indices: Array | None = None,
+    num_devices: int | None = None,
+    dataset_keys: Array | None = None,
+    draw_stats: bool = True,
+) -> NutsResult:
+    """Run NUTS on B datasets in one compiled program.
+
+    The engine takes what the model needs: design matrices, observations, the weight prior and
+    the noise model (the basis that made ``phi`` is the caller's business; see :func:`bayeslin_jax.fit`).
+
+    Parameters
+    ----------
+    seed : int or key
+        Root of the ``INFER`` stream; run (dataset ``i``, chain ``c``) uses ``fold_in(fold_in(root, i), c)``.
+    phi : array, shape ``(B, n, d)``
+        Design matrices (validated).
+    y : array, shape ``(B, n)``
+        Observations.
+    prior : WeightPrior
+        Prior of the ``d`` weights.
+    noise : Noise
+        Known sigma or its prior.
+    config : NutsConfig
+        Sampler settings and layout.
+    dataset_indices : array, shape ``(B,)``, optional
+        Global dataset indices that key the randomness (default ``0..B-1``).
+    num_devices : int, optional
+        Local devices to split the datasets over (default: all).
+    dataset_keys : array of keys, shape ``(B,)``, optional
+        One key per dataset instead of ``(seed, dataset_indices)`` (those give
+        ``keys.dataset_keys(seed, keys.INFER, dataset_indices)``; SBC samplers get these).
+    draw_stats : bool
+        Return every draw's statistics (:data:`STAT_NAMES`, ``(B, C, S)``); False: only their per-run
+        summaries (:data:`SUMMARY_STAT_NAMES`, ``(B, C)``, reduced on the device by :func:`summarize_draw_stats`).
+
+    Returns
+    -------
+    NutsResult
+        ``samples["w"]: (B, C, S, d)`` (``samples["sigma"]: (B, C, S)`` for unknown noise) and
+        ``stats``: per draw ``(B, C, S)`` or per run ``(B, C)`` (``draw_stats``).
+    """
+    config = NutsConfig() if config is None else config
+    if phi.ndim != 3 or y.ndim != 2 or phi.shape[:2] != y.shape:
+        raise BayeslinError(f"expected phi (B, n, d) and y (B, n), got {phi.shape} and {y.shape}")
+    if phi.shape[0] == 0:
+        raise BayeslinError("zero datasets: need at least one")
+    dim = phi.shape[-1]
+    if dim != prior.mean.shape[-1]:
+        raise BayeslinError(f"phi has {dim} features but the prior has {prior.mean.shape[-1]} weights")
+    model = Model(linear_regression, "linear", {"prior": prior, "noise": noise})
+    known = isinstance(noise, KnownNoise)
+    sites = ModelSites(
+        latent=(("w", (dim,)),) if known else (("sigma", ()), ("w", (dim,))),
+        kept=("w",) if known else ("w", "sigma"),
+        shapes=((dim,),) if known else ((dim,), ()),
+    )
+    return sample_runs(seed, phi, y, model, sites, config, dtype=jax.dtypes.canonicalize_dtype(phi.dtype),
+                       dataset_indices=dataset_indices, num_devices=num_devices, dataset_keys=dataset_keys,
+                       draw_stats=draw_stats)
+
+
+__all__ = ["ModelSites", "inspect_model", "sample_model", "sample_nuts", "sample_runs"]

@@ -1,0 +1,1 @@
+"""Interfaces for people: the ``bayeslin`` command line (``cli`` + ``commands``) and the tutorial demo."""

@@ -1,0 +1,347 @@
+"""Several predictors: a formula (through ``formulaic``) or a list of columns -> a named design matrix.
+
+::
+
+    import bayeslin_jax as bl
+    result = bl.fit_formula("y ~ bmi + bp + C(sex)", "diabetes.csv", prior_scale=1000, sigma=55)
+    result.summary()            # one row per term: Intercept, bmi, bp, C(sex)[T.2]
+
+Formulas are Wilkinson formulas as formulaic reads them: numeric terms, categorical terms with
+treatment contrasts (``C(sex)``), interactions (``bmi:C(sex)``, ``bmi * bp``), transforms such as
+``poly(age, 3, raw=True)`` (the raw powers of :class:`bayeslin_jax.core.basis.Polynomial`) or
+``np.log(bmi)``, and ``0 +`` to drop the intercept. A :class:`Design` is a basis like
+:class:`~bayeslin_jax.core.basis.Polynomial` (``dim``, ``feature_names``, ``name``, ``__call__``), so a
+``ModelSpec`` built on it names every coefficient after its term in the DataTree, summaries and JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayeslin_jax.core.errors import BayeslinError
+
+INTERCEPT = "Intercept"
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """A fixed design matrix with term names, usable as ``ModelSpec.basis``.
+
+    Its input ``x`` is the row index of each observation (``0 .. n-1``), so that simulation studies and
+    SBC can reuse the design with ``x: (B, n)`` as for any basis; :meth:`transform` maps a new data
+    table through the same formula (same categorical levels and transforms).
+
+    Attributes
+    ----------
+    formula : str
+        The right-hand side that built it (``"bmi + C(sex)"``).
+    feature_names : tuple of str
+        One name per column (formulaic's: ``Intercept``, ``bmi``, ``C(sex)[T.2]``, ``bmi:bp``).
+    matrix : numpy.ndarray, shape ``(n, d)``
+        The design matrix, float64.
+    """
+
+    formula: str
+    feature_names: tuple[str, ...]
+    matrix: np.ndarray
+    model_spec: object = field(default=None, repr=False)
+
+    @property
+    def dim(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def name(self) -> str:
+        """``design <digest>: <formula>``; the digest of the matrix keeps study stores of different data apart."""
+        return f"design {self._identity()[-1][:10]}: {self.formula}"
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def _identity(self) -> tuple:
+        digest = hashlib.sha1(np.ascontiguousarray(self.matrix, dtype=np.float64).tobytes()).hexdigest()
+        return (self.formula, self.feature_names, self.matrix.shape, digest)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Design) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:  # a static argument of jitted simulators and SBC
+        return hash(self._identity())
+
+    def __call__(self, x):
+        """Row indices ``x: (..., n)`` -> design rows ``phi: (..., n, d)`` (traceable under ``jit``)."""
+        import jax.numpy as jnp
+
+        rows = jnp.asarray(x)
+        return jnp.take(jnp.asarray(self.matrix), rows.astype(jnp.int32), axis=0)
+
+    def transform(self, data) -> np.ndarray:
+        """The design rows of a new table ``(m, d)`` through the same formula (prediction)."""
+        if self.model_spec is None:
+            raise BayeslinError("this design has no formula to apply to new data")
+        return np.asarray(self.model_spec.get_model_matrix(as_table(data)), dtype=np.float64)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV file with a header row (``-`` reads standard input); one-line errors for what goes wrong.
+
+    The text is read as :func:`bayeslin_jax.core.data.load_csv` reads it (UTF-8, byte-order mark dropped, binary
+    files refused); duplicate column names and ragged rows are errors naming the file.
+    """
+    from bayeslin_jax.core.data import _read_text
+
+    name, text = _read_text(path)
+    header = text.splitlines()[0] if text.strip() else ""
+    columns = [h.strip() for h in header.split(",")]
+    duplicates = sorted({h for h in columns if columns.count(h) > 1})
+    if duplicates:
+        raise BayeslinError(f"{name}:1: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
+    for line, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        if row and row != [""] and len(row) != len(columns):
+            raise BayeslinError(f"{name}:{line}: {len(row)} field(s), but the header has {len(columns)}")
+    try:
+        table = pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise BayeslinError(f"{name}: cannot read as CSV ({_one_line(err)})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    for column in table.columns:  # a numeric column with a stray word would silently become categorical
+        values = table[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = numbers.isna() & values.notna()
+            if numbers.notna().sum() > bad.sum() and bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise BayeslinError(f"{name}:{row + 2}: column {column!r}: non-numeric value {values.iloc[row]!r}")
+    return table
+
+
+def as_table(data) -> pd.DataFrame:
+    """A DataFrame from a DataFrame, a mapping of columns, or a CSV path."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, str | Path):
+        return read_table(data)
+    if isinstance(data, dict):
+        try:
+            return pd.DataFrame({str(k): np.asarray(v) for k, v in data.items()})
+        except ValueError as err:
+            raise BayeslinError(f"data columns must have equal lengths ({err})") from None
+    raise BayeslinError(f"data must be a DataFrame, a dict of columns or a CSV path, got {type(data).__name__}")
+
+
+def _quote(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"`{name}`"
+
+
+def columns_formula(columns, response: str = "y", intercept: bool = True) -> str:
+    """``["bmi", "bp"]`` -> ``"y ~ bmi + bp"`` (names that are not identifiers are back-quoted)."""
+    columns = [c.strip() for c in ([columns] if isinstance(columns, str) else columns) if c.strip()]
+    if not columns:
+        raise BayeslinError("no predictor columns given")
+    terms = " + ".join(_quote(c) for c in columns)
+    return f"{_quote(response)} ~ {terms}" if intercept else f"{_quote(response)} ~ 0 + {terms}"
+
+
+def _referenced(formula: str, table: pd.DataFrame, required: set[str]) -> list[str]:
+    """Columns of ``table`` the formula uses (formulaic's required variables, or a whole-word mention)."""
+    words = set(re.findall(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_.]*)", formula))
+    mentioned = {a or b for a, b in words}
+    return [c for c in table.columns if c in required or c in mentioned]
+
+
+def _check_missing(table: pd.DataFrame, columns: list[str]) -> None:
+    for name in columns:
+        missing = table[name].isna().to_numpy()
+        if missing.any():
+            rows = np.flatnonzero(missing) + 1
+            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise BayeslinError(
+                f"column {name!r} has {len(rows)} missing value(s) (data rows {shown}): drop or impute them first"
+            )
+
+
+def _one_line(err: Exception) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m|[⧛⧚]", "", str(err))
+    return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _check_columns(names: tuple[str, ...], matrix: np.ndarray) -> None:
+    """Non-finite values, constant terms (next to an intercept) and rank deficiency, naming the term."""
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        bad = names[int(np.flatnonzero(~finite.all(axis=0))[0])]
+        raise BayeslinError(f"term {bad!r} has non-finite values (NaN or inf) after evaluation")
+    has_intercept = INTERCEPT in names
+    for k, name in enumerate(names):
+        column = matrix[:, k]
+        if name != INTERCEPT and has_intercept and np.ptp(column) == 0:
+            raise BayeslinError(
+                f"term {name!r} is constant (every row {column[0]:g}): its coefficient is confounded with the "
+                "intercept; drop it"
+            )
+    norms = np.linalg.norm(matrix, axis=0)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise BayeslinError(f"term {names[zero[0]]!r} is zero in every row: drop it")
+    scaled = matrix / norms
+    n, d = matrix.shape
+    rank = np.linalg.matrix_rank(scaled)
+    if rank < d:
+        first = next(k for k in range(1, d + 1) if np.linalg.matrix_rank(scaled[:, :k]) < k) - 1
+        reason = f"fewer rows ({n}) than terms ({d})" if n < d else (
+            f"term {names[first]!r} is a linear combination of {', '.join(repr(v) for v in names[:first])}"
+        )
+        raise BayeslinError(f"rank-deficient design (rank {rank} < {d} terms): {reason}")
+
+
+def load_design(data, formula: str | None = None, *, columns=None, response: str = "y") -> tuple[Design, np.ndarray]:
+    """Build a design and the response from a table.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, dict of columns, or str / Path of a CSV file
+    formula : str, optional
+        ``"y ~ bmi + bp + C(sex)"``; a formula without ``~`` is a right-hand side for ``response``.
+    columns : sequence of str or comma-separated str, optional
+        Instead of a formula: these columns plus an intercept (``response ~ c1 + c2``).
+    response : str
+        The response column when the formula has no left-hand side, or with ``columns``.
+
+    Returns
+    -------
+    (Design, numpy.ndarray)
+        The design (``matrix: (n, d)``) and ``y: (n,)``, float64.
+
+    Raises
+    ------
+    BayeslinError
+        One line naming the column or term: unknown column, missing values, non-numeric response,
+        constant term, rank-deficient design, formula syntax.
+    """
+    from formulaic import Formula, model_matrix
+    from formulaic.errors import FactorEvaluationError, FormulaicError
+
+    if (formula is None) == (columns is None):
+        raise BayeslinError("give either a formula or a list of columns")
+    table = as_table(data)
+    if len(table) == 0:
+        raise BayeslinError("the data table has no rows")
+    if columns is not None:
+        names = [c.strip() for c in (columns.split(",") if isinstance(columns, str) else columns)]
+        unknown = [c for c in [*names, response] if c not in table.columns]
+        if unknown:
+            raise BayeslinError(f"unknown column {unknown[0]!r}: the data has columns {', '.join(table.columns)}")
+        formula = columns_formula(names, response)
+    elif "~" not in formula:
+        formula = f"{_quote(response)} ~ {formula}"
+    try:
+        parsed = Formula(formula)
+    except FormulaicError as err:
+        raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
+    _check_missing(table, _referenced(formula, table, set(parsed.required_variables)))
+    try:
+        matrices = model_matrix(parsed, table, na_action="raise")
+    except FactorEvaluationError as err:
+        match = re.search(r"`([^`]+)` is not present", str(err))
+        if match:
+            raise BayeslinError(
+                f"unknown column {match.group(1)!r} in formula {formula!r}: the data has columns "
+                f"{', '.join(table.columns)}"
+            ) from None
+        raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
+    except (FormulaicError, ValueError, TypeError) as err:
+        raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
+    lhs, rhs = matrices.lhs, matrices.rhs
+    if lhs is None or lhs.shape[1] != 1:
+        raise BayeslinError(f"formula {formula!r} must have one numeric response on the left of '~'")
+    y_name = str(lhs.columns[0])
+    try:
+        y = np.asarray(lhs, dtype=np.float64)[:, 0]
+        matrix = np.asarray(rhs, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BayeslinError(f"response {y_name!r} must be numeric") from None
+    if not np.all(np.isfinite(y)):
+        raise BayeslinError(f"response {y_name!r} has non-finite values")
+    names = tuple(str(c) for c in rhs.columns)
+    if not names:
+        raise BayeslinError(f"formula {formula!r} has no terms")
+    _check_columns(names, matrix)
+    rhs_text = formula.split("~", 1)[1].strip()
+    return Design(rhs_text, names, matrix, rhs.model_spec), y
+
+
+def fit_formula(
+    formula: str | None,
+    data,
+    *,
+    columns=None,
+    response: str = "y",
+    prior_scale,
+    prior_mean=0.0,
+    sigma: float | None = None,
+    sigma_prior_scale: float | None = None,
+    seed: int = 0,
+    config=None,
+    log_likelihood: bool = True,
+    whiten: bool = True,
+    **sampler_options,
+):
+    """Fit ``formula`` (or ``columns``) on a data table with NUTS and, for known noise, the exact posterior.
+
+    Parameters
+    ----------
+    formula : str or None
+        ``"y ~ bmi + bp + C(sex)"`` (see the module docstring); None with ``columns``.
+    data : pandas.DataFrame, dict of columns, or CSV path
+    columns, response
+        See :func:`load_design`.
+    prior_scale, prior_mean : float or array_like ``(d,)``
+        Independent normal prior on every coefficient, on the scale of the raw predictors (no default:
+        there is no scale-free choice on raw data).
+    sigma : float, optional
+        Known noise sd; otherwise ``sigma_prior_scale`` gives ``sigma ~ HalfNormal(scale)``.
+    seed, config, log_likelihood, whiten, **sampler_options
+        As :func:`bayeslin_jax.fit`.
+
+    Returns
+    -------
+    FitResult
+        Coefficients named after the terms (``feature`` coordinate); ``constant_data.x`` holds row indices.
+    """
+    from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, independent_normal, known_noise
+    from bayeslin_jax.workflows.fit import _config
+
+    if (sigma is None) == (sigma_prior_scale is None):
+        raise BayeslinError("give sigma (known noise) or sigma_prior_scale (learned noise), not both or neither")
+    design, y = load_design(data, formula, columns=columns, response=response)
+    noise = known_noise(sigma) if sigma is not None else half_normal_noise(sigma_prior_scale)
+    spec = ModelSpec(design, independent_normal(prior_mean, prior_scale, design.dim), noise)
+    return fit_design(y, spec, seed=seed, config=_config(config, sampler_options), log_likelihood=log_likelihood,
+                      whiten=whiten)
+
+
+def fit_design(y, spec, *, seed: int = 0, config, log_likelihood: bool = True, whiten: bool = True):
+    """Fit ``y: (n,)`` on the design that is ``spec.basis`` (a :class:`Design`); see :func:`fit_formula`."""
+    from bayeslin_jax.workflows.fit import fit_design_matrix, min_points
+
+    design = spec.basis
+    if len(y) < min_points(spec):
+        raise BayeslinError(f"need at least {min_points(spec)} rows for {design.dim} terms, got {len(y)}")
+    rows = np.arange(len(y), dtype=np.float64)[None]
+    return fit_design_matrix(
+        design.matrix[None], np.asarray(y, dtype=np.float64)[None], spec, x=rows, batched=False, seed=seed,
+        config=config, log_likelihood=log_likelihood, whiten=whiten,
+    )
+
+
+__all__ = ["Design", "as_table", "columns_formula", "fit_design", "fit_formula", "load_design",
+           "read_table"]

@@ -1,0 +1,649 @@
+"""Simulation-based calibration (Talts et al. 2018; Modrák et al. 2023): simulate, fit, rank.
+
+For each simulation ``i``: ``w ~ prior`` (the *simulation* spec), ``x ~ U(-x_scale, x_scale)``,
+``y ~ N(phi(x) w, sigma)``; fit with the *fit* spec (normally the same) by NUTS or by exact
+conjugate sampling; then, for every test quantity ``f`` (each weight, ``sigma`` when learnt, the
+log-likelihood of the simulated data ``log p(y | w, sigma)`` and the mean function at a few x),
+the rank of ``f(truth)`` among ``L`` near-independent posterior draws.
+
+Rank convention (explicit, because plotting code guesses otherwise): with ``less`` draws below
+the truth and ``equal`` draws tied with it, the randomised PIT is
+``pit = (less + V * (equal + 1)) / (L + 1)`` with ``V ~ U(0, 1)`` (keyed per dataset), and the
+rank is ``floor(pit * (L + 1))`` in ``{0, ..., L}``. Under calibration the rank is uniform on
+``{0..L}`` and the PIT is exactly ``U(0, 1)``; ties are broken at random.
+
+Thinning (NUTS): the ``C * S`` draws of a dataset (chain-major) are thinned to ``L`` draws at
+evenly spaced positions ``floor((l + 1/2) C S / L)``, i.e. the largest common stride
+``C S / L``. That stride is at least ``C S / ESS`` (the usual near-independence rule) exactly when
+``min(bulk ESS, tail ESS) >= L`` over the dataset's quantities, which is one of the gates below.
+So every dataset has the same, known ``L`` (no ragged thinning) and the gate says which datasets'
+ranks are trustworthy. Gates per dataset: R-hat <= ``rhat_max``, min ESS >= ``L``, divergences
+<= ``max_divergences``. Datasets failing a gate are reported (and by default left out of the
+verdict), never silently ranked.
+
+Deliberately broken inference (to prove the checks have power): a *fit* spec that differs from
+the simulation spec (e.g. prior sd 0.4 vs 0.2), or a :class:`Distortion` of the posterior draws
+(sd scaled, mean shifted) applied to the weights after sampling.
+
+The per-chunk work (simulate, fit, quantities, ranks) is vectorised over simulations in compiled
+programs; dataset ``i`` depends only on ``(seed, i)``, so chunking and resuming change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax import Array
+from scipy.special import ndtr
+from tqdm.auto import tqdm
+
+from bayeslin_jax.core import exact, simulate, validation
+from bayeslin_jax.core import keys as keyring
+from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.model import Model
+from bayeslin_jax.core.priors import (
+    IndependentNormal,
+    KnownNoise,
+    ModelSpec,
+    MultivariateNormal,
+    Noise,
+    WeightPrior,
+)
+from bayeslin_jax.core.simulate import simulate_model
+from bayeslin_jax.diagnostics.datatree import pointwise_log_likelihood
+from bayeslin_jax.diagnostics.host import chain_diagnostics
+from bayeslin_jax.engine import NutsConfig
+from bayeslin_jax.engine import whitening as reparam
+from bayeslin_jax.engine.sampling import ModelSites, inspect_model, sample_model
+from bayeslin_jax.workflows.store import open_store, read_identity, run_chunked, versions
+
+ENGINES = ("nuts", "exact")
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """A deliberately wrong posterior: ``w' = m + sd_scale (w - m) + shift_sd * s``.
+
+    ``m``, ``s``: posterior mean and marginal sds of the weights (exact ones for the exact engine,
+    the draws' own for NUTS). Identity by default. Applies to the weights only.
+    """
+
+    sd_scale: float = 1.0
+    shift_sd: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sd_scale) and self.sd_scale > 0):
+            raise BayeslinError(f"distortion sd_scale must be positive, got {self.sd_scale}")
+        if not math.isfinite(self.shift_sd):
+            raise BayeslinError(f"distortion shift_sd must be finite, got {self.shift_sd}")
+
+    @property
+    def is_identity(self) -> bool:
+        return self.sd_scale == 1.0 and self.shift_sd == 0.0
+
+
+@dataclass(frozen=True)
+class SbcConfig:
+    """How to run SBC (hashable; part of a store's identity).
+
+    ``num_ranks``: L, the posterior draws each truth is ranked among (ranks in ``0..L``).
+    ``predict_at``: x values (in units of ``x_scale``) where the mean function is a test quantity.
+    """
+
+    engine: str = "nuts"
+    num_ranks: int = 99
+    nuts: NutsConfig = field(default_factory=NutsConfig)
+    num_points: int = 11
+    x_scale: float = 1.0
+    predict_at: tuple[float, ...] = (-1.0, 0.5, 1.5)
+    distortion: Distortion = field(default_factory=Distortion)
+    rhat_max: float = 1.01
+    max_divergences: int = 0
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise BayeslinError(f"unknown engine {self.engine!r}: use 'nuts' or 'exact'")
+        validation.integer("number of ranked draws L", self.num_ranks)
+        if not isinstance(self.num_points, int) or self.num_points < 1:
+            raise BayeslinError(f"need at least 1 data point per simulation, got {self.num_points!r}")
+        if not (math.isfinite(self.x_scale) and self.x_scale > 0):
+            raise BayeslinError(f"x_scale must be positive, got {self.x_scale}")
+        if not all(math.isfinite(float(v)) for v in self.predict_at):
+            raise BayeslinError(f"predict_at values must be finite, got {self.predict_at}")
+        if self.engine == "nuts":
+            total = self.nuts.num_chains * self.nuts.num_draws
+            if total < self.num_ranks:
+                raise BayeslinError(
+                    f"NUTS keeps {total} draws per dataset (chains x draws) but SBC ranks among L={self.num_ranks}:"
+                    " need chains x draws >= L"
+                )
+            if self.nuts.num_draws < 4:
+                raise BayeslinError("SBC with NUTS needs at least 4 draws per chain (for R-hat/ESS)")
+        if not self.rhat_max > 1.0:
+            raise BayeslinError(f"rhat_max must exceed 1, got {self.rhat_max}")
+        if self.max_divergences < 0:
+            raise BayeslinError(f"max_divergences must be >= 0, got {self.max_divergences}")
+
+    def describe(self) -> dict:
+        """JSON-serialisable description (store metadata, result files)."""
+        out = asdict(self)
+        out["predict_at"] = [float(v) for v in self.predict_at]
+        if self.engine == "exact":
+            out.pop("nuts")
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Specs and simulation
+# ---------------------------------------------------------------------------------------------
+
+
+def with_prior_scale(spec: ModelSpec, scale: float) -> ModelSpec:
+    """The same spec with the weights' prior sds set to ``scale`` (an MVN keeps its correlations)."""
+    scale = float(scale)
+    if not (math.isfinite(scale) and scale > 0):
+        raise BayeslinError(f"prior scale must be positive and finite, got {scale}")
+    prior = spec.prior
+    if isinstance(prior, IndependentNormal):
+        new: WeightPrior = IndependentNormal(prior.mean, jnp.full_like(prior.scale, scale))
+    else:
+        sd = jnp.sqrt(jnp.diagonal(prior.cov))
+        factor = scale / sd
+        cov = prior.cov * factor[:, None] * factor[None, :]
+        new = MultivariateNormal(prior.mean, cov, prior.scale_tril * factor[:, None])
+    return replace(spec, prior=new)
+
+
+# ---------------------------------------------------------------------------------------------
+# Test quantities, distortion, ranks
+# ---------------------------------------------------------------------------------------------
+
+
+def quantity_names(fit_spec: ModelSpec, config: SbcConfig) -> list[str]:
+    """Names of the test quantities, in storage order: weights, [sigma], loglik, mu(x=...)."""
+    names = list(fit_spec.feature_names)
+    if not fit_spec.known_sigma:
+        names.append("sigma")
+    names.append("loglik")
+    names += [f"mu(x={v * config.x_scale:g})" for v in config.predict_at]
+    return names
+
+
+def evaluate_quantities(w: Array, sigma: Array, phi: Array, y: Array, phi_pred: Array, learn_sigma: bool) -> Array:
+    """Test quantities of parameter values.
+
+    ``w: (B, ..., d)``, ``sigma: (B, ...)``, ``phi: (B, n, d)``, ``y: (B, n)``, ``phi_pred: (m, d)``
+    -> ``(B, ..., Q)``: weights, [sigma], ``log p(y | w, sigma)`` (summed over points), ``phi_pred @ w``.
+    """
+    extra = w.ndim - 2  # sample axes between the batch axis and d
+    expand = (slice(None),) + (None,) * extra
+    mu = jnp.einsum("bnd,b...d->b...n", phi, w)
+    resid = (y[expand] - mu) / sigma[..., None]
+    loglik = jnp.sum(-0.5 * resid**2 - jnp.log(sigma)[..., None] - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
+    parts = [w]
+    if learn_sigma:
+        parts.append(sigma[..., None])
+    parts += [loglik[..., None], w @ phi_pred.T]
+    return jnp.concatenate(parts, axis=-1)
+
+
+def distort(w: Array, mean: Array, sd: Array, sd_scale: Array | float, shift_sd: Array | float) -> Array:
+    """Apply a :class:`Distortion` (traced values). ``w: (B, ..., d)``; ``mean, sd: (B, d)``.
+
+    The identity (``sd_scale = 1``, ``shift_sd = 0``) returns ``w`` unchanged, bit for bit.
+    """
+    expand = (slice(None),) + (None,) * (w.ndim - 2)
+    m, s = mean[expand], sd[expand]
+    distorted = m + sd_scale * (w - m) + shift_sd * s
+    return jnp.where((sd_scale == 1.0) & (shift_sd == 0.0), w, distorted)
+
+
+def rank_and_pit(truth: Array, draws: Array, jitter: Array, num_ranks: int) -> tuple[Array, Array]:
+    """Randomised rank and PIT of the truth among L draws (see module docstring).
+
+    ``truth: (B, Q)``, ``draws: (B, L, Q)``, ``jitter: (B, Q)`` uniforms -> rank ``(B, Q)`` int32 in
+    ``0..L``, pit ``(B, Q)`` in (0, 1).
+    """
+    less = jnp.sum(draws < truth[:, None, :], axis=1)
+    equal = jnp.sum(draws == truth[:, None, :], axis=1)
+    pit = (less + jitter * (equal + 1)) / (num_ranks + 1)
+    rank = jnp.minimum(jnp.floor(pit * (num_ranks + 1)), num_ranks).astype(jnp.int32)
+    return rank, pit
+
+
+def _jitter(seed: int, indices, num_quantities: int) -> Array:
+    keys = keyring.dataset_keys(seed, keyring.SBC_JITTER, jnp.asarray(np.asarray(indices), dtype=jnp.uint32))
+    return jax.vmap(lambda k: jax.random.uniform(k, (num_quantities,)))(keys)
+
+
+def thin_positions(total: int, num_ranks: int) -> np.ndarray:
+    """``L`` evenly spaced positions among ``total`` draws: ``floor((l + 1/2) total / L)``."""
+    return np.floor((np.arange(num_ranks) + 0.5) * total / num_ranks).astype(np.int64)
+
+
+def _bucket(num: int) -> int:
+    """Padded batch size: the next power of two (at least 64), or a multiple of 1024 above 4096."""
+    if num > 4096:
+        return -(-num // 1024) * 1024
+    return max(64, 1 << (num - 1).bit_length())
+
+
+def _known_sigma(noise: Noise) -> Array:
+    if not isinstance(noise, KnownNoise):
+        raise BayeslinError("the exact engine needs known noise (the fit spec learns sigma): use --engine nuts")
+    return noise.sigma
+
+
+# ---------------------------------------------------------------------------------------------
+# One chunk of simulations
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_specs(sim_spec: ModelSpec, fit_spec: ModelSpec) -> None:
+    if sim_spec.basis != fit_spec.basis:
+        raise BayeslinError(
+            f"simulation basis {sim_spec.basis.name} and fit basis {fit_spec.basis.name} differ:"
+            " SBC needs one parameter space"
+        )
+
+
+@partial(jax.jit, static_argnames=("basis", "num_ranks"))
+def _exact_chunk(exact_keys, jitter, fit_prior, sigma_fit, x, y, w_true, sigma_true, phi_pred, sd_scale, shift_sd,
+                 *, basis: Polynomial, num_ranks: int):
+    phi = basis(x)
+    post = exact.posterior(phi, y, fit_prior, sigma_fit)
+    draws = exact.sample_batch(exact_keys, post, num_ranks)  # (B, L, d)
+    draws = distort(draws, post.mean, post.sd, sd_scale, shift_sd)
+    sigma_draws = jnp.broadcast_to(sigma_fit, draws.shape[:-1]).astype(draws.dtype)
+    q_draws = evaluate_quantities(draws, sigma_draws, phi, y, phi_pred, learn_sigma=False)  # (B, L, Q)
+    q_true = evaluate_quantities(w_true, sigma_true, phi, y, phi_pred, learn_sigma=False)  # (B, Q)
+    rank, pit = rank_and_pit(q_true, q_draws, jitter, num_ranks)
+    return rank, pit, q_true, q_draws.mean(1), q_draws.std(1, ddof=1)
+
+
+@partial(jax.jit, static_argnames=("learn_sigma",))
+def _nuts_quantities(w, sigma, phi, y, w_true, sigma_true, phi_pred, sd_scale, shift_sd, *, learn_sigma: bool):
+    mean = w.mean(axis=(1, 2))
+    sd = w.std(axis=(1, 2))
+    w = distort(w, mean, sd, sd_scale, shift_sd)
+    return evaluate_quantities(w, sigma, phi, y, phi_pred, learn_sigma), evaluate_quantities(
+        w_true, sigma_true, phi, y, phi_pred, learn_sigma
+    )
+
+
+def _linear_coefficients(fit_spec: ModelSpec, config: SbcConfig, phi_pred: Array) -> np.ndarray:
+    """Rows ``a`` with quantity ``= a @ w`` (weights, mean function); NaN rows for the others."""
+    dim = fit_spec.basis.dim
+    rows = [np.eye(dim)]
+    if not fit_spec.known_sigma:
+        rows.append(np.full((1, dim), np.nan))
+    rows += [np.full((1, dim), np.nan), np.asarray(phi_pred, dtype=float)]
+    return np.concatenate(rows)
+
+
+def _ks_normal(samples: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """KS distance of ``samples: (..., N)`` from ``N(mean, sd)`` (``mean, sd: (...)``)."""
+    n = samples.shape[-1]
+    cdf = ndtr((np.sort(samples, axis=-1) - mean[..., None]) / sd[..., None])
+    grid = np.arange(1, n + 1) / n
+    return np.maximum((grid - cdf).max(-1), (cdf - (grid - 1.0 / n)).max(-1))
+
+
+def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | None = None,
+              config: SbcConfig = SbcConfig()) -> xr.Dataset:
+    """Run SBC for the simulations ``indices: (B,)`` (global) -> ``xr.Dataset`` with dims
+    ``(dataset, quantity)``.
+
+    Variables: ``rank`` (int, 0..L), ``pit``, ``truth``, ``post_mean``, ``post_sd`` (over all draws
+    used) and ``gate_ok`` (dataset). NUTS adds ``rhat``, ``ess_bulk``, ``ess_tail``,
+    ``divergences`` and, when the fit has known noise, the comparison with the exact posterior:
+    ``exact_mean``, ``exact_sd``, ``mcse`` and ``ks`` (NaN for non-linear quantities).
+    """
+    fit_spec = sim_spec if fit_spec is None else fit_spec
+    _check_specs(sim_spec, fit_spec)
+    indices = np.asarray(indices, dtype=np.int64)
+    num_datasets = len(indices)
+    if config.engine == "exact":  # pad to a bucket size so that few shapes get compiled; sliced off below
+        indices = np.concatenate([indices, np.full(_bucket(num_datasets) - num_datasets, indices[-1])])
+    names = quantity_names(fit_spec, config)
+    num_q, num_ranks = len(names), config.num_ranks
+    scale, shift = (jnp.asarray(v, dtype=jnp.float32) for v in (config.distortion.sd_scale,
+                                                                config.distortion.shift_sd))
+    data = simulate.prior_data(seed, indices, sim_spec, config.num_points, config.x_scale)
+    phi_pred = fit_spec.basis(jnp.asarray(config.predict_at, dtype=data.x.dtype) * config.x_scale)
+    jitter = _jitter(seed, indices, num_q)
+    idx32 = jnp.asarray(indices, dtype=jnp.uint32)
+    out: dict[str, tuple] = {}
+    if config.engine == "exact":
+        sigma_fit = _known_sigma(fit_spec.noise)
+        rank, pit, truth, post_mean, post_sd = _exact_chunk(
+            keyring.dataset_keys(seed, keyring.EXACT, idx32), jitter, fit_spec.prior, sigma_fit,
+            data.x, data.y, data.w, data.sigma, phi_pred, scale, shift,
+            basis=fit_spec.basis, num_ranks=num_ranks,
+        )
+        rank, pit, truth, post_mean, post_sd = (np.asarray(a)[:num_datasets] for a in
+                                                (rank, pit, truth, post_mean, post_sd))
+        indices = indices[:num_datasets]
+        gate_ok = np.ones(num_datasets, dtype=bool)
+    else:
+        phi = fit_spec.basis(data.x)
+        result = reparam.sampler_for(fit_spec)(seed, phi, data.y, fit_spec.prior, fit_spec.noise, config.nuts,
+                                               dataset_indices=idx32, draw_stats=False)
+        w = result.samples["w"]
+        learn_sigma = not fit_spec.known_sigma
+        sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])
+        q_draws, truth = _nuts_quantities(w, sigma.astype(w.dtype), phi, data.y, data.w, data.sigma, phi_pred,
+                                          scale, shift, learn_sigma=learn_sigma)
+        q_draws = np.moveaxis(np.asarray(q_draws), -1, 1)  # (B, Q, C, S)
+        diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["divergences"],
+                                                                    jitter, config)
+        post_mean, post_sd = flat.mean(-1), flat.std(-1, ddof=1)
+        for name in ("rhat", "ess_bulk", "ess_tail"):
+            out[name] = (("dataset", "quantity"), diag[name].astype(np.float32))
+        out["divergences"] = (("dataset",), divergences.astype(np.int32))
+        if fit_spec.known_sigma:
+            out.update(_compare_exact(flat, diag["mcse_mean"], phi, data.y, fit_spec, config, phi_pred))
+    out.update(
+        rank=(("dataset", "quantity"), np.asarray(rank, dtype=np.int32)),
+        pit=(("dataset", "quantity"), np.asarray(pit, dtype=np.float64)),
+        truth=(("dataset", "quantity"), np.asarray(truth, dtype=np.float64)),
+        post_mean=(("dataset", "quantity"), np.asarray(post_mean, dtype=np.float64)),
+        post_sd=(("dataset", "quantity"), np.asarray(post_sd, dtype=np.float64)),
+        gate_ok=(("dataset",), np.asarray(gate_ok, dtype=bool)),
+    )
+    return xr.Dataset(out, coords={"dataset": indices, "quantity": names})
+
+
+def gate_and_rank(q_draws: np.ndarray, truth: Array, chain_divergences: Array, jitter: Array, config: SbcConfig):
+    """The convergence gate and the ranks of NUTS draws of the test quantities (any model).
+
+    ``q_draws: (B, Q, C, S)``, ``truth: (B, Q)``, ``chain_divergences: (B, C)`` (the engine's ``draw_stats=False``
+    summary ``divergences``), ``jitter: (B, Q)``.
+    Returns ``(diag, divergences, gate_ok, flat, rank, pit)``: :func:`~bayeslin_jax.diagnostics.host.chain_diagnostics`
+    of each quantity ``(B, Q)``, divergences ``(B,)``, the gate (R-hat <= ``rhat_max``, min bulk/tail ESS >= L,
+    divergences <= ``max_divergences``) ``(B,)``, the draws ``(B, Q, C*S)`` chain-major, and rank and PIT
+    ``(B, Q)`` among ``L`` evenly thinned draws.
+    """
+    num_ranks = config.num_ranks
+    diag = chain_diagnostics(q_draws)
+    chain_divergences = np.asarray(chain_divergences)
+    if chain_divergences.shape != q_draws.shape[:1] + q_draws.shape[2:3]:  # per-draw flags would reduce wrongly
+        raise BayeslinError(f"gate_and_rank: chain_divergences must be (B, C) = {(q_draws.shape[0], q_draws.shape[2])},"
+                            f" got {chain_divergences.shape}")
+    divergences = chain_divergences.sum(axis=1)
+    ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
+    gate_ok = (
+        (np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= config.rhat_max)
+        & (np.nan_to_num(ess_min, nan=0.0) >= num_ranks)
+        & (divergences <= config.max_divergences)
+    )
+    flat = q_draws.reshape(*q_draws.shape[:2], -1)  # (B, Q, C*S), chain-major
+    thinned = np.moveaxis(flat[..., thin_positions(flat.shape[-1], num_ranks)], 1, 2)  # (B, L, Q)
+    rank, pit = jax.jit(rank_and_pit, static_argnames="num_ranks")(truth, thinned, jitter, num_ranks=num_ranks)
+    return diag, divergences, gate_ok, flat, rank, pit
+
+
+def _compare_exact(flat: np.ndarray, mcse: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec,
+                   config: SbcConfig, phi_pred: Array) -> dict[str, tuple]:
+    """NUTS draws vs the exact posterior, for the quantities linear in ``w``.
+
+    ``flat: (B, Q, C*S)`` draws, ``mcse: (B, Q)`` their MCSE of the mean.
+    """
+    post = exact.posterior(phi, y, fit_spec.prior, fit_spec.noise.sigma)
+    coef = _linear_coefficients(fit_spec, config, phi_pred)  # (Q, d)
+    linear = ~np.isnan(coef).any(-1)
+    a = np.where(linear[:, None], coef, 0.0)
+    mean = np.einsum("qd,bd->bq", a, np.asarray(post.mean, dtype=float))
+    sd = np.sqrt(np.einsum("qd,bde,qe->bq", a, np.asarray(post.cov, dtype=float), a))
+    mean[:, ~linear], sd[:, ~linear] = np.nan, np.nan
+    num_b, num_q = flat.shape[:2]
+    ks = np.full((num_b, num_q), np.nan)
+    ks[:, linear] = _ks_normal(flat[:, linear].astype(float), mean[:, linear], sd[:, linear])
+    dims = ("dataset", "quantity")
+    return {"exact_mean": (dims, mean), "exact_sd": (dims, sd), "mcse": (dims, mcse), "ks": (dims, ks)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Many chunks
+# ---------------------------------------------------------------------------------------------
+
+
+def default_chunk_size(config: SbcConfig) -> int:
+    """Simulations per chunk: large for the exact engine, a few minutes of CPU NUTS otherwise."""
+    if config.engine == "exact":
+        return 10_000
+    return 1000 if jax.default_backend() != "cpu" else 200
+
+
+SBC_KIND = "sbc"
+
+
+def store_meta(seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec, config: SbcConfig) -> dict:
+    """Identity of an SBC run (what a resumed store must match)."""
+    return {
+        "kind": SBC_KIND,
+        "seed": int(seed),
+        "sim_spec": sim_spec.describe(),
+        "fit_spec": fit_spec.describe(),
+        "config": config.describe(),
+        "x64": bool(jax.config.jax_enable_x64),
+        "versions": versions(),
+    }
+
+
+def run_sbc(
+    num_simulations: int,
+    *,
+    seed: int = 0,
+    sim_spec: ModelSpec,
+    fit_spec: ModelSpec | None = None,
+    config: SbcConfig = SbcConfig(),
+    chunk_size: int | None = None,
+    store: str | Path | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """SBC over simulations ``0 .. num_simulations - 1``.
+
+    With ``store`` the chunks go through :func:`bayeslin_jax.workflows.store.run_chunked` (resumable zarr
+    store, tqdm bar); without, they are computed in memory. Returns the per-simulation dataset of
+    :func:`sbc_chunk` (loaded) with attrs ``meta`` (JSON of :func:`store_meta`).
+    """
+    fit_spec = sim_spec if fit_spec is None else fit_spec
+    _check_specs(sim_spec, fit_spec)
+    if config.engine == "exact":
+        _known_sigma(fit_spec.noise)
+    validation.integer("number of simulations", num_simulations)
+    chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
+    validation.integer("chunk size", chunk_size)
+    meta = store_meta(seed, sim_spec, fit_spec, config)
+
+    def compute(indices: np.ndarray) -> xr.Dataset:
+        return sbc_chunk(indices, seed=seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config)
+
+    return run_chunks(compute, int(num_simulations), int(chunk_size), meta=meta, store=store, progress=progress)
+
+
+def run_chunks(compute, num_simulations: int, chunk_size: int, *, meta: dict, store: str | Path | None = None,
+               progress: bool = False) -> xr.Dataset:
+    """``compute(indices)`` over simulations ``0 .. num_simulations - 1`` in chunks: through the
+    resumable store (:func:`bayeslin_jax.workflows.store.run_chunked`) when ``store`` is given, else in memory.
+    Returns the concatenated dataset (loaded) with attrs ``meta`` (JSON)."""
+    if store is not None:
+        ds = run_chunked(store, meta=meta, num_items=num_simulations, chunk_size=chunk_size,
+                         compute=compute, progress=progress, desc="simulations").load()
+    else:
+        parts = []
+        with tqdm(total=num_simulations, desc="simulations", disable=not progress) as bar:
+            for start in range(0, num_simulations, chunk_size):
+                stop = min(start + chunk_size, num_simulations)
+                parts.append(compute(np.arange(start, stop, dtype=np.int64)))
+                bar.update(stop - start)
+        ds = xr.concat(parts, dim="dataset") if len(parts) > 1 else parts[0]
+    ds.attrs["meta"] = json.dumps(meta)
+    return ds
+
+
+def open_sbc(path: str | Path) -> xr.Dataset:
+    """Open an SBC store written by :func:`run_sbc` (every chunk verified; loaded), attrs ``meta`` (JSON).
+
+    A damaged chunk raises :class:`~bayeslin_jax.core.errors.StoreError` naming it; an incomplete store
+    or one that is not an SBC store raises :class:`BayeslinError`.
+    """
+    meta = read_identity(path).get("meta", {})
+    if meta.get("kind") != SBC_KIND:
+        raise BayeslinError(f"{path} is not an SBC store (kind {meta.get('kind')!r})")
+    ds = open_store(path).load()
+    ds.attrs["meta"] = json.dumps(meta)
+    return ds
+
+
+def _sbc_sites(model: Model, sites: ModelSites) -> tuple[str, ...]:
+    chosen = sites.kept if model.quantities is None else model.quantities
+    missing = [s for s in chosen if s not in sites.kept]
+    if missing:
+        raise BayeslinError(f"SBC quantity site(s) {missing} are not sites of model {model.name!r}")
+    return tuple(chosen)
+
+
+def model_quantity_names(model: Model, sites: ModelSites) -> list[str]:
+    """Names of the test quantities: every element of the SBC sites, then ``loglik``."""
+    shapes = dict(zip(sites.kept, sites.shapes, strict=True))
+    names: list[str] = []
+    for site in _sbc_sites(model, sites):
+        shape = shapes[site]
+        if site == model.feature_site and len(shape) == 1 and len(model.feature_names) == shape[0]:
+            names += list(model.feature_names)
+        elif not shape:
+            names.append(site)
+        else:
+            names += [f"{site}[{','.join(map(str, k))}]" for k in np.ndindex(*shape)]
+    return [*names, "loglik"]
+
+
+def _quantities(model: Model, sites: ModelSites, values: dict[str, Array], x: Array, y: Array) -> Array:
+    """``values[site]: (B, C, S, ...)`` -> ``(B, C, S, Q)`` in :func:`model_quantity_names` order."""
+    batch = values[sites.latent[0][0]].shape[:3]
+    parts = [jnp.reshape(values[s], (*batch, -1)).astype(jnp.float32) for s in _sbc_sites(model, sites)]
+    latent = tuple(name for name, _ in sites.latent)
+    loglik = pointwise_log_likelihood(model, values, x, y, latent).sum(-1)
+    return jnp.concatenate([*parts, loglik[..., None]], axis=-1)
+
+
+def model_sbc_chunk(indices, *, seed: int, model: Model, fit_model: Model | None = None,
+                    config: SbcConfig | None = None) -> xr.Dataset:
+    """SBC for simulations ``indices: (B,)`` -> ``xr.Dataset`` with dims ``(dataset, quantity)``.
+
+    Variables: ``rank`` (0..L), ``pit``, ``truth``, ``post_mean``, ``post_sd``, ``rhat``, ``ess_bulk``,
+    ``ess_tail``, ``divergences`` (dataset) and ``gate_ok`` (dataset), as :func:`sbc_chunk`.
+    """
+    config = SbcConfig() if config is None else config
+    if config.engine != "nuts":
+        raise BayeslinError("SBC of a general model needs the NUTS engine (no exact posterior)")
+    fit = model if fit_model is None else fit_model
+    indices = np.asarray(indices, dtype=np.int64)
+    data = simulate_model(seed, indices, model, config.num_points, config.x_scale)
+    inputs = fit.design(data.x)
+    sites = inspect_model(fit, inputs, data.y)
+    missing = [name for name, _ in sites.latent if name not in data.truth]
+    if missing:
+        raise BayeslinError(f"the simulation model draws no truth for the fit model's latent site(s) {missing}")
+    names = model_quantity_names(fit, sites)
+    idx32 = jnp.asarray(indices, dtype=jnp.uint32)
+    result = sample_model(seed, inputs, data.y, fit, config.nuts, dataset_indices=idx32, sites=sites,
+                          draw_stats=False)
+    q_draws = np.moveaxis(np.asarray(_quantities(fit, sites, result.samples, inputs, data.y)), -1, 1)  # (B,Q,C,S)
+    truth_values = {k: v[:, None, None] for k, v in data.truth.items() if k in sites.kept}
+    truth = np.asarray(_quantities(fit, sites, truth_values, inputs, data.y))[:, 0, 0]  # (B, Q)
+    jitter = _jitter(seed, indices, len(names))
+    diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["divergences"], jitter,
+                                                                config)
+    dims = ("dataset", "quantity")
+    out = {name: (dims, diag[name].astype(np.float32)) for name in ("rhat", "ess_bulk", "ess_tail")}
+    out.update(
+        divergences=(("dataset",), divergences.astype(np.int32)),
+        rank=(dims, np.asarray(rank, dtype=np.int32)),
+        pit=(dims, np.asarray(pit, dtype=np.float64)),
+        truth=(dims, truth.astype(np.float64)),
+        post_mean=(dims, flat.mean(-1).astype(np.float64)),
+        post_sd=(dims, flat.std(-1, ddof=1).astype(np.float64)),
+        gate_ok=(("dataset",), np.asarray(gate_ok, dtype=bool)),
+    )
+    return xr.Dataset(out, coords={"dataset": indices, "quantity": names})
+
+
+def model_sbc_meta(seed: int, model: Model, fit_model: Model, config: SbcConfig) -> dict:
+    """Identity of a general-model SBC run (what a resumed store must match)."""
+    dap = list(fit_model.feature_names if fit_model.dap_quantities is None else fit_model.dap_quantities)
+    return {
+        "kind": "sbc",
+        "seed": int(seed),
+        "sim_model": model.describe(),
+        "fit_model": fit_model.describe(),
+        "config": config.describe(),
+        "dap_quantities": dap,
+        "x64": bool(jax.config.jax_enable_x64),
+        "versions": versions(),
+    }
+
+
+def run_model_sbc(
+    num_simulations: int,
+    *,
+    model: Model,
+    seed: int = 0,
+    fit_model: Model | None = None,
+    config: SbcConfig | None = None,
+    chunk_size: int | None = None,
+    store: str | Path | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """SBC of ``model`` over simulations ``0 .. num_simulations - 1`` (see the module docstring).
+
+    ``fit_model``: fit with another model (e.g. a wrong prior, to show the checks have power).
+    With ``store`` the chunks go to a resumable zarr store (:func:`bayeslin_jax.workflows.store.run_chunked`).
+    Returns the per-simulation dataset with attrs ``meta`` (JSON); summarize it with
+    :func:`bayeslin_jax.workflows.sbc.stats.summarize`.
+    """
+    fit = model if fit_model is None else fit_model
+    config = SbcConfig() if config is None else config
+    validation.integer("number of simulations", num_simulations)
+    chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
+    validation.integer("chunk size", chunk_size)
+    meta = model_sbc_meta(seed, model, fit, config)
+
+    def compute(indices: np.ndarray) -> xr.Dataset:
+        return model_sbc_chunk(indices, seed=seed, model=model, fit_model=fit, config=config)
+
+    return run_chunks(compute, int(num_simulations), int(chunk_size), meta=meta, store=store, progress=progress)
+
+
+__all__ = [
+    "ENGINES",
+    "Distortion",
+    "SbcConfig",
+    "default_chunk_size",
+    "distort",
+    "evaluate_quantities",
+    "model_quantity_names",
+    "model_sbc_chunk",
+    "model_sbc_meta",
+    "open_sbc",
+    "quantity_names",
+    "rank_and_pit",
+    "run_chunks",
+    "run_model_sbc",
+    "run_sbc",
+    "sbc_chunk",
+    "store_meta",
+    "thin_positions",
+    "with_prior_scale",
+]

@@ -1,0 +1,354 @@
+"""Diagnostics over a whole simulation study: text summary, figure and the datasets that failed.
+
+Checks per dataset (thresholds in :class:`Checks`): R-hat, bulk/tail ESS, divergences, tree-depth
+saturation and, for known noise, agreement of the NUTS mean with the exact posterior mean in
+units of its Monte-Carlo standard error. The standardized error ``(NUTS mean - exact mean) /
+exact sd`` is summarised across datasets: its spread should be about ``1 / sqrt(ESS)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+from scipy import stats
+
+from bayeslin_jax.core.data import strict_json
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.workflows.studies.run import open_study, throughput
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Thresholds a dataset must meet (defaults follow Vehtari et al. 2021 and Stan)."""
+
+    max_rhat: float = 1.01
+    min_ess_per_chain: float = 100.0
+    max_divergences: int = 0
+    max_tree_depth_hits: int = 0
+    max_abs_mcse_z: float = 5.0  # |NUTS mean - exact mean| / MCSE; 5 -> ~6e-7 false alarms per value
+
+
+def _params(ds: xr.Dataset) -> list[tuple[str, xr.DataArray, xr.DataArray, xr.DataArray]]:
+    """``(name, rhat, ess_bulk, ess_tail)`` for each weight and, if sampled, sigma."""
+    out = [(str(f), ds["rhat"].sel(feature=f), ds["ess_bulk"].sel(feature=f), ds["ess_tail"].sel(feature=f))
+           for f in ds["feature"].values]
+    if "sigma_rhat" in ds:
+        out.append(("sigma", ds["sigma_rhat"], ds["sigma_ess_bulk"], ds["sigma_ess_tail"]))
+    return out
+
+
+def standardized_error(ds: xr.Dataset) -> xr.DataArray | None:
+    """``(NUTS mean - exact mean) / exact sd``, ``(dataset, feature)``; None without an exact posterior."""
+    if "exact_mean" not in ds:
+        return None
+    return (ds["nuts_mean"] - ds["exact_mean"]) / ds["exact_sd"]
+
+
+def mcse_error(ds: xr.Dataset) -> xr.DataArray | None:
+    """``(NUTS mean - exact mean) / MCSE``: ~N(0, 1) when NUTS and its MCSE are right."""
+    if "exact_mean" not in ds:
+        return None
+    return (ds["nuts_mean"] - ds["exact_mean"]) / ds["mcse_mean"]
+
+
+def failed_checks(ds: xr.Dataset, checks: Checks = Checks()) -> xr.Dataset:
+    """Boolean ``(dataset,)`` per check (True = failed) plus ``any``."""
+    num_chains = ds.sizes.get("chain", 1)
+    min_ess = checks.min_ess_per_chain * num_chains
+    # NaN propagates (skipna=False, maximum/minimum): a NaN diagnostic of any parameter fails the dataset
+    rhat = ds["rhat"].max("feature", skipna=False)
+    ess_bulk = ds["ess_bulk"].min("feature", skipna=False)
+    ess_tail = ds["ess_tail"].min("feature", skipna=False)
+    if "sigma_rhat" in ds:
+        rhat = np.maximum(rhat, ds["sigma_rhat"])
+        ess_bulk = np.minimum(ess_bulk, ds["sigma_ess_bulk"])
+        ess_tail = np.minimum(ess_tail, ds["sigma_ess_tail"])
+    out = xr.Dataset(
+        {
+            "rhat": ~(rhat <= checks.max_rhat),  # NaN fails
+            "ess_bulk": ~(ess_bulk >= min_ess),
+            "ess_tail": ~(ess_tail >= min_ess),
+            "divergences": ds["divergences"] > checks.max_divergences,
+            "tree_depth": ds["max_tree_depth_hits"] > checks.max_tree_depth_hits,
+        }
+    )
+    z = mcse_error(ds)
+    if z is not None:
+        out["exact_mismatch"] = ~(np.abs(z) <= checks.max_abs_mcse_z).all("feature")
+    out["any"] = sum(out[name] for name in list(out.data_vars)) > 0
+    return out
+
+
+def _quantiles(values, probs=(0.0, 0.01, 0.5, 0.99, 1.0)) -> dict[str, float]:
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {f"q{int(p * 100)}": math.nan for p in probs}
+    return {("min" if p == 0 else "max" if p == 1 else f"q{int(p * 100)}"): float(np.quantile(v, p)) for p in probs}
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """Everything :func:`summarize` concludes about a study; ``table()`` for people, ``to_dict()`` for JSON.
+
+    ``failed``: per-dataset booleans, one variable per check plus ``any`` (dim ``dataset``).
+    """
+
+    summary: dict
+    failed: xr.Dataset
+
+    @property
+    def passed(self) -> bool:
+        """No dataset failed a check."""
+        return self.summary["failed"]["count"] == 0
+
+    def table(self, max_listed: int = 20) -> str:
+        """The plain-text report (settings, R-hat/ESS distributions, exact agreement, failures)."""
+        return format_text(self.summary, max_listed)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (settings, diagnostics distributions, exact agreement, failed datasets)."""
+        return json.loads(strict_json(self.summary))
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Strict JSON of :meth:`to_dict` (non-finite numbers null, listed under ``non_finite``)."""
+        text = strict_json(self.summary)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def failed_csv(self) -> str:
+        """One row per failed dataset: its index and a 0/1 column per check."""
+        checks = [name for name in self.failed.data_vars if name != "any"]
+        rows = ["dataset," + ",".join(checks)]
+        for pos in np.flatnonzero(self.failed["any"].values):
+            rows.append(f"{int(self.failed['dataset'].values[pos])}," + ",".join(
+                str(int(self.failed[n].values[pos])) for n in checks))
+        return "\n".join(rows) + "\n"
+
+
+def summarize(ds: xr.Dataset, checks: Checks = Checks()) -> StudyReport:
+    """Summarise a study (from :func:`~bayeslin_jax.workflows.studies.open_study`) against ``checks``.
+
+    Returns a :class:`StudyReport`: settings, R-hat/ESS distributions, divergences, tree depth, exact
+    agreement (known noise) and the datasets that failed a check.
+    """
+    failed = failed_checks(ds, checks)
+    return StudyReport(_summary(ds, checks, failed), failed)
+
+
+def _summary(ds: xr.Dataset, checks: Checks, failed: xr.Dataset) -> dict:
+    """JSON-able summary of a study: settings, diagnostics distributions, exact agreement, failures."""
+    meta = ds.attrs.get("meta", {})
+    num_chains = ds.sizes.get("chain", 1)
+    min_ess = checks.min_ess_per_chain * num_chains
+    params = {}
+    for name, rhat, bulk, tail in _params(ds):
+        params[name] = {
+            "rhat": {**_quantiles(rhat), "n_above": int((~(rhat <= checks.max_rhat)).sum())},
+            "ess_bulk": {**_quantiles(bulk), "n_below": int((~(bulk >= min_ess)).sum())},
+            "ess_tail": {**_quantiles(tail), "n_below": int((~(tail >= min_ess)).sum())},
+        }
+    divergences = ds["divergences"].values
+    summary = {
+        "datasets": int(ds.sizes["dataset"]),
+        "complete": bool(ds.attrs.get("complete", True)),
+        "settings": {k: meta.get(k) for k in ("spec", "nuts", "seed", "simulator", "num_datasets")},
+        "versions": meta.get("versions"),
+        "devices": sorted({d for r in ds.attrs.get("runs", []) for d in r.get("devices", [])}),
+        "checks": asdict(checks) | {"min_ess": min_ess},
+        "params": params,
+        "divergences": {
+            "datasets_with_any": int((divergences > 0).sum()),
+            "total": int(divergences.sum()),
+            "max": int(divergences.max()),
+        },
+        "tree_depth": {
+            "datasets_hitting_max": int((ds["max_tree_depth_hits"].values > 0).sum()),
+            "mean_depth": _quantiles(ds["mean_tree_depth"]),
+            "mean_leapfrog_per_draw": float(ds["mean_leapfrog"].mean()),
+        },
+        "failed": {
+            "count": int(failed["any"].sum()),
+            **{name: int(failed[name].sum()) for name in failed.data_vars if name != "any"},
+            "datasets": [int(i) for i in ds["dataset"].values[failed["any"].values]],
+        },
+    }
+    if ds.attrs.get("paths"):
+        summary["throughput"] = throughput(ds)
+    memory = peak_memory(ds.attrs.get("runs", []))
+    if memory:
+        summary["memory"] = memory
+    z = standardized_error(ds)
+    if z is not None:
+        zm = mcse_error(ds)
+        exact = {}
+        for feature in ds["feature"].values:
+            zf = z.sel(feature=feature).values
+            zmf = zm.sel(feature=feature).values
+            ess = ds["ess_bulk"].sel(feature=feature).values
+            ratio = (ds["nuts_sd"] / ds["exact_sd"]).sel(feature=feature).values
+            exact[str(feature)] = {
+                "std_error": {"mean": float(np.mean(zf)), "sd": float(np.std(zf, ddof=1)) if zf.size > 1 else math.nan,
+                              **_quantiles(zf), "max_abs": float(np.max(np.abs(zf)))},
+                # Expected sd of the standardized error if NUTS draws were ESS independent exact draws:
+                "expected_sd": float(np.sqrt(np.mean(1.0 / ess))),
+                "mcse_z": {"mean": float(np.mean(zmf)), "sd": float(np.std(zmf, ddof=1)) if zmf.size > 1 else math.nan,
+                           "frac_abs_gt_3": float(np.mean(np.abs(zmf) > 3)), "expected_frac_abs_gt_3": 0.0027},
+                "sd_ratio": _quantiles(ratio),
+            }
+        summary["exact"] = exact
+    return summary
+
+
+def peak_memory(runs: list[dict]) -> dict[str, float | None]:
+    """The largest peak host RSS and device memory over a study's run records (bytes, and per dataset).
+
+    Empty when no record has them (stores written before they were recorded).
+    """
+    runs = [r for r in runs if r.get("peak_rss_bytes") is not None]
+    if not runs:
+        return {}
+    out = {}
+    for key in ("peak_rss_bytes", "peak_device_bytes"):
+        known = [r for r in runs if r.get(key) is not None]
+        top = max(known, key=lambda r, key=key: r[key]) if known else None
+        out[key] = None if top is None else int(top[key])
+        out[f"{key}_per_dataset"] = None if top is None else float(top[f"{key}_per_dataset"])
+    return out
+
+
+def _fmt(x: float) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "nan"
+    return f"{x:.4g}"
+
+
+def format_text(summary: dict, max_listed: int = 20) -> str:
+    """Human-readable report of :func:`summarize`'s output."""
+    s = summary["settings"]
+    lines = [
+        "bayeslin study report",
+        "=====================",
+        f"datasets: {summary['datasets']}" + ("" if summary["complete"] else " (INCOMPLETE store)"),
+        f"model: {json.dumps(s['spec'])}",
+        f"sampler: {json.dumps(s['nuts'])}",
+        f"seed {s['seed']}, simulator {json.dumps(s['simulator'])}",
+        f"versions: {json.dumps(summary['versions'])}; devices: {', '.join(summary['devices'])}",
+    ]
+    if "throughput" in summary:
+        t = summary["throughput"]
+        lines.append(f"compute: {_fmt(t['seconds'])} s, {_fmt(t['datasets_per_s'])} datasets/s, "
+                     f"{_fmt(1e3 * t['s_per_dataset'])} ms per dataset")
+    if "memory" in summary:
+        m = summary["memory"]
+        device = ("not reported (CPU)" if m["peak_device_bytes"] is None else
+                  f"{_fmt(m['peak_device_bytes'] / 2**20)} MiB ({_fmt(m['peak_device_bytes_per_dataset'] / 2**10)} "
+                  "KiB per dataset of a chunk)")
+        lines.append(f"peak memory: host RSS {_fmt(m['peak_rss_bytes'] / 2**20)} MiB "
+                     f"({_fmt(m['peak_rss_bytes_per_dataset'] / 2**10)} KiB per dataset of a chunk); device {device}")
+    c = summary["checks"]
+    lines += ["", f"R-hat and ESS across datasets (fail: R-hat > {c['max_rhat']}, ESS < {_fmt(c['min_ess'])})",
+              f"{'param':<8}{'stat':<10}{'min':>10}{'1%':>10}{'median':>10}{'99%':>10}{'max':>10}{'failed':>8}"]
+    for name, p in summary["params"].items():
+        for stat, key in (("rhat", "n_above"), ("ess_bulk", "n_below"), ("ess_tail", "n_below")):
+            q = p[stat]
+            cells = "".join(f"{_fmt(q[k]):>10}" for k in ("min", "q1", "q50", "q99", "max"))
+            lines.append(f"{name:<8}{stat:<10}{cells}{q[key]:>8}")
+    d, t = summary["divergences"], summary["tree_depth"]
+    lines += ["", f"divergences: {d['datasets_with_any']} datasets with any, {d['total']} in total (max {d['max']})",
+              f"tree depth: {t['datasets_hitting_max']} datasets hit the maximum; median mean depth "
+              f"{_fmt(t['mean_depth']['q50'])}, {_fmt(t['mean_leapfrog_per_draw'])} leapfrog steps per draw"]
+    if "exact" in summary:
+        lines += ["", "NUTS vs exact posterior: standardized error z = (NUTS mean - exact mean) / exact sd",
+                  f"{'feature':<8}{'mean z':>10}{'sd z':>10}{'expected':>10}{'max |z|':>10}"
+                  f"{'sd(z/mcse)':>12}{'|z/mcse|>3':>12}{'sd ratio':>10}"]
+        for name, e in summary["exact"].items():
+            z, zm = e["std_error"], e["mcse_z"]
+            lines.append(f"{name:<8}{_fmt(z['mean']):>10}{_fmt(z['sd']):>10}{_fmt(e['expected_sd']):>10}"
+                         f"{_fmt(z['max_abs']):>10}{_fmt(zm['sd']):>12}{zm['frac_abs_gt_3']:>12.4f}"
+                         f"{_fmt(e['sd_ratio']['q50']):>10}")
+        lines.append("(expected: sd z ~ sqrt(mean 1/ESS); z/mcse ~ N(0, 1), so sd ~ 1 and 0.27% beyond 3; "
+                     "sd ratio = NUTS sd / exact sd, median)")
+    else:
+        lines += ["", "no exact posterior (unknown noise): NUTS-vs-exact comparison skipped"]
+    f = summary["failed"]
+    per_check = ", ".join(f"{k} {v}" for k, v in f.items() if k not in ("count", "datasets"))
+    lines += ["", f"failed checks: {f['count']} of {summary['datasets']} datasets ({per_check})"]
+    if f["datasets"]:
+        shown = ", ".join(str(i) for i in f["datasets"][:max_listed])
+        more = f" ... (+{len(f['datasets']) - max_listed}, see failed.csv)" if len(f["datasets"]) > max_listed else ""
+        lines.append(f"failed datasets: {shown}{more}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(ds: xr.Dataset, checks: Checks = Checks()) -> Figure:
+    """2x3 panels: R-hat, bulk ESS, tail ESS, divergences, standardized error, error / MCSE."""
+    bins = int(np.clip(2 * np.sqrt(ds.sizes["dataset"]), 5, 60))
+    fig = Figure(figsize=(15, 8.5), layout="constrained")
+    axes = fig.subplots(2, 3)
+    params = _params(ds)
+    min_ess = checks.min_ess_per_chain * ds.sizes.get("chain", 1)
+    for ax, idx, title, line in ((axes[0, 0], 1, "R-hat", checks.max_rhat), (axes[0, 1], 2, "bulk ESS", min_ess),
+                                 (axes[0, 2], 3, "tail ESS", min_ess)):
+        for p in params:
+            values = np.asarray(p[idx]).ravel()
+            values = values[np.isfinite(values)]
+            if values.size:
+                ax.hist(values, bins=bins, histtype="step", label=p[0])
+        ax.axvline(line, color="k", ls="--", lw=1, label="threshold")
+        ax.set(title=f"{title} across datasets", xlabel=title, ylabel="datasets")
+        ax.legend(fontsize=8)
+    div = ds["divergences"].values
+    counts = np.bincount(np.minimum(div, 10), minlength=11)
+    ax = axes[1, 0]
+    ax.bar(np.arange(11), counts, color="tab:red")
+    ax.set_xticks(np.arange(11), [*map(str, range(10)), "10+"])
+    ax.set(title=f"divergences per dataset ({int((div > 0).sum())} datasets with any)", xlabel="divergences",
+           ylabel="datasets")
+    z, zm = standardized_error(ds), mcse_error(ds)
+    if z is None:
+        for ax in axes[1, 1:]:
+            ax.text(0.5, 0.5, "no exact posterior\n(unknown noise)", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+        return fig
+    ax = axes[1, 1]
+    for feature in ds["feature"].values:
+        ax.hist(z.sel(feature=feature).values, bins=bins, histtype="step", density=True, label=str(feature))
+    expected_sd = float(np.sqrt(np.mean(1.0 / ds["ess_bulk"].values)))
+    grid = np.linspace(-4 * expected_sd, 4 * expected_sd, 200)
+    ax.plot(grid, stats.norm.pdf(grid, scale=expected_sd), "k--", lw=1, label=f"N(0, {expected_sd:.3g}) expected")
+    ax.set(title="standardized error (NUTS mean - exact mean) / exact sd", xlabel="z", ylabel="density")
+    ax.legend(fontsize=8)
+    ax = axes[1, 2]
+    for feature in ds["feature"].values:
+        ax.hist(zm.sel(feature=feature).values, bins=bins, histtype="step", density=True, label=str(feature))
+    grid = np.linspace(-4, 4, 200)
+    ax.plot(grid, stats.norm.pdf(grid), "k--", lw=1, label="N(0, 1)")
+    ax.set(title="(NUTS mean - exact mean) / MCSE", xlabel="z / MCSE", ylabel="density")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def write_report(source: str | Path | xr.Dataset, out_dir: str | Path, checks: Checks = Checks(),
+                 allow_incomplete: bool = False) -> dict[str, Path]:
+    """Write ``report.txt``, ``report.json``, ``report.png`` and ``failed.csv`` into ``out_dir``."""
+    ds = source if isinstance(source, xr.Dataset) else open_study(source, allow_incomplete=allow_incomplete)
+    if ds.sizes.get("dataset", 0) == 0:
+        raise BayeslinError("the study has no finished datasets yet")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = summarize(ds, checks)
+    paths = {"text": out / "report.txt", "json": out / "report.json", "figure": out / "report.png",
+             "failed": out / "failed.csv"}
+    paths["text"].write_text(report.table())
+    report.to_json(paths["json"])  # NaN -> null, listed under "non_finite"
+    plot(ds, checks).savefig(paths["figure"], dpi=110)
+    paths["failed"].write_text(report.failed_csv())
+    return paths

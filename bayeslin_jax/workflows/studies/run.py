@@ -1,0 +1,640 @@
+"""Simulation studies: NUTS and the exact posterior over B simulated datasets, chunked and resumable.
+
+:func:`run_study` simulates dataset ``i`` from ``(seed, i)`` alone, runs NUTS on it (all datasets
+of a chunk in one compiled program per device) and, for known noise, the exact conjugate
+posterior, then keeps per-dataset summaries in a zarr store through
+:func:`bayeslin_jax.workflows.store.run_chunked` (resumable after any crash, refuses a store written with
+other settings). Dataset ``i``'s numbers depend only on ``(seed, i)``: not on the chunk size, nor
+on how many devices or processes share the work.
+
+Store variables (dims in brackets; ``q`` = quantile):
+
+* data and truth: ``x, y [dataset, obs]``, ``true_w [dataset, feature]``, ``true_sigma [dataset]``;
+* NUTS: ``nuts_mean, nuts_sd [dataset, feature]``, ``nuts_quantile [dataset, feature, quantile]``,
+  ``rhat, ess_bulk, ess_tail, mcse_mean, mcse_sd [dataset, feature]`` (ArviZ's rank-normalised split
+  R-hat, ESS and MCSE); ``sigma_*`` counterparts for unknown noise;
+* sampler: ``divergences, max_tree_depth_hits [dataset]``, ``mean_tree_depth, mean_leapfrog,
+  mean_accept [dataset]``, ``step_size [dataset, chain]``;
+* exact (known noise only): ``exact_mean, exact_sd [dataset, feature]``;
+* optional full draws: ``draws_w [dataset, chain, draw, feature]``, ``draws_sigma [dataset, chain, draw]``.
+
+The sampler statistics are the engine's per-run summaries (``draw_stats=False``): the per-draw
+statistics ``(B, C, S)`` are reduced on the device and never reach the host. Chunks run as a pipeline
+(:func:`bayeslin_jax.workflows.store.run_chunked`, ``overlap=True``): the device samples chunk k+1 while the
+host computes chunk k's diagnostics. Each run appends a record to the store's ``bayeslin_runs`` attr:
+host, devices, ``overlap``, time spent simulating / sampling / on the exact posterior / summarising,
+and peak memory (:func:`memory_peaks`: ``peak_rss_bytes``, ``peak_device_bytes`` where the backend
+reports it, each also per dataset of a chunk).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from bayeslin_jax.core import exact, simulate, validation
+from bayeslin_jax.core.errors import BayeslinError, StoreError
+from bayeslin_jax.core.model import Model
+from bayeslin_jax.core.priors import ModelSpec
+from bayeslin_jax.core.simulate import simulate_model
+from bayeslin_jax.diagnostics.host import DIAGNOSTIC_NAMES, draw_summaries_parallel, host_pool
+from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, NutsResult, summarize_draw_stats
+from bayeslin_jax.engine import whitening as reparam
+from bayeslin_jax.engine.sampling import inspect_model, sample_model
+from bayeslin_jax.workflows import store
+
+STUDY_KIND = "bayeslin.study"
+STUDY_VERSION = 1
+DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+RUNS_ATTR = "bayeslin_runs"
+PART_GLOB = "part-*-of-*.zarr"
+
+
+# --------------------------------------------------------------------------------------------
+# One chunk: simulate, sample, summarise.
+# --------------------------------------------------------------------------------------------
+
+
+def sample_on_devices(
+    seed: int, phi, y, spec: ModelSpec, config: NutsConfig, indices: np.ndarray, devices: Sequence,
+    draw_stats: bool = False,
+) -> NutsResult:
+    """NUTS over ``len(devices)`` local devices (see :func:`bayeslin_jax.engine.sample_nuts`), returned as NumPy.
+
+    ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices. ``draw_stats=False``
+    (a study's default): only the per-run summaries of the sampler statistics, ``stats[name]: (B, C)``.
+    """
+    sampler = reparam.sampler_for(spec)  # a fixed design (--design) is sampled whitened: raw scales sample well
+    result = sampler(seed, phi, y, spec.prior, spec.noise, config,
+                     dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices),
+                     draw_stats=draw_stats)
+    return jax.tree.map(np.asarray, result)
+
+
+def run_summaries(stats: dict, max_tree_depth: int) -> dict[str, np.ndarray]:
+    """Per-run sampler summaries ``{name: (B, C)}`` (:data:`~bayeslin_jax.engine.SUMMARY_STAT_NAMES`) as NumPy.
+
+    ``stats``: the engine's ``draw_stats=False`` output, or per-draw statistics ``(B, C, S)``, reduced here
+    by the engine's own :func:`~bayeslin_jax.engine.summarize_draw_stats`.
+    """
+    if "diverging" in stats:
+        stats = summarize_draw_stats({k: np.asarray(v) for k, v in stats.items()}, max_tree_depth)  # on the host
+    return {name: np.asarray(stats[name]) for name in SUMMARY_STAT_NAMES}
+
+
+def summarize_chunk(
+    indices: np.ndarray,
+    data,
+    result: NutsResult,
+    spec: ModelSpec,
+    config: NutsConfig,
+    quantiles: Sequence[float],
+    save_draws: bool,
+    exact_post: exact.GaussianPosterior | None,
+    executor: Executor | None = None,
+) -> xr.Dataset:
+    """Per-dataset summaries of one chunk as an ``xr.Dataset`` over ``dataset`` (= ``indices``).
+
+    ``executor``: where the draws' summaries run (:func:`~bayeslin_jax.diagnostics.host.host_pool`'s processes
+    next to an accelerator); threads by default. The values do not depend on it.
+    """
+    q = np.asarray(quantiles, dtype=float)
+    w = np.moveaxis(np.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
+    w_summary = draw_summaries_parallel(w, q, executor)
+    mean, sd, quant = w_summary["mean"], w_summary["sd"], w_summary["quantile"]
+    diag = {name: w_summary[name] for name in DIAGNOSTIC_NAMES}
+    stats = run_summaries(result.stats, config.max_tree_depth)
+    fd, fdq = ("dataset", "feature"), ("dataset", "feature", "quantile")
+    out = {
+        "x": (("dataset", "obs"), np.asarray(data.x)),
+        "y": (("dataset", "obs"), np.asarray(data.y)),
+        "true_w": (fd, np.asarray(data.w)),
+        "true_sigma": (("dataset",), np.asarray(data.sigma)),
+        "nuts_mean": (fd, mean),
+        "nuts_sd": (fd, sd),
+        "nuts_quantile": (fdq, quant),
+        **{name: (fd, value) for name, value in diag.items()},
+        "divergences": (("dataset",), stats["divergences"].sum(1, dtype=np.int32)),
+        "max_tree_depth_hits": (("dataset",), stats["max_tree_depth_hits"].sum(1, dtype=np.int32)),
+        # every chain has num_draws draws: the mean of the per-chain means is the mean over all draws
+        "mean_tree_depth": (("dataset",), stats["mean_tree_depth"].mean(1, dtype=float)),
+        "mean_leapfrog": (("dataset",), stats["mean_leapfrog"].mean(1, dtype=float)),
+        "mean_accept": (("dataset",), stats["mean_accept"].mean(1, dtype=float)),
+        "step_size": (("dataset", "chain"), stats["step_size"]),
+    }
+    if "sigma" in result.samples:
+        sigma = np.asarray(result.samples["sigma"])  # (B, C, S)
+        s_summary = draw_summaries_parallel(sigma, q, executor)
+        s_mean, s_sd, s_q = s_summary["mean"], s_summary["sd"], s_summary["quantile"]
+        s_diag = {name: s_summary[name] for name in DIAGNOSTIC_NAMES}
+        out.update(
+            sigma_mean=(("dataset",), s_mean),
+            sigma_sd=(("dataset",), s_sd),
+            sigma_quantile=(("dataset", "quantile"), s_q),
+            **{f"sigma_{name}": (("dataset",), value) for name, value in s_diag.items()},
+        )
+    if exact_post is not None:
+        out["exact_mean"] = (fd, np.asarray(exact_post.mean, dtype=float))
+        out["exact_sd"] = (fd, np.asarray(exact_post.sd, dtype=float))
+    if save_draws:
+        out["draws_w"] = (("dataset", "chain", "draw", "feature"), np.asarray(result.samples["w"]))
+        if "sigma" in result.samples:
+            out["draws_sigma"] = (("dataset", "chain", "draw"), np.asarray(result.samples["sigma"]))
+    coords = {
+        "dataset": np.asarray(indices, dtype=np.int64),
+        "feature": list(spec.feature_names),
+        "quantile": q,
+        "chain": np.arange(config.num_chains),
+        "obs": np.arange(np.shape(data.x)[1]),
+    }
+    if save_draws:
+        coords["draw"] = np.arange(config.num_draws)
+    return xr.Dataset(out, coords=coords)
+
+
+# --------------------------------------------------------------------------------------------
+# Settings, identity and the run itself.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What a study computes (frozen: it is part of the store's identity, together with the spec).
+
+    Parameters
+    ----------
+    num_datasets : int
+        Datasets ``0 .. num_datasets - 1``; dataset ``i`` depends only on ``(seed, i)``.
+    seed : int
+        Root of every random stream, in ``[0, 2^32)``.
+    nuts : NutsConfig
+        Sampler settings (``method``/``batch_size`` change speed only, not the identity).
+    simulator : str or Simulator
+        ``"prior"`` (truth from the spec's prior), ``"tutorial"`` (``y = 0.3 x + 2 + N(0, 0.1)``), or any
+        :class:`~bayeslin_jax.core.simulate.Simulator`.
+    num_points : int
+        Points per dataset of a named simulator (a Simulator object carries its own).
+    save_draws : bool
+        Also store every draw (``draws_w [dataset, chain, draw, feature]``; large).
+    quantiles : tuple of float
+        Posterior quantiles kept per dataset and weight.
+    chunk_size : int, optional
+        Datasets per chunk (default: what fits memory; a resumed store keeps its own).
+    """
+
+    num_datasets: int
+    seed: int = 0
+    nuts: NutsConfig = field(default_factory=NutsConfig)
+    simulator: str | simulate.Simulator = "prior"
+    num_points: int = simulate.TUTORIAL_N
+    save_draws: bool = False
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    chunk_size: int | None = None
+
+    def __post_init__(self) -> None:
+        validation.integer("number of datasets", self.num_datasets)
+        if self.num_datasets > 2**32:
+            raise BayeslinError(
+                f"at most 2^32 datasets per study (indices key the randomness), got {self.num_datasets}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or not 0 <= self.seed < 2**32:
+            raise BayeslinError(f"seed must be an integer in [0, 2^32), got {self.seed!r}")
+        validation.integer("number of points per dataset", self.num_points)
+        if self.chunk_size is not None:
+            validation.integer("chunk size", self.chunk_size)
+        q = np.asarray(self.quantiles, dtype=float)
+        if q.ndim != 1 or q.size == 0 or np.any((q <= 0) | (q >= 1)) or np.any(np.diff(q) <= 0):
+            raise BayeslinError(
+                f"quantiles must be increasing values strictly between 0 and 1, got {list(self.quantiles)}"
+            )
+        object.__setattr__(self, "quantiles", tuple(float(v) for v in q))
+        self.make_simulator()  # an unknown name fails here
+
+    def make_simulator(self) -> simulate.Simulator:
+        """The simulator: a built-in by name (with ``num_points``) or the object given."""
+        if isinstance(self.simulator, str):
+            return simulate.get_simulator(self.simulator, num_points=self.num_points)
+        return simulate.get_simulator(self.simulator)
+
+
+def study_meta(spec: ModelSpec, config: StudyConfig, part: dict | None = None) -> dict:
+    """Everything that determines a study's numbers (a resumed run must match it exactly).
+
+    Leaves out what only changes speed: chunk size, devices, ``nuts.method``/``batch_size``.
+    """
+    nuts = {k: v for k, v in dataclasses.asdict(config.nuts).items() if k not in ("method", "batch_size")}
+    return {
+        "kind": STUDY_KIND,
+        "version": STUDY_VERSION,
+        "spec": spec.describe(),
+        "nuts": nuts,
+        "num_datasets": int(config.num_datasets),
+        "seed": int(config.seed),
+        "simulator": simulate.describe_simulator(config.make_simulator()),
+        "save_draws": bool(config.save_draws),
+        "quantiles": list(config.quantiles),
+        "x64": bool(jax.config.jax_enable_x64),
+        "versions": store.versions(),
+        "part": part or {"index": 0, "count": 1},
+    }
+
+
+def bytes_per_dataset(config: NutsConfig, spec: ModelSpec, save_draws: bool = False) -> int:
+    """Rough peak memory of one dataset in a chunk: engine output plus host-side diagnostics."""
+    params = spec.basis.dim + (0 if spec.known_sigma else 1)
+    draws = config.num_chains * config.num_draws
+    engine = draws * (params + 7) * 4  # draws + 7 sampler statistics, float32
+    host = draws * params * 8 * 6  # float64 temporaries in chain_diagnostics
+    return 2 * engine + host + (draws * params * 4 if save_draws else 0)
+
+
+def default_chunk_size(num_datasets: int, config: NutsConfig, spec: ModelSpec, num_devices: int,
+                       save_draws: bool = False) -> int:
+    """Chunk size that fits memory: 1/8 of host RAM (and 1/4 of device memory on accelerators).
+
+    On CPU it is also capped at 256 datasets per device (a chunk then takes seconds, so the
+    progress bar moves and a crash loses little).
+    """
+    per = bytes_per_dataset(config, spec, save_draws)
+    try:
+        host = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        host = 8 * 2**30
+    size = host // 8 // per
+    device = jax.local_devices()[0]
+    if device.platform == "cpu":
+        size = min(size, 256 * num_devices)
+    else:
+        limit = (device.memory_stats() or {}).get("bytes_limit", 16 * 2**30)
+        size = min(size, num_devices * (limit // 4 // (per // 2)))
+    size = max(num_devices, (size // num_devices) * num_devices)
+    return int(min(num_datasets, size))
+
+
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> tuple[int, int]:
+    """Join a multi-process run (``jax.distributed.initialize``); returns ``(process_index, count)``.
+
+    Without arguments JAX detects SLURM, Open MPI, Kubernetes and TPU environments.
+    """
+    if not jax.distributed.is_initialized():
+        try:
+            jax.distributed.initialize(coordinator, num_processes, process_id)
+        except (RuntimeError, ValueError) as err:
+            raise BayeslinError(f"could not join the multi-process run: {err}") from None
+    return jax.process_index(), jax.process_count()
+
+
+def part_path(path: str | Path, index: int, count: int) -> Path:
+    """Where process ``index`` of ``count`` writes its slice of a distributed study."""
+    return Path(path) / f"part-{index:05d}-of-{count:05d}.zarr"
+
+
+def part_range(num_datasets: int, index: int, count: int) -> tuple[int, int]:
+    """Contiguous ``[start, stop)`` slice of the datasets owned by process ``index``."""
+    return num_datasets * index // count, num_datasets * (index + 1) // count
+
+
+def pads_nuts(platform: str) -> bool:
+    """Whether a short last chunk is padded to full size for NUTS too (accelerators; tests patch this on CPU)."""
+    return platform != "cpu"
+
+
+def memory_peaks(devices: Sequence, chunk_size: int) -> dict[str, float | int | None]:
+    """Peak host and device memory so far, in bytes, and per dataset of a chunk of ``chunk_size``.
+
+    ``peak_rss_bytes``: this process's peak resident set size (``getrusage``; since the process began,
+    JAX's runtime included). ``peak_device_bytes``: the sum over ``devices`` of ``peak_bytes_in_use``
+    where the backend reports it (GPU, TPU), else None (CPU: device memory is host memory).
+    """
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    stats = [d.memory_stats() or {} for d in devices]
+    device = sum(s["peak_bytes_in_use"] for s in stats) if all("peak_bytes_in_use" in s for s in stats) else None
+    return {
+        "peak_rss_bytes": int(rss),
+        "peak_rss_bytes_per_dataset": rss / chunk_size,
+        "peak_device_bytes": None if device is None else int(device),
+        "peak_device_bytes_per_dataset": None if device is None else device / chunk_size,
+    }
+
+
+def append_run_record(path: Path, record: dict) -> None:
+    group = store.open_group(path, mode="r+")
+    runs = list(group.attrs.get(RUNS_ATTR, []))
+    try:
+        group.attrs[RUNS_ATTR] = [*runs, record]  # zarr writes metadata atomically (temp file + rename)
+    except OSError as err:
+        raise StoreError(f"could not record the run in store {path} ({err.strerror or err}); "
+                         "its chunks are complete") from err
+
+
+def run_study(
+    path: str | Path,
+    spec: ModelSpec,
+    config: StudyConfig,
+    *,
+    num_devices: int | None = None,
+    progress: bool = True,
+    distributed: bool = False,
+    overlap: bool = True,
+    host_processes: bool = False,
+) -> xr.Dataset:
+    """Run (or resume) a simulation study into the zarr store at ``path``; returns the store's dataset.
+
+    Parameters
+    ----------
+    path : path
+        The store (a directory); rerunning the same call resumes it.
+    spec : ModelSpec
+        The fitted model (and, for the ``"prior"`` simulator, the data-generating one).
+    config : StudyConfig
+        What to compute: datasets, seed, sampler, simulator, what to keep.
+    num_devices : int, optional
+        Local devices to use (default all).
+    progress : bool
+        Show a progress bar.
+    distributed : bool
+        This process is one of ``jax.process_count()`` (call :func:`initialize_distributed` first, or let
+        this call it); it owns a contiguous slice of the datasets and writes ``path/part-<i>-of-<n>.zarr``;
+        open the whole with :func:`open_study`.
+    overlap : bool
+        Pipeline the chunks (:func:`bayeslin_jax.workflows.store.run_chunked`): the device samples chunk k+1 while
+        the host computes chunk k's diagnostics. False: one chunk at a time (same numbers).
+    host_processes : bool
+        Next to an accelerator with >= 8 cores, compute the host summaries in a spawned process pool
+        (:func:`~bayeslin_jax.diagnostics.host.host_pool`; 2x faster than threads on an H200 host). Spawning
+        re-imports ``__main__``: a calling script must guard its top level with ``if __name__ == "__main__":``.
+        Ignored on CPU backends. Same numbers either way.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`open_study` of the finished store (per-dataset variables, see the module docstring).
+    """
+    if not isinstance(config, StudyConfig):
+        raise BayeslinError(f"config must be a StudyConfig, got {type(config).__name__}")
+    simulator = config.make_simulator()
+    simulator(config.seed, np.zeros(1, dtype=np.int64), spec)  # a simulator that cannot serve this spec fails now
+    nuts, save_draws, quantiles, seed = config.nuts, config.save_draws, config.quantiles, config.seed
+    part_index, part_count = initialize_distributed() if distributed else (0, 1)
+    start, stop = part_range(int(config.num_datasets), part_index, part_count)
+    store_path = part_path(path, part_index, part_count) if distributed else Path(path)
+    if stop <= start:
+        raise BayeslinError(f"process {part_index} of {part_count} has no datasets: use fewer processes")
+    if num_devices is not None:
+        validation.integer("number of devices", num_devices)
+    devices = jax.local_devices()[: num_devices or jax.local_device_count()]
+    if config.chunk_size is not None:
+        chunk_size = min(int(config.chunk_size), stop - start)
+    elif store.is_store(store_path):
+        chunk_size = int(store.read_identity(store_path)["chunk_size"])
+    else:
+        chunk_size = default_chunk_size(stop - start, nuts, spec, len(devices), save_draws)
+    part = {"index": part_index, "count": part_count, "start": start, "stop": stop}
+    meta = study_meta(spec, config, part)
+    # Simulation and the exact posterior always see full chunks (one compiled shape; they are
+    # cheap). NUTS is padded too on accelerators, where the extra lock-step runs are ~free; on CPU
+    # a short last chunk costs one recompile (~2 s) instead of up to a chunk of wasted runs.
+    pad_nuts = pads_nuts(devices[0].platform)
+    posterior_fn = jax.jit(exact.posterior)
+    timings = {"simulate_s": 0.0, "nuts_s": 0.0, "exact_s": 0.0, "summary_s": 0.0}
+
+    def launch(indices: np.ndarray) -> tuple:
+        """The device part of a chunk (a worker thread while the host finishes the chunk before)."""
+        t0 = time.perf_counter()
+        count = len(indices)
+        padded = np.concatenate([indices, np.full(chunk_size - count, indices[-1])])
+        data = simulator(seed, padded, spec)
+        phi = spec.basis(data.x)
+        t1 = time.perf_counter()
+        runs = slice(None) if pad_nuts else slice(0, count)
+        result = sample_on_devices(seed, phi[runs], data.y[runs], spec, nuts, padded[runs], devices)
+        t2 = time.perf_counter()
+        post = posterior_fn(phi, data.y, spec.prior, spec.noise.sigma) if spec.known_sigma else None
+        keep = slice(0, count)
+        data = jax.tree.map(lambda a: np.asarray(a)[keep], data)
+        result = result._replace(  # lanes (barrier_free's per-device counts) are not per dataset
+            samples=jax.tree.map(lambda a: a[keep], result.samples), stats=jax.tree.map(lambda a: a[keep], result.stats)
+        )
+        post = None if post is None else jax.tree.map(lambda a: np.asarray(a)[keep], post)
+        t3 = time.perf_counter()
+        for key, dt in zip(("simulate_s", "nuts_s", "exact_s"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            timings[key] += dt
+        return indices, data, result, post
+
+    def finish(launched: tuple) -> xr.Dataset:
+        """The host part of a chunk: diagnostics and summaries."""
+        indices, data, result, post = launched
+        t0 = time.perf_counter()
+        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post, executor)
+        timings["summary_s"] += time.perf_counter() - t0
+        return ds
+
+    started = time.time()
+    before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
+    # processes next to an accelerator (opt-in: spawning re-imports __main__), else None: threads
+    executor = host_pool(devices[0].platform) if host_processes else None
+    try:
+        store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
+                          finish=finish, overlap=overlap, progress=progress, desc="datasets", first_item=start)
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    record = {
+        "started": started,
+        "finished": time.time(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "process": [part_index, part_count],
+        "platform": devices[0].platform,
+        "devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind,
+        "chunks_before": int(before),
+        "chunk_size": int(chunk_size),
+        "method": nuts.method,
+        "batch_size": nuts.batch_size,
+        "overlap": bool(overlap),
+        **{k: round(v, 4) for k, v in timings.items()},
+        **memory_peaks(devices, chunk_size),
+    }
+    append_run_record(store_path, record)
+    ds = open_study(store_path)
+    ds.attrs["run_timings"] = timings
+    return ds
+
+
+def _is_parts_dir(path: Path) -> bool:
+    return path.is_dir() and not store.is_store(path) and any(path.glob(PART_GLOB))
+
+
+def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool = False) -> xr.Dataset:
+    """Open a study: one store, a directory of per-process parts, or a list of part stores.
+
+    Parts are checked to come from the same study (same settings, every process present unless
+    ``allow_incomplete``) and concatenated along ``dataset``. A single part opened by its own
+    path gives just its slice. Attrs: ``meta`` (settings), ``complete``, ``runs``, ``paths``.
+    """
+    single = False  # one store opened by its own path: a part of a distributed study is fine alone
+    if isinstance(path, str | Path):
+        path = Path(path)
+        if store.is_store(path):
+            paths, single = [path], True
+        elif _is_parts_dir(path):
+            paths = sorted(path.glob(PART_GLOB))
+        else:
+            if path.is_dir():
+                store.read_identity(path)  # names a store that lost its root zarr.json
+            raise BayeslinError(f"no study store at {path}")
+    else:
+        paths = [Path(p) for p in path]
+    if not paths:
+        raise BayeslinError("no study stores given")
+    metas = []
+    for p in paths:
+        identity = store.read_identity(p)
+        meta = identity.get("meta", {})
+        if meta.get("kind") != STUDY_KIND:
+            raise BayeslinError(f"{p} is not a study store (kind {meta.get('kind')!r})")
+        metas.append(meta)
+    base = {k: v for k, v in metas[0].items() if k != "part"}
+    for p, meta in zip(paths, metas, strict=True):
+        diffs = store.diff_paths(base, {k: v for k, v in meta.items() if k != "part"})
+        if diffs:
+            raise BayeslinError(f"{p} belongs to a different study than {paths[0]} (differs in {', '.join(diffs[:4])})")
+    count = metas[0]["part"]["count"]
+    indices = sorted(m["part"]["index"] for m in metas)
+    all_parts = single or indices == list(range(count))
+    if not all_parts and not allow_incomplete:
+        raise BayeslinError(f"study has {count} parts but found {len(paths)} (indices {indices})")
+    parts = [store.open_store(p, allow_incomplete=allow_incomplete) for p in paths]
+    ds = parts[0] if len(parts) == 1 else xr.concat(parts, dim="dataset", data_vars="minimal", coords="minimal",
+                                                    compat="override", join="override")
+    ds = ds.sortby("dataset") if len(parts) > 1 else ds
+    runs = [r for p in paths for r in store.open_group(p).attrs.get(RUNS_ATTR, [])]
+    complete = all(part.attrs.get("complete", False) for part in parts) and all_parts
+    ds.attrs = {"meta": base, "complete": complete, "runs": runs, "paths": [str(p) for p in paths]}
+    return ds
+
+
+def throughput(ds: xr.Dataset) -> dict[str, float]:
+    """Datasets per second and seconds per dataset from a study's chunk log (compute + write)."""
+    seconds = 0.0
+    for p in ds.attrs.get("paths", []):
+        log = store.chunk_log(p)
+        done = log["chunk_done"].values == 1
+        seconds += float(np.nansum(log["chunk_compute_seconds"].values[done] + log["chunk_write_seconds"].values[done]))
+    n = ds.sizes["dataset"]
+    return {
+        "datasets": int(n),
+        "seconds": seconds,
+        "datasets_per_s": n / seconds if seconds > 0 else math.nan,
+        "s_per_dataset": seconds / n if n else math.nan,
+    }
+
+
+def model_study_meta(model: Model, config: NutsConfig, *, num_datasets: int, seed: int, num_points: int,
+                     x_scale: float, save_draws: bool, quantiles: Sequence[float]) -> dict:
+    """Everything that determines a general-model study's numbers (a resumed run must match it)."""
+    nuts = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("method", "batch_size")}
+    return {
+        "kind": STUDY_KIND,
+        "version": STUDY_VERSION,
+        "spec": model.describe(),
+        "nuts": nuts,
+        "num_datasets": int(num_datasets),
+        "seed": int(seed),
+        "simulator": "model_prior",
+        "num_points": int(num_points),
+        "x_scale": float(x_scale),
+        "save_draws": bool(save_draws),
+        "quantiles": [float(v) for v in quantiles],
+        "x64": bool(jax.config.jax_enable_x64),
+        "versions": store.versions(),
+        "part": {"index": 0, "count": 1},
+    }
+
+
+def run_model_study(
+    path: str | Path,
+    model: Model,
+    config: NutsConfig | None = None,
+    *,
+    num_datasets: int,
+    seed: int = 0,
+    chunk_size: int = 256,
+    num_points: int = simulate.TUTORIAL_N,
+    x_scale: float = 1.0,
+    save_draws: bool = False,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    num_devices: int | None = None,
+    progress: bool = True,
+    overlap: bool = True,
+    host_processes: bool = False,
+) -> xr.Dataset:
+    """Run (or resume) a study of ``model`` into the zarr store at ``path``; returns the opened study.
+
+    Dataset ``i`` is simulated from ``(seed, i)`` alone and fitted with the run keys of ``(seed, i)``,
+    so chunk size and devices change nothing. The model needs ``feature_site="w"`` (every built-in).
+    ``overlap``: sample chunk k+1 while chunk k's diagnostics run
+    (see :func:`~bayeslin_jax.workflows.store.run_chunked`).
+    ``host_processes``: host summaries in a process pool next to an accelerator (as in
+    :func:`~bayeslin_jax.workflows.studies.run.run_study`; the calling script needs a ``__main__`` guard).
+    Each call appends a record (time, devices, peak memory) to the store's ``bayeslin_runs`` attr.
+    """
+    config = NutsConfig() if config is None else config
+    if model.feature_site is None:
+        raise BayeslinError(f"model {model.name!r} has no feature site: a study summarises the weights 'w'")
+    validation.integer("number of datasets", num_datasets)
+    validation.integer("chunk size", chunk_size)
+    chunk_size = min(int(chunk_size), int(num_datasets))
+    meta = model_study_meta(model, config, num_datasets=num_datasets, seed=seed, num_points=num_points,
+                            x_scale=x_scale, save_draws=save_draws, quantiles=quantiles)
+
+    def launch(indices: np.ndarray) -> tuple:
+        """The device part of a chunk (a worker thread while the host finishes the chunk before)."""
+        data = simulate_model(seed, indices, model, num_points, x_scale)
+        inputs = model.design(data.x)
+        sites = inspect_model(model, inputs, data.y)
+        result = sample_model(seed, inputs, data.y, model, config, jnp.asarray(indices, dtype=jnp.uint32),
+                              num_devices=num_devices, sites=sites, draw_stats=False)
+        samples = {k: np.asarray(v) for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
+        samples["w"] = samples.pop(model.feature_site)
+        return indices, data, samples, jax.tree.map(np.asarray, result.stats)
+
+    def finish(launched: tuple) -> xr.Dataset:
+        """The host part of a chunk: diagnostics and summaries."""
+        indices, data, samples, stats = launched
+        truth = {k: np.asarray(v) for k, v in data.truth.items()}
+        sigma = truth.get("sigma", np.full(len(indices), np.nan))
+        sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), truth[model.feature_site], sigma)
+        return summarize_chunk(indices, sim, NutsResult(samples, stats), model, config, quantiles, save_draws, None,
+                               executor)
+
+    started = time.time()
+    devices = jax.local_devices()[: num_devices or jax.local_device_count()]
+    executor = host_pool(devices[0].platform) if host_processes else None
+    try:
+        store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, launch=launch,
+                          finish=finish, overlap=overlap, progress=progress, desc="datasets")
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    append_run_record(Path(path), {"started": started, "finished": time.time(), "chunk_size": chunk_size,
+                                    "devices": [str(d) for d in devices], "overlap": bool(overlap),
+                                    **memory_peaks(devices, chunk_size)})
+    return open_study(path)
