@@ -11,7 +11,7 @@ CELLS = [
     new_markdown_cell("""# Beyond the conjugate case: robust regression and the regularized horseshoe
 
 Companion to `tutorial.ipynb` (issue 11). Both models run on the same batched NUTS engine as the
-Gaussian model (`bayeslin_jax.engine.sampling`), through `bayeslin_jax.workflows.fit.fit_model`.
+Gaussian model (`bayeslin_jax.engine.sampling`), through `bayeslin_jax.fit`.
 
 1. **Robust regression.** The tutorial's 11 points with one outlier: Normal vs Student-t noise, posterior
    lines side by side, and PSIS-LOO showing the difference.
@@ -28,7 +28,7 @@ from bayeslin_jax.core import priors
 from bayeslin_jax.core import simulate
 from bayeslin_jax.core.basis import Polynomial
 from bayeslin_jax.engine import NutsConfig
-from bayeslin_jax.workflows.fit import fit_model
+from bayeslin_jax.workflows.fit import fit
 from bayeslin_jax.core.model import linear, student_t, horseshoe
 
 SEED = 0
@@ -45,8 +45,8 @@ x, y = np.asarray(data.x[0]), np.asarray(data.y[0]).copy()
 outlier = int(np.argmax(x))
 y[outlier] += 1.0
 spec = priors.ModelSpec(Polynomial(1), priors.independent_normal(0.0, 3.0, 2), priors.half_normal_noise(1.0))
-normal_fit = fit_model(x, y, linear(spec), seed=SEED, config=CONFIG)
-robust_fit = fit_model(x, y, student_t(spec, 4.0), seed=SEED, config=CONFIG)
+normal_fit = fit(x, y, linear(spec), seed=SEED, config=CONFIG)
+robust_fit = fit(x, y, student_t(spec, 4.0), seed=SEED, config=CONFIG)
 for name, fit in (("normal", normal_fit), ("student-t", robust_fit)):
     print(name, "problems:", fit.problems() or "none")
 azs.summary(robust_fit.tree, round_to=3)"""),
@@ -114,7 +114,7 @@ basis = OrthogonalPolynomial.fit(xs, degree)
 phi = np.asarray(basis(xs), dtype=float)
 print(f"                     orthogonal polynomials {np.linalg.cond(phi):.2f}")
 hs = horseshoe(basis, priors.half_normal_noise(1.0), expected_nonzero=2, num_points=n)
-hs_fit = fit_model(xs, ys, hs, seed=SEED, config=NutsConfig(num_warmup=1000, num_draws=1000, num_chains=4,
+hs_fit = fit(xs, ys, hs, seed=SEED, config=NutsConfig(num_warmup=1000, num_draws=1000, num_chains=4,
                                                                target_accept=0.99))
 print("problems:", hs_fit.problems() or "none")
 hs_fit.summary()[["mean", "sd", "rhat", "ess_bulk"]].round(3)"""),

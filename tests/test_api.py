@@ -57,7 +57,7 @@ def test_single_fit_matches_exact(single, data) -> None:
 
 def test_batch_fit_matches_exact_per_dataset(batch, data) -> None:
     table = batch.summary()
-    assert table.index.names == ["dataset", "feature"] and len(table) == 6
+    assert table.index.names == ["dataset", "parameter"] and len(table) == 6
     _check_against_exact(table)
     for i in range(3):
         post = exact.posterior(bl.linear()(data.x[i]), data.y[i], batch.spec.prior, batch.spec.noise.sigma)
@@ -102,8 +102,8 @@ def test_sampler_options_override_config(single) -> None:
     assert single.config == CONFIG
     with pytest.raises(bl.BayeslinError, match=r"unknown sampler option.*num_samples"):
         bl.fit([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], num_samples=10)
-    with pytest.raises(bl.BayeslinError, match="spec must be a ModelSpec"):
-        bl.fit([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], spec="linear")
+    with pytest.raises(bl.BayeslinError, match="model must be a bayeslin_jax Model or ModelSpec, got str"):
+        bl.fit([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], "linear")
     with pytest.raises(bl.BayeslinError, match="at least 2 data points"):
         bl.fit([0.0], [1.0])
     with pytest.raises(bl.BayeslinError, match="NaN"):
@@ -115,7 +115,8 @@ def test_learned_noise_has_no_exact_posterior(data) -> None:
     result = bl.fit(data.x[0], data.y[0], spec, num_warmup=200, num_draws=200, num_chains=2)
     assert result.exact is None and "exact_mean" not in result.summary()
     assert result.draws("sigma").shape == (2, 200)
-    assert result.to_dict()["sigma"]["nuts_mean"] == pytest.approx(float(result.draws("sigma").mean()), rel=1e-5)
+    sigma_mean = float(result.draws("sigma").mean())
+    assert result.to_dict()["parameters"]["sigma"]["nuts_mean"] == pytest.approx(sigma_mean, rel=1e-5)
     with pytest.raises(bl.BayeslinError, match="needs known sigma"):
         result.correlation_table()
 

@@ -55,7 +55,7 @@ def test_fit_unknown_noise_learns_sigma(tmp_path, csv_path) -> None:
     # against the quadrature reference (sigma integrated out numerically): within 4 MCSE
     _, x, y = csv_path
     ref = nig.unknown_noise_reference(linear()(x), y, independent_normal(0.0, 5.0, 2), half_normal_noise(1.0))
-    sigma = result["sigma"]
+    sigma = result["parameters"]["sigma"]
     assert sigma["rhat"] < 1.01
     assert abs(sigma["nuts_mean"] - float(ref.sigma_mean)) < 4 * sigma["mcse_mean"], (sigma, float(ref.sigma_mean))
     assert sigma["mcse_mean"] < 0.05 * float(ref.sigma_sd)  # the check is tight, not a wide window

@@ -20,7 +20,9 @@ import xarray as xr
 from bayeslin_jax import engine
 from bayeslin_jax.core import exact, nig, priors, simulate
 from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.model import linear as linear_model
 from bayeslin_jax.diagnostics import host as diagnostics
+from bayeslin_jax.diagnostics.datatree import model_datatree
 from bayeslin_jax.workflows import compare
 
 SIGMA = 0.1
@@ -142,7 +144,8 @@ def test_batch_loo_matches_exact_loo_per_dataset():
     sim = simulate.tutorial_data(seed=2, indices=np.arange(4), num_points=30)
     phi = spec.basis(sim.x)
     config = engine.NutsConfig(num_warmup=300, num_draws=500, num_chains=2)
-    tree = diagnostics.to_datatree(engine.sample_nuts(0, phi, sim.y, spec.prior, spec.noise, config), spec, phi, sim.y)
+    tree = model_datatree(engine.sample_nuts(0, phi, sim.y, spec.prior, spec.noise, config), linear_model(spec), phi,
+                          sim.y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings on individual points
         batch = compare.batch_loo(tree)

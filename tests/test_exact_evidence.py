@@ -174,3 +174,29 @@ def test_exact_draws_have_the_posterior_mean_and_covariance() -> None:
         products = centred[:, :, None] * centred[:, None, :]
         se = products.std(0, ddof=1) / np.sqrt(num)
         assert np.all(np.abs(np.cov(draws[i], rowvar=False) - cov) < 4 * se), (np.cov(draws[i], rowvar=False), cov)
+
+
+@pytest.mark.parametrize("kind", ["independent", "mvn"])
+def test_prior_mean_enters_both_oracles(kind):
+    """The prior-mean term ``V0^-1 m0`` of the posterior mean, in ``exact.posterior`` (JAX) and in the float64
+    oracle ``exact.posterior64`` (NumPy), on a cubic basis with a prior mean far from the data's weights.
+
+    Dropping the term moves the mean by ``V_N V0^-1 m0`` (here > 1000 times the tolerance)."""
+    x, y = _data(5)
+    phi = _phi(x, degree=3)
+    m0 = np.array([1.5, -0.7, 0.9, -1.2])
+    if kind == "independent":
+        prior = priors.independent_normal(m0, np.array([0.3, 0.2, 0.25, 0.4]), 4)
+    else:
+        lags = np.abs(np.subtract.outer(np.arange(4), np.arange(4)))
+        prior = priors.mvn(m0, 0.09 * 0.6**lags)
+    m0_used, v0 = _prior_moments(prior)
+    w_n, v_n = _numpy_posterior(phi, y, m0_used, v0, SIGMA)
+    w_zero, _ = _numpy_posterior(phi, y, np.zeros(4), v0, SIGMA)
+    assert np.abs(w_n - w_zero).max() > 0.05  # what the prior-mean term contributes
+    post64 = exact.posterior64(phi, y, prior, SIGMA)
+    np.testing.assert_allclose(np.asarray(post64.mean), w_n, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(post64.cov), v_n, rtol=1e-9, atol=1e-14)
+    with jax.enable_x64(True):
+        post = exact.posterior(jnp.asarray(phi), jnp.asarray(y), _x64(prior), SIGMA)
+        np.testing.assert_allclose(np.asarray(post.mean), w_n, rtol=1e-10, atol=1e-12)

@@ -29,7 +29,7 @@ from bayeslin_jax.core.simulate import ModelSimulator, simulate_model, tutorial_
 from bayeslin_jax.diagnostics.host import chain_diagnostics
 from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.engine.sampling import inspect_model
-from bayeslin_jax.workflows.fit import fit_model
+from bayeslin_jax.workflows.fit import fit
 
 Z_MAX = 4.0
 FAST = NutsConfig(num_warmup=400, num_draws=500, num_chains=2)
@@ -181,7 +181,7 @@ def test_user_model_batched_matches_exact_posterior_for_huge_nu():
     spec = tutorial_spec()
     x, y = _xy(2)
     model = user_model(_robust_line, nu=np.float32(1e6), sigma=np.float32(0.1), prior_sd=np.float32(0.2))
-    result = fit_model(x, y, model, seed=3, config=FAST)
+    result = fit(x, y, model, seed=3, config=FAST)
     post = exact.posterior(spec.basis(x), y, spec.prior, spec.noise.sigma)
     posterior = result.tree["posterior"]
     assert posterior["b"].dims == ("chain", "draw", "dataset")
@@ -276,7 +276,7 @@ def test_student_t_matches_quadrature(nu):
     y = np.asarray(data.y).copy()
     y[:, 0] += 1.0  # one gross outlier per dataset
     x = np.asarray(data.x)
-    result = fit_model(x, y, student_t(spec, nu), seed=2, config=REFERENCE)
+    result = fit(x, y, student_t(spec, nu), seed=2, config=REFERENCE)
     for i in range(3):
         if nu == "learn":
             def logp(b, m, t, i=i):
@@ -305,7 +305,7 @@ def test_glm_matches_quadrature(family):
     model = glm(independent_normal(0.0, prior_sd, 2), Polynomial(1), family)
     data = simulate_model(21, np.arange(3), model, 30)
     x, y = np.asarray(data.x), np.asarray(data.y)
-    result = fit_model(x, y, model, seed=4, config=REFERENCE)
+    result = fit(x, y, model, seed=4, config=REFERENCE)
     assert int(result.diagnostics()["divergences"].sum()) == 0
     for i in range(3):
         def logp(b, m, i=i):
@@ -326,7 +326,7 @@ def test_horseshoe_conjugate_special_case_matches_exact():
                       intercept_scale=2.0, tau=1e4)
     data = tutorial_data(9, np.arange(2), num_points=25, sigma=sigma)
     x, y = np.asarray(data.x), np.asarray(data.y)
-    result = fit_model(x, y, model, seed=5, config=REFERENCE)
+    result = fit(x, y, model, seed=5, config=REFERENCE)
     prior = independent_normal(0.0, np.r_[2.0, np.ones(basis.dim - 1)], basis.dim)
     post = exact.posterior(basis(x), y, prior, sigma)
     for i in range(2):
@@ -346,7 +346,7 @@ def test_horseshoe_matches_long_numpyro_mcmc():
     data = tutorial_data(13, np.arange(1), num_points=30, sigma=0.3)
     x, y = np.asarray(data.x[0]), np.asarray(data.y[0])
     config = NutsConfig(num_warmup=1000, num_draws=2000, num_chains=4, target_accept=0.95)
-    result = fit_model(x, y, model, seed=6, config=config)
+    result = fit(x, y, model, seed=6, config=config)
     mcmc = MCMC(NUTS(model.bound, target_accept_prob=0.99), num_warmup=2000, num_samples=20000, num_chains=8,
                 chain_method="sequential", progress_bar=False)
     mcmc.run(random.key(1), basis(x), y=y, **model.params)

@@ -17,8 +17,10 @@ from matplotlib.patches import Ellipse
 
 from bayeslin_jax.core import exact, priors, simulate
 from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.model import linear as linear_model
 from bayeslin_jax.diagnostics import host as diagnostics
 from bayeslin_jax.diagnostics import plots
+from bayeslin_jax.diagnostics.datatree import model_datatree
 from bayeslin_jax.engine import STAT_NAMES, NutsResult
 
 CHAINS, DRAWS = 4, 1000
@@ -41,7 +43,7 @@ def _tree(samples: dict[str, np.ndarray], spec, x, y):
     stats = {name: np.zeros((1, chains, draws)) for name in STAT_NAMES}
     stats["diverging"] = np.zeros((1, chains, draws), dtype=bool)
     result = NutsResult({k: v[None] for k, v in samples.items()}, stats)
-    tree = diagnostics.to_datatree(result, spec, spec.basis(x)[None], y[None], include_log_likelihood=False)
+    tree = model_datatree(result, linear_model(spec), spec.basis(x)[None], y[None], include_log_likelihood=False)
     return diagnostics.select_dataset(tree, 0)
 
 

@@ -400,12 +400,15 @@ from bayeslin_jax.core import exact
 from bayeslin_jax.core import simulate
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.core.priors import tutorial_spec
+from bayeslin_jax.core.model import linear
+from bayeslin_jax.diagnostics.datatree import model_datatree
 spec = tutorial_spec()
 data = simulate.prior_data(3, np.arange(5), spec)
 phi = spec.basis(data.x)
 config = NutsConfig(num_warmup=150, num_draws=150, num_chains=2)
 result = sample_nuts(4, phi, data.y, spec.prior, spec.noise, config, num_devices=2)
-table = diagnostics.dataset_summary(diagnostics.to_datatree(result, spec, phi, data.y, include_log_likelihood=False))
+tree = model_datatree(result, linear(spec), phi, data.y, include_log_likelihood=False)
+table = diagnostics.posterior_summary(tree)
 post = exact.posterior(phi, data.y, spec.prior, 0.1)
 json.dump({"devices": jax.local_device_count(), "shape": list(result.samples["w"].shape),
            "mean": table["mean"].values.tolist(), "mcse": table["mcse_mean"].values.tolist(),

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from bayeslin_jax.core.batching import map_datasets
@@ -131,3 +132,98 @@ def sample_batch(keys: Array, post: GaussianPosterior, num_draws: int) -> Array:
     """Exact draws for a batch: ``keys: (B,)`` (one per dataset) -> ``(B, num_draws, d)``."""
     # one dataset at a time everywhere: blocks of 4096 would pad a single fit's draws 8192-fold on a GPU
     return map_datasets(lambda key, *p: sample(key, GaussianPosterior(*p), num_draws), keys, *post, sequential=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The same posterior in float64 NumPy from one SVD (and the whitening w = c + A z it gives the engine)
+# --------------------------------------------------------------------------------------------
+
+
+class Whitening(NamedTuple):
+    """``w = shift + matrix @ z``; ``z ~ N(z_mean, diag(z_scale^2))`` a priori. Shapes ``(..., d)``, ``(..., d, d)``."""
+
+    shift: np.ndarray
+    matrix: np.ndarray
+    z_mean: np.ndarray
+    z_scale: np.ndarray
+
+    def to_weights(self, z: np.ndarray) -> np.ndarray:
+        """``z: (..., d)`` draws -> ``w = shift + matrix z`` in float64; leading axes of ``z`` are free."""
+        return self.shift + np.einsum("de,...e->...d", self.matrix, np.asarray(z, dtype=np.float64))
+
+    @property
+    def log_abs_det(self) -> float:
+        """``log |det A|`` (what the log density of ``z`` exceeds that of ``w`` by)."""
+        return float(np.linalg.slogdet(self.matrix)[1])
+
+
+def _prior_factors(prior: WeightPrior) -> tuple[np.ndarray, np.ndarray]:
+    """Prior mean ``(d,)`` and a square root ``L0 (d, d)`` of its covariance, float64."""
+    mean = np.asarray(prior.mean, dtype=np.float64)
+    if isinstance(prior, IndependentNormal):
+        return mean, np.diag(np.asarray(prior.scale, dtype=np.float64))
+    return mean, np.asarray(prior.scale_tril, dtype=np.float64)
+
+
+def whitening(phi, y, prior: WeightPrior, sigma) -> Whitening:
+    """The whitening (and exact posterior) of one dataset or a batch, in float64.
+
+    Parameters
+    ----------
+    phi : array_like, shape ``(..., n, d)``
+    y : array_like, shape ``(..., n)``
+    prior : WeightPrior
+    sigma : float or array_like, shape ``(...)``
+        Noise sd (known, or a plug-in value for learned noise).
+
+    Returns
+    -------
+    Whitening
+        ``shift`` is the posterior mean at this ``sigma``, ``matrix @ matrix^T`` its covariance.
+    """
+    phi = np.asarray(phi, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)[..., None]
+    m0, l0 = _prior_factors(prior)
+    u, s, vt = np.linalg.svd(phi @ l0 / sigma[..., None], full_matrices=False)
+    g = 1.0 / np.sqrt(1.0 + s**2)
+    prior_part = vt @ np.linalg.solve(l0, m0)
+    data_part = s * np.einsum("...nd,...n->...d", u, y) / sigma
+    matrix = l0 @ (np.swapaxes(vt, -1, -2) * g[..., None, :])
+    shift = np.einsum("...de,...e->...d", matrix, g * (prior_part + data_part))
+    z_mean = (vt @ np.linalg.solve(l0, (m0 - shift)[..., None]))[..., 0] / g
+    return Whitening(shift, matrix, z_mean, 1.0 / g)
+
+
+def posterior64(phi, y, prior: WeightPrior, sigma) -> GaussianPosterior:
+    """The exact conjugate posterior in float64 (NumPy arrays), stable on ill-conditioned designs.
+
+    Same fields as :func:`bayeslin_jax.core.exact.posterior`: ``mean (..., d)``, ``cov (..., d, d)``,
+    ``precision_tril (..., d, d)``; the oracle of :func:`bayeslin_jax.fit` whatever JAX's precision.
+    """
+    white = whitening(phi, y, prior, sigma)
+    a = white.matrix
+    cov = a @ np.swapaxes(a, -1, -2)
+    # chol of the precision A^-T A^-1 from the QR of A^-1 (no squaring of the condition number)
+    a_inv = np.linalg.inv(a)
+    _, r = np.linalg.qr(a_inv)
+    signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
+    tril = np.swapaxes(r * signs[..., :, None], -1, -2)
+    return GaussianPosterior(white.shift, 0.5 * (cov + np.swapaxes(cov, -1, -2)), tril)
+
+
+def design_matrix64(basis, x) -> np.ndarray:
+    """``basis(x)`` evaluated in float64 (NumPy), whatever JAX's default precision."""
+    with jax.enable_x64(True):
+        return np.asarray(basis(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+
+
+def plugin_sigma(phi, y, fallback: float) -> np.ndarray:
+    """Least-squares residual sd per dataset ``(...)``: the plug-in noise of the whitening for learned noise."""
+    phi = np.asarray(phi, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n, d = phi.shape[-2:]
+    coef = np.linalg.pinv(phi) @ y[..., None]
+    resid = y - (phi @ coef)[..., 0]
+    sd = np.sqrt(np.sum(resid**2, axis=-1) / max(n - d, 1))
+    return np.where(sd > 0, sd, fallback)

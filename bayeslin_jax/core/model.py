@@ -34,10 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from bayeslin_jax.core import exact
 from bayeslin_jax.core import regressions as models
 from bayeslin_jax.core.basis import Polynomial
 from bayeslin_jax.core.errors import BayeslinError
-from bayeslin_jax.core.priors import KnownNoise, ModelSpec, Noise, WeightPrior, _as_list
+from bayeslin_jax.core.exact import GaussianPosterior
+from bayeslin_jax.core.priors import KnownNoise, ModelSpec, Noise, WeightPrior, _as_list, tutorial_spec
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class Model:
         fourth prior moments); default: the elements of ``feature_site``.
     info : dict
         Extra JSON description (not hashed).
+    spec : ModelSpec, optional
+        Set for the conjugate Gaussian regression (:func:`linear`): the basis, weight prior and noise behind
+        the optional exact capability (:meth:`exact`) and the whitened sampler; None for every other model.
     """
 
     fn: Callable[..., None]
@@ -80,6 +85,7 @@ class Model:
     quantities: tuple[str, ...] | None = None
     dap_quantities: tuple[str, ...] | None = None
     info: dict = field(default_factory=dict, compare=False, hash=False)
+    spec: ModelSpec | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -105,6 +111,22 @@ class Model:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return self.basis.feature_names if self.basis is not None else ()
+
+    @property
+    def has_exact(self) -> bool:
+        """True when :meth:`exact` gives the posterior (Gaussian regression with known noise)."""
+        return self.spec is not None and self.spec.known_sigma
+
+    def exact(self, x, y) -> GaussianPosterior | None:
+        """The exact posterior of the weights given raw ``x, y: ([B,] n)``, in float64; None where there is none.
+
+        Only the conjugate Gaussian regression (:func:`linear` with known noise) has one: ``mean: ([B,] d)``,
+        ``cov: ([B,] d, d)`` (:func:`bayeslin_jax.core.exact.posterior64`, stable on ill-conditioned designs).
+        """
+        if not self.has_exact:
+            return None
+        phi = exact.design_matrix64(self.spec.basis, x)
+        return exact.posterior64(phi, np.asarray(y, dtype=np.float64), self.spec.prior, self.spec.noise.sigma)
 
     def describe(self) -> dict:
         """JSON-serialisable identity (store metadata, result files)."""
@@ -175,7 +197,19 @@ def linear(spec: ModelSpec) -> Model:
     """The package's Gaussian linear regression (:func:`bayeslin_jax.core.regressions.linear_regression`)."""
     quantities = ("w",) if spec.known_sigma else ("w", "sigma")
     return Model(models.linear_regression, "linear", {"prior": spec.prior, "noise": spec.noise}, (), spec.basis,
-                 feature_site="w", quantities=quantities, info={"spec": spec.describe()})
+                 feature_site="w", quantities=quantities, info={"spec": spec.describe()}, spec=spec)
+
+
+def as_model(model: Model | ModelSpec | None) -> Model:
+    """What every workflow takes: a :class:`Model`, a Gaussian :class:`ModelSpec` (-> :func:`linear`), or None
+    (the tutorial's model)."""
+    if model is None:
+        return linear(tutorial_spec())
+    if isinstance(model, ModelSpec):
+        return linear(model)
+    if not isinstance(model, Model):
+        raise BayeslinError(f"model must be a bayeslin_jax Model or ModelSpec, got {type(model).__name__}")
+    return model
 
 
 def _parse_nu(nu) -> float | None:
@@ -268,6 +302,7 @@ def glm(prior: WeightPrior, basis: Polynomial, family: str = "bernoulli") -> Mod
 
 __all__ = [
     "Model",
+    "as_model",
     "glm",
     "horseshoe",
     "horseshoe_tau_scale",

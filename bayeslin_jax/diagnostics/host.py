@@ -26,21 +26,14 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 
-import arviz_base as azb
 import arviz_stats as azs
-import jax
 import numpy as np
 import pandas as pd
 import xarray as xr
 from arviz_stats.base import array_stats
 from arviz_stats.validate import validate_ci_prob
-from jax import Array
-from numpyro.infer import log_likelihood
 
 from bayeslin_jax.core.errors import BayeslinError
-from bayeslin_jax.core.priors import ModelSpec
-from bayeslin_jax.core.regressions import linear_regression
-from bayeslin_jax.engine import NutsResult
 
 SAMPLE_DIMS = ["chain", "draw"]
 DIAGNOSTIC_NAMES = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
@@ -235,110 +228,57 @@ def _numba_diagnostics(flat: np.ndarray, nd) -> dict[str, np.ndarray]:
     return out
 
 
-def pointwise_log_likelihood(samples: dict[str, Array], phi: Array, y: Array, spec: ModelSpec) -> Array:
-    """Log-likelihood of each observation under each draw, from the NumPyro model.
-
-    ``samples["w"]: (B, C, S, d)``, ``phi: (B, n, d)``, ``y: (B, n)`` -> ``(B, C, S, n)``.
-    """
-
-    def one(dataset_samples, phi_i, y_i):
-        return log_likelihood(
-            linear_regression, dataset_samples, phi_i, y_i, spec.prior, spec.noise, batch_ndims=2
-        )["y"]
-
-    return jax.vmap(one)(samples, phi, y)
-
-
 def _sample_first(a) -> np.ndarray:
     """``(B, C, S, ...)`` -> ``(C, S, B, ...)``: ArviZ wants the sample dims first."""
     return np.moveaxis(np.asarray(a), 0, 2)
-
-
-def to_datatree(
-    result: NutsResult,
-    spec: ModelSpec,
-    phi: Array,
-    y: Array,
-    x: Array | None = None,
-    dataset_indices=None,
-    include_log_likelihood: bool = True,
-) -> xr.DataTree:
-    """Build an ArviZ DataTree for B datasets.
-
-    Parameters
-    ----------
-    result : NutsResult
-        Engine output: ``samples["w"]: (B, C, S, d)`` (``samples["sigma"]: (B, C, S)``), stats ``(B, C, S)``.
-    spec : ModelSpec
-        The fitted model (feature names, likelihood).
-    phi : array, shape ``(B, n, d)``
-        Design matrices.
-    y : array, shape ``(B, n)``
-        Observations.
-    x : array, shape ``(B, n)``, optional
-        Raw inputs, stored as ``constant_data``.
-    dataset_indices : array, shape ``(B,)``, optional
-        Coordinates of the ``dataset`` dim (default ``0..B-1``).
-    include_log_likelihood : bool
-        Add the pointwise ``log_likelihood`` group (``(C, S, B, n)``, needed by LOO).
-
-    Returns
-    -------
-    xarray.DataTree
-        Groups ``posterior`` (``w``: dataset x feature; ``sigma``: dataset), ``sample_stats``,
-        ``log_likelihood`` (``y``: dataset x obs), ``observed_data`` and ``constant_data`` (``x``).
-    """
-    num_datasets = np.shape(y)[0]
-    coords = {
-        "dataset": np.arange(num_datasets) if dataset_indices is None else np.asarray(dataset_indices),
-        "feature": list(spec.feature_names),
-        "obs": np.arange(np.shape(y)[1]),
-    }
-    posterior = {name: _sample_first(value) for name, value in result.samples.items()}
-    dims = {"w": ["dataset", "feature"], "sigma": ["dataset"], "y": ["dataset", "obs"], "x": ["dataset", "obs"]}
-    groups = {
-        "posterior": posterior,
-        "sample_stats": {name: _sample_first(value) for name, value in result.stats.items()},
-        "observed_data": {"y": np.asarray(y)},
-    }
-    dims.update({name: ["dataset"] for name in result.stats})
-    if x is not None:
-        groups["constant_data"] = {"x": np.asarray(x)}
-    if include_log_likelihood:
-        loglik = pointwise_log_likelihood(result.samples, phi, y, spec)
-        groups["log_likelihood"] = {"y": _sample_first(loglik)}
-    return azb.from_dict(groups, dims=dims, coords=coords)
 
 
 def _with_dataset_dim(da: xr.DataArray) -> xr.DataArray:
     return da if "dataset" in da.dims else da.expand_dims(dataset=[0])
 
 
-def dataset_summary(tree: xr.DataTree) -> xr.Dataset:
-    """Per dataset and weight: mean, sd and :func:`chain_diagnostics`; per dataset: divergences.
+def _element_names(site: str, da: xr.DataArray, event: list[str]) -> list[str]:
+    """Names of a site's elements: feature names on the ``feature`` dim, ``site`` for a scalar, else ``site[i,j]``."""
+    if event == ["feature"]:
+        return [str(v) for v in da["feature"].values]
+    if not event:
+        return [site]
+    return [f"{site}[{','.join(map(str, k))}]" for k in np.ndindex(*(da.sizes[d] for d in event))]
+
+
+def posterior_summary(tree: xr.DataTree) -> xr.Dataset:
+    """Per dataset and parameter (every element of every posterior site): mean, sd and :func:`chain_diagnostics`.
 
     Parameters
     ----------
     tree : xarray.DataTree
-        From :func:`to_datatree` (a one-dataset tree without the ``dataset`` dim is accepted).
+        Of any model (:func:`bayeslin_jax.diagnostics.datatree.model_datatree`); a one-dataset tree without the
+        ``dataset`` dim is accepted.
 
     Returns
     -------
     xarray.Dataset
-        ``mean, sd, rhat, ess_bulk, ess_tail, mcse_mean, mcse_sd`` with dims ``(dataset, feature)``;
-        ``divergences (dataset)``; for learned noise ``sigma_mean, sigma_sd, sigma_rhat, ...`` ``(dataset)``.
+        ``mean, sd, rhat, ess_bulk, ess_tail, mcse_mean, mcse_sd`` with dims ``(dataset, parameter)`` (coordinate
+        ``site``: the site of each parameter, e.g. ``w`` for ``b`` and ``m``); ``divergences (dataset)``.
     """
     posterior = tree["posterior"].to_dataset()
-    w = _with_dataset_dim(posterior["w"]).transpose("dataset", "feature", *SAMPLE_DIMS)
-    fields = {"mean": w.mean(SAMPLE_DIMS), "sd": w.std(SAMPLE_DIMS, ddof=1)}
-    fields |= {name: (("dataset", "feature"), v) for name, v in chain_diagnostics(w.values).items()}
-    fields["divergences"] = _with_dataset_dim(tree["sample_stats"]["diverging"]).sum(SAMPLE_DIMS)
-    if "sigma" in posterior:
-        sigma = _with_dataset_dim(posterior["sigma"]).transpose("dataset", *SAMPLE_DIMS)
-        fields["sigma_mean"] = sigma.mean(SAMPLE_DIMS)
-        fields["sigma_sd"] = sigma.std(SAMPLE_DIMS, ddof=1)
-        fields |= {f"sigma_{name}": ("dataset", v) for name, v in chain_diagnostics(sigma.values).items()}
-    return xr.Dataset(fields)
+    blocks, names, sites = [], [], []
+    for site, da in posterior.data_vars.items():
+        da = _with_dataset_dim(da)
+        event = [d for d in da.dims if d not in ("dataset", *SAMPLE_DIMS)]
+        da = da.transpose("dataset", *event, *SAMPLE_DIMS)
+        blocks.append(np.asarray(da.values, dtype=np.float64).reshape(da.sizes["dataset"], -1, *da.shape[-2:]))
+        element_names = _element_names(site, da, event)
+        names += element_names
+        sites += [site] * len(element_names)
+    draws = np.concatenate(blocks, axis=1)  # (B, P, C, S)
+    fields = {"mean": draws.mean((-2, -1)), "sd": draws.reshape(*draws.shape[:2], -1).std(-1, ddof=1)}
+    fields |= chain_diagnostics(draws)
+    dataset = _with_dataset_dim(posterior[next(iter(posterior.data_vars))])["dataset"].values
+    table = xr.Dataset({name: (("dataset", "parameter"), v) for name, v in fields.items()},
+                       coords={"dataset": dataset, "parameter": names, "site": ("parameter", sites)})
+    table["divergences"] = _with_dataset_dim(tree["sample_stats"]["diverging"]).sum(SAMPLE_DIMS)
+    return table
 
 
 def select_dataset(tree: xr.DataTree, index: int) -> xr.DataTree:

@@ -465,13 +465,15 @@ def pair_figure(
     return fig
 
 
-def coefficient_figure(result, dataset: int = 0, max_draws: int = 4000):
-    """One panel per coefficient: histogram of the NUTS draws and the exact posterior density."""
-    draws = result.draws("w")
-    if result.batched:
-        draws = draws[dataset]
-    flat = draws.reshape(-1, draws.shape[-1])[:max_draws]
-    names = result.feature_names
+def parameter_figure(result, dataset: int = 0, max_draws: int = 4000, max_panels: int = 24) -> Figure:
+    """One panel per parameter of a :class:`~bayeslin_jax.workflows.fit.FitResult` (any model): a histogram of
+    the NUTS draws, and the exact posterior density where the model has one (the feature site's elements).
+
+    The first ``max_panels`` parameters are drawn (a hierarchical model can have many).
+    """
+    names, flat = result.flat_draws(dataset)
+    names, flat = names[:max_panels], flat[:max_draws, :max_panels]
+    table = result.diagnostics().isel(dataset=dataset)
     cols = min(len(names), 3)
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
@@ -480,13 +482,10 @@ def coefficient_figure(result, dataset: int = 0, max_draws: int = 4000):
             ax.set_visible(False)
             continue
         ax.hist(flat[:, k], bins=40, density=True, color="#8fb3d9", label="NUTS draws")
-        if result.exact is not None:
-            mean = np.asarray(result.exact.mean, dtype=float)
-            sd = np.sqrt(np.diagonal(np.asarray(result.exact.cov, dtype=float), axis1=-2, axis2=-1))
-            if result.batched:
-                mean, sd = mean[dataset], sd[dataset]
-            grid = np.linspace(mean[k] - 4 * sd[k], mean[k] + 4 * sd[k], 200)
-            density = np.exp(-0.5 * ((grid - mean[k]) / sd[k]) ** 2) / (sd[k] * np.sqrt(2 * np.pi))
+        if "exact_mean" in table and np.isfinite(float(table["exact_mean"][k])):
+            mean, sd = float(table["exact_mean"][k]), float(table["exact_sd"][k])
+            grid = np.linspace(mean - 4 * sd, mean + 4 * sd, 200)
+            density = np.exp(-0.5 * ((grid - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
             ax.plot(grid, density, color="#c0392b", lw=1.6, label="exact posterior")
         ax.set_title(names[k], fontsize=9)
         ax.set_yticks([])

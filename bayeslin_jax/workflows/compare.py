@@ -28,8 +28,10 @@ from bayeslin_jax.core import exact, nig, simulate, validation
 from bayeslin_jax.core.basis import Polynomial
 from bayeslin_jax.core.data import validate_xy
 from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.model import linear
 from bayeslin_jax.core.priors import ModelSpec, WeightPrior
-from bayeslin_jax.diagnostics.host import select_dataset, to_datatree
+from bayeslin_jax.diagnostics.datatree import model_datatree
+from bayeslin_jax.diagnostics.host import select_dataset
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.workflows.fit import fit
 
@@ -252,7 +254,7 @@ def batch_model_wins(
         for spec in specs.values():
             phi = spec.basis(data.x)
             result = sample_nuts(seed, phi, data.y, spec.prior, spec.noise, config, dataset_indices=indices)
-            tree = to_datatree(result, spec, phi, data.y, x=data.x, dataset_indices=indices)
+            tree = model_datatree(result, linear(spec), phi, data.y, x_raw=data.x, dataset_indices=indices)
             results.append(batch_loo(tree))
         loo_ds = xr.concat(results, dim=pd.Index(names, name="model")).transpose("dataset", "model")
         per_dataset["elpd_loo"] = loo_ds["elpd_loo"]

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.workflows.fit import _config, fit_inputs, min_points
 
 INTERCEPT = "Intercept"
 
@@ -318,8 +319,6 @@ def fit_formula(
         Coefficients named after the terms (``feature`` coordinate); ``constant_data.x`` holds row indices.
     """
     from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, independent_normal, known_noise
-    from bayeslin_jax.workflows.fit import _config
-
     if (sigma is None) == (sigma_prior_scale is None):
         raise BayeslinError("give sigma (known noise) or sigma_prior_scale (learned noise), not both or neither")
     design, y = load_design(data, formula, columns=columns, response=response)
@@ -331,13 +330,11 @@ def fit_formula(
 
 def fit_design(y, spec, *, seed: int = 0, config, log_likelihood: bool = True, whiten: bool = True):
     """Fit ``y: (n,)`` on the design that is ``spec.basis`` (a :class:`Design`); see :func:`fit_formula`."""
-    from bayeslin_jax.workflows.fit import fit_design_matrix, min_points
-
     design = spec.basis
     if len(y) < min_points(spec):
         raise BayeslinError(f"need at least {min_points(spec)} rows for {design.dim} terms, got {len(y)}")
     rows = np.arange(len(y), dtype=np.float64)[None]
-    return fit_design_matrix(
+    return fit_inputs(
         design.matrix[None], np.asarray(y, dtype=np.float64)[None], spec, x=rows, batched=False, seed=seed,
         config=config, log_likelihood=log_likelihood, whiten=whiten,
     )

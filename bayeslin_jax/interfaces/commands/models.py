@@ -59,11 +59,11 @@ def model_from_args(args: argparse.Namespace, num_points: int) -> Model | None:
 
 def run_fit(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, model: Model, config) -> int:
     """``bayeslin fit`` for a general model: ArviZ summary, divergences, problems, optional JSON."""
-    from bayeslin_jax.workflows.fit import fit_model
+    from bayeslin_jax.workflows.fit import fit
 
     if args.plot_path:
         raise BayeslinError(f"--plot draws the Gaussian model's predictive band; not available for {model.name}")
-    result = fit_model(x, y, model, seed=args.seed, config=config)
+    result = fit(x, y, model, seed=args.seed, config=config)
     print(f"NUTS posterior, {model.name} ({config.num_chains} chains x {config.num_draws} draws, {len(x)} points):")
     print(result.arviz_summary().to_string())
     return report_fit(result, args)
