@@ -52,6 +52,8 @@ _EXPORTS = {
     "open_study": "bayeslin_jax.workflows.studies",
     "run_sbc": "bayeslin_jax.workflows.sbc",
     "open_sbc": "bayeslin_jax.workflows.sbc",
+    "SbcConfig": "bayeslin_jax.workflows.sbc",
+    "StudyConfig": "bayeslin_jax.workflows.studies",
 }
 _SUBMODULES = ("core", "engine", "diagnostics", "workflows", "interfaces")
 #: Module names of release 0.1 -> where they live now (kept for one release; see CHANGELOG.md).

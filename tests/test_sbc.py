@@ -319,7 +319,11 @@ def test_gated_simulations_are_excluded_reported_and_too_many_fail() -> None:
     # more than 5% gated: unreliable inference, whatever the ranks of the others say
     report = sbc_stats.summarize(_gated(ds, many), alpha=0.001)
     assert report.num_used == 360
-    assert report.reasons == ["40/400 simulations failed the diagnostics gate"], report.table()
+    assert report.verdict == "not converged" and not report.passed, report.table()
+    assert report.reasons == ["sampler did not converge on 10.0 % of simulations (40/400 failed the diagnostics "
+                              "gate: R-hat 40)"], report.table()
+    assert report.gates["fraction_failed"] == 0.1 and report.gates["by_check"]["R-hat"] == 40
+    assert "overall: NOT CONVERGED" in report.table() and "R-hat 40 (10.0 %)" in report.table()
 
 
 @pytest.mark.slow  # compiles NUTS with learnt sigma: keeps the default suite within its budget

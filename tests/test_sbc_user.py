@@ -97,6 +97,24 @@ def test_ecdf_p_uniform_under_null_and_tiny_not_zero() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def test_rank_jitter_is_keyed_by_simulation_index_not_chunk_position() -> None:
+    """A simulation's randomised rank is the same wherever it sits in a chunk (indices 64..127 at positions
+    64..127 of one chunk and 0..63 of the next): the tie-break uniform is keyed by ``(seed, index)``."""
+    from bayeslin_jax.core.simulate import get_simulator
+    from bayeslin_jax.workflows.sbc import quantities as qmod
+    from bayeslin_jax.workflows.sbc.samplers import sampler_chunk
+
+    common = {"sampler": conjugate, "simulator": get_simulator("prior"), "spec": POLY3,
+              "quantities": qmod.as_quantities(None, POLY3), "seed": 8, "num_ranks": 99}
+    first = sampler_chunk(np.arange(CHUNK), **common)
+    second = sampler_chunk(np.arange(CHUNK // 2, CHUNK + CHUNK // 2), **common)
+    overlap = slice(CHUNK // 2, CHUNK)
+    np.testing.assert_allclose(first["truth"].values[overlap], second["truth"].values[: CHUNK // 2], rtol=1e-6)
+    np.testing.assert_allclose(first["pit"].values[overlap], second["pit"].values[: CHUNK // 2], rtol=1e-5)
+    jitter = np.asarray(sbc._jitter(8, np.arange(CHUNK // 2, CHUNK), 3))
+    np.testing.assert_array_equal(jitter, np.asarray(sbc._jitter(8, np.arange(CHUNK), 3))[overlap])
+
+
 def test_user_sampler_passes_and_is_recorded() -> None:
     ds = run_sampler_sbc(conjugate, 256, seed=31, spec=POLY3, chunk_size=CHUNK)
     report = summarize(ds, alpha=ALPHA_CORRECT)

@@ -73,6 +73,10 @@ class Model:
     spec : ModelSpec, optional
         Set for the conjugate Gaussian regression (:func:`linear`): the basis, weight prior and noise behind
         the optional exact capability (:meth:`exact`) and the whitened sampler; None for every other model.
+    per_point : tuple of str, optional
+        The traced arguments with one row per data point (group membership, weights, exposure, a second
+        predictor): shared by every dataset, sliced with the data points. None (user models): detected, every
+        array argument whose leading axis has the data's length; ``()`` for the built-ins.
     """
 
     fn: Callable[..., None]
@@ -86,17 +90,55 @@ class Model:
     dap_quantities: tuple[str, ...] | None = None
     info: dict = field(default_factory=dict, compare=False, hash=False)
     spec: ModelSpec | None = field(default=None, compare=False, hash=False)
+    per_point: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
             raise BayeslinError(f"model function must be callable, got {type(self.fn).__name__}")
-        try:
-            hash(self.static)
-        except TypeError:
-            raise BayeslinError(f"static model arguments must be hashable: {dict(self.static)}") from None
+        for name, value in self.static:
+            try:
+                hash(value)
+            except TypeError:
+                raise BayeslinError(
+                    f"model argument {name!r} ({type(value).__name__}) is neither an array nor hashable: pass it as"
+                    " a NumPy array (traced) or a hashable value (static)"
+                ) from None
+        for name in self.per_point or ():
+            if name not in self.params:
+                raise BayeslinError(f"per-point argument {name!r} is not an array argument of model {self.name!r}")
         clash = set(self.params) & {k for k, _ in self.static}
         if clash or {"x", "y"} & (set(self.params) | {k for k, _ in self.static}):
             raise BayeslinError(f"model arguments {sorted(clash or {'x', 'y'})} given twice")
+
+    def point_arguments(self, num_points: int) -> tuple[str, ...]:
+        """The traced arguments with one row per data point, for data of ``num_points`` points per dataset.
+
+        Raises
+        ------
+        BayeslinError
+            One line naming a declared per-point argument whose leading axis is not ``num_points``.
+        """
+        if self.per_point is None:
+            return tuple(sorted(k for k, v in self.params.items() if _leading_length(v) == num_points))
+        for name in self.per_point:
+            rows = _leading_length(self.params[name])
+            if rows != num_points:
+                raise BayeslinError(
+                    f"model argument {name!r} has {'no rows' if rows is None else f'{rows} rows'}, but the data "
+                    f"have {num_points} points per dataset: a per-point argument needs one row per point"
+                )
+        return self.per_point
+
+    @property
+    def num_points(self) -> int | None:
+        """The data points per dataset its declared per-point arguments fix (None if it declares none)."""
+        lengths = {_leading_length(self.params[name]) for name in self.per_point or ()}
+        return lengths.pop() if len(lengths) == 1 else None
+
+    def params_at(self, rows, num_points: int) -> dict:
+        """The traced arguments for the data points ``rows`` (index array or slice) of ``num_points`` points."""
+        sliced = self.point_arguments(num_points)
+        return {k: jax.tree.map(lambda a: a[rows], v) if k in sliced else v for k, v in self.params.items()}
 
     @property
     def bound(self) -> Callable[..., None]:
@@ -139,7 +181,24 @@ class Model:
             "params": {k: _describe_value(v) for k, v in sorted(self.params.items())},
             "static": {k: _describe_value(v) for k, v in self.static},
         }
+        if self.per_point:
+            out["per_point"] = list(self.per_point)
         return out | ({"info": self.info} if self.info else {})
+
+
+def flat_parameters(values: dict, sites: tuple[str, ...], lead_ndim: int) -> tuple[list[str], np.ndarray]:
+    """Every element of ``sites`` side by side, named as in the summaries (``tau``, ``z[3]``, ``L[0,1]``).
+
+    ``values: {site: (*lead, *site_shape)}`` with ``lead_ndim`` leading axes (``(B, C, S)`` for draws, ``(B,)``
+    for the truth) -> names ``(P,)`` and ``(*lead, P)`` float64.
+    """
+    names, columns = [], []
+    for site in sites:
+        value = np.asarray(values[site], dtype=np.float64)
+        lead, shape = value.shape[:lead_ndim], value.shape[lead_ndim:]
+        names += [site] if not shape else [f"{site}[{','.join(map(str, k))}]" for k in np.ndindex(*shape)]
+        columns.append(value.reshape(*lead, -1))
+    return names, np.concatenate(columns, axis=-1)
 
 
 def _describe_value(value):
@@ -152,6 +211,12 @@ def _describe_value(value):
     if len(leaves) == 1 and not leaves[0][0]:
         return _as_list(value)
     return {jax.tree_util.keystr(path): _as_list(leaf) for path, leaf in leaves}
+
+
+def _leading_length(value) -> int | None:
+    """The common leading-axis length of a pytree's array leaves (None for scalars or mixed lengths)."""
+    lengths = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(value)}
+    return lengths.pop() if len(lengths) == 1 else None
 
 
 def _split_kwargs(kwargs: dict) -> tuple[dict, tuple]:
@@ -175,17 +240,21 @@ def user_model(
     feature_site: str | None = None,
     quantities: tuple[str, ...] | None = None,
     dap_quantities: tuple[str, ...] | None = None,
+    per_point: tuple[str, ...] | None = None,
     **kwargs,
 ) -> Model:
     """Wrap a NumPyro model ``fn(x, y=None, **kwargs)`` for the batched engine.
 
     ``kwargs``: arrays and NumPy scalars are traced (new values do not recompile); other values are static and must
-    be hashable. Checks against the contract happen when the engine first sees data
-    (:func:`bayeslin_jax.engine.sampling.inspect_model`).
+    be hashable. ``per_point``: the array arguments with one row per data point (e.g. ``group: (n,)``), sliced
+    with the points; None detects them (leading axis = the data's length). Checks against the contract happen
+    when the engine first sees data (:func:`bayeslin_jax.engine.sampling.inspect_model`), before compiling.
     """
     params, static = _split_kwargs(kwargs)
     fn_name = getattr(getattr(fn, "func", fn), "__name__", "model")
-    return Model(fn, name or fn_name, params, static, basis, obs, feature_site, quantities, dap_quantities)
+    per_point = None if per_point is None else tuple([per_point] if isinstance(per_point, str) else per_point)
+    return Model(fn, name or fn_name, params, static, basis, obs, feature_site, quantities, dap_quantities,
+                 per_point=per_point)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +266,7 @@ def linear(spec: ModelSpec) -> Model:
     """The package's Gaussian linear regression (:func:`bayeslin_jax.core.regressions.linear_regression`)."""
     quantities = ("w",) if spec.known_sigma else ("w", "sigma")
     return Model(models.linear_regression, "linear", {"prior": spec.prior, "noise": spec.noise}, (), spec.basis,
-                 feature_site="w", quantities=quantities, info={"spec": spec.describe()}, spec=spec)
+                 feature_site="w", quantities=quantities, info={"spec": spec.describe()}, spec=spec, per_point=())
 
 
 def as_model(model: Model | ModelSpec | None) -> Model:
@@ -235,7 +304,8 @@ def student_t(spec: ModelSpec, nu: float | str | None = "learn") -> Model:
         params["nu"] = jnp.asarray(value, dtype=jnp.float32)
     sites = ("w",) + (() if spec.known_sigma else ("sigma",)) + (("nu",) if value is None else ())
     return Model(models.student_t_regression, "student_t", params, (), spec.basis, feature_site="w",
-                 quantities=sites, info={"spec": spec.describe(), "nu": "learn" if value is None else value})
+                 quantities=sites, info={"spec": spec.describe(), "nu": "learn" if value is None else value},
+                 per_point=())
 
 
 def horseshoe_tau_scale(expected_nonzero: float, num_coefficients: int, num_points: int) -> float:
@@ -289,7 +359,7 @@ def horseshoe(
             "tau": tau}
     # w_1.. have an infinite fourth prior moment (c^2 ~ InvGamma) so only the intercept's DAP is tested.
     return Model(models.horseshoe_regression, "horseshoe", params, (("slab_df", slab_df),), basis,
-                 feature_site="w", quantities=sites, dap_quantities=basis.feature_names[:1], info=info)
+                 feature_site="w", quantities=sites, dap_quantities=basis.feature_names[:1], info=info, per_point=())
 
 
 def glm(prior: WeightPrior, basis: Polynomial, family: str = "bernoulli") -> Model:
@@ -297,12 +367,13 @@ def glm(prior: WeightPrior, basis: Polynomial, family: str = "bernoulli") -> Mod
     if family not in models.GLM_FAMILIES:
         raise BayeslinError(f"unknown GLM family {family!r}: use one of {', '.join(models.GLM_FAMILIES)}")
     return Model(models.glm_regression, family, {"prior": prior}, (("family", family),), basis,
-                 feature_site="w", quantities=("w",))
+                 feature_site="w", quantities=("w",), per_point=())
 
 
 __all__ = [
     "Model",
     "as_model",
+    "flat_parameters",
     "glm",
     "horseshoe",
     "horseshoe_tau_scale",

@@ -296,9 +296,15 @@ def simulate_model(seed: int, indices, model: Model, num_points: int = TUTORIAL_
     _check_points(num_points)
     if not x_scale > 0:
         raise BayeslinError(f"x_scale must be positive, got {x_scale}")
+    model.point_arguments(int(num_points))  # per-point arguments must have num_points rows: one line
     keys = keyring.dataset_keys(seed, keyring.SIMULATE, idx)
-    return _simulate(keys, model.params, jnp.asarray(x_scale, dtype=jnp.float32), model=model,
-                     num_points=int(num_points))
+    try:
+        return _simulate(keys, model.params, jnp.asarray(x_scale, dtype=jnp.float32), model=model,
+                         num_points=int(num_points))
+    except (TypeError, ValueError, IndexError) as err:  # the user's code on simulated data: one line
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise BayeslinError(f"model {model.name!r} cannot simulate {num_points} points per dataset "
+                            f"({type(err).__name__}: {first})") from None
 
 
 @partial(jax.jit, static_argnames=("model", "num_points"))

@@ -59,8 +59,9 @@ class ModelSites(NamedTuple):
     shapes: tuple[tuple[int, ...], ...]
 
 
-def _trace(model: Model, x: Array, y: Array, key: Array) -> dict:
-    return handlers.trace(handlers.seed(model.bound, key)).get_trace(x, y=y, **model.params)
+def _trace(model: Model, x: Array, y: Array, key: Array, params: dict | None = None) -> dict:
+    params = model.params if params is None else params
+    return handlers.trace(handlers.seed(model.bound, key)).get_trace(x, y=y, **params)
 
 
 def _first_line(err: Exception) -> str:
@@ -111,6 +112,8 @@ def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
         One line naming the offending site (see the module docstring).
     """
     key = jax.random.key(0)
+    n = x.shape[1]
+    model.point_arguments(n)  # a declared per-point argument of the wrong length: one line, before any tracing
     try:
         first = _trace(model, x[0], y[0], key)
     except Exception as err:  # any failure of the user code becomes one line
@@ -127,8 +130,21 @@ def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
                     f"latent site {name!r} changes shape between datasets of the same size: the engine needs"
                     " fixed-shape latents"
                 )
-    n = x.shape[1]
-    smaller = _trace(model, x[0, : n - 1], y[0, : n - 1], key) if n > 1 else first
+    # deterministic sites whose shape depends on n are per point (not kept): trace n - 1 points, per-point
+    # arguments sliced with them
+    smaller = first
+    if n > 1:
+        # a model with fixed-size plates cannot take n - 1 points with sliced arguments: then unsliced
+        attempts = (model.params_at(slice(0, n - 1), n), model.params)
+        for k, params in enumerate(attempts):
+            try:
+                smaller = _trace(model, x[0, : n - 1], y[0, : n - 1], key, params)
+                break
+            except Exception as err:
+                if k == len(attempts) - 1:
+                    raise BayeslinError(
+                        f"model {model.name!r} failed on the first {n - 1} points of dataset 0 ({_first_line(err)}):"
+                        " declare its per-point arguments (per_point=...)") from None
     kept = [
         name for name, site in first.items()
         if (site["type"] == "sample" and not site["is_observed"])

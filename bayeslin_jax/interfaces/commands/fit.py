@@ -30,7 +30,7 @@ from bayeslin_jax.interfaces.commands.common import (
     report_fit,
     spec_from_args,
 )
-from bayeslin_jax.interfaces.commands.models import add_model_arguments, model_from_args, run_fit
+from bayeslin_jax.interfaces.commands.models import add_model_arguments, model_from_args, run_fit, with_columns
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +66,10 @@ def _fit(args: argparse.Namespace):
     config = config_from_args(args)
     n = len(x) if loaded is None else len(loaded[1])
     model = model_from_args(args, n)
-    if model is not None:  # Student-t, horseshoe, GLM: their own command path (x, y columns only)
+    if args.model_column and not args.model:
+        raise BayeslinError("--model-column passes data columns to --model: give --model FILE.py:NAME")
+    if model is not None:  # Student-t, horseshoe, GLM, --model: their own command path (x, y columns only)
+        model = with_columns(model, args.model_column, args.data)
         if loaded is not None:
             raise BayeslinError(f"{model.name} takes columns x, y: --formula / --columns are for the Gaussian model")
         return run_fit(args, x, y, model, config)

@@ -32,6 +32,66 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="--prior horseshoe: expected number of nonzero coefficients p0 (sets tau0)")
     group.add_argument("--slab-scale", type=float, default=2.0, help="--prior horseshoe: slab scale")
     group.add_argument("--slab-df", type=float, default=4.0, help="--prior horseshoe: slab degrees of freedom")
+    group.add_argument("--model", metavar="FILE.py:NAME",
+                       help="your own model: a bayeslin_jax Model (bl.user_model(fn, ...)) or a NumPyro function "
+                       "fn(x, y=None) named NAME in FILE.py; study/sbc simulate its declared per-point length")
+    group.add_argument("--model-column", action="append", default=[], metavar="ARG[=COLUMN]",
+                       help="fit --model: pass the data file's COLUMN (default ARG) as the per-point model argument "
+                       "ARG (repeatable), e.g. --model-column group")
+
+
+def load_user_model(reference: str) -> Model:
+    """``FILE.py:NAME`` -> the :class:`Model` (or NumPyro function, wrapped) named ``NAME`` in ``FILE.py``."""
+    import importlib.util
+    from pathlib import Path
+
+    from bayeslin_jax.core.model import Model, user_model
+
+    path, _, name = reference.rpartition(":")
+    if not path or not name:
+        raise BayeslinError(f"--model must be FILE.py:NAME, got {reference!r}")
+    if not Path(path).is_file():
+        raise BayeslinError(f"--model: no such file {path!r}")
+    spec = importlib.util.spec_from_file_location(f"bayeslin_user_model_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the user's file: one line
+        raise BayeslinError(f"--model: {path} failed to import ({type(err).__name__}: {err})") from None
+    obj = getattr(module, name, None)
+    if obj is None:
+        raise BayeslinError(f"--model: {path} defines no {name!r}")
+    if isinstance(obj, Model):
+        return obj
+    if callable(obj):
+        return user_model(obj)
+    raise BayeslinError(f"--model: {name!r} in {path} is a {type(obj).__name__}, not a Model or a model function")
+
+
+def with_columns(model: Model, columns: list[str], data_path: str) -> Model:
+    """``model`` with per-point arguments taken from columns of the data file (``--model-column ARG=COLUMN``)."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from bayeslin_jax.workflows.design import read_table
+
+    if not columns:
+        return model
+    table = read_table(data_path)
+    params, names = dict(model.params), list(model.per_point or ())
+    for item in columns:
+        arg, _, column = item.partition("=")
+        column = column or arg
+        if column not in table.columns:
+            raise BayeslinError(f"--model-column {item}: the data have no column {column!r}")
+        values = table[column].to_numpy()
+        if not np.issubdtype(values.dtype, np.number):
+            raise BayeslinError(f"--model-column {item}: column {column!r} is not numeric")
+        params[arg] = jnp.asarray(values)
+        if arg not in names:
+            names.append(arg)
+    return dataclasses.replace(model, params=params, per_point=tuple(names))
 
 
 def model_from_args(args: argparse.Namespace, num_points: int) -> Model | None:
@@ -40,6 +100,8 @@ def model_from_args(args: argparse.Namespace, num_points: int) -> Model | None:
     ``num_points``: data points per dataset (the horseshoe's ``tau0`` depends on it).
     """
     horseshoe_prior = args.prior == "horseshoe"
+    if getattr(args, "model", None):
+        return load_user_model(args.model)
     if args.likelihood == "normal" and args.family == "gaussian" and not horseshoe_prior:
         return None
     from bayeslin_jax.core.model import glm, horseshoe, student_t
@@ -61,12 +123,10 @@ def run_fit(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, model: Model
     """``bayeslin fit`` for a general model: ArviZ summary, divergences, problems, optional JSON."""
     from bayeslin_jax.workflows.fit import fit
 
-    if args.plot_path:
-        raise BayeslinError(f"--plot draws the Gaussian model's predictive band; not available for {model.name}")
     result = fit(x, y, model, seed=args.seed, config=config)
     print(f"NUTS posterior, {model.name} ({config.num_chains} chains x {config.num_draws} draws, {len(x)} points):")
     print(result.arviz_summary().to_string())
     return report_fit(result, args)
 
 
-__all__ = ["add_model_arguments", "model_from_args", "run_fit"]
+__all__ = ["add_model_arguments", "load_user_model", "model_from_args", "run_fit", "with_columns"]

@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.json, "--json")
     check_output_dir(args.plots, "--plots")
     model = model_from_args(args, args.points)
+    if model is not None and model.num_points is not None:  # its per-point arguments fix the points per dataset
+        args.points = model.num_points
     if model is None:
         sim_spec = _spec(args)
         fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)

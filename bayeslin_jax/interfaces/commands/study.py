@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if args.distributed or args.simulator != "prior" or args.save_draws:
             raise BayeslinError(f"{model.name}: studies of this model use the prior simulator, one process, no draws")
         ds = run_model_study(args.out, model, nuts, num_datasets=args.datasets, seed=args.seed,
-                             chunk_size=args.chunk_size or 256, num_points=args.num_points, num_devices=args.devices,
+                             chunk_size=args.chunk_size or 256, num_points=model.num_points or args.num_points,
+                             num_devices=args.devices,
                              progress=not args.no_progress, host_processes=True)
         print(f"study: {ds.sizes['dataset']} datasets of {model.name} in {args.out} "
               f"(this run {time.perf_counter() - t0:.1f} s)")

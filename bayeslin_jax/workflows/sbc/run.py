@@ -444,8 +444,8 @@ def run_sbc(
     num_simulations: int,
     *,
     seed: int = 0,
-    sim_spec: ModelSpec,
-    fit_spec: ModelSpec | None = None,
+    sim_spec: ModelSpec | Model,
+    fit_spec: ModelSpec | Model | None = None,
     config: SbcConfig = SbcConfig(),
     chunk_size: int | None = None,
     store: str | Path | None = None,
@@ -453,10 +453,19 @@ def run_sbc(
 ) -> xr.Dataset:
     """SBC over simulations ``0 .. num_simulations - 1``.
 
+    ``sim_spec`` / ``fit_spec``: the Gaussian regression (a :class:`ModelSpec`, or the :class:`Model` of
+    :func:`~bayeslin_jax.core.model.linear`), which has the exact engine and the distortions; any other
+    :class:`Model` (a user's NumPyro model) goes to :func:`run_model_sbc` (NUTS, every kept site ranked).
     With ``store`` the chunks go through :func:`bayeslin_jax.workflows.store.run_chunked` (resumable zarr
     store, tqdm bar); without, they are computed in memory. Returns the per-simulation dataset of
     :func:`sbc_chunk` (loaded) with attrs ``meta`` (JSON of :func:`store_meta`).
     """
+    sim_spec, fit_spec = (m.spec if isinstance(m, Model) and m.spec is not None else m for m in (sim_spec, fit_spec))
+    if isinstance(sim_spec, Model) or isinstance(fit_spec, Model):
+        if not (isinstance(sim_spec, Model) and isinstance(fit_spec, Model | None)):
+            raise BayeslinError("SBC of a general Model needs a general Model to simulate from, too")
+        return run_model_sbc(num_simulations, model=sim_spec, seed=seed, fit_model=fit_spec, config=config,
+                             chunk_size=chunk_size, store=store, progress=progress)
     fit_spec = sim_spec if fit_spec is None else fit_spec
     _check_specs(sim_spec, fit_spec)
     if config.engine == "exact":

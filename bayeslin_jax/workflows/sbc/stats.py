@@ -456,7 +456,7 @@ class SbcReport:
     gates: dict
     compare: dict[str, np.ndarray] | None = None
     levels: tuple[float, ...] = COVERAGE_LEVELS
-    verdict: str = "pass"
+    verdict: str = "pass"  # "pass", "fail" (calibration tests reject) or "not converged" (too many gated)
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -520,9 +520,14 @@ class SbcReport:
             lines.append(
                 f"diagnostics gate (R-hat <= {gates['rhat_max']:g}, min ESS >= L, divergences <= "
                 f"{gates['max_divergences']}): {gates['num_failed']} of {self.num_simulations} simulations failed"
+                f" ({100 * gates['fraction_failed']:.1f} %; acceptable <= {100 * gates['max_fraction']:g} %)"
                 + (f" (e.g. {gates['failed_examples'][:8]})" if gates["num_failed"] else "")
                 + ("; excluded from the tests" if gates["num_failed"] and not gates["included"] else "")
             )
+            if gates["num_failed"] and "by_check" in gates:
+                lines.append("  gated by check (a simulation can fail several): " + ", ".join(
+                    f"{check} {count} ({100 * count / self.num_simulations:.1f} %)"
+                    for check, count in gates["by_check"].items()))
         if self.compare is not None:
             lines.append("NUTS vs exact posterior (same datasets): z = (mean_nuts - mean_exact) / MCSE")
             head = (f"{'quantity':<12} {'z_mean':>7} {'z_sd':>6} {'z~N01 p':>8} {'|err|/sd':>9} "
@@ -537,7 +542,8 @@ class SbcReport:
                     f"{c['err_sd_median'][q]:9.4f} {c['sd_ratio_median'][q]:9.4f} {c['ks_median'][q]:7.4f} "
                     f"{c['ks_sqrt_ess_median'][q]:10.3f}"
                 )
-        lines.append(f"overall: {self.verdict.upper()}" + (f" ({'; '.join(self.reasons)})" if self.reasons else ""))
+        label = {"fail": "calibration FAIL", "not converged": "NOT CONVERGED"}.get(self.verdict, self.verdict.upper())
+        lines.append(f"overall: {label}" + (f" ({'; '.join(self.reasons)})" if self.reasons else ""))
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -651,15 +657,22 @@ def summarize(ds: xr.Dataset | str | Path, alpha: float = 0.05, include_failed: 
             ess_min = np.minimum(ds["ess_bulk"].values, ds["ess_tail"].values).min(-1)
             gates["ess_fail"] = int((ess_min < num_ranks).sum())
             gates["divergence_fail"] = int((ds["divergences"].values > cfg["max_divergences"]).sum())
+            gates["by_check"] = {"R-hat": gates["rhat_fail"], "ESS": gates["ess_fail"],
+                                 "divergences": gates["divergence_fail"]}
+    gates.update(fraction_failed=gates["num_failed"] / total, max_fraction=float(max_gate_failure))
     reasons = []
     for label, rows in (("ranks not uniform", [0, 1]), ("data-averaged posterior != prior", [2, 3])):
         rejected = [quantities[q] for q in range(num_q) if np.nanmin(adjusted[rows, q], initial=np.inf) < alpha]
         if rejected:
             reasons.append(f"{label} for {', '.join(rejected)}")
+    verdict = "fail" if reasons else "pass"  # calibration: the tests of the simulations used
     if gates["num_failed"] > max_gate_failure * total:
-        reasons.append(f"{gates['num_failed']}/{total} simulations failed the diagnostics gate")
+        checks = ", ".join(f"{k} {v}" for k, v in gates.get("by_check", {}).items() if v)
+        reasons.append(f"sampler did not converge on {100 * gates['fraction_failed']:.1f} % of simulations "
+                       f"({gates['num_failed']}/{total} failed the diagnostics gate{': ' + checks if checks else ''})")
+        verdict = "fail" if verdict == "fail" else "not converged"
     return SbcReport(
         meta=meta, alpha=alpha, num_simulations=total, num_used=int(used.sum()), num_ranks=num_ranks,
         quantities=quantities, uniformity=uniformity, coverage=cov, dap=dap, gates=gates,
-        compare=compare_exact(sub), verdict="fail" if reasons else "pass", reasons=reasons,
+        compare=compare_exact(sub), verdict=verdict, reasons=reasons,
     )

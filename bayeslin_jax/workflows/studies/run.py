@@ -46,7 +46,7 @@ import xarray as xr
 
 from bayeslin_jax.core import exact, simulate, validation
 from bayeslin_jax.core.errors import BayeslinError, StoreError
-from bayeslin_jax.core.model import Model
+from bayeslin_jax.core.model import Model, flat_parameters
 from bayeslin_jax.core.priors import ModelSpec
 from bayeslin_jax.core.simulate import simulate_model
 from bayeslin_jax.diagnostics.host import DIAGNOSTIC_NAMES, draw_summaries_parallel, host_pool
@@ -111,6 +111,7 @@ def summarize_chunk(
     next to an accelerator); threads by default. The values do not depend on it.
     """
     q = np.asarray(quantiles, dtype=float)
+    feature_names = list(getattr(spec, "feature_names", spec))  # a spec / Model, or the parameter names
     w = np.moveaxis(np.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
     w_summary = draw_summaries_parallel(w, q, executor)
     mean, sd, quant = w_summary["mean"], w_summary["sd"], w_summary["quantile"]
@@ -154,7 +155,7 @@ def summarize_chunk(
             out["draws_sigma"] = (("dataset", "chain", "draw"), np.asarray(result.samples["sigma"]))
     coords = {
         "dataset": np.asarray(indices, dtype=np.int64),
-        "feature": list(spec.feature_names),
+        "feature": feature_names,
         "quantile": q,
         "chain": np.arange(config.num_chains),
         "obs": np.arange(np.shape(data.x)[1]),
@@ -360,8 +361,9 @@ def run_study(
     ----------
     path : path
         The store (a directory); rerunning the same call resumes it.
-    spec : ModelSpec
-        The fitted model (and, for the ``"prior"`` simulator, the data-generating one).
+    spec : ModelSpec or Model
+        The fitted model (and, for the ``"prior"`` simulator, the data-generating one). A :class:`Model` without
+        the Gaussian capability (a user's NumPyro model) runs :func:`run_model_study`.
     config : StudyConfig
         What to compute: datasets, seed, sampler, simulator, what to keep.
     num_devices : int, optional
@@ -388,6 +390,16 @@ def run_study(
     """
     if not isinstance(config, StudyConfig):
         raise BayeslinError(f"config must be a StudyConfig, got {type(config).__name__}")
+    if isinstance(spec, Model):
+        if spec.spec is None:  # a general model: the model-prior simulator, every kept site a "feature"
+            if config.simulator != "prior" or distributed:
+                raise BayeslinError(f"a study of {spec.name!r} uses the prior simulator in one process")
+            return run_model_study(path, spec, config.nuts, num_datasets=config.num_datasets, seed=config.seed,
+                                   chunk_size=config.chunk_size or 256,
+                                   num_points=spec.num_points or config.num_points, save_draws=config.save_draws,
+                                   quantiles=config.quantiles, num_devices=num_devices, progress=progress,
+                                   overlap=overlap, host_processes=host_processes)
+        spec = spec.spec
     simulator = config.make_simulator()
     simulator(config.seed, np.zeros(1, dtype=np.int64), spec)  # a simulator that cannot serve this spec fails now
     nuts, save_draws, quantiles, seed = config.nuts, config.save_draws, config.quantiles, config.seed
@@ -589,7 +601,8 @@ def run_model_study(
     """Run (or resume) a study of ``model`` into the zarr store at ``path``; returns the opened study.
 
     Dataset ``i`` is simulated from ``(seed, i)`` alone and fitted with the run keys of ``(seed, i)``,
-    so chunk size and devices change nothing. The model needs ``feature_site="w"`` (every built-in).
+    so chunk size and devices change nothing. The ``feature`` dim holds the feature site's elements (the
+    built-ins' ``w``) or, for a model without one, every element of every kept site (``mu``, ``z[3]``, ...).
     ``overlap``: sample chunk k+1 while chunk k's diagnostics run
     (see :func:`~bayeslin_jax.workflows.store.run_chunked`).
     ``host_processes``: host summaries in a process pool next to an accelerator (as in
@@ -597,8 +610,6 @@ def run_model_study(
     Each call appends a record (time, devices, peak memory) to the store's ``bayeslin_runs`` attr.
     """
     config = NutsConfig() if config is None else config
-    if model.feature_site is None:
-        raise BayeslinError(f"model {model.name!r} has no feature site: a study summarises the weights 'w'")
     validation.integer("number of datasets", num_datasets)
     validation.integer("chunk size", chunk_size)
     chunk_size = min(int(chunk_size), int(num_datasets))
@@ -612,17 +623,22 @@ def run_model_study(
         sites = inspect_model(model, inputs, data.y)
         result = sample_model(seed, inputs, data.y, model, config, jnp.asarray(indices, dtype=jnp.uint32),
                               num_devices=num_devices, sites=sites, draw_stats=False)
-        samples = {k: np.asarray(v) for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
-        samples["w"] = samples.pop(model.feature_site)
-        return indices, data, samples, jax.tree.map(np.asarray, result.stats)
+        truth = {k: np.asarray(v) for k, v in data.truth.items()}
+        if model.feature_site is not None:
+            names = model.feature_names
+            samples = {k: np.asarray(v) for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
+            samples["w"], true_w = samples.pop(model.feature_site), truth[model.feature_site]
+        else:  # every element of every kept site is a "feature" of the study
+            names, flat = flat_parameters(result.samples, sites.kept, 3)
+            samples, true_w = {"w": flat}, flat_parameters(truth, sites.kept, 1)[1]
+        sigma = truth.get("sigma", np.full(len(indices), np.nan))
+        sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), true_w, sigma)
+        return indices, sim, names, samples, jax.tree.map(np.asarray, result.stats)
 
     def finish(launched: tuple) -> xr.Dataset:
         """The host part of a chunk: diagnostics and summaries."""
-        indices, data, samples, stats = launched
-        truth = {k: np.asarray(v) for k, v in data.truth.items()}
-        sigma = truth.get("sigma", np.full(len(indices), np.nan))
-        sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), truth[model.feature_site], sigma)
-        return summarize_chunk(indices, sim, NutsResult(samples, stats), model, config, quantiles, save_draws, None,
+        indices, sim, names, samples, stats = launched
+        return summarize_chunk(indices, sim, NutsResult(samples, stats), names, config, quantiles, save_draws, None,
                                executor)
 
     started = time.time()
