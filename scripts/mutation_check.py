@@ -82,6 +82,78 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         '"rhat": rhat > checks.max_rhat,',
         ["tests/test_study.py::test_report_lists_each_failing_check_in_csv_and_json"],
     ),
+    # ---- issue 18: the three survivors and the two weak spots of the earlier round
+    "whitening: fixed-design back-transform with A instead of A^T": (
+        "bayeslin_jax/engine/whitening.py", 'samples["w"] @ jnp.asarray(white.matrix.T, dtype=dtype)',
+        'samples["w"] @ jnp.asarray(white.matrix, dtype=dtype)',
+        ["tests/test_real_data.py::test_fixed_design_whitened_sampler_matches_exact"],
+    ),
+    "engine: target_accept ignored (hard-coded 0.8)": (
+        "bayeslin_jax/engine/nuts.py", "target_accept_prob=config.target_accept,", "target_accept_prob=0.8,",
+        ["tests/test_infer.py::test_target_accept_is_honoured"],
+    ),
+    "design: transform rebuilds the formula from the new table": (
+        "bayeslin_jax/workflows/design.py", "self.model_spec.get_model_matrix(as_table(data))",
+        '__import__("formulaic").model_matrix(self.formula, as_table(data))',
+        ["tests/test_real_data.py::test_design_transform_uses_the_stored_formula"],
+    ),
+    "exact: prior-mean term of the posterior mean dropped": (
+        "bayeslin_jax/core/exact.py", "rhs = prior_precision @ prior.mean + phi.T @ y / sigma**2",
+        "rhs = phi.T @ y / sigma**2",
+        ["tests/test_exact_evidence.py::test_prior_mean_enters_both_oracles"],
+    ),
+    "SBC: rank jitter keyed by chunk position": (
+        "bayeslin_jax/workflows/sbc/samplers.py", "jitter = _jitter(seed, indices, len(names))",
+        "jitter = _jitter(seed, np.arange(len(indices)), len(names))",
+        ["tests/test_sbc_user.py::test_rank_jitter_is_keyed_by_simulation_index_not_chunk_position"],
+    ),
+    # ---- ten more of our own (adaptation, whitening, design/formula, general engine, store, SBC verdict)
+    "engine adaptation: warm-up scan runs a tenth of num_warmup": (
+        "bayeslin_jax/engine/nuts.py", "state, _ = jax.lax.scan(warmup_step, state, length=config.num_warmup)",
+        "state, _ = jax.lax.scan(warmup_step, state, length=max(1, config.num_warmup // 10))",
+        ["tests/test_infer.py::test_target_accept_is_honoured",
+         "tests/test_infer.py::test_nuts_matches_exact_posterior[1-independent]"],
+    ),
+    "whitening: data not shifted by the prior mean on a fixed design": (
+        "bayeslin_jax/engine/whitening.py", "y_z = jnp.asarray(y) - jnp.asarray(design @ m0, dtype=dtype)",
+        "y_z = jnp.asarray(y)",
+        ["tests/test_real_data.py::test_fixed_design_whitened_sampler_matches_exact"],
+    ),
+    "whitening: log-Jacobian added to lp instead of subtracted": (
+        "bayeslin_jax/engine/whitening.py", 'stats["lp"] = stats["lp"] - jnp.asarray(white.log_abs_det',
+        'stats["lp"] = stats["lp"] + jnp.asarray(white.log_abs_det',
+        ["tests/test_real_data.py::test_fixed_design_whitened_sampler_matches_exact"],
+    ),
+    "design: constant term next to the intercept accepted": (
+        "bayeslin_jax/workflows/design.py", "if name != INTERCEPT and has_intercept and np.ptp(column) == 0:",
+        "if name != INTERCEPT and has_intercept and np.ptp(column) < 0:",
+        ["tests/test_real_data.py::test_bad_designs_are_one_line_errors"],
+    ),
+    "design: rank deficiency by one column missed": (
+        "bayeslin_jax/workflows/design.py", "    if rank < d:", "    if rank < d - 1:",
+        ["tests/test_real_data.py::test_bad_designs_are_one_line_errors"],
+    ),
+    "general engine: per-point arguments not sliced with the points": (
+        "bayeslin_jax/core/model.py", "jax.tree.map(lambda a: a[rows], v) if k in sliced else v",
+        "v", ["tests/test_user_hierarchical.py::test_per_point_arguments_detected_sliced_and_checked"],
+    ),
+    "general engine: n-dependent deterministic sites kept": (
+        "bayeslin_jax/engine/sampling.py", 'and jnp.shape(smaller[name]["value"]) == jnp.shape(site["value"]))',
+        "and True)", ["tests/test_user_hierarchical.py::test_per_point_arguments_detected_sliced_and_checked"],
+    ),
+    "store: every chunk verified against chunk 0's file": (
+        "bayeslin_jax/workflows/store.py", "got = _crc(file(name, int(c)))", "got = _crc(file(name, 0))",
+        ["tests/test_store_integrity.py::test_flipped_bytes_are_named_on_read_and_recomputed_on_resume"],
+    ),
+    "store: damaged chunks kept on resume": (
+        "bayeslin_jax/workflows/store.py", "        _unmark(path, chunk)\n        done[chunk] = False",
+        "        pass",
+        ["tests/test_store_integrity.py::test_flipped_bytes_are_named_on_read_and_recomputed_on_resume"],
+    ),
+    "SBC verdict: an unconverged sampler reported as a calibration failure": (
+        "bayeslin_jax/workflows/sbc/stats.py", 'verdict = "fail" if verdict == "fail" else "not converged"',
+        'verdict = "fail"', ["tests/test_sbc.py::test_gated_simulations_are_excluded_reported_and_too_many_fail"],
+    ),
 }
 
 

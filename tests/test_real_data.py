@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from arviz_stats.base import array_stats
 
 import bayeslin_jax as bl
@@ -258,6 +259,13 @@ def test_fixed_design_whitened_sampler_matches_exact(diabetes) -> None:
     assert np.abs(z).max() < 5, z
     sd_ratio = draws.std(axis=(1, 2)) / np.sqrt(np.diagonal(post.cov, axis1=-2, axis2=-1))
     assert np.all(np.abs(sd_ratio - 1) < 0.2), sd_ratio
+    # lp is the log density of w (not of the whitened z): log prior + log likelihood at the draws
+    phi64, y64 = np.asarray(phi[0], np.float64), np.asarray(data.y, np.float64)
+    prior_mean, prior_sd = np.asarray(prior.mean, np.float64), np.asarray(prior.scale, np.float64)
+    log_prior = scipy.stats.norm.logpdf(draws, prior_mean, prior_sd).sum(-1)
+    log_lik = scipy.stats.norm.logpdf(y64[:, None, None, :], draws @ phi64.T, 55.0).sum(-1)
+    lp = np.asarray(result.stats["lp"], np.float64)
+    np.testing.assert_allclose(lp, log_prior + log_lik, atol=0.05)
 
 
 def test_design_transform_uses_the_stored_formula(diabetes) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import numpyro
 import pytest
 from arviz_stats.base import array_stats
 from numpyro.infer import MCMC, NUTS
@@ -43,6 +44,11 @@ def fixed_truth_data(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     intercept = TRUTH["mu"] + TRUTH["tau"] * z
     y = intercept[:, vi.GROUP] + TRUTH["slope"] * x + TRUTH["sigma"] * rng.normal(size=x.shape)
     return x.astype(np.float32), y.astype(np.float32)
+
+
+def _with_fitted(x, y=None, *, group, num_groups):
+    vi.varying_intercept(x, y, group=group, num_groups=num_groups)
+    numpyro.deterministic("fitted", 2.0 * x)  # shape (n,): changes with the number of points
 
 
 def test_means_match_numpyro_mcmc_within_mcse() -> None:
@@ -79,6 +85,9 @@ def test_per_point_arguments_detected_sliced_and_checked() -> None:
     x, y = fixed_truth_data(2)
     sites = inspect_model(undeclared, undeclared.design(x), y)  # traces n and n - 1 points: group is sliced
     assert "intercept" in sites.kept and dict(sites.latent)["z"] == (8,)
+    with_fitted = bl.user_model(_with_fitted, group=vi.GROUP, num_groups=vi.NUM_GROUPS)
+    kept = inspect_model(with_fitted, x, y).kept
+    assert "intercept" in kept and "fitted" not in kept  # a per-point deterministic is not a posterior draw
     # wrong lengths: one line naming the argument, before any compilation
     with pytest.raises(BayeslinError, match=r"'group' has 40 rows, but the data have 39 points") as err:
         bl.fit(x[:, :39], y[:, :39], vi.MODEL, seed=0, config=CONFIG)
