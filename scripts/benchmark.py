@@ -32,6 +32,17 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
                   (first-call numba JIT/cache load reported apart), and their largest difference;
                   AR(1) draws (autocorrelation 0.5). Wall and process CPU time (``*_cpu_*``; the
                   sweep reports both too): on a shared machine the CPU time is the steadier one.
+* ``floor``       the floor of the engine's cost: a jitted ``lax.fori_loop`` of bare leapfrog steps (NumPyro's
+                  velocity Verlet on the potential the engine differentiates, ``potential_energy`` of
+                  ``linear_regression``; diagonal inverse mass of ones, float32), vmapped over --floor-lanes
+                  lanes (one dataset per lane; 1 lane: unbatched, the per-run layout of ``"map"``), best of 3
+                  warm calls: ``floor_s_per_leapfrog`` (seconds per leapfrog per lane, at the most lanes).
+                  With ``floor`` in --engines the engine rows (``engine``, ``engine_vmap``,
+                  ``engine_barrier_free``) also count their leapfrogs per dataset (all chains; sampling from
+                  the draws' ``n_steps``, warm-up with NumPyro's kernel from the engine's keys on the first
+                  --count-datasets datasets; barrier-free: its own lane counts, also the lane-steps it
+                  executes) and the summary's ``floor`` entry gives ``floor_s_per_dataset`` = leapfrogs per
+                  dataset x ``floor_s_per_leapfrog`` and ``engine_over_floor`` = engine s per dataset / that.
 
 Every measurement runs in a fresh subprocess (clean peak memory and compile caches). Compile time
 is the sum of JAX's compile events (trace + lowering + backend compile) during the call; run time
@@ -49,6 +60,10 @@ Examples::
     python scripts/benchmark.py --quick --out /tmp/bench.json                     # smoke test
     python scripts/benchmark.py --sizes 1,1000,100000,1000000 --engines engine,exact --out gpu.json
     python scripts/benchmark.py --engines iterations,diagnostics --out /tmp/fixed.json  # fixed cost, diagnostics
+    python scripts/benchmark.py --sizes 1000 --engines engine,floor --out scripts/results/benchmark_floor_cpu.json
+
+The JSON's ``environment`` states the machine (CPU model, cores, ``platform.platform()``), the load
+average at the start and the end, the command line (``argv``), the library versions and the dates.
 """
 
 from __future__ import annotations
@@ -77,7 +92,9 @@ ALL_ENGINES = (
     "exact",
     "iterations",
     "diagnostics",
+    "floor",
 )
+ENGINE_ROWS = ("engine", "engine_vmap", "engine_barrier_free")  # rows of sample_nuts itself (floor: leapfrogs)
 LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
 SEED = 0
 
@@ -186,10 +203,10 @@ def work_engine(task: dict) -> dict:
     clock = _CompileClock()
     spec = priors.tutorial_spec()
     x, y = _tutorial_data(task["B"])
-    phi = spec.basis(jax.numpy.asarray(x))
+    phi, y = spec.basis(jax.numpy.asarray(x)), jax.numpy.asarray(y)
     clock.reset()
     t0 = time.perf_counter()
-    result = sample_nuts(SEED, phi, jax.numpy.asarray(y), spec.prior, spec.noise, _nuts_config(task))
+    result = sample_nuts(SEED, phi, y, spec.prior, spec.noise, _nuts_config(task))
     jax.block_until_ready(result)
     wall = time.perf_counter() - t0
     out = _batch_result(wall, clock.reset(), task["B"], _slope_ess(result.samples["w"]))
@@ -197,7 +214,45 @@ def work_engine(task: dict) -> dict:
         from bayeslin_jax.engine.barrier_free import lane_utilization
 
         out["lane_utilization"] = lane_utilization(*result.lanes)
+    if task.get("count_leapfrogs"):  # after the timed call (its compile is not in the row's times)
+        out |= _engine_leapfrogs(result, phi, y, spec, _nuts_config(task), min(task["B"], task["count_leapfrogs"]))
     return out
+
+
+def _engine_leapfrogs(result, phi, y, spec, config, counted: int) -> dict:
+    """Leapfrog steps per dataset (all chains) of an engine call: warm-up, sampling and their sum.
+
+    Sampling: the draws' ``n_steps`` over all datasets. Warm-up (the engine keeps no warm-up statistics):
+    NumPyro's kernel from the engine's keys and initial points (:func:`_warmup_leapfrogs`) on the first
+    ``counted`` datasets: the engine's chains up to rounding (another compiled program, and NUTS turns an ulp
+    into another trajectory: the counts agree in distribution, not draw by draw).
+    ``"barrier_free"``: its own lane counts, exact, and ``executed_lane_steps_per_dataset`` (lanes x loop
+    steps, idle lanes included: what the FSM computes).
+    """
+    import numpy as np
+
+    num_datasets = result.samples["w"].shape[0]
+    if result.lanes is not None:
+        warm = sum(float(np.asarray(c.warmup_steps).sum()) for c in result.lanes)
+        sampling = sum(float(np.asarray(c.sampling_steps).sum()) for c in result.lanes)
+        executed = sum(int(c.lanes) * int(c.loop_steps) for c in result.lanes)
+        return {
+            "warmup_leapfrogs_per_dataset": warm / num_datasets,
+            "sampling_leapfrogs_per_dataset": sampling / num_datasets,
+            "leapfrogs_per_dataset": (warm + sampling) / num_datasets,
+            "executed_lane_steps_per_dataset": executed / num_datasets,
+            "leapfrogs_counted_datasets": num_datasets,
+            "leapfrogs_source": "barrier_free lane counts",
+        }
+    sampling = float(np.asarray(result.stats["n_steps"], dtype=np.float64).sum((1, 2)).mean())
+    warm = float(np.asarray(_warmup_leapfrogs(phi, y, spec, config, counted), dtype=np.float64).sum()) / counted
+    return {
+        "warmup_leapfrogs_per_dataset": warm,
+        "sampling_leapfrogs_per_dataset": sampling,
+        "leapfrogs_per_dataset": warm + sampling,
+        "leapfrogs_counted_datasets": counted,
+        "leapfrogs_source": "sampling: draws' n_steps (all datasets); warm-up: NumPyro's kernel, engine's keys",
+    }
 
 
 def work_study(task: dict) -> dict:
@@ -603,6 +658,100 @@ def work_diagnostics(task: dict) -> dict:
     return out
 
 
+def work_floor(task: dict) -> dict:
+    """The floor: bare leapfrog steps of the tutorial model in a jitted ``fori_loop``, vmapped over lanes.
+
+    One step is NumPyro's velocity Verlet (half kick, drift with a diagonal inverse mass, ``value_and_grad`` of
+    the potential, half kick) on the potential the engine differentiates: ``potential_energy`` of
+    ``linear_regression`` with ``(phi,)``, ``y``, ``prior`` and ``noise`` as arguments (prior and noise
+    shared, phi and y one tutorial dataset per lane). Float32, step size 0.02 (stable: the posterior's
+    smallest sd is ~0.03). Per lane count: ``steps`` steps (default ~2^22 lane-steps, at most 2^18 steps),
+    the first call compiles, then the best of 3 warm calls (wall and process CPU time).
+    """
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from numpyro.infer.util import potential_energy
+
+    from bayeslin_jax.core import priors
+    from bayeslin_jax.core.regressions import linear_regression
+
+    clock = _CompileClock()
+    spec = priors.tutorial_spec()
+
+    def potential(z, phi, y_obs, prior, noise):
+        return potential_energy(linear_regression, (phi,), {"y": y_obs, "prior": prior, "noise": noise}, {"w": z})
+
+    value_and_grad = jax.value_and_grad(potential)
+
+    def leapfrogs(z, r, phi, y_obs, prior, noise, *, num_steps: int):
+        inv_mass, step_size = jnp.ones_like(z), jnp.asarray(0.02, z.dtype)
+
+        def step(_, state):
+            z, r, _pe, grad = state
+            r = r - 0.5 * step_size * grad
+            z = z + step_size * inv_mass * r
+            pe, grad = value_and_grad(z, phi, y_obs, prior, noise)
+            return z, r - 0.5 * step_size * grad, pe, grad
+
+        pe, grad = value_and_grad(z, phi, y_obs, prior, noise)
+        return jax.lax.fori_loop(0, num_steps, step, (z, r, pe, grad))
+
+    def unbatched(one, z, r, phi, y_obs, prior, noise):
+        return jax.tree.map(lambda a: a[None], one(z[0], r[0], phi[0], y_obs[0], prior, noise))
+
+    by_lanes = []
+    for lanes in task["lanes_list"]:
+        steps = task.get("steps") or int(np.clip(2**22 // lanes, 256, 2**18))
+        x, y = _tutorial_data(lanes)
+        phi, y = spec.basis(jnp.asarray(x)), jnp.asarray(y)
+        key_z, key_r = jax.random.split(jax.random.key(SEED))
+        z0 = jax.random.uniform(key_z, (lanes, phi.shape[-1]), phi.dtype, -2.0, 2.0)
+        r0 = jax.random.normal(key_r, (lanes, phi.shape[-1]), phi.dtype)
+        one = partial(leapfrogs, num_steps=steps)
+        # 1 lane: unbatched, one run's leapfrogs as the engine's "map" layout runs them
+        fn = jax.jit(partial(unbatched, one) if lanes == 1 else jax.vmap(one, in_axes=(0, 0, 0, 0, None, None)))
+        args = (z0, r0, phi, y, spec.prior, spec.noise)
+        clock.reset()
+        t0 = time.perf_counter()
+        final = jax.block_until_ready(fn(*args))
+        first, compile_s = time.perf_counter() - t0, clock.reset()
+        warm, warm_cpu = [], []
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.process_time()
+            jax.block_until_ready(fn(*args))
+            warm.append(time.perf_counter() - t0)
+            warm_cpu.append(time.process_time() - c0)
+        lane_steps = steps * lanes
+        by_lanes.append({
+            "lanes": lanes,
+            "steps": steps,
+            "compile_s": compile_s,
+            "first_call_s": first,
+            "best_s": min(warm),
+            "best_cpu_s": min(warm_cpu),
+            "s_per_leapfrog": min(warm) / lane_steps,  # per lane: one lane's leapfrog
+            "cpu_s_per_leapfrog": min(warm_cpu) / lane_steps,
+            "s_per_loop_step": min(warm) / steps,  # one step of all lanes
+            "finite": bool(np.isfinite(np.asarray(final[2])).all()),
+        })
+    widest = max(by_lanes, key=lambda e: e["lanes"])
+    out = {
+        "floor_lanes": widest["lanes"],
+        "floor_s_per_leapfrog": widest["s_per_leapfrog"],
+        "floor_cpu_s_per_leapfrog": widest["cpu_s_per_leapfrog"],
+        "by_lanes": by_lanes,
+        "compile_s": sum(e["compile_s"] for e in by_lanes),
+        "dtype": str(jnp.zeros(()).dtype),
+    }
+    single = [e for e in by_lanes if e["lanes"] == 1]
+    if single:
+        out["floor_s_per_leapfrog_1_lane"] = single[0]["s_per_leapfrog"]
+    return out
+
+
 def worker_main(task: dict) -> dict:
     fn = {
         "engine": work_engine,
@@ -616,6 +765,7 @@ def worker_main(task: dict) -> dict:
         "pymc": work_pymc,
         "iterations": work_iterations,
         "diagnostics": work_diagnostics,
+        "floor": work_floor,
     }[task["engine"]]
     baseline = None
     if task["engine"] != "pymc":  # the libraries' share of the peak: imported before any work
@@ -659,7 +809,7 @@ def _derive(row: dict) -> dict:
     if datasets and row.get("rss_after_imports_bytes") is not None and "peak_rss_bytes" in row:
         above = row["peak_rss_bytes"] - row["rss_after_imports_bytes"]  # includes XLA's compile-time peak
         row["peak_rss_above_imports_bytes_per_dataset"] = above / datasets
-    if row.get("engine") in ("iterations", "diagnostics"):
+    if row.get("engine") in ("iterations", "diagnostics", "floor"):
         return row
     n = row.get("datasets_timed")
     if n and "run_s" in row:
@@ -670,21 +820,42 @@ def _derive(row: dict) -> dict:
     return row
 
 
+def _cpu_model() -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; else ``platform.processor()``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() in ("model name", "Model", "cpu model"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def _environment(args) -> dict:
     import jax
+    import jaxlib
     import numpyro
 
     import bayeslin_jax
 
     info = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "argv": list(sys.argv),
+        "python_executable": sys.executable,
+        "cwd": os.getcwd(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": platform.node(),
         "machine": platform.machine(),
+        "platform_string": platform.platform(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average_start": os.getloadavg(),
+        "env": {k: os.environ[k] for k in ("XLA_FLAGS", "JAX_ENABLE_X64", "JAX_PLATFORMS", "OMP_NUM_THREADS")
+                if k in os.environ},
         "python": platform.python_version(),
-        "versions": {"bayeslin_jax": bayeslin_jax.__version__, "jax": jax.__version__, "numpyro": numpyro.__version__},
+        "versions": {"bayeslin_jax": bayeslin_jax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                     "numpyro": numpyro.__version__},
         "platform": jax.default_backend(),
         "devices": [str(d) for d in jax.local_devices()],
         "device_kind": jax.local_devices()[0].device_kind,
@@ -712,11 +883,33 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
 
     chains = rows[0]["chains"] if rows else 4
     out: dict = {}
+    floor = next((r for r in rows if r["engine"] == "floor" and "floor_s_per_leapfrog" in r), None)
+
+    def over_floor(row: dict) -> dict:
+        """An engine row against the floor: its leapfrogs per dataset at the floor's cost per leapfrog."""
+        if floor is None or not row.get("leapfrogs_per_dataset") or "per_dataset_s" not in row:
+            return {}
+        leapfrogs, per_dataset = row["leapfrogs_per_dataset"], row["per_dataset_s"]
+        floor_s = leapfrogs * floor["floor_s_per_leapfrog"]
+        item = {
+            "leapfrogs_per_dataset": leapfrogs,
+            "engine_s_per_leapfrog": per_dataset / leapfrogs,
+            "floor_s_per_dataset": floor_s,
+            "engine_over_floor": per_dataset / floor_s,
+        }
+        if floor.get("floor_s_per_leapfrog_1_lane"):  # the floor of the per-run ("map") layout
+            item["engine_over_floor_1_lane"] = per_dataset / (leapfrogs * floor["floor_s_per_leapfrog_1_lane"])
+        if row.get("executed_lane_steps_per_dataset"):  # barrier-free: idle lanes compute too
+            item["engine_over_floor_executed"] = per_dataset / (
+                row["executed_lane_steps_per_dataset"] * floor["floor_s_per_leapfrog"])
+        return item
+
     for size in sizes:
         engine = find("engine", size, chains)
         if engine is None:
             continue
         entry = {"per_dataset_s": engine["per_dataset_s"], "compile_s": engine["compile_s"]}
+        entry |= over_floor(engine)
         entry |= {key: engine.get(key) for key in ("peak_rss_bytes_per_dataset", "peak_device_bytes_per_dataset",
                                                    "peak_rss_above_imports_bytes_per_dataset")}
         for name in LOOP_ENGINES:
@@ -787,6 +980,22 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
             f"study_B{study_row['B']}_under_60s": study_row["wall_s"] < 60.0,
             "study_compile_under_10s": study_row["compile_s"] < 10.0,
         })
+    if floor is not None:
+        engines = {}
+        for r in rows:
+            item = over_floor(r) if r["engine"] in ENGINE_ROWS else {}
+            if item:
+                label = f"{r['engine']},B={r['B']},chains={r['chains']},devices={r.get('cpu_devices', 1)}"
+                engines[label] = {"per_dataset_s": r["per_dataset_s"], **item,
+                                  **{k: r[k] for k in ("warmup_leapfrogs_per_dataset", "sampling_leapfrogs_per_dataset",
+                                                       "executed_lane_steps_per_dataset") if k in r}}
+        out["floor"] = {
+            "floor_s_per_leapfrog": floor["floor_s_per_leapfrog"],
+            "floor_cpu_s_per_leapfrog": floor["floor_cpu_s_per_leapfrog"],
+            "floor_lanes": floor["floor_lanes"],
+            "s_per_leapfrog_by_lanes": {str(e["lanes"]): e["s_per_leapfrog"] for e in floor["by_lanes"]},
+            "engines": engines,
+        }
     out["engine_per_dataset_s_by_chains"] = {
         f"chains={r['chains']},B={r['B']},devices={r.get('cpu_devices', 1)}": r["per_dataset_s"]
         for r in rows
@@ -843,8 +1052,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations-size", type=int, default=500, help="datasets B of the iterations sweep")
     parser.add_argument("--repeats", type=int, default=2, help="warm calls per point of the iterations sweep (best)")
     parser.add_argument(
-        "--count-datasets", type=int, default=50, help="datasets whose warm-up leapfrogs the sweep counts"
+        "--count-datasets", type=int, default=50,
+        help="datasets whose warm-up leapfrogs the sweep (and, with floor, the engine rows) count",
     )
+    parser.add_argument("--floor-lanes", default="4096,1024,1", help="lane counts of the floor (1: unbatched)")
+    parser.add_argument("--floor-steps", type=int, default=None,
+                        help="leapfrog steps per floor call (default: ~2^22 lane-steps, at most 2^18 steps)")
     parser.add_argument("--diagnostics-datasets", type=int, default=200, help="datasets of the diagnostics row")
     parser.add_argument("--diagnostics-draws", default="100,1000", help="draws per chain of the diagnostics row")
     parser.add_argument("--timeout", type=float, default=1800.0, help="kill one measurement after this many seconds")
@@ -885,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(f"{args.out}.partial").write_text(json.dumps({"environment": env_info, "results": rows}, indent=2))
         keys = ("per_dataset_s", "compile_s", "datasets_per_s", "intercept_s_per_run", "slope_s_per_iteration",
-                "draws_100", "skipped", "error")
+                "draws_100", "floor_s_per_leapfrog", "leapfrogs_per_dataset", "skipped", "error")
         shown = {k: out[k] for k in keys if k in out}
         print(f"  {label} {json.dumps(shown)[:300]}", flush=True, file=sys.stderr)
         return out
@@ -907,7 +1120,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"  skip {engine} B={size}: predicted {per * size:.0f} s", file=sys.stderr)
                 continue
-            out = record({"engine": engine, "B": size, **base, "chains": chains}, env_extra=env_extra, devices=devices)
+            task = {"engine": engine, "B": size, **base, "chains": chains}
+            if engine in ENGINE_ROWS and "floor" in engines:  # leapfrogs per dataset, for engine / floor
+                task["count_leapfrogs"] = args.count_datasets
+            out = record(task, env_extra=env_extra, devices=devices)
             per = out.get("per_dataset_s", per)
 
     for engine in engines:
@@ -930,6 +1146,9 @@ def main(argv: list[str] | None = None) -> int:
         elif engine == "diagnostics":
             record({"engine": engine, "B": args.diagnostics_datasets, "chains": args.chains,
                     "draws_list": ints(args.diagnostics_draws)})
+        elif engine == "floor":
+            record({"engine": engine, "chains": args.chains, "lanes_list": ints(args.floor_lanes),
+                    "steps": args.floor_steps})
         elif engine == "study":
             sweep("study", args.chains, [s for s in ints(args.study_sizes)])
         elif engine == "pymc":
@@ -946,6 +1165,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             record({"engine": engine, "n": args.baseline_datasets + 1, **base})
     env_info["load_average_end"] = os.getloadavg()
+    env_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if args.update and args.out and Path(args.out).is_file():
         old = json.loads(Path(args.out).read_text())
         kept = [r for r in old["results"] if r["engine"] not in engines]

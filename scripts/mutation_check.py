@@ -45,7 +45,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
          "tests/test_sbc.py::test_exact_sampler_false_alarms_within_binomial_bound"],
     ),
     "diagnostics: tail ESS at another quantile than ArviZ's": (
-        "bayeslin_jax/diagnostics/host.py", 'method="tail", prob=tail_prob())', 'method="tail", prob=0.05)',
+        "bayeslin_jax/diagnostics/host.py", "return float(validate_ci_prob(None))", "return 0.95",
         ["tests/test_sbc.py::test_tail_ess_is_arviz_default_everywhere",
          "tests/test_study.py::test_stored_diagnostics_equal_arviz_on_the_draws"],
     ),
@@ -58,7 +58,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_infer.py::test_result_shapes_and_stats"],
     ),
     "engine: device blocks gathered in reverse order": (
-        "bayeslin_jax/engine/nuts.py", "jnp.concatenate([jax.device_get(a) for a in per_dataset])",
+        "bayeslin_jax/engine/sampling.py", "jnp.concatenate([jax.device_get(a) for a in per_dataset])",
         "jnp.concatenate([jax.device_get(a) for a in per_dataset[::-1]])",
         ["tests/test_study.py::test_uneven_split_over_two_devices_keeps_datasets_in_order"],
     ),
@@ -160,6 +160,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
 def _copy_tree(dest: Path) -> None:
     for name in ("bayeslin_jax", "tests"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "scripts" / "user_models", dest / "scripts" / "user_models",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
 
 

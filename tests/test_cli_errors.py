@@ -277,6 +277,7 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a subprocess study (~11 s); the store-level interrupt test stays default
 def test_ctrl_c_during_a_study_is_one_line_and_leaves_it_resumable(tmp_path) -> None:
     path = tmp_path / "study.zarr"
     argv = ["--cpu-devices", "1", "study", "--out", str(path), "--datasets", "2000", "--chunk-size", "4",

@@ -45,6 +45,7 @@ def test_fit_writes_json_and_plot(tmp_path, csv_path, capsys) -> None:
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # ~6 s; learned noise through the API stays default (tests/test_api.py)
 def test_fit_unknown_noise_learns_sigma(tmp_path, csv_path) -> None:
     path, _, _ = csv_path
     out_json = tmp_path / "fit.json"

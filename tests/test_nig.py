@@ -125,6 +125,7 @@ def test_nuts_unknown_noise_matches_reference(small):
     assert np.all(np.abs(w_mean - ref.mean) < 4 * w_mcse)
 
 
+@pytest.mark.slow  # ~7 s; the closed forms and the quadrature reference stay in the default suite
 def test_large_dataset_sigma_near_truth_and_nig_agrees():
     """n = 2000, true sigma = 0.1: the posterior sd of sigma is ~ 0.1 / sqrt(2n) = 0.0016."""
     x, y = _data(2000)

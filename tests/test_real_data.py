@@ -166,6 +166,7 @@ def test_bad_designs_are_one_line_errors(diabetes, change, formula, columns, mes
 # ------------------------------------------------------------------ NUTS through the whitening
 
 
+@pytest.mark.slow  # ~5 s; the fixed-design whitened sampler against exact stays default
 def test_correlated_raw_predictors_sample_well_and_match_exact(diabetes) -> None:
     result = bl.fit_formula(CORRELATED, diabetes, prior_scale=1000.0, sigma=55.0, seed=2, **SMALL)
     table = result.summary()

@@ -364,6 +364,7 @@ def test_tail_ess_is_arviz_default_everywhere() -> None:
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     arviz = azs.ess(xr.DataArray(draws, dims=["a", "q", "chain", "draw"]), method="tail").values
     np.testing.assert_allclose(got, arviz, rtol=1e-12)
+    np.testing.assert_allclose(diagnostics.chain_diagnostics(draws, backend="base")["ess_tail"], arviz, rtol=1e-12)
     assert not np.allclose(got, array_stats.ess(draws, method="tail", prob=0.05))
     assert sbc.chain_diagnostics is diagnostics.chain_diagnostics  # the SBC gate uses the same definition
 
@@ -388,7 +389,7 @@ def test_cli_pass_fail_json_and_plots(tmp_path, capsys) -> None:
         assert (plots / name).stat().st_size > 10_000
     code = main(["sbc", "--out", str(tmp_path / "broken"), "--engine", "exact", "--simulations", "400",
                  "--distort-sd", "0.7", "--no-progress"])
-    assert code == 1 and "overall: FAIL" in capsys.readouterr().out
+    assert code == 1 and "overall: calibration FAIL" in capsys.readouterr().out
 
 
 def test_cli_bad_input_exits_2(tmp_path, capsys) -> None:

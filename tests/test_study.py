@@ -287,6 +287,7 @@ def test_damaged_study_chunk_is_refused_by_report_and_repaired_by_rerun(referenc
     _assert_same_results(ds.load(), ref)
 
 
+@pytest.mark.slow  # ~12 s; the uneven split over two devices stays in the default suite
 def test_two_cpu_devices_give_identical_results(reference, tmp_path) -> None:
     _, ref = reference
     path = tmp_path / "dev2.zarr"
@@ -299,6 +300,7 @@ def test_two_cpu_devices_give_identical_results(reference, tmp_path) -> None:
     _assert_same_results(ds, ref)
 
 
+@pytest.mark.slow  # two JAX processes (~15 s); two devices in one process stay in the default suite
 def test_two_processes_with_jax_distributed_on_localhost(reference, tmp_path) -> None:
     _, ref = reference
     with socket.socket() as sock:
