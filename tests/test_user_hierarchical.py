@@ -116,7 +116,7 @@ def test_study_and_sbc_through_the_public_api(tmp_path) -> None:
     np.testing.assert_allclose(ds["true_w"].sel(feature="z[7]"), truth["z"][:, 7], rtol=1e-6)
     assert np.isfinite(ds["rhat"].values).all() and ds["nuts_mean"].shape == (4, len(features))
     sbc = bl.run_sbc(4, seed=2, sim_spec=vi.MODEL, chunk_size=4,
-                     config=bl.SbcConfig(num_points=vi.NUM_POINTS, nuts=config, num_ranks=50))
+                     config=bl.SbcConfig(nuts=config, num_ranks=50))
     report = summarize_sbc(sbc)
     assert "tau" in report.quantities and "z[0]" in report.quantities
     gates = report.gates

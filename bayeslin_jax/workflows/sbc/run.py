@@ -102,18 +102,24 @@ class SbcConfig:
     engine: str = "nuts"
     num_ranks: int = 99
     nuts: NutsConfig = field(default_factory=NutsConfig)
-    num_points: int = 11
+    num_points: int | None = None  # None: the model's Model.num_points (fixed by per-point arguments), else 11
     x_scale: float = 1.0
     predict_at: tuple[float, ...] = (-1.0, 0.5, 1.5)
     distortion: Distortion = field(default_factory=Distortion)
     rhat_max: float = 1.01
     max_divergences: int = 0
 
+    def points_for(self, model: Model | None = None) -> int:
+        """Points per simulation: ``num_points``, else ``model.num_points`` (per-point arguments), else 11."""
+        if self.num_points is not None:
+            return self.num_points
+        return (model.num_points if model is not None else None) or simulate.TUTORIAL_N
+
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise BayeslinError(f"unknown engine {self.engine!r}: use 'nuts' or 'exact'")
         validation.integer("number of ranked draws L", self.num_ranks)
-        if not isinstance(self.num_points, int) or self.num_points < 1:
+        if self.num_points is not None and (not isinstance(self.num_points, int) or self.num_points < 1):
             raise BayeslinError(f"need at least 1 data point per simulation, got {self.num_points!r}")
         if not (math.isfinite(self.x_scale) and self.x_scale > 0):
             raise BayeslinError(f"x_scale must be positive, got {self.x_scale}")
@@ -318,7 +324,7 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
     num_q, num_ranks = len(names), config.num_ranks
     scale, shift = (jnp.asarray(v, dtype=jnp.float32) for v in (config.distortion.sd_scale,
                                                                 config.distortion.shift_sd))
-    data = simulate.prior_data(seed, indices, sim_spec, config.num_points, config.x_scale)
+    data = simulate.prior_data(seed, indices, sim_spec, config.points_for(), config.x_scale)
     phi_pred = fit_spec.basis(jnp.asarray(config.predict_at, dtype=data.x.dtype) * config.x_scale)
     jitter = _jitter(seed, indices, num_q)
     idx32 = jnp.asarray(indices, dtype=jnp.uint32)
@@ -467,6 +473,7 @@ def run_sbc(
         return run_model_sbc(num_simulations, model=sim_spec, seed=seed, fit_model=fit_spec, config=config,
                              chunk_size=chunk_size, store=store, progress=progress)
     fit_spec = sim_spec if fit_spec is None else fit_spec
+    config = replace(config, num_points=config.points_for())  # the store's identity names the number
     _check_specs(sim_spec, fit_spec)
     if config.engine == "exact":
         _known_sigma(fit_spec.noise)
@@ -559,7 +566,7 @@ def model_sbc_chunk(indices, *, seed: int, model: Model, fit_model: Model | None
         raise BayeslinError("SBC of a general model needs the NUTS engine (no exact posterior)")
     fit = model if fit_model is None else fit_model
     indices = np.asarray(indices, dtype=np.int64)
-    data = simulate_model(seed, indices, model, config.num_points, config.x_scale)
+    data = simulate_model(seed, indices, model, config.points_for(model), config.x_scale)
     inputs = fit.design(data.x)
     sites = inspect_model(fit, inputs, data.y)
     missing = [name for name, _ in sites.latent if name not in data.truth]
@@ -624,6 +631,7 @@ def run_model_sbc(
     """
     fit = model if fit_model is None else fit_model
     config = SbcConfig() if config is None else config
+    config = replace(config, num_points=config.points_for(model))  # the store's identity names the number
     validation.integer("number of simulations", num_simulations)
     chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
     validation.integer("chunk size", chunk_size)
