@@ -27,9 +27,9 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
                   the engine's summaries) split the intercept into an algorithmic part (leapfrogs
                   beyond the per-iteration rate: deep early trees, short warm-ups) and software
                   overhead (initialisation, adaptation state, outputs);
-* ``diagnostics`` host diagnostics (R-hat, bulk/tail ESS, MCSE of mean and sd) per dataset at
-                  4 chains x 100 and x 1000 draws, arviz-stats' base path against its numba path
-                  (first-call numba JIT/cache load reported apart), and their largest difference;
+* ``diagnostics`` diagnostics (R-hat, bulk/tail ESS, MCSE of mean and sd) per dataset at
+                  4 chains x 100 and x 1000 draws: ArviZ on the host against the JAX twin that studies
+                  and the SBC gate run on the device (its compile reported apart), and their largest difference;
                   AR(1) draws (autocorrelation 0.5). Wall and process CPU time (``*_cpu_*``; the
                   sweep reports both too): on a shared machine the CPU time is the steadier one.
 * ``floor``       the floor of the engine's cost: a jitted ``lax.fori_loop`` of bare leapfrog steps (NumPyro's
@@ -155,9 +155,9 @@ def _slope_ess(w_draws, max_datasets: int = 1000) -> float:
     """Mean bulk ESS of the slope over the first ``max_datasets`` datasets. ``w_draws: (B, C, S, 2)``."""
     import numpy as np
 
-    from bayeslin_jax.diagnostics.host import chain_diagnostics_parallel
+    from bayeslin_jax.diagnostics.device import summarize_rows
 
-    return float(np.nanmean(chain_diagnostics_parallel(np.asarray(w_draws[:max_datasets])[..., 1])["ess_bulk"]))
+    return float(np.nanmean(np.asarray(summarize_rows(w_draws[:max_datasets][..., 1])["ess_bulk"])))
 
 
 def _device_peak() -> int | None:
@@ -265,8 +265,7 @@ def work_study(task: dict) -> dict:
         clock.reset()
         t0 = time.perf_counter()
         settings = study.StudyConfig(num_datasets=task["B"], seed=SEED, simulator="tutorial", nuts=_nuts_config(task))
-        ds = study.run_study(Path(tmp) / "s.zarr", priors.tutorial_spec(), settings, progress=False,
-                             host_processes=True)
+        ds = study.run_study(Path(tmp) / "s.zarr", priors.tutorial_spec(), settings, progress=False)
         wall = time.perf_counter() - t0
         ess = float(ds["ess_bulk"].sel(feature="m").mean())
         timings = dict(ds.attrs["run_timings"])
@@ -625,35 +624,31 @@ def _ar1_draws(num: int, chains: int, draws: int, seed: int = 0):
 
 
 def work_diagnostics(task: dict) -> dict:
-    """Host diagnostics per dataset: the base path against the numba path, in one process."""
+    """Diagnostics per dataset: ArviZ on the host (``diagnostics.host``) against the JAX twin studies and the
+    SBC gate run on the device (``diagnostics.device.summarize_rows``, compile reported apart), one process."""
+    import jax
     import numpy as np
 
-    from bayeslin_jax.diagnostics import host as diagnostics
+    from bayeslin_jax.diagnostics import device, host
 
-    t0 = time.perf_counter()
-    backend = diagnostics.numba_backend()
-    out: dict = {"numba_available": backend is not None, "numba_import_s": time.perf_counter() - t0,
-                 "datasets_timed": task["B"], "chains": task["chains"]}
-    if backend is not None:
-        t0 = time.perf_counter()
-        diagnostics.chain_diagnostics(_ar1_draws(2, task["chains"], 16), backend="numba")
-        out["numba_first_call_s"] = time.perf_counter() - t0  # JIT compile or on-disk cache load
+    out: dict = {"datasets_timed": task["B"], "chains": task["chains"], "platform": jax.default_backend()}
     for draws in task["draws_list"]:
         x = _ar1_draws(task["B"], task["chains"], draws)
-        entry = {}
+        t0 = time.perf_counter()
+        jax.block_until_ready(device.summarize_rows(x[:1].astype(np.float32)))  # the one block program
+        entry = {"device_compile_s": time.perf_counter() - t0}
         results = {}
-        for name in ("base", "numba") if backend is not None else ("base",):
+        for name, fn in (("host", host.chain_diagnostics),
+                         ("device", lambda a: jax.block_until_ready(device.summarize_rows(a.astype(np.float32))))):
             t0, c0 = time.perf_counter(), time.process_time()
-            results[name] = diagnostics.chain_diagnostics(x, backend=name)
+            results[name] = {k: np.asarray(v, dtype=float) for k, v in fn(x).items()}
             entry[f"{name}_ms_per_dataset"] = (time.perf_counter() - t0) / task["B"] * 1e3
             entry[f"{name}_cpu_ms_per_dataset"] = (time.process_time() - c0) / task["B"] * 1e3
-        if backend is not None:
-            entry["speedup"] = entry["base_ms_per_dataset"] / entry["numba_ms_per_dataset"]
-            entry["cpu_speedup"] = entry["base_cpu_ms_per_dataset"] / entry["numba_cpu_ms_per_dataset"]
-            entry["max_rel_diff"] = max(
-                float(np.nanmax(np.abs(results["numba"][k] - results["base"][k]) / np.abs(results["base"][k])))
-                for k in diagnostics.DIAGNOSTIC_NAMES
-            )
+        entry["device_speedup"] = entry["host_ms_per_dataset"] / entry["device_ms_per_dataset"]
+        entry["max_rel_diff"] = max(
+            float(np.nanmax(np.abs(results["device"][k] - results["host"][k]) / np.abs(results["host"][k])))
+            for k in host.DIAGNOSTIC_NAMES
+        )
         out[f"draws_{draws}"] = entry
     return out
 
@@ -958,7 +953,7 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
             }
         elif r["engine"] == "diagnostics" and "datasets_timed" in r:
             out["diagnostics_ms_per_dataset"] = {
-                key: value for key, value in r.items() if key.startswith(("draws_", "numba_")) and key != "draws_list"
+                key: value for key, value in r.items() if key.startswith("draws_") and key != "draws_list"
             }
     for r in rows:
         if r["engine"] == "study" and "per_dataset_s" in r:

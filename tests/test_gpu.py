@@ -60,10 +60,10 @@ def test_gpu_default_is_barrier_free_and_matches_exact() -> None:
     phi = SPEC.basis(data.x)
     result = sample_nuts(42, phi, data.y, SPEC.prior, SPEC.noise, config)
     post = exact.posterior(phi, data.y, SPEC.prior, SPEC.noise.sigma)
-    from bayeslin_jax.diagnostics.host import chain_diagnostics_parallel
+    from bayeslin_jax.diagnostics.device import summarize_rows
 
     w = np.moveaxis(np.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
-    diag = chain_diagnostics_parallel(w)
+    diag = {k: np.asarray(v) for k, v in summarize_rows(w).items()}  # on the GPU
     z = ((w.mean((-2, -1)) - np.asarray(post.mean)) / diag["mcse_mean"]).ravel()
     assert float(np.mean(np.abs(z) > 4)) < 0.005, np.sort(np.abs(z))[-10:]
     assert abs(float(z.mean())) < 0.15  # 6.7 standard errors of the mean of 2000 N(0, 1)

@@ -133,10 +133,11 @@ def test_study_pipeline_overlaps_and_gives_the_same_store(tmp_path, monkeypatch)
             launched[int(indices[0])].set()
             return launch(indices)
 
-        def finish_logged(handle):
-            if overlap and handle[0][0] == 0:
+        def finish_logged(handle):  # the launched chunk: its summaries, computed on the device
+            first = int(handle["dataset"].values[0])
+            if overlap and first == 0:
                 launched[4].wait(10.0)  # the pipeline launched chunk 1 in a worker thread: wait to see it
-            events.append(("finish", int(handle[0][0])))
+            events.append(("finish", first))
             return finish(handle)
 
         return real(*args, launch=launch_logged, finish=finish_logged, overlap=overlap, **kwargs)

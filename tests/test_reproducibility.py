@@ -76,6 +76,7 @@ def native_probe() -> dict[str, np.ndarray]:
     return repro_probe.compute()
 
 
+@pytest.mark.slow  # ~19 s of compiles; batch and chunk invariance of a study: tests/test_study.py (default)
 def test_bit_identical_for_any_batch_shape_native(native_probe) -> None:
     """This CPU's ISA: the same datasets give the same bits in a batch of 7 and one at a time (data,
     truth, exact posterior, evidence, exact draws), and in a batch of 4 and of 2 (NUTS draws)."""

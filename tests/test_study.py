@@ -25,7 +25,6 @@ import zarr
 from bayeslin_jax.core import nig, simulate
 from bayeslin_jax.core.errors import BayeslinError, StoreError, StoreWarning
 from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, tutorial_spec
-from bayeslin_jax.diagnostics import host as diagnostics
 from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.interfaces.cli import main
 from bayeslin_jax.workflows import store
@@ -160,7 +159,7 @@ def test_store_refuses_other_settings_and_foreign_paths(tmp_path) -> None:
 
 
 def test_stored_diagnostics_equal_arviz_on_the_draws(reference) -> None:
-    """The store's R-hat/ESS/MCSE are ArviZ's, computed on the right axes of each dataset's draws."""
+    """The store's R-hat/ESS/MCSE are ArviZ's (to float32 rounding), on the right axes of each dataset's draws."""
     _, ds = reference
     draws = ds["draws_w"].transpose("chain", "draw", "dataset", "feature")
     for key, got in {
@@ -170,11 +169,8 @@ def test_stored_diagnostics_equal_arviz_on_the_draws(reference) -> None:
         "mcse_mean": azs.mcse(draws, sample_dims=["chain", "draw"], method="mean"),
         "mcse_sd": azs.mcse(draws, sample_dims=["chain", "draw"], method="sd"),
     }.items():
-        np.testing.assert_allclose(ds[key].values, got.transpose("dataset", "feature").values, rtol=1e-6, err_msg=key)
-    per_dataset = np.moveaxis(ds["draws_w"].values, -1, 1)  # (dataset, feature, chain, draw)
-    threaded = diagnostics.chain_diagnostics_parallel(per_dataset, workers=2, block=2)
-    for key in ("ess_tail", "mcse_mean"):
-        np.testing.assert_array_equal(threaded[key], ds[key].values, err_msg=key)
+        # computed on the device in float32 (diagnostics.device; its own tests bound it against ArviZ)
+        np.testing.assert_allclose(ds[key].values, got.transpose("dataset", "feature").values, rtol=3e-4, err_msg=key)
 
 
 # ----------------------------------------------------------------------------- study
@@ -212,7 +208,8 @@ def test_study_matches_simulation_and_exact_posterior(reference) -> None:
     np.testing.assert_array_equal(ds["y"].values, np.asarray(data.y))
     np.testing.assert_array_equal(ds["true_w"].values, np.asarray(data.w))
     draws = ds["draws_w"].values.reshape(B, -1, 2).astype(float)
-    np.testing.assert_allclose(ds["nuts_mean"].values, draws.mean(1), rtol=1e-10)
+    # summarised in float32 on the device (blocked sums): float32 rounding of the draws' scale
+    np.testing.assert_allclose(ds["nuts_mean"].values, draws.mean(1), rtol=0, atol=1e-6 * np.abs(draws).max())
     # NUTS agrees with the exact conjugate posterior within 5 MCSE (mean and sd), every dataset.
     assert np.all(np.abs(ds["nuts_mean"] - ds["exact_mean"]) < 5 * ds["mcse_mean"])
     assert np.all(np.abs(ds["nuts_sd"] - ds["exact_sd"]) < 5 * ds["mcse_sd"])
@@ -287,7 +284,7 @@ def test_damaged_study_chunk_is_refused_by_report_and_repaired_by_rerun(referenc
     _assert_same_results(ds.load(), ref)
 
 
-@pytest.mark.slow  # ~12 s; the uneven split over two devices stays in the default suite
+@pytest.mark.slow  # ~12 s; the uneven split over two devices (a subprocess) stays in the default suite
 def test_two_cpu_devices_give_identical_results(reference, tmp_path) -> None:
     _, ref = reference
     path = tmp_path / "dev2.zarr"
@@ -418,7 +415,6 @@ json.dump({"devices": jax.local_device_count(), "shape": list(result.samples["w"
 """
 
 
-@pytest.mark.slow  # the even split: test_two_cpu_devices_give_identical_results
 def test_uneven_split_over_two_devices_keeps_datasets_in_order() -> None:
     """5 datasets over 2 CPU devices (blocks of 3 and 2): dataset i's draws sample dataset i's posterior."""
     out = subprocess.run([sys.executable, "-c", UNEVEN], env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro  # noqa: F401  (first: after arviz, importing numpyro.distributions alone leaves its .distribution unset)
 import numpyro.distributions as dist
 import scipy.special
 import scipy.stats

@@ -14,6 +14,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro  # noqa: F401  (first: after arviz, importing numpyro.distributions alone leaves its .distribution unset)
 import numpyro.distributions as dist
 from jax import Array
 

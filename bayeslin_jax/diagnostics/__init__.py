@@ -1,4 +1,5 @@
-"""Diagnostics of draws: ``host`` (ArviZ on NumPy arrays, per dataset; DataTree summaries), ``datatree``
+"""Diagnostics of draws: ``device`` (ArviZ's R-hat, ESS, MCSE and moments in JAX, on the device, for studies and
+the SBC gate), ``host`` (ArviZ itself on NumPy arrays and DataTrees: single fits, the reference), ``datatree``
 (the ArviZ DataTree of any model's fit), ``plots`` (figures of fits).
 
 Names of ``host`` are reachable here too (``bayeslin_jax.diagnostics.summary``), as before the package split.

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         ds = run_model_study(args.out, model, nuts, num_datasets=args.datasets, seed=args.seed,
                              chunk_size=args.chunk_size or 256, num_points=model.num_points or args.num_points,
                              num_devices=args.devices,
-                             progress=not args.no_progress, host_processes=True)
+                             progress=not args.no_progress)
         print(f"study: {ds.sizes['dataset']} datasets of {model.name} in {args.out} "
               f"(this run {time.perf_counter() - t0:.1f} s)")
         print(f"report: bayeslin report {args.out} --out <dir>")
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     config = study.StudyConfig(num_datasets=args.datasets, seed=args.seed, nuts=nuts, simulator=args.simulator,
                                num_points=num_points, save_draws=args.save_draws, chunk_size=args.chunk_size)
     ds = study.run_study(args.out, spec, config, num_devices=args.devices, progress=not args.no_progress,
-                         distributed=args.distributed, host_processes=True)
+                         distributed=args.distributed)
     wall = time.perf_counter() - t0
     where = ds.attrs["paths"][0]
     print(f"study: {ds.sizes['dataset']} datasets in {where} (this run {wall:.1f} s)")

@@ -60,7 +60,7 @@ from bayeslin_jax.core.priors import (
 )
 from bayeslin_jax.core.simulate import simulate_model
 from bayeslin_jax.diagnostics.datatree import pointwise_log_likelihood
-from bayeslin_jax.diagnostics.host import chain_diagnostics
+from bayeslin_jax.diagnostics.device import summarize_rows
 from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.engine import whitening as reparam
 from bayeslin_jax.engine.sampling import ModelSites, inspect_model, sample_model
@@ -349,7 +349,7 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
         sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])
         q_draws, truth = _nuts_quantities(w, sigma.astype(w.dtype), phi, data.y, data.w, data.sigma, phi_pred,
                                           scale, shift, learn_sigma=learn_sigma)
-        q_draws = np.moveaxis(np.asarray(q_draws), -1, 1)  # (B, Q, C, S)
+        q_draws = jnp.moveaxis(q_draws, -1, 1)  # (B, Q, C, S), on the device
         diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["divergences"],
                                                                     jitter, config)
         post_mean, post_sd = flat.mean(-1), flat.std(-1, ddof=1)
@@ -369,29 +369,43 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
     return xr.Dataset(out, coords={"dataset": indices, "quantity": names})
 
 
-def gate_and_rank(q_draws: np.ndarray, truth: Array, chain_divergences: Array, jitter: Array, config: SbcConfig):
+def convergence_gate(draws: Array, chain_divergences: Array, *, num_ranks: int, rhat_max: float,
+                     max_divergences: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """SBC's convergence gate of each simulation, from draws ``(B, P, C, S)`` and ``chain_divergences: (B, C)``.
+
+    The diagnostics are computed on the draws' device (:func:`~bayeslin_jax.diagnostics.device.summarize_rows`,
+    ArviZ's definitions). A simulation passes with R-hat <= ``rhat_max``, min(bulk, tail ESS) >= ``num_ranks``
+    (L) on every one of the ``P`` quantities and at most ``max_divergences`` divergent transitions.
+    Returns ``(diag, divergences, gate_ok)``: the diagnostics ``(B, P)`` (float64 on the host), ``(B,)``, ``(B,)``.
+    """
+    diag = {k: np.asarray(v, dtype=np.float64) for k, v in summarize_rows(draws).items()}
+    divergences = np.asarray(chain_divergences).sum(axis=1)
+    ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
+    gate_ok = (
+        (np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= rhat_max)
+        & (np.nan_to_num(ess_min, nan=0.0) >= num_ranks)
+        & (divergences <= max_divergences)
+    )
+    return diag, divergences, gate_ok
+
+
+def gate_and_rank(q_draws: Array, truth: Array, chain_divergences: Array, jitter: Array, config: SbcConfig):
     """The convergence gate and the ranks of NUTS draws of the test quantities (any model).
 
     ``q_draws: (B, Q, C, S)``, ``truth: (B, Q)``, ``chain_divergences: (B, C)`` (the engine's ``draw_stats=False``
     summary ``divergences``), ``jitter: (B, Q)``.
-    Returns ``(diag, divergences, gate_ok, flat, rank, pit)``: :func:`~bayeslin_jax.diagnostics.host.chain_diagnostics`
-    of each quantity ``(B, Q)``, divergences ``(B,)``, the gate (R-hat <= ``rhat_max``, min bulk/tail ESS >= L,
-    divergences <= ``max_divergences``) ``(B,)``, the draws ``(B, Q, C*S)`` chain-major, and rank and PIT
+    Returns ``(diag, divergences, gate_ok, flat, rank, pit)``: :func:`convergence_gate`'s diagnostics of each
+    quantity ``(B, Q)``, divergences ``(B,)`` and gate ``(B,)``, the draws ``(B, Q, C*S)`` chain-major, and rank and PIT
     ``(B, Q)`` among ``L`` evenly thinned draws.
     """
     num_ranks = config.num_ranks
-    diag = chain_diagnostics(q_draws)
     chain_divergences = np.asarray(chain_divergences)
     if chain_divergences.shape != q_draws.shape[:1] + q_draws.shape[2:3]:  # per-draw flags would reduce wrongly
         raise BayeslinError(f"gate_and_rank: chain_divergences must be (B, C) = {(q_draws.shape[0], q_draws.shape[2])},"
                             f" got {chain_divergences.shape}")
-    divergences = chain_divergences.sum(axis=1)
-    ess_min = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
-    gate_ok = (
-        (np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= config.rhat_max)
-        & (np.nan_to_num(ess_min, nan=0.0) >= num_ranks)
-        & (divergences <= config.max_divergences)
-    )
+    diag, divergences, gate_ok = convergence_gate(q_draws, chain_divergences, num_ranks=num_ranks,
+                                                  rhat_max=config.rhat_max, max_divergences=config.max_divergences)
+    q_draws = np.asarray(q_draws)
     flat = q_draws.reshape(*q_draws.shape[:2], -1)  # (B, Q, C*S), chain-major
     thinned = np.moveaxis(flat[..., thin_positions(flat.shape[-1], num_ranks)], 1, 2)  # (B, L, Q)
     rank, pit = jax.jit(rank_and_pit, static_argnames="num_ranks")(truth, thinned, jitter, num_ranks=num_ranks)
@@ -576,7 +590,7 @@ def model_sbc_chunk(indices, *, seed: int, model: Model, fit_model: Model | None
     idx32 = jnp.asarray(indices, dtype=jnp.uint32)
     result = sample_model(seed, inputs, data.y, fit, config.nuts, dataset_indices=idx32, sites=sites,
                           draw_stats=False)
-    q_draws = np.moveaxis(np.asarray(_quantities(fit, sites, result.samples, inputs, data.y)), -1, 1)  # (B,Q,C,S)
+    q_draws = jnp.moveaxis(_quantities(fit, sites, result.samples, inputs, data.y), -1, 1)  # (B, Q, C, S), device
     truth_values = {k: v[:, None, None] for k, v in data.truth.items() if k in sites.kept}
     truth = np.asarray(_quantities(fit, sites, truth_values, inputs, data.y))[:, 0, 0]  # (B, Q)
     jitter = _jitter(seed, indices, len(names))

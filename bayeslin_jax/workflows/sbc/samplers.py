@@ -61,10 +61,9 @@ from bayeslin_jax.core import keys as keyring
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.core.priors import ModelSpec
 from bayeslin_jax.core.simulate import SimulatedData
-from bayeslin_jax.diagnostics.host import chain_diagnostics
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.workflows.sbc import quantities as qmod
-from bayeslin_jax.workflows.sbc.run import _jitter, rank_and_pit, run_chunks, thin_positions
+from bayeslin_jax.workflows.sbc.run import _jitter, convergence_gate, rank_and_pit, run_chunks, thin_positions
 from bayeslin_jax.workflows.store import versions
 
 
@@ -154,12 +153,10 @@ class NutsSampler:
         samples = result.samples  # (B, C, S, ...)
         flat = {k: v.reshape(v.shape[0], chains * draws, *v.shape[3:]) for k, v in samples.items()}  # chain-major
         # convergence gate on every scalar parameter: R-hat, min(bulk, tail ESS) >= L, divergences
-        scalars = np.concatenate([np.asarray(v).reshape(*v.shape[:3], -1) for v in samples.values()], axis=-1)
-        diag = chain_diagnostics(np.moveaxis(scalars, -1, 1))  # (B, P)
-        ess = np.minimum(diag["ess_bulk"], diag["ess_tail"]).min(-1)
-        divergences = np.asarray(result.stats["divergences"]).sum(axis=1)
-        gate_ok = ((np.nan_to_num(diag["rhat"], nan=np.inf).max(-1) <= self.rhat_max)
-                   & (np.nan_to_num(ess, nan=0.0) >= num_draws) & (divergences <= self.max_divergences))
+        scalars = jnp.concatenate([v.reshape(*v.shape[:3], -1) for v in samples.values()], axis=-1)  # (B, C, S, P)
+        _, _, gate_ok = convergence_gate(jnp.moveaxis(scalars, -1, 1), result.stats["divergences"],
+                                         num_ranks=num_draws, rhat_max=self.rhat_max,
+                                         max_divergences=self.max_divergences)
         return SamplerResult(flat, gate_ok)
 
 

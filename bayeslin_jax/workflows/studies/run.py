@@ -35,7 +35,6 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +48,7 @@ from bayeslin_jax.core.errors import BayeslinError, StoreError
 from bayeslin_jax.core.model import Model, flat_parameters
 from bayeslin_jax.core.priors import ModelSpec
 from bayeslin_jax.core.simulate import simulate_model
-from bayeslin_jax.diagnostics.host import DIAGNOSTIC_NAMES, draw_summaries_parallel, host_pool
+from bayeslin_jax.diagnostics.device import DIAGNOSTIC_NAMES, summarize_rows
 from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, NutsResult, summarize_draw_stats
 from bayeslin_jax.engine import whitening as reparam
 from bayeslin_jax.engine.sampling import inspect_model, sample_model
@@ -103,17 +102,17 @@ def summarize_chunk(
     quantiles: Sequence[float],
     save_draws: bool,
     exact_post: exact.GaussianPosterior | None,
-    executor: Executor | None = None,
 ) -> xr.Dataset:
     """Per-dataset summaries of one chunk as an ``xr.Dataset`` over ``dataset`` (= ``indices``).
 
-    ``executor``: where the draws' summaries run (:func:`~bayeslin_jax.diagnostics.host.host_pool`'s processes
-    next to an accelerator); threads by default. The values do not depend on it.
+    The draws' summaries (mean, sd, quantiles, R-hat, bulk/tail ESS, MCSE) are computed where the draws are,
+    on the device (:func:`~bayeslin_jax.diagnostics.device.summarize_rows`: ArviZ's definitions in JAX, one
+    compiled block program, a dataset's numbers independent of the chunk); only the results come to the host.
     """
     q = np.asarray(quantiles, dtype=float)
     feature_names = list(getattr(spec, "feature_names", spec))  # a spec / Model, or the parameter names
-    w = np.moveaxis(np.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
-    w_summary = draw_summaries_parallel(w, q, executor)
+    w = jnp.moveaxis(jnp.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
+    w_summary = {k: np.asarray(v, dtype=float) for k, v in summarize_rows(w, quantiles).items()}
     mean, sd, quant = w_summary["mean"], w_summary["sd"], w_summary["quantile"]
     diag = {name: w_summary[name] for name in DIAGNOSTIC_NAMES}
     stats = run_summaries(result.stats, config.max_tree_depth)
@@ -136,8 +135,8 @@ def summarize_chunk(
         "step_size": (("dataset", "chain"), stats["step_size"]),
     }
     if "sigma" in result.samples:
-        sigma = np.asarray(result.samples["sigma"])  # (B, C, S)
-        s_summary = draw_summaries_parallel(sigma, q, executor)
+        sigma = jnp.asarray(result.samples["sigma"])  # (B, C, S)
+        s_summary = {k: np.asarray(v, dtype=float) for k, v in summarize_rows(sigma, quantiles).items()}
         s_mean, s_sd, s_q = s_summary["mean"], s_summary["sd"], s_summary["quantile"]
         s_diag = {name: s_summary[name] for name in DIAGNOSTIC_NAMES}
         out.update(
@@ -353,7 +352,6 @@ def run_study(
     progress: bool = True,
     distributed: bool = False,
     overlap: bool = True,
-    host_processes: bool = False,
 ) -> xr.Dataset:
     """Run (or resume) a simulation study into the zarr store at ``path``; returns the store's dataset.
 
@@ -375,13 +373,9 @@ def run_study(
         this call it); it owns a contiguous slice of the datasets and writes ``path/part-<i>-of-<n>.zarr``;
         open the whole with :func:`open_study`.
     overlap : bool
-        Pipeline the chunks (:func:`bayeslin_jax.workflows.store.run_chunked`): the device samples chunk k+1 while
-        the host computes chunk k's diagnostics. False: one chunk at a time (same numbers).
-    host_processes : bool
-        Next to an accelerator with >= 8 cores, compute the host summaries in a spawned process pool
-        (:func:`~bayeslin_jax.diagnostics.host.host_pool`; 2x faster than threads on an H200 host). Spawning
-        re-imports ``__main__``: a calling script must guard its top level with ``if __name__ == "__main__":``.
-        Ignored on CPU backends. Same numbers either way.
+        Pipeline the chunks (:func:`bayeslin_jax.workflows.store.run_chunked`): a worker thread simulates,
+        samples and summarises chunk k+1 on the device while the host writes chunk k. False: one chunk at a
+        time (same numbers).
 
     Returns
     -------
@@ -398,7 +392,7 @@ def run_study(
                                    chunk_size=config.chunk_size or 256,
                                    num_points=spec.num_points or config.num_points, save_draws=config.save_draws,
                                    quantiles=config.quantiles, num_devices=num_devices, progress=progress,
-                                   overlap=overlap, host_processes=host_processes)
+                                   overlap=overlap)
         spec = spec.spec
     simulator = config.make_simulator()
     simulator(config.seed, np.zeros(1, dtype=np.int64), spec)  # a simulator that cannot serve this spec fails now
@@ -445,28 +439,17 @@ def run_study(
         )
         post = None if post is None else jax.tree.map(lambda a: np.asarray(a)[keep], post)
         t3 = time.perf_counter()
-        for key, dt in zip(("simulate_s", "nuts_s", "exact_s"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
+        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)  # on the device
+        t4 = time.perf_counter()
+        for key, dt in zip(("simulate_s", "nuts_s", "exact_s", "summary_s"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3),
+                           strict=True):
             timings[key] += dt
-        return indices, data, result, post
-
-    def finish(launched: tuple) -> xr.Dataset:
-        """The host part of a chunk: diagnostics and summaries."""
-        indices, data, result, post = launched
-        t0 = time.perf_counter()
-        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post, executor)
-        timings["summary_s"] += time.perf_counter() - t0
         return ds
 
     started = time.time()
     before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
-    # processes next to an accelerator (opt-in: spawning re-imports __main__), else None: threads
-    executor = host_pool(devices[0].platform) if host_processes else None
-    try:
-        store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
-                          finish=finish, overlap=overlap, progress=progress, desc="datasets", first_item=start)
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+    store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
+                      finish=_written, overlap=overlap, progress=progress, desc="datasets", first_item=start)
     record = {
         "started": started,
         "finished": time.time(),
@@ -559,6 +542,11 @@ def throughput(ds: xr.Dataset) -> dict[str, float]:
     }
 
 
+def _written(ds: xr.Dataset) -> xr.Dataset:
+    """The host part of a chunk: nothing left to compute, :func:`~bayeslin_jax.workflows.store.run_chunked` writes."""
+    return ds
+
+
 def model_study_meta(model: Model, config: NutsConfig, *, num_datasets: int, seed: int, num_points: int,
                      x_scale: float, save_draws: bool, quantiles: Sequence[float]) -> dict:
     """Everything that determines a general-model study's numbers (a resumed run must match it)."""
@@ -596,7 +584,6 @@ def run_model_study(
     num_devices: int | None = None,
     progress: bool = True,
     overlap: bool = True,
-    host_processes: bool = False,
 ) -> xr.Dataset:
     """Run (or resume) a study of ``model`` into the zarr store at ``path``; returns the opened study.
 
@@ -605,8 +592,6 @@ def run_model_study(
     built-ins' ``w``) or, for a model without one, every element of every kept site (``mu``, ``z[3]``, ...).
     ``overlap``: sample chunk k+1 while chunk k's diagnostics run
     (see :func:`~bayeslin_jax.workflows.store.run_chunked`).
-    ``host_processes``: host summaries in a process pool next to an accelerator (as in
-    :func:`~bayeslin_jax.workflows.studies.run.run_study`; the calling script needs a ``__main__`` guard).
     Each call appends a record (time, devices, peak memory) to the store's ``bayeslin_runs`` attr.
     """
     config = NutsConfig() if config is None else config
@@ -626,30 +611,20 @@ def run_model_study(
         truth = {k: np.asarray(v) for k, v in data.truth.items()}
         if model.feature_site is not None:
             names = model.feature_names
-            samples = {k: np.asarray(v) for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
+            samples = {k: v for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
             samples["w"], true_w = samples.pop(model.feature_site), truth[model.feature_site]
         else:  # every element of every kept site is a "feature" of the study
             names, flat = flat_parameters(result.samples, sites.kept, 3)
             samples, true_w = {"w": flat}, flat_parameters(truth, sites.kept, 1)[1]
         sigma = truth.get("sigma", np.full(len(indices), np.nan))
         sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), true_w, sigma)
-        return indices, sim, names, samples, jax.tree.map(np.asarray, result.stats)
-
-    def finish(launched: tuple) -> xr.Dataset:
-        """The host part of a chunk: diagnostics and summaries."""
-        indices, sim, names, samples, stats = launched
-        return summarize_chunk(indices, sim, NutsResult(samples, stats), names, config, quantiles, save_draws, None,
-                               executor)
+        stats = jax.tree.map(np.asarray, result.stats)
+        return summarize_chunk(indices, sim, NutsResult(samples, stats), names, config, quantiles, save_draws, None)
 
     started = time.time()
     devices = jax.local_devices()[: num_devices or jax.local_device_count()]
-    executor = host_pool(devices[0].platform) if host_processes else None
-    try:
-        store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, launch=launch,
-                          finish=finish, overlap=overlap, progress=progress, desc="datasets")
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+    store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, launch=launch,
+                      finish=_written, overlap=overlap, progress=progress, desc="datasets")
     append_run_record(Path(path), {"started": started, "finished": time.time(), "chunk_size": chunk_size,
                                     "devices": [str(d) for d in devices], "overlap": bool(overlap),
                                     **memory_peaks(devices, chunk_size)})
