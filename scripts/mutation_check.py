@@ -154,6 +154,22 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "bayeslin_jax/workflows/sbc/stats.py", 'verdict = "fail" if verdict == "fail" else "not converged"',
         'verdict = "fail"', ["tests/test_sbc.py::test_gated_simulations_are_excluded_reported_and_too_many_fail"],
     ),
+    "device diagnostics: tail ESS at the lower quantile only": (
+        "bayeslin_jax/diagnostics/device.py", "ess_tail = jnp.where(ess[2] < ess[1], ess[2], ess[1])",
+        "ess_tail = ess[1]",
+        ["tests/test_device_diagnostics.py", "tests/test_study.py::test_stored_diagnostics_equal_arviz_on_the_draws"],
+    ),
+    "device diagnostics: R-hat without the folded (tail) R-hat": (
+        "bayeslin_jax/diagnostics/device.py", "rhat = jnp.where(rhats[1] > rhats[0], rhats[1], rhats[0])",
+        "rhat = rhats[0]",
+        ["tests/test_device_diagnostics.py"],
+    ),
+    "study summaries: dataset rows of a chunk computed at another chunk's position": (
+        "bayeslin_jax/diagnostics/device.py", "return {key: jnp.concatenate([p[key] for p in parts])[:count]",
+        "return {key: jnp.concatenate([p[key] for p in parts[::-1]])[:count]",
+        ["tests/test_study.py::test_chunk_size_does_not_change_results",
+         "tests/test_device_diagnostics.py::test_summarize_rows_is_draw_summaries_independent_of_row_count_and_position"],
+    ),
 }
 
 
