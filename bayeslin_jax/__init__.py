@@ -28,6 +28,7 @@ _EXPORTS = {
     "fit": "bayeslin_jax.workflows.fit",
     "FitResult": "bayeslin_jax.workflows.fit",
     "fit_formula": "bayeslin_jax.workflows.design",
+    "predict_formula": "bayeslin_jax.workflows.design",
     "load_design": "bayeslin_jax.workflows.design",
     "Design": "bayeslin_jax.workflows.design",
     "BayeslinError": "bayeslin_jax.core.errors",

@@ -133,8 +133,8 @@ def test_study_pipeline_overlaps_and_gives_the_same_store(tmp_path, monkeypatch)
             launched[int(indices[0])].set()
             return launch(indices)
 
-        def finish_logged(handle):  # the launched chunk: its summaries, computed on the device
-            first = int(handle["dataset"].values[0])
+        def finish_logged(handle):  # the launched chunk: (indices, data, result, exact posterior)
+            first = int(handle[0][0])
             if overlap and first == 0:
                 launched[4].wait(10.0)  # the pipeline launched chunk 1 in a worker thread: wait to see it
             events.append(("finish", first))

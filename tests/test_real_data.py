@@ -30,7 +30,7 @@ from bayeslin_jax.core.priors import ModelSpec, independent_normal, known_noise
 from bayeslin_jax.core.simulate import DesignSimulator
 from bayeslin_jax.engine import whitening as reparam
 from bayeslin_jax.interfaces import cli
-from bayeslin_jax.workflows.design import load_design
+from bayeslin_jax.workflows.design import load_design, predict_formula
 
 CORRELATED = "y ~ bmi + bp + s1 + s2 + s3 + s4 + s5 + s6"  # s1, s2 (r = 0.90) and s3, s4 (r = -0.74) correlated
 SMALL = {"num_warmup": 500, "num_draws": 500}
@@ -269,7 +269,7 @@ def test_fixed_design_whitened_sampler_matches_exact(diabetes) -> None:
     np.testing.assert_allclose(lp, log_prior + log_lik, atol=0.05)
 
 
-def test_design_transform_uses_the_stored_formula(diabetes) -> None:
+def test_design_transform_uses_the_stored_formula_and_serves_prediction(diabetes) -> None:
     """New rows go through the fitted formula: a table where every row has ``sex == 2`` keeps the
     ``C(sex)[T.2]`` column (rebuilt from the new table alone it would vanish: 2 columns instead of 3)."""
     design, _ = load_design(diabetes, "y ~ bmi + C(sex)")
@@ -280,6 +280,18 @@ def test_design_transform_uses_the_stored_formula(diabetes) -> None:
     np.testing.assert_allclose(matrix, design.matrix[rows])
     with pytest.raises(BayeslinError, match="no formula"):
         bl.Design("x", ("x",), np.ones((3, 1))).transform(new)
+    # prediction at new rows goes through it: the fitted mean at each row, NUTS against the exact posterior
+    result = bl.fit_formula("y ~ bmi + C(sex)", diabetes, prior_scale=1000.0, sigma=55.0, seed=1,
+                            num_warmup=300, num_draws=300)
+    table = predict_formula(result, new)
+    post_mean, post_cov = np.asarray(result.exact.mean, np.float64), np.asarray(result.exact.cov, np.float64)
+    np.testing.assert_allclose(table["exact_mean"], matrix @ post_mean, rtol=1e-9)
+    np.testing.assert_allclose(table["exact_sd"], np.sqrt(np.diag(matrix @ post_cov @ matrix.T)), rtol=1e-9)
+    # 1200 draws with ESS >= 100 at the least: the mean within 5 sd / sqrt(100), the sd within 30 %
+    assert np.all(np.abs(table["mean"] - table["exact_mean"]) < 0.5 * table["exact_sd"]), table
+    assert np.all(np.abs(table["sd"] / table["exact_sd"] - 1) < 0.3), table
+    with pytest.raises(BayeslinError, match="result of fit_formula"):
+        predict_formula(bl.fit(np.linspace(-1, 1, 11), np.linspace(1, 3, 11), num_warmup=50, num_draws=50), new)
 
 
 # ------------------------------------------------------------------ slow: the issue's targets at full length

@@ -340,5 +340,38 @@ def fit_design(y, spec, *, seed: int = 0, config, log_likelihood: bool = True, w
     )
 
 
+def predict_formula(result, data) -> pd.DataFrame:
+    """The fitted mean ``E[y | new row]`` of a :func:`fit_formula` result at the rows of a new table.
+
+    The rows go through the fitted formula (:meth:`Design.transform`: the same categorical levels and transforms,
+    whatever levels the new table has), then through every posterior draw of the coefficients.
+
+    Parameters
+    ----------
+    result : FitResult
+        A :func:`fit_formula` (one dataset) result.
+    data : pandas.DataFrame, dict of columns or CSV path
+        ``m`` new rows with the formula's predictor columns (the response is not needed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``m`` rows: ``mean``, ``sd`` of the fitted mean over the NUTS draws, and for known noise ``exact_mean``,
+        ``exact_sd`` from the exact posterior.
+    """
+    design = getattr(result.spec, "basis", None)
+    if not isinstance(design, Design) or result.batched:
+        raise BayeslinError("predict_formula needs the result of fit_formula (one dataset on a formula design)")
+    rows = design.transform(data)  # (m, d)
+    w = result.draws("w").reshape(-1, design.dim).astype(np.float64)  # (C * S, d)
+    mu = w @ rows.T  # (C * S, m)
+    table = pd.DataFrame({"mean": mu.mean(0), "sd": mu.std(0, ddof=1)})
+    if result.exact is not None:
+        mean, cov = np.asarray(result.exact.mean, dtype=np.float64), np.asarray(result.exact.cov, dtype=np.float64)
+        table["exact_mean"] = rows @ mean
+        table["exact_sd"] = np.sqrt(np.einsum("md,de,me->m", rows, cov, rows))
+    return table
+
+
 __all__ = ["Design", "as_table", "columns_formula", "fit_design", "fit_formula", "load_design",
-           "read_table"]
+           "predict_formula", "read_table"]

@@ -373,9 +373,9 @@ def run_study(
         this call it); it owns a contiguous slice of the datasets and writes ``path/part-<i>-of-<n>.zarr``;
         open the whole with :func:`open_study`.
     overlap : bool
-        Pipeline the chunks (:func:`bayeslin_jax.workflows.store.run_chunked`): a worker thread simulates,
-        samples and summarises chunk k+1 on the device while the host writes chunk k. False: one chunk at a
-        time (same numbers).
+        Pipeline the chunks (:func:`bayeslin_jax.workflows.store.run_chunked`): a worker thread simulates and
+        samples chunk k+1 while this thread has chunk k summarised on the device (its draws never leave it) and
+        writes it. False: one chunk at a time (same numbers).
 
     Returns
     -------
@@ -439,17 +439,22 @@ def run_study(
         )
         post = None if post is None else jax.tree.map(lambda a: np.asarray(a)[keep], post)
         t3 = time.perf_counter()
-        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)  # on the device
-        t4 = time.perf_counter()
-        for key, dt in zip(("simulate_s", "nuts_s", "exact_s", "summary_s"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3),
-                           strict=True):
+        for key, dt in zip(("simulate_s", "nuts_s", "exact_s"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
             timings[key] += dt
+        return indices, data, result, post
+
+    def finish(launched: tuple) -> xr.Dataset:
+        """Chunk k's summaries, on the device (the draws stay there), while the worker samples chunk k + 1."""
+        indices, data, result, post = launched
+        t0 = time.perf_counter()
+        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)
+        timings["summary_s"] += time.perf_counter() - t0
         return ds
 
     started = time.time()
     before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
     store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
-                      finish=_written, overlap=overlap, progress=progress, desc="datasets", first_item=start)
+                      finish=finish, overlap=overlap, progress=progress, desc="datasets", first_item=start)
     record = {
         "started": started,
         "finished": time.time(),
@@ -542,11 +547,6 @@ def throughput(ds: xr.Dataset) -> dict[str, float]:
     }
 
 
-def _written(ds: xr.Dataset) -> xr.Dataset:
-    """The host part of a chunk: nothing left to compute, :func:`~bayeslin_jax.workflows.store.run_chunked` writes."""
-    return ds
-
-
 def model_study_meta(model: Model, config: NutsConfig, *, num_datasets: int, seed: int, num_points: int,
                      x_scale: float, save_draws: bool, quantiles: Sequence[float]) -> dict:
     """Everything that determines a general-model study's numbers (a resumed run must match it)."""
@@ -618,13 +618,17 @@ def run_model_study(
             samples, true_w = {"w": flat}, flat_parameters(truth, sites.kept, 1)[1]
         sigma = truth.get("sigma", np.full(len(indices), np.nan))
         sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), true_w, sigma)
-        stats = jax.tree.map(np.asarray, result.stats)
+        return indices, sim, names, samples, jax.tree.map(np.asarray, result.stats)
+
+    def finish(launched: tuple) -> xr.Dataset:
+        """Chunk k's summaries, on the device, while the worker samples chunk k + 1."""
+        indices, sim, names, samples, stats = launched
         return summarize_chunk(indices, sim, NutsResult(samples, stats), names, config, quantiles, save_draws, None)
 
     started = time.time()
     devices = jax.local_devices()[: num_devices or jax.local_device_count()]
     store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, launch=launch,
-                      finish=_written, overlap=overlap, progress=progress, desc="datasets")
+                      finish=finish, overlap=overlap, progress=progress, desc="datasets")
     append_run_record(Path(path), {"started": started, "finished": time.time(), "chunk_size": chunk_size,
                                     "devices": [str(d) for d in devices], "overlap": bool(overlap),
                                     **memory_peaks(devices, chunk_size)})
