@@ -256,7 +256,7 @@ def bytes_per_dataset(config: NutsConfig, spec: ModelSpec, save_draws: bool = Fa
     params = spec.basis.dim + (0 if spec.known_sigma else 1)
     draws = config.num_chains * config.num_draws
     engine = draws * (params + 7) * 4  # draws + 7 sampler statistics, float32
-    host = draws * params * 8 * 6  # float64 temporaries in chain_diagnostics
+    host = draws * params * 8 * 6  # the summaries' temporaries (sorts, FFTs, indicators) and the float64 copies
     return 2 * engine + host + (draws * params * 4 if save_draws else 0)
 
 
