@@ -32,6 +32,9 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
                   and the SBC gate run on the device (its compile reported apart), and their largest difference;
                   AR(1) draws (autocorrelation 0.5). Wall and process CPU time (``*_cpu_*``; the
                   sweep reports both too): on a shared machine the CPU time is the steadier one.
+* ``blackjax_map``, ``blackjax_vmap``  BlackJAX's ``window_adaptation`` + ``nuts`` on the same potential and settings,
+                  over datasets with ``lax.map`` / lock-step ``vmap`` (chains vmapped), with its leapfrogs per
+                  dataset (optional: ``pip install blackjax``);
 * ``floor``       the floor of the engine's cost: a jitted ``lax.fori_loop`` of bare leapfrog steps (NumPyro's
                   velocity Verlet on the potential the engine differentiates, ``potential_energy`` of
                   ``linear_regression``; diagonal inverse mass of ones, float32), vmapped over --floor-lanes
@@ -93,6 +96,8 @@ ALL_ENGINES = (
     "iterations",
     "diagnostics",
     "floor",
+    "blackjax_map",
+    "blackjax_vmap",
 )
 ENGINE_ROWS = ("engine", "engine_vmap", "engine_barrier_free")  # rows of sample_nuts itself (floor: leapfrogs)
 LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
@@ -653,6 +658,70 @@ def work_diagnostics(task: dict) -> dict:
     return out
 
 
+def work_blackjax(task: dict) -> dict:
+    """BlackJAX (``window_adaptation`` + ``nuts``), the peer a JAX user would pick, on the same model and settings.
+
+    The log density is ``-potential_energy`` of ``linear_regression`` (the engine's own potential); per dataset,
+    ``chains`` chains vmapped, each ``window_adaptation(blackjax.nuts, target_acceptance_rate=0.8)`` for ``warmup``
+    steps (Stan's windows: fast, slow doubling, fast), then ``draws`` NUTS steps with the adapted step size and
+    diagonal inverse mass. Layouts over datasets: ``"map"`` (``lax.map``, as the engine on CPU) and ``"vmap"``
+    (lock-step). Initial points uniform on [-2, 2] as the engine's. Leapfrogs per dataset from the infos'
+    ``num_integration_steps`` (warm-up and sampling, all chains). Needs ``pip install blackjax``.
+    """
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from numpyro.infer.util import potential_energy
+
+    from bayeslin_jax.core import priors
+    from bayeslin_jax.core.regressions import linear_regression
+
+    clock = _CompileClock()
+    spec = priors.tutorial_spec()
+    x, y = _tutorial_data(task["B"])
+    phi, y = spec.basis(jnp.asarray(x)), jnp.asarray(y)
+    warmup, draws, chains = task["warmup"], task["draws"], task["chains"]
+
+    def one_dataset(key, phi_i, y_i):
+        def logdensity(w):
+            return -potential_energy(linear_regression, (phi_i,), {"y": y_i, "prior": spec.prior, "noise": spec.noise},
+                                     {"w": w})
+
+        def one_chain(chain_key):
+            init_key, warm_key, draw_key = jax.random.split(chain_key, 3)
+            position = jax.random.uniform(init_key, (phi_i.shape[-1],), phi_i.dtype, -2.0, 2.0)
+            adaptation = blackjax.window_adaptation(blackjax.nuts, logdensity, target_acceptance_rate=0.8)
+            (state, params), warm_info = adaptation.run(warm_key, position, num_steps=warmup)
+            kernel = blackjax.nuts(logdensity, **params).step
+
+            def step(state, step_key):
+                state, info = kernel(step_key, state)
+                return state, (state.position, info.num_integration_steps)
+
+            _, (positions, steps) = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
+            return positions, warm_info.info.num_integration_steps.sum(), steps.sum()
+
+        positions, warm_steps, draw_steps = jax.vmap(one_chain)(jax.random.split(key, chains))
+        return positions, warm_steps.sum(), draw_steps.sum()
+
+    keys = jax.random.split(jax.random.key(SEED), task["B"])
+    layout = task["engine"].removeprefix("blackjax_")
+    if layout == "map":
+        fn = jax.jit(lambda k, p, yy: jax.lax.map(lambda a: one_dataset(*a), (k, p, yy)))
+    else:
+        fn = jax.jit(jax.vmap(one_dataset))
+    clock.reset()
+    t0 = time.perf_counter()
+    positions, warm_steps, draw_steps = jax.block_until_ready(fn(keys, phi, y))
+    wall = time.perf_counter() - t0
+    out = _batch_result(wall, clock.reset(), task["B"], _slope_ess(positions))
+    warm, sampling = float(np.asarray(warm_steps, np.float64).mean()), float(np.asarray(draw_steps, np.float64).mean())
+    out |= {"warmup_leapfrogs_per_dataset": warm, "sampling_leapfrogs_per_dataset": sampling,
+            "leapfrogs_per_dataset": warm + sampling, "layout": layout, "blackjax": blackjax.__version__}
+    return out
+
+
 def work_floor(task: dict) -> dict:
     """The floor: bare leapfrog steps of the tutorial model in a jitted ``fori_loop``, vmapped over lanes.
 
@@ -761,6 +830,8 @@ def worker_main(task: dict) -> dict:
         "iterations": work_iterations,
         "diagnostics": work_diagnostics,
         "floor": work_floor,
+        "blackjax_map": work_blackjax,
+        "blackjax_vmap": work_blackjax,
     }[task["engine"]]
     baseline = None
     if task["engine"] != "pymc":  # the libraries' share of the peak: imported before any work
@@ -916,6 +987,13 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
         vmapped = find("engine_vmap", size, chains)
         if vmapped:
             entry["speedup_vs_engine_vmap"] = vmapped["per_dataset_s"] / engine["per_dataset_s"]
+        for name in ("blackjax_map", "blackjax_vmap"):  # the peer, same model and settings
+            peer = find(name, size, chains)
+            if peer:
+                entry[f"speedup_vs_{name}"] = peer["per_dataset_s"] / engine["per_dataset_s"]
+                entry[f"{name}_per_dataset_s"] = peer["per_dataset_s"]
+                entry[f"{name}_leapfrogs_per_dataset"] = peer.get("leapfrogs_per_dataset")
+                entry[f"{name}_slope_ess_per_s"] = peer.get("slope_ess_per_s")
         barrier_free = find("engine_barrier_free", size, chains)
         if barrier_free:
             entry["barrier_free_per_dataset_s"] = barrier_free["per_dataset_s"]
@@ -1132,6 +1210,8 @@ def main(argv: list[str] | None = None) -> int:
             sweep("engine_vmap", args.chains, sizes)
         elif engine == "engine_barrier_free":
             sweep("engine_barrier_free", args.chains, sizes)
+        elif engine in ("blackjax_map", "blackjax_vmap"):
+            sweep(engine, args.chains, sizes)
         elif engine == "exact":
             sweep("exact", args.chains, sizes)
         elif engine == "iterations":

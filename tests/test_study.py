@@ -333,6 +333,7 @@ def test_padded_last_chunk_gives_the_unpadded_numbers(reference, tmp_path, monke
     _assert_same_results(ds, ref.isel(dataset=slice(0, 6)))  # same compiled program, same inputs per run
 
 
+@pytest.mark.slow  # ~13 s; learned noise in fits: tests/test_api.py, the summaries' code path: every study test
 def test_unknown_noise_study_matches_quadrature_reference_and_reports_sigma(tmp_path) -> None:
     """Learnt sigma (HalfNormal prior): per dataset, the sigma and w means within 5 MCSE of the quadrature
     reference; the report covers sigma's diagnostics and skips the exact comparison."""

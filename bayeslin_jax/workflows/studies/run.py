@@ -70,7 +70,7 @@ def sample_on_devices(
     seed: int, phi, y, spec: ModelSpec, config: NutsConfig, indices: np.ndarray, devices: Sequence,
     draw_stats: bool = False,
 ) -> NutsResult:
-    """NUTS over ``len(devices)`` local devices (see :func:`bayeslin_jax.engine.sample_nuts`), returned as NumPy.
+    """NUTS over ``len(devices)`` local devices (see :func:`bayeslin_jax.engine.sample_nuts`), left on the device.
 
     ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices. ``draw_stats=False``
     (a study's default): only the per-run summaries of the sampler statistics, ``stats[name]: (B, C)``.
@@ -79,7 +79,7 @@ def sample_on_devices(
     result = sampler(seed, phi, y, spec.prior, spec.noise, config,
                      dataset_indices=jnp.asarray(indices, dtype=jnp.uint32), num_devices=len(devices),
                      draw_stats=draw_stats)
-    return jax.tree.map(np.asarray, result)
+    return result  # the summaries run where the draws are (summarize_chunk); the host gets only what it writes
 
 
 def run_summaries(stats: dict, max_tree_depth: int) -> dict[str, np.ndarray]:
@@ -614,8 +614,10 @@ def run_model_study(
             samples = {k: v for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
             samples["w"], true_w = samples.pop(model.feature_site), truth[model.feature_site]
         else:  # every element of every kept site is a "feature" of the study
-            names, flat = flat_parameters(result.samples, sites.kept, 3)
-            samples, true_w = {"w": flat}, flat_parameters(truth, sites.kept, 1)[1]
+            names, true_w = flat_parameters(truth, sites.kept, 1)  # the draws' elements, named alike
+            flat = jnp.concatenate([jnp.reshape(result.samples[s], (*result.samples[s].shape[:3], -1))
+                                    for s in sites.kept], axis=-1)  # (B, C, S, P), on the device
+            samples = {"w": flat}
         sigma = truth.get("sigma", np.full(len(indices), np.nan))
         sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), true_w, sigma)
         return indices, sim, names, samples, jax.tree.map(np.asarray, result.stats)
