@@ -333,12 +333,11 @@ def test_padded_last_chunk_gives_the_unpadded_numbers(reference, tmp_path, monke
     _assert_same_results(ds, ref.isel(dataset=slice(0, 6)))  # same compiled program, same inputs per run
 
 
-@pytest.mark.slow  # ~13 s; learned noise in fits: tests/test_api.py, the summaries' code path: every study test
 def test_unknown_noise_study_matches_quadrature_reference_and_reports_sigma(tmp_path) -> None:
     """Learnt sigma (HalfNormal prior): per dataset, the sigma and w means within 5 MCSE of the quadrature
     reference; the report covers sigma's diagnostics and skips the exact comparison."""
     spec = ModelSpec(SPEC.basis, SPEC.prior, half_normal_noise(0.2))
-    # one dataset per chunk, 4 x (400 + 500), 25 points: the program `bayeslin fit` compiles in test_cli_fit
+    # one dataset per chunk, 4 x (400 + 500), 25 points (the only default study with learned noise: sigma_* summaries)
     config = NutsConfig(num_warmup=400, num_draws=500, num_chains=4)
     settings = study.StudyConfig(num_datasets=3, seed=SEED, chunk_size=1, num_points=25, nuts=config)
     ds = study.run_study(tmp_path / "u.zarr", spec, settings, progress=False)
