@@ -374,7 +374,7 @@ def run_study(
         open the whole with :func:`open_study`.
     overlap : bool
         Pipeline the chunks (:func:`bayeslin_jax.workflows.store.run_chunked`): a worker thread simulates and
-        samples chunk k+1 while this thread has chunk k summarised on the device (its draws never leave it) and
+        samples chunk k+1 while this thread has chunk k summarised on the device (draws stay there unless saved) and
         writes it. False: one chunk at a time (same numbers).
 
     Returns
