@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -72,7 +73,7 @@ def main() -> None:
     started = time.time()
     out: dict = {"command": "python scripts/sbc_false_alarms.py " + " ".join(
         f"--{k} {v}" for k, v in (("seeds", args.seeds), ("sizes", args.sizes), ("setups", args.setups))),
-        "machine": {"platform": platform.platform(), "cpu_count": __import__("os").cpu_count()},
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "alpha": args.alpha, "setups": {}}
     for name in args.setups.split(","):
         hits = {n: {"verdict": 0, "ranks": 0, "dap": 0} for n in sizes}

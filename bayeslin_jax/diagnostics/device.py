@@ -231,9 +231,8 @@ def _lerp_quantiles(sorted_flat: jax.Array, probs: Sequence[float]) -> jax.Array
     return jnp.where(jnp.asarray(gamma >= 0.5), upper, lower)
 
 
-def _row_summaries(x: jax.Array, tail_prob: float, quantiles: tuple[float, ...],
-                   diagnostics: bool = True) -> dict[str, jax.Array]:
-    """Mean, sd, quantiles and (``diagnostics``, needs ``S >= 4``) the five diagnostics of one ``(C, S)`` row."""
+def _row_summaries(x: jax.Array, tail_prob: float, quantiles: tuple[float, ...]) -> dict[str, jax.Array]:
+    """Mean, sd, quantiles and the five diagnostics of one ``(C, S)`` row (NaN with ``S < 4``, as arviz)."""
     chains = x.shape[0]
     dtype = x.dtype
     nan = jnp.asarray(jnp.nan, dtype)
@@ -247,8 +246,8 @@ def _row_summaries(x: jax.Array, tail_prob: float, quantiles: tuple[float, ...],
     out = {"mean": mean, "sd": sd}
     if quantiles:  # as np.quantile: all NaN with any NaN
         out["quantile"] = jnp.where(invalid, nan, _lerp_quantiles(sorted_all, quantiles))
-    if not diagnostics:
-        return out
+    if x.shape[-1] < 4:  # arviz: fewer than 4 draws
+        return out | {name: nan for name in DIAGNOSTIC_NAMES}
     split = _split(x)
 
     # R-hat: bulk (z of the split draws) and tail (z of |split - median(split)|), ranked in one vmapped call
@@ -290,9 +289,7 @@ def _summaries(x: jax.Array, tail_prob: float, quantiles: tuple[float, ...]) -> 
     """:func:`_row_summaries` over the leading axes of ``x: (..., C, S)``."""
     lead, (chains, draws) = x.shape[:-2], x.shape[-2:]
     flat = x.reshape(-1, chains, draws)
-    out = jax.vmap(partial(_row_summaries, tail_prob=tail_prob, quantiles=quantiles, diagnostics=draws >= 4))(flat)
-    if draws < 4:  # arviz: fewer than 4 draws
-        out |= {name: jnp.full(flat.shape[:1], jnp.nan, x.dtype) for name in DIAGNOSTIC_NAMES}
+    out = jax.vmap(partial(_row_summaries, tail_prob=tail_prob, quantiles=quantiles))(flat)
     return {key: value.reshape(*lead, *value.shape[1:]) for key, value in out.items()}
 
 
@@ -343,7 +340,7 @@ def chain_diagnostics(x: jax.Array, *, tail_prob: float = TAIL_PROB) -> dict[str
 def draw_summaries(x: jax.Array, quantiles: Sequence[float], *, tail_prob: float = TAIL_PROB) -> dict[str, jax.Array]:
     """Mean, sd and quantiles over all draws plus :func:`chain_diagnostics` (pure JAX).
 
-    The device twin of :func:`bayeslin_jax.diagnostics.host.draw_summaries`, in ``x``'s dtype.
+    Mean and sd (ddof 1) as NumPy's, quantiles as ``np.quantile``'s ``linear`` method, in ``x``'s dtype.
 
     Parameters
     ----------
@@ -374,11 +371,7 @@ CPU_ROW_BLOCK = 64  # rows per compiled block on CPU (a chunk of 256 datasets x 
 @partial(jax.jit, static_argnames=("tail_prob", "quantiles"))
 def _summary_block(rows: jax.Array, tail_prob: float, quantiles: tuple[float, ...]) -> dict[str, jax.Array]:
     """:func:`_row_summaries` of each row of ``rows: (R, C, S)``, one row's program at a time (``map_datasets``)."""
-    row = partial(_row_summaries, tail_prob=tail_prob, quantiles=quantiles, diagnostics=rows.shape[-1] >= 4)
-    out = map_datasets(row, rows)
-    if rows.shape[-1] < 4:  # arviz: fewer than 4 draws
-        out |= {name: jnp.full(rows.shape[:1], jnp.nan, rows.dtype) for name in DIAGNOSTIC_NAMES}
-    return out
+    return map_datasets(partial(_row_summaries, tail_prob=tail_prob, quantiles=quantiles), rows)
 
 
 def summarize_rows(x: jax.Array, quantiles: Sequence[float] = (), *, tail_prob: float = TAIL_PROB,

@@ -16,8 +16,6 @@ compares a posterior covariance with the exact one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import arviz_stats as azs
 import numpy as np
 import pandas as pd
@@ -60,18 +58,6 @@ def chain_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
         "mcse_mean": array_stats.mcse(x, method="mean"),
         "mcse_sd": array_stats.mcse(x, method="sd"),
     }
-
-
-def draw_summaries(x: np.ndarray, quantiles: Sequence[float]) -> dict[str, np.ndarray]:
-    """Mean, sd and quantiles over all draws (float64) plus :func:`chain_diagnostics`.
-
-    ``x: (..., C, S)`` -> ``mean``, ``sd`` (ddof 1), the :data:`DIAGNOSTIC_NAMES` ``(...)`` and ``quantile``
-    ``(..., Q)`` (NumPy's linear interpolation). The host reference of
-    :func:`bayeslin_jax.diagnostics.device.draw_summaries`.
-    """
-    flat = x.reshape(*x.shape[:-2], -1).astype(float)
-    q = np.moveaxis(np.quantile(flat, np.asarray(quantiles, dtype=float), axis=-1), 0, -1)
-    return {"mean": flat.mean(-1), "sd": flat.std(-1, ddof=1), "quantile": q, **chain_diagnostics(x)}
 
 
 def _sample_first(a) -> np.ndarray:
