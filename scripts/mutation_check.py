@@ -93,8 +93,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_infer.py::test_target_accept_is_honoured"],
     ),
     "design: transform rebuilds the formula from the new table": (
-        "bayeslin_jax/workflows/design.py", "self.model_spec.get_model_matrix(as_table(data))",
-        '__import__("formulaic").model_matrix(self.formula, as_table(data))',
+        "bayeslin_jax/workflows/design.py", "_evaluate(self.model_spec.get_model_matrix, table, self.formula)",
+        '_evaluate(lambda t: __import__("formulaic").model_matrix(self.formula, t), table, self.formula)',
         ["tests/test_real_data.py::test_design_transform_uses_the_stored_formula_and_serves_prediction"],
     ),
     "exact: prior-mean term of the posterior mean dropped": (

@@ -280,6 +280,12 @@ def test_design_transform_uses_the_stored_formula_and_serves_prediction(diabetes
     np.testing.assert_allclose(matrix, design.matrix[rows])
     with pytest.raises(BayeslinError, match="no formula"):
         bl.Design("x", ("x",), np.ones((3, 1))).transform(new)
+    for bad, message in (({"bmi": [20.0]}, "unknown column 'sex'"),  # new rows: one line each
+                         ({"bmi": [20.0], "sex": [3]}, "categories outside of the nominated levels"),
+                         ({"bmi": [np.nan], "sex": [1]}, "column 'bmi' has 1 missing value"),
+                         ({"bmi": [np.inf], "sex": [1]}, "term 'bmi' has non-finite values")):
+        with pytest.raises(BayeslinError, match=message):
+            design.transform(bad)
     # prediction at new rows goes through it: the fitted mean at each row, NUTS against the exact posterior
     result = bl.fit_formula("y ~ bmi + C(sex)", diabetes, prior_scale=1000.0, sigma=55.0, seed=1,
                             num_warmup=300, num_draws=300)

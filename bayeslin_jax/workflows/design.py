@@ -86,10 +86,22 @@ class Design:
         return jnp.take(jnp.asarray(self.matrix), rows.astype(jnp.int32), axis=0)
 
     def transform(self, data) -> np.ndarray:
-        """The design rows of a new table ``(m, d)`` through the same formula (prediction)."""
+        """The design rows of a new table ``(m, d)`` through the same formula (prediction).
+
+        Bad rows are one line, as in :func:`load_design`: a missing column or value, a categorical level the
+        fitted data did not have, a term that evaluates to NaN or inf.
+        """
         if self.model_spec is None:
             raise BayeslinError("this design has no formula to apply to new data")
-        return np.asarray(self.model_spec.get_model_matrix(as_table(data)), dtype=np.float64)
+        table = as_table(data)
+        required = set(self.model_spec.required_variables)
+        _check_missing(table, _referenced(self.formula, table, required))
+        matrix = np.asarray(_evaluate(self.model_spec.get_model_matrix, table, self.formula), dtype=np.float64)
+        finite = np.isfinite(matrix)
+        if not finite.all():
+            bad = self.feature_names[int(np.flatnonzero(~finite.all(axis=0))[0])]
+            raise BayeslinError(f"term {bad!r} has non-finite values (NaN or inf) in the new data")
+        return matrix
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -175,6 +187,33 @@ def _one_line(err: Exception) -> str:
     return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
 
 
+def _evaluate(build, table: pd.DataFrame, formula: str):
+    """``build(table)`` (formulaic's model matrices of ``formula``), its errors as one line naming the column.
+
+    A categorical level that the fitted data did not have is an error (formulaic would warn and encode NaN).
+    """
+    import warnings
+
+    from formulaic.errors import DataMismatchWarning, FactorEvaluationError, FormulaicError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataMismatchWarning)
+            return build(table)
+    except DataMismatchWarning as err:
+        raise BayeslinError(f"formula {formula!r}: {_one_line(err).split('. They are')[0]}") from None
+    except FactorEvaluationError as err:
+        match = re.search(r"`([^`]+)` is not present|name '([^']+)' is not defined", str(err))
+        if match:
+            raise BayeslinError(
+                f"unknown column {match.group(1) or match.group(2)!r} in formula {formula!r}: the data has columns "
+                f"{', '.join(map(str, table.columns))}"
+            ) from None
+        raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
+    except (FormulaicError, ValueError, TypeError) as err:
+        raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
+
+
 def _check_columns(names: tuple[str, ...], matrix: np.ndarray) -> None:
     """Non-finite values, constant terms (next to an intercept) and rank deficiency, naming the term."""
     finite = np.isfinite(matrix)
@@ -229,7 +268,7 @@ def load_design(data, formula: str | None = None, *, columns=None, response: str
         constant term, rank-deficient design, formula syntax.
     """
     from formulaic import Formula, model_matrix
-    from formulaic.errors import FactorEvaluationError, FormulaicError
+    from formulaic.errors import FormulaicError
 
     if (formula is None) == (columns is None):
         raise BayeslinError("give either a formula or a list of columns")
@@ -249,18 +288,7 @@ def load_design(data, formula: str | None = None, *, columns=None, response: str
     except FormulaicError as err:
         raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
     _check_missing(table, _referenced(formula, table, set(parsed.required_variables)))
-    try:
-        matrices = model_matrix(parsed, table, na_action="raise")
-    except FactorEvaluationError as err:
-        match = re.search(r"`([^`]+)` is not present", str(err))
-        if match:
-            raise BayeslinError(
-                f"unknown column {match.group(1)!r} in formula {formula!r}: the data has columns "
-                f"{', '.join(table.columns)}"
-            ) from None
-        raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
-    except (FormulaicError, ValueError, TypeError) as err:
-        raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
+    matrices = _evaluate(lambda t: model_matrix(parsed, t, na_action="raise"), table, formula)
     lhs, rhs = matrices.lhs, matrices.rhs
     if lhs is None or lhs.shape[1] != 1:
         raise BayeslinError(f"formula {formula!r} must have one numeric response on the left of '~'")
