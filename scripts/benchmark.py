@@ -17,6 +17,13 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
                   NUTS, chains vmapped), compiled once;
 * ``pymc``        pm.sample per dataset (model built once, data swapped with pm.set_data; optional,
                   run with --pymc-python if PyMC lives in another environment);
+* ``nutpie``      nutpie.sample per dataset (the PyMC model compiled once with ``nutpie.compile_pymc_model``,
+                  numba backend; data swapped with ``compiled.with_data``), one row per --nutpie-cores value
+                  (``cores``: chains run in that many threads), --nutpie-datasets datasets; nutpie's default
+                  adaptation (diagonal mass matrix from draw and gradient variance), target accept 0.8;
+                  leapfrogs per dataset from its ``n_steps`` (warm-up and sampling, all chains), and
+                  ``raw_trace_per_dataset_s``: the same calls returning nutpie's raw trace (no conversion
+                  to an xarray DataTree); optional, in the PyMC environment (``scripts/setup_pymc.sh``);
 * ``exact``       the exact conjugate posterior + 4 x draws independent draws (lower bound);
 * ``iterations``  the engine (its default method: ``lax.map`` on CPU) at several iteration counts
                   (--iterations, half warm-up, half draws) at --iterations-size datasets: warm calls
@@ -92,6 +99,7 @@ ALL_ENGINES = (
     "mcmc_loop_jit_args",
     "jit_loop",
     "pymc",
+    "nutpie",
     "exact",
     "iterations",
     "diagnostics",
@@ -101,6 +109,7 @@ ALL_ENGINES = (
 )
 ENGINE_ROWS = ("engine", "engine_vmap", "engine_barrier_free")  # rows of sample_nuts itself (floor: leapfrogs)
 LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
+FOREIGN_ENGINES = ("pymc", "nutpie")  # run in the PyMC environment (--pymc-python): numpy + PyMC, no JAX
 SEED = 0
 
 
@@ -469,6 +478,84 @@ def work_pymc(task: dict) -> dict:
     return out
 
 
+def work_nutpie(task: dict) -> dict:
+    """nutpie on the PyMC model of :func:`work_pymc`, compiled once; needs only numpy + PyMC + nutpie.
+
+    Per dataset (data from task['data_file']): ``compiled.with_data(x=..., y=...)`` and ``nutpie.sample``
+    (``task['cores']`` threads, seed = dataset index, nutpie's default ``"diag"`` adaptation, target accept 0.8,
+    ``save_warmup=True`` for the warm-up statistics), timed together. The first dataset is reported apart:
+    ``compile_s`` = ``compile_model_s`` (``compile_pymc_model``) + the first call's time minus a warm one's.
+    Leapfrogs per dataset (all chains): the sum of ``n_steps`` in ``warmup_sample_stats`` and ``sample_stats``.
+    ``raw_trace_per_dataset_s``: the warm datasets again with ``return_raw_trace=True`` (the sampler without the
+    conversion of its Arrow trace to an xarray DataTree).
+    """
+    import numpy as np
+
+    try:
+        import nutpie
+        import pymc as pm
+    except ImportError as err:
+        return {"skipped": f"nutpie not importable: {err}"}
+    data = np.load(task["data_file"])
+    x, y = data["x"], data["y"]
+    with pm.Model() as model:
+        x_data = pm.Data("x", x[0])
+        y_data = pm.Data("y", y[0])
+        b = pm.Normal("b", 0.0, 0.2)
+        m = pm.Normal("m", 0.0, 0.2)
+        pm.Normal("obs", mu=m * x_data + b, sigma=0.1, observed=y_data)
+    t0 = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(model)
+    compile_model_s = time.perf_counter() - t0
+    settings = {"draws": task["draws"], "tune": task["warmup"], "chains": task["chains"], "cores": task["cores"],
+                "progress_bar": False, "save_warmup": True, "target_accept": 0.8, "maxdepth": 10}
+    if task["dense_mass"]:
+        settings["adaptation"] = "low_rank"  # nutpie has no dense adaptation; low rank + diagonal is the closest
+
+    def call(i: int, **extra):
+        return nutpie.sample(compiled.with_data(x=x[i], y=y[i]), seed=i, **settings, **extra)
+
+    times, ess, warm_steps, draw_steps = [], [], [], []
+    for i in range(task["n"]):
+        t0 = time.perf_counter()
+        trace = call(i)
+        times.append(time.perf_counter() - t0)
+        warm_steps.append(float(np.asarray(trace["warmup_sample_stats"]["n_steps"], np.float64).sum()))
+        draw_steps.append(float(np.asarray(trace["sample_stats"]["n_steps"], np.float64).sum()))
+        try:
+            from bayeslin_jax.diagnostics.host import chain_diagnostics
+
+            slope = np.asarray(trace["posterior"]["m"])  # (chain, draw)
+            ess.append(float(chain_diagnostics(slope[None])["ess_bulk"][0]))
+        except ImportError:  # PyMC's own environment (no JAX): its ArviZ computes the same bulk ESS
+            import arviz as az
+
+            ess.append(float(az.ess(trace, var_names=["m"])["m"]))
+    raw = []
+    for i in range(1, task["n"]):
+        t0 = time.perf_counter()
+        call(i, return_raw_trace=True)
+        raw.append(time.perf_counter() - t0)
+    out = _loop_result(times, 0.0, float(np.mean(ess)))
+    first_extra = times[0] - out["run_s"] / max(out["datasets_timed"], 1)  # first call minus a warm one
+    warm, sampling = float(np.mean(warm_steps)), float(np.mean(draw_steps))
+    out |= {
+        "compile_s": compile_model_s + first_extra,
+        "compile_model_s": compile_model_s,
+        "first_call_extra_s": first_extra,
+        "raw_trace_per_dataset_s": float(np.mean(raw)) if raw else None,
+        "warmup_leapfrogs_per_dataset": warm,
+        "sampling_leapfrogs_per_dataset": sampling,
+        "leapfrogs_per_dataset": warm + sampling,
+        "leapfrogs_counted_datasets": task["n"],
+        "leapfrogs_source": "nutpie's n_steps (warmup_sample_stats + sample_stats, all chains)",
+        "adaptation": settings.get("adaptation", "diag"),
+        "nutpie_version": nutpie.__version__,
+        "pymc_version": pm.__version__,
+    }
+    return out
+
+
 def _warmup_leapfrogs(phi, y, spec, config, num_datasets: int):
     """Leapfrog steps per warm-up iteration ``(R, num_warmup)`` of the first runs, from the engine's initial points.
 
@@ -827,6 +914,7 @@ def worker_main(task: dict) -> dict:
         "mcmc_loop_jit_args": work_mcmc_loop,
         "jit_loop": work_jit_loop,
         "pymc": work_pymc,
+        "nutpie": work_nutpie,
         "iterations": work_iterations,
         "diagnostics": work_diagnostics,
         "floor": work_floor,
@@ -834,14 +922,14 @@ def worker_main(task: dict) -> dict:
         "blackjax_vmap": work_blackjax,
     }[task["engine"]]
     baseline = None
-    if task["engine"] != "pymc":  # the libraries' share of the peak: imported before any work
+    if task["engine"] not in FOREIGN_ENGINES:  # the libraries' share of the peak: imported before any work
         import bayeslin_jax.diagnostics.host  # noqa: F401  (imports jax, numpyro, arviz)
 
         baseline = _peak_rss_bytes()
     out = fn(task)
     out["peak_rss_bytes"] = _peak_rss_bytes()
     out["rss_after_imports_bytes"] = baseline
-    if task["engine"] not in ("pymc", "diagnostics"):
+    if task["engine"] not in (*FOREIGN_ENGINES, "diagnostics"):
         out["peak_device_bytes"] = _device_peak()
     return out
 
@@ -984,6 +1072,23 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
                 entry[f"speedup_vs_{name}"] = base["per_dataset_s"] / engine["per_dataset_s"]
                 if name.startswith("mcmc_loop"):
                     entry[f"speedup_vs_{name}_incl_compile"] = base["per_dataset_all_s"] / engine["per_dataset_s"]
+        for peer in rows:  # nutpie, one row per cores value
+            if peer["engine"] != "nutpie" or "per_dataset_s" not in peer or peer["chains"] != chains:
+                continue
+            name = f"nutpie_cores{peer['cores']}"
+            entry[f"speedup_vs_{name}"] = peer["per_dataset_s"] / engine["per_dataset_s"]
+            entry[f"{name}_per_dataset_s"] = peer["per_dataset_s"]
+            if peer.get("raw_trace_per_dataset_s"):  # the sampler without the DataTree conversion
+                entry[f"speedup_vs_{name}_raw_trace"] = peer["raw_trace_per_dataset_s"] / engine["per_dataset_s"]
+                entry[f"{name}_raw_trace_per_dataset_s"] = peer["raw_trace_per_dataset_s"]
+            entry[f"{name}_slope_ess_per_s"] = peer.get("slope_ess_per_s")
+            entry["engine_slope_ess_per_s"] = engine.get("slope_ess_per_s")
+            entry[f"{name}_leapfrogs_per_dataset"] = peer.get("leapfrogs_per_dataset")
+            if engine.get("leapfrogs_per_dataset") and peer.get("leapfrogs_per_dataset"):
+                entry[f"leapfrogs_engine_over_{name}"] = engine["leapfrogs_per_dataset"] / peer["leapfrogs_per_dataset"]
+                entry[f"s_per_leapfrog_{name}_over_engine"] = (
+                    peer["per_dataset_s"] / peer["leapfrogs_per_dataset"]
+                ) / (engine["per_dataset_s"] / engine["leapfrogs_per_dataset"])
         vmapped = find("engine_vmap", size, chains)
         if vmapped:
             entry["speedup_vs_engine_vmap"] = vmapped["per_dataset_s"] / engine["per_dataset_s"]
@@ -1100,6 +1205,9 @@ def main(argv: list[str] | None = None) -> int:
         help="datasets timed per loop baseline (one more is run first and reported apart)",
     )
     parser.add_argument("--pymc-datasets", type=int, default=3)
+    parser.add_argument("--nutpie-datasets", type=int, default=20,
+                        help="datasets timed per nutpie row (one more is run first and reported apart)")
+    parser.add_argument("--nutpie-cores", default="1,2", help="nutpie rows: threads its chains run in (cores=)")
     parser.add_argument(
         "--lanes", type=int, default=None, help="lanes of engine_barrier_free (default: the engine's, 1024 on CPU)"
     )
@@ -1112,7 +1220,8 @@ def main(argv: list[str] | None = None) -> int:
         default="1",
         help="forced CPU device counts for the engine (XLA_FLAGS), e.g. 1,2 on a 2-core machine",
     )
-    parser.add_argument("--pymc-python", default=sys.executable, help="interpreter that has PyMC (default: this one)")
+    parser.add_argument("--pymc-python", default=sys.executable,
+                        help="interpreter that has PyMC (and nutpie) (default: this one)")
     parser.add_argument(
         "--max-seconds",
         type=float,
@@ -1146,6 +1255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.chains, args.warmup, args.draws = 2, 200, 200
         args.sizes, args.study_sizes, args.baseline_datasets, args.pymc_datasets = "1,10,100", "100", 2, 2
+        args.nutpie_datasets = 3
         args.chain_variant_sizes = "1,100"
         args.iterations, args.iterations_size, args.count_datasets = "2,100,400", 50, 10
         args.diagnostics_datasets = 50
@@ -1163,6 +1273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def record(task: dict, python: str = sys.executable, env_extra: dict | None = None, devices: int = 1) -> dict:
         label = f"{task['engine']:<20} B={task.get('B', task.get('n'))!s:<8} chains={task['chains']} devices={devices}"
+        label += f" cores={task['cores']}" if "cores" in task else ""
         print(f"running {label} ...", flush=True, file=sys.stderr)
         out = _derive({**task, "cpu_devices": devices, **_run_task(task, python, env_extra or {}, args.timeout)})
         out.pop("data_file", None)
@@ -1237,6 +1348,19 @@ def main(argv: list[str] | None = None) -> int:
                     {"engine": "pymc", "n": args.pymc_datasets + 1, **base, "data_file": data_file},
                     python=args.pymc_python,
                 )
+        elif engine == "nutpie":
+            import numpy as np
+
+            x, y = _tutorial_data(args.nutpie_datasets + 1)
+            with tempfile.TemporaryDirectory() as tmp:
+                data_file = str(Path(tmp) / "data.npz")
+                np.savez(data_file, x=x, y=y)
+                for cores in ints(args.nutpie_cores):
+                    record(
+                        {"engine": "nutpie", "n": args.nutpie_datasets + 1, **base, "cores": cores,
+                         "data_file": data_file},
+                        python=args.pymc_python,
+                    )
         else:
             record({"engine": engine, "n": args.baseline_datasets + 1, **base})
     env_info["load_average_end"] = os.getloadavg()

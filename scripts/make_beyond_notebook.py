@@ -47,14 +47,14 @@ y[outlier] += 1.0
 spec = priors.ModelSpec(Polynomial(1), priors.independent_normal(0.0, 3.0, 2), priors.half_normal_noise(1.0))
 normal_fit = fit(x, y, linear(spec), seed=SEED, config=CONFIG)
 robust_fit = fit(x, y, student_t(spec, 4.0), seed=SEED, config=CONFIG)
-for name, fit in (("normal", normal_fit), ("student-t", robust_fit)):
-    print(name, "problems:", fit.problems() or "none")
+for name, fitted in (("normal", normal_fit), ("student-t", robust_fit)):
+    print(name, "problems:", fitted.problems() or "none")
 azs.summary(robust_fit.tree, round_to=3)"""),
     new_code_cell("""grid = np.linspace(-1.1, 1.1, 50)
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 rng = np.random.default_rng(SEED)
-for ax, (title, fit) in zip(axes, (("Normal noise", normal_fit), ("Student-t noise, nu = 4", robust_fit))):
-    w = fit.draws("w").reshape(-1, 2)
+for ax, (title, fitted) in zip(axes, (("Normal noise", normal_fit), ("Student-t noise, nu = 4", robust_fit))):
+    w = fitted.draws("w").reshape(-1, 2)
     for b, m in w[rng.choice(len(w), 100, replace=False)]:
         ax.plot(grid, b + m * grid, color="C0", alpha=0.08)
     ax.plot(grid, 2.0 + 0.3 * grid, "k--", label="truth")

@@ -43,7 +43,7 @@ def main() -> int:
     for target in (0.8, 0.95):
         config = sbc.SbcConfig(num_points=NUM_POINTS, nuts=NutsConfig(target_accept=target))
         start = time.perf_counter()
-        ds = sbc.run_model_sbc(args.num, seed=args.seed, model=MODEL, config=config, chunk_size=50)
+        ds = sbc.run_sbc(args.num, seed=args.seed, sim_spec=MODEL, config=config, chunk_size=50)
         seconds = time.perf_counter() - start
         meta = json.loads(ds.attrs["meta"])
         for rhat_max, max_div in GATES:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_models_beyond import sbc_setups
 
 from bayeslin_jax.workflows.sbc import summarize
-from bayeslin_jax.workflows.sbc.run import run_model_sbc
+from bayeslin_jax.workflows.sbc.run import run_sbc
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     for name in args.models:
         model, config = sbc_setups()[name]
         start = time.time()
-        ds = run_model_sbc(args.simulations, model=model, seed=args.seed, config=config, chunk_size=250,
+        ds = run_sbc(args.simulations, sim_spec=model, seed=args.seed, config=config, chunk_size=250,
                            store=out / f"{name}.zarr")
         report = summarize(ds)
         print(f"=== {name}: {args.simulations} simulations in {time.time() - start:.0f} s (store {out / name}.zarr)")

@@ -399,10 +399,10 @@ def sbc_setups() -> dict:
 @pytest.mark.parametrize("name", ["student_t_nu4", "student_t_learn_nu", "bernoulli", "poisson", "horseshoe_poly10"])
 def test_sbc_passes_at_1000_simulations(name, tmp_path):
     from bayeslin_jax.workflows.sbc import summarize
-    from bayeslin_jax.workflows.sbc.run import run_model_sbc
+    from bayeslin_jax.workflows.sbc.run import run_sbc
 
     model, config = sbc_setups()[name]
-    ds = run_model_sbc(1000, model=model, seed=11, config=config, chunk_size=250, store=tmp_path / "sbc.zarr")
+    ds = run_sbc(1000, sim_spec=model, seed=11, config=config, chunk_size=250, store=tmp_path / "sbc.zarr")
     report = summarize(ds)
     print(f"\n{name}\n{report.table()}\ndivergent simulations: {int((ds['divergences'] > 0).sum())}")
     assert report.num_simulations == 1000
@@ -450,11 +450,11 @@ def test_sbc_detects_a_wrong_prior():
     """Power: simulate from N(0, 1) weights, fit Student-t with N(0, 0.3) weights: SBC must fail."""
     from bayeslin_jax.core.priors import half_normal_noise
     from bayeslin_jax.workflows.sbc import SbcConfig, summarize
-    from bayeslin_jax.workflows.sbc.run import run_model_sbc
+    from bayeslin_jax.workflows.sbc.run import run_sbc
 
     sim = student_t(ModelSpec(Polynomial(1), independent_normal(0.0, 1.0, 2), half_normal_noise(1.0)), 4.0)
     fit = student_t(ModelSpec(Polynomial(1), independent_normal(0.0, 0.3, 2), half_normal_noise(1.0)), 4.0)
-    ds = run_model_sbc(200, model=sim, fit_model=fit, seed=12, config=SbcConfig(nuts=SBC_NUTS, num_points=20))
+    ds = run_sbc(200, sim_spec=sim, fit_spec=fit, seed=12, config=SbcConfig(nuts=SBC_NUTS, num_points=20))
     report = summarize(ds)
     assert not report.passed
     assert any("b" in r or "m" in r for r in report.reasons), report.reasons

@@ -30,7 +30,7 @@ from bayeslin_jax.interfaces.commands.common import (
     report_fit,
     spec_from_args,
 )
-from bayeslin_jax.interfaces.commands.models import add_model_arguments, model_from_args, run_fit, with_columns
+from bayeslin_jax.interfaces.commands.models import add_model_arguments, model_from_args, with_columns
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,11 +68,11 @@ def _fit(args: argparse.Namespace):
     model = model_from_args(args, n)
     if args.model_column and not args.model:
         raise BayeslinError("--model-column passes data columns to --model: give --model FILE.py:NAME")
-    if model is not None:  # Student-t, horseshoe, GLM, --model: their own command path (x, y columns only)
+    if model is not None:  # Student-t, horseshoe, GLM, --model: x, y columns (and --model-column arrays) only
         model = with_columns(model, args.model_column, args.data)
         if loaded is not None:
             raise BayeslinError(f"{model.name} takes columns x, y: --formula / --columns are for the Gaussian model")
-        return run_fit(args, x, y, model, config)
+        return fit(x, y, model, seed=args.seed, config=config), model.name
     if loaded is None:
         spec = spec_from_args(args)
         result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten)
@@ -84,10 +84,7 @@ def _fit(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    fitted = _fit(args)
-    if isinstance(fitted, int):  # a general model (--likelihood, --family, horseshoe) printed its own result
-        return fitted
-    result, model = fitted
+    result, model = _fit(args)
     config, spec = result.config, result.spec
     n = int(result.tree["observed_data"].sizes["obs"])
     settings = f"{config.num_chains} chains x {config.num_draws} draws, {n} points, {model}"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayeslin_jax.core.errors import BayeslinError
-from bayeslin_jax.interfaces.commands.common import report_fit, spec_from_args
+from bayeslin_jax.interfaces.commands.common import spec_from_args
 
 if TYPE_CHECKING:
     from bayeslin_jax.core.model import Model
@@ -119,14 +119,4 @@ def model_from_args(args: argparse.Namespace, num_points: int) -> Model | None:
     return glm(spec.prior, spec.basis, args.family)
 
 
-def run_fit(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, model: Model, config) -> int:
-    """``bayeslin fit`` for a general model: ArviZ summary, divergences, problems, optional JSON."""
-    from bayeslin_jax.workflows.fit import fit
-
-    result = fit(x, y, model, seed=args.seed, config=config)
-    print(f"NUTS posterior, {model.name} ({config.num_chains} chains x {config.num_draws} draws, {len(x)} points):")
-    print(result.arviz_summary().to_string())
-    return report_fit(result, args)
-
-
-__all__ = ["add_model_arguments", "load_user_model", "model_from_args", "run_fit", "with_columns"]
+__all__ = ["add_model_arguments", "load_user_model", "model_from_args", "with_columns"]

@@ -117,15 +117,11 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     if model is not None:
-        from bayeslin_jax.workflows.sbc.run import run_model_sbc
-
         if args.engine != "nuts" or args.fit_prior_scale is not None or not config.distortion.is_identity:
             raise BayeslinError(f"{model.name}: SBC runs with --engine nuts, no --fit-prior-scale or distortion")
-        ds = run_model_sbc(args.simulations, model=model, seed=args.seed, config=config,
-                           chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
-    else:
-        ds = sbc.run_sbc(args.simulations, seed=args.seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config,
-                         chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
+        sim_spec, fit_spec = model, None
+    ds = sbc.run_sbc(args.simulations, seed=args.seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config,
+                     chunk_size=args.chunk_size, store=args.out, progress=not args.no_progress)
     wall = time.perf_counter() - start
     report = sbc_stats.summarize(ds, alpha=args.alpha, include_failed=args.include_failed)
     print(report.table())

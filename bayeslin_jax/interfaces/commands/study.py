@@ -63,24 +63,12 @@ def run(args: argparse.Namespace) -> int:
     nuts = config_from_args(args, max_tree_depth=args.max_tree_depth, method=args.method, batch_size=args.batch_size)
     t0 = time.perf_counter()
     model = model_from_args(args, args.num_points)
-    if model is not None:
+    if model is not None and args.design is not None:
         from bayeslin_jax.core.errors import BayeslinError
-        from bayeslin_jax.workflows.studies.run import run_model_study
 
-        if args.design is not None:
-            raise BayeslinError(f"{model.name}: --design studies are for the Gaussian model")
-        if args.distributed or args.simulator != "prior" or args.save_draws:
-            raise BayeslinError(f"{model.name}: studies of this model use the prior simulator, one process, no draws")
-        ds = run_model_study(args.out, model, nuts, num_datasets=args.datasets, seed=args.seed,
-                             chunk_size=args.chunk_size or 256, num_points=model.num_points or args.num_points,
-                             num_devices=args.devices,
-                             progress=not args.no_progress)
-        print(f"study: {ds.sizes['dataset']} datasets of {model.name} in {args.out} "
-              f"(this run {time.perf_counter() - t0:.1f} s)")
-        print(f"report: bayeslin report {args.out} --out <dir>")
-        return 0
+        raise BayeslinError(f"{model.name}: --design studies are for the Gaussian model")
     loaded = design_from_args(args, args.design)  # --design: x fixed from the CSV, w from the prior, y simulated
-    spec = spec_from_args(args, basis=None if loaded is None else loaded[0])
+    spec = model or spec_from_args(args, basis=None if loaded is None else loaded[0])
     num_points = args.num_points if loaded is None else loaded[0].num_rows
     config = study.StudyConfig(num_datasets=args.datasets, seed=args.seed, nuts=nuts, simulator=args.simulator,
                                num_points=num_points, save_draws=args.save_draws, chunk_size=args.chunk_size)

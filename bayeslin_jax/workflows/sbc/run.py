@@ -304,10 +304,10 @@ def _ks_normal(samples: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndar
     return np.maximum((grid - cdf).max(-1), (cdf - (grid - 1.0 / n)).max(-1))
 
 
-def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | None = None,
+def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec | Model, fit_spec: ModelSpec | Model | None = None,
               config: SbcConfig = SbcConfig()) -> xr.Dataset:
     """Run SBC for the simulations ``indices: (B,)`` (global) -> ``xr.Dataset`` with dims
-    ``(dataset, quantity)``.
+    ``(dataset, quantity)``. A general :class:`Model` goes to :func:`model_sbc_chunk`.
 
     Variables: ``rank`` (int, 0..L), ``pit``, ``truth``, ``post_mean``, ``post_sd`` (over all draws
     used) and ``gate_ok`` (dataset). NUTS adds ``rhat``, ``ess_bulk``, ``ess_tail``,
@@ -315,6 +315,8 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
     ``exact_mean``, ``exact_sd``, ``mcse`` and ``ks`` (NaN for non-linear quantities).
     """
     fit_spec = sim_spec if fit_spec is None else fit_spec
+    if isinstance(sim_spec, Model):
+        return model_sbc_chunk(indices, seed=seed, model=sim_spec, fit_model=fit_spec, config=config)
     _check_specs(sim_spec, fit_spec)
     indices = np.asarray(indices, dtype=np.int64)
     num_datasets = len(indices)
@@ -328,7 +330,6 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
     phi_pred = fit_spec.basis(jnp.asarray(config.predict_at, dtype=data.x.dtype) * config.x_scale)
     jitter = _jitter(seed, indices, num_q)
     idx32 = jnp.asarray(indices, dtype=jnp.uint32)
-    out: dict[str, tuple] = {}
     if config.engine == "exact":
         sigma_fit = _known_sigma(fit_spec.noise)
         rank, pit, truth, post_mean, post_sd = _exact_chunk(
@@ -336,37 +337,59 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec | 
             data.x, data.y, data.w, data.sigma, phi_pred, scale, shift,
             basis=fit_spec.basis, num_ranks=num_ranks,
         )
-        rank, pit, truth, post_mean, post_sd = (np.asarray(a)[:num_datasets] for a in
-                                                (rank, pit, truth, post_mean, post_sd))
-        indices = indices[:num_datasets]
-        gate_ok = np.ones(num_datasets, dtype=bool)
-    else:
-        phi = fit_spec.basis(data.x)
-        result = reparam.sampler_for(fit_spec)(seed, phi, data.y, fit_spec.prior, fit_spec.noise, config.nuts,
-                                               dataset_indices=idx32, draw_stats=False)
-        w = result.samples["w"]
-        learn_sigma = not fit_spec.known_sigma
-        sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])
-        q_draws, truth = _nuts_quantities(w, sigma.astype(w.dtype), phi, data.y, data.w, data.sigma, phi_pred,
-                                          scale, shift, learn_sigma=learn_sigma)
-        q_draws = jnp.moveaxis(q_draws, -1, 1)  # (B, Q, C, S), on the device
-        diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["divergences"],
-                                                                    jitter, config)
-        post_mean, post_sd = flat.mean(-1), flat.std(-1, ddof=1)
-        for name in ("rhat", "ess_bulk", "ess_tail"):
-            out[name] = (("dataset", "quantity"), diag[name].astype(np.float32))
-        out["divergences"] = (("dataset",), divergences.astype(np.int32))
-        if fit_spec.known_sigma:
-            out.update(_compare_exact(flat, diag["mcse_mean"], phi, data.y, fit_spec, config, phi_pred))
+        keep = slice(0, num_datasets)
+        return chunk_dataset(indices[keep], names, rank[keep], pit[keep], truth[keep], post_mean[keep], post_sd[keep])
+    phi = fit_spec.basis(data.x)
+    result = reparam.sampler_for(fit_spec)(seed, phi, data.y, fit_spec.prior, fit_spec.noise, config.nuts,
+                                           dataset_indices=idx32, draw_stats=False)
+    w = result.samples["w"]
+    learn_sigma = not fit_spec.known_sigma
+    sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])
+    q_draws, truth = _nuts_quantities(w, sigma.astype(w.dtype), phi, data.y, data.w, data.sigma, phi_pred,
+                                      scale, shift, learn_sigma=learn_sigma)
+    compare = None
+    if fit_spec.known_sigma:
+        def compare(flat, diag):
+            return _compare_exact(flat, diag["mcse_mean"], phi, data.y, fit_spec, config, phi_pred)
+    return ranked_nuts_chunk(indices, names, jnp.moveaxis(q_draws, -1, 1), truth, result.stats["divergences"],
+                             jitter, config, compare)
+
+
+def chunk_dataset(indices, names, rank, pit, truth, post_mean, post_sd, gate_ok=None,
+                  extra: dict | None = None) -> xr.Dataset:
+    """One chunk's SBC results as an ``xr.Dataset`` over ``(dataset, quantity)`` (every SBC path writes this).
+
+    ``rank, pit, truth, post_mean, post_sd: (B, Q)``; ``gate_ok: (B,)`` (None: all pass); ``extra``: more
+    variables, ``{name: (dims, values)}``.
+    """
+    dims = ("dataset", "quantity")
+    out = dict(extra or {})
     out.update(
-        rank=(("dataset", "quantity"), np.asarray(rank, dtype=np.int32)),
-        pit=(("dataset", "quantity"), np.asarray(pit, dtype=np.float64)),
-        truth=(("dataset", "quantity"), np.asarray(truth, dtype=np.float64)),
-        post_mean=(("dataset", "quantity"), np.asarray(post_mean, dtype=np.float64)),
-        post_sd=(("dataset", "quantity"), np.asarray(post_sd, dtype=np.float64)),
-        gate_ok=(("dataset",), np.asarray(gate_ok, dtype=bool)),
+        rank=(dims, np.asarray(rank, dtype=np.int32)),
+        pit=(dims, np.asarray(pit, dtype=np.float64)),
+        truth=(dims, np.asarray(truth, dtype=np.float64)),
+        post_mean=(dims, np.asarray(post_mean, dtype=np.float64)),
+        post_sd=(dims, np.asarray(post_sd, dtype=np.float64)),
+        gate_ok=(("dataset",), np.ones(len(indices), dtype=bool) if gate_ok is None else np.asarray(gate_ok, bool)),
     )
-    return xr.Dataset(out, coords={"dataset": indices, "quantity": names})
+    return xr.Dataset(out, coords={"dataset": np.asarray(indices), "quantity": list(names)})
+
+
+def ranked_nuts_chunk(indices, names, q_draws: Array, truth: Array, chain_divergences: Array, jitter: Array,
+                      config: SbcConfig, compare=None) -> xr.Dataset:
+    """Gate, rank and summarise NUTS draws of the test quantities, for the Gaussian and any other model.
+
+    ``q_draws: (B, Q, C, S)`` (on the device; only the summaries and ranks come to the host), ``truth: (B, Q)``,
+    ``chain_divergences: (B, C)``, ``jitter: (B, Q)``. ``compare(flat, diag)``: extra variables from the draws
+    ``(B, Q, C*S)`` and their diagnostics (the exact-posterior comparison of the Gaussian model).
+    Adds ``rhat``, ``ess_bulk``, ``ess_tail`` ``(dataset, quantity)`` and ``divergences`` ``(dataset,)``.
+    """
+    diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, chain_divergences, jitter, config)
+    extra = {k: (("dataset", "quantity"), diag[k].astype(np.float32)) for k in ("rhat", "ess_bulk", "ess_tail")}
+    extra["divergences"] = (("dataset",), divergences.astype(np.int32))
+    if compare is not None:
+        extra.update(compare(flat, diag))
+    return chunk_dataset(indices, names, rank, pit, truth, diag["mean"], diag["sd"], gate_ok, extra)
 
 
 def convergence_gate(draws: Array, chain_divergences: Array, *, num_ranks: int, rhat_max: float,
@@ -405,9 +428,8 @@ def gate_and_rank(q_draws: Array, truth: Array, chain_divergences: Array, jitter
                             f" got {chain_divergences.shape}")
     diag, divergences, gate_ok = convergence_gate(q_draws, chain_divergences, num_ranks=num_ranks,
                                                   rhat_max=config.rhat_max, max_divergences=config.max_divergences)
-    q_draws = np.asarray(q_draws)
-    flat = q_draws.reshape(*q_draws.shape[:2], -1)  # (B, Q, C*S), chain-major
-    thinned = np.moveaxis(flat[..., thin_positions(flat.shape[-1], num_ranks)], 1, 2)  # (B, L, Q)
+    flat = jnp.reshape(q_draws, (*q_draws.shape[:2], -1))  # (B, Q, C*S), chain-major, where the draws are
+    thinned = jnp.moveaxis(flat[..., thin_positions(flat.shape[-1], num_ranks)], 1, 2)  # (B, L, Q)
     rank, pit = jax.jit(rank_and_pit, static_argnames="num_ranks")(truth, thinned, jitter, num_ranks=num_ranks)
     return diag, divergences, gate_ok, flat, rank, pit
 
@@ -418,6 +440,7 @@ def _compare_exact(flat: np.ndarray, mcse: np.ndarray, phi: Array, y: Array, fit
 
     ``flat: (B, Q, C*S)`` draws, ``mcse: (B, Q)`` their MCSE of the mean.
     """
+    flat = np.asarray(flat)  # the KS distances run on the host
     post = exact.posterior(phi, y, fit_spec.prior, fit_spec.noise.sigma)
     coef = _linear_coefficients(fit_spec, config, phi_pred)  # (Q, d)
     linear = ~np.isnan(coef).any(-1)
@@ -447,9 +470,9 @@ def default_chunk_size(config: SbcConfig) -> int:
 SBC_KIND = "sbc"
 
 
-def store_meta(seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec, config: SbcConfig) -> dict:
-    """Identity of an SBC run (what a resumed store must match)."""
-    return {
+def store_meta(seed: int, sim_spec: ModelSpec | Model, fit_spec: ModelSpec | Model, config: SbcConfig) -> dict:
+    """Identity of an SBC run (what a resumed store must match); a general model's also names its DAP quantities."""
+    meta = {
         "kind": SBC_KIND,
         "seed": int(seed),
         "sim_spec": sim_spec.describe(),
@@ -458,6 +481,10 @@ def store_meta(seed: int, sim_spec: ModelSpec, fit_spec: ModelSpec, config: SbcC
         "x64": bool(jax.config.jax_enable_x64),
         "versions": versions(),
     }
+    if isinstance(fit_spec, Model):
+        meta["dap_quantities"] = list(fit_spec.feature_names if fit_spec.dap_quantities is None
+                                      else fit_spec.dap_quantities)
+    return meta
 
 
 def run_sbc(
@@ -475,22 +502,24 @@ def run_sbc(
 
     ``sim_spec`` / ``fit_spec``: the Gaussian regression (a :class:`ModelSpec`, or the :class:`Model` of
     :func:`~bayeslin_jax.core.model.linear`), which has the exact engine and the distortions; any other
-    :class:`Model` (a user's NumPyro model) goes to :func:`run_model_sbc` (NUTS, every kept site ranked).
+    :class:`Model` (a user's NumPyro model) is fitted by NUTS, every element of its SBC sites and ``loglik`` ranked
+    (:func:`model_sbc_chunk`); ``fit_spec`` may differ (e.g. a wrong prior, to show the checks have power).
     With ``store`` the chunks go through :func:`bayeslin_jax.workflows.store.run_chunked` (resumable zarr
     store, tqdm bar); without, they are computed in memory. Returns the per-simulation dataset of
     :func:`sbc_chunk` (loaded) with attrs ``meta`` (JSON of :func:`store_meta`).
     """
     sim_spec, fit_spec = (m.spec if isinstance(m, Model) and m.spec is not None else m for m in (sim_spec, fit_spec))
-    if isinstance(sim_spec, Model) or isinstance(fit_spec, Model):
-        if not (isinstance(sim_spec, Model) and isinstance(fit_spec, Model | None)):
-            raise BayeslinError("SBC of a general Model needs a general Model to simulate from, too")
-        return run_model_sbc(num_simulations, model=sim_spec, seed=seed, fit_model=fit_spec, config=config,
-                             chunk_size=chunk_size, store=store, progress=progress)
     fit_spec = sim_spec if fit_spec is None else fit_spec
-    config = replace(config, num_points=config.points_for())  # the store's identity names the number
-    _check_specs(sim_spec, fit_spec)
-    if config.engine == "exact":
-        _known_sigma(fit_spec.noise)
+    if isinstance(sim_spec, Model) != isinstance(fit_spec, Model):
+        raise BayeslinError("SBC of a general Model needs a general Model to simulate from, too")
+    if isinstance(fit_spec, Model):
+        if config.engine != "nuts" or not config.distortion.is_identity:
+            raise BayeslinError("SBC of a general model runs the NUTS engine (no exact posterior), no distortion")
+    else:
+        _check_specs(sim_spec, fit_spec)
+        if config.engine == "exact":
+            _known_sigma(fit_spec.noise)
+    config = replace(config, num_points=config.points_for(sim_spec if isinstance(sim_spec, Model) else None))
     validation.integer("number of simulations", num_simulations)
     chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
     validation.integer("chunk size", chunk_size)
@@ -593,85 +622,25 @@ def model_sbc_chunk(indices, *, seed: int, model: Model, fit_model: Model | None
     q_draws = jnp.moveaxis(_quantities(fit, sites, result.samples, inputs, data.y), -1, 1)  # (B, Q, C, S), device
     truth_values = {k: v[:, None, None] for k, v in data.truth.items() if k in sites.kept}
     truth = np.asarray(_quantities(fit, sites, truth_values, inputs, data.y))[:, 0, 0]  # (B, Q)
-    jitter = _jitter(seed, indices, len(names))
-    diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, result.stats["divergences"], jitter,
-                                                                config)
-    dims = ("dataset", "quantity")
-    out = {name: (dims, diag[name].astype(np.float32)) for name in ("rhat", "ess_bulk", "ess_tail")}
-    out.update(
-        divergences=(("dataset",), divergences.astype(np.int32)),
-        rank=(dims, np.asarray(rank, dtype=np.int32)),
-        pit=(dims, np.asarray(pit, dtype=np.float64)),
-        truth=(dims, truth.astype(np.float64)),
-        post_mean=(dims, flat.mean(-1).astype(np.float64)),
-        post_sd=(dims, flat.std(-1, ddof=1).astype(np.float64)),
-        gate_ok=(("dataset",), np.asarray(gate_ok, dtype=bool)),
-    )
-    return xr.Dataset(out, coords={"dataset": indices, "quantity": names})
-
-
-def model_sbc_meta(seed: int, model: Model, fit_model: Model, config: SbcConfig) -> dict:
-    """Identity of a general-model SBC run (what a resumed store must match)."""
-    dap = list(fit_model.feature_names if fit_model.dap_quantities is None else fit_model.dap_quantities)
-    return {
-        "kind": "sbc",
-        "seed": int(seed),
-        "sim_model": model.describe(),
-        "fit_model": fit_model.describe(),
-        "config": config.describe(),
-        "dap_quantities": dap,
-        "x64": bool(jax.config.jax_enable_x64),
-        "versions": versions(),
-    }
-
-
-def run_model_sbc(
-    num_simulations: int,
-    *,
-    model: Model,
-    seed: int = 0,
-    fit_model: Model | None = None,
-    config: SbcConfig | None = None,
-    chunk_size: int | None = None,
-    store: str | Path | None = None,
-    progress: bool = False,
-) -> xr.Dataset:
-    """SBC of ``model`` over simulations ``0 .. num_simulations - 1`` (see the module docstring).
-
-    ``fit_model``: fit with another model (e.g. a wrong prior, to show the checks have power).
-    With ``store`` the chunks go to a resumable zarr store (:func:`bayeslin_jax.workflows.store.run_chunked`).
-    Returns the per-simulation dataset with attrs ``meta`` (JSON); summarize it with
-    :func:`bayeslin_jax.workflows.sbc.stats.summarize`.
-    """
-    fit = model if fit_model is None else fit_model
-    config = SbcConfig() if config is None else config
-    config = replace(config, num_points=config.points_for(model))  # the store's identity names the number
-    validation.integer("number of simulations", num_simulations)
-    chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
-    validation.integer("chunk size", chunk_size)
-    meta = model_sbc_meta(seed, model, fit, config)
-
-    def compute(indices: np.ndarray) -> xr.Dataset:
-        return model_sbc_chunk(indices, seed=seed, model=model, fit_model=fit, config=config)
-
-    return run_chunks(compute, int(num_simulations), int(chunk_size), meta=meta, store=store, progress=progress)
+    return ranked_nuts_chunk(indices, names, q_draws, truth, result.stats["divergences"],
+                             _jitter(seed, indices, len(names)), config)
 
 
 __all__ = [
     "ENGINES",
     "Distortion",
     "SbcConfig",
+    "chunk_dataset",
     "default_chunk_size",
     "distort",
     "evaluate_quantities",
     "model_quantity_names",
     "model_sbc_chunk",
-    "model_sbc_meta",
     "open_sbc",
     "quantity_names",
     "rank_and_pit",
+    "ranked_nuts_chunk",
     "run_chunks",
-    "run_model_sbc",
     "run_sbc",
     "sbc_chunk",
     "store_meta",

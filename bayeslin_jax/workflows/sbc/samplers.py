@@ -63,7 +63,14 @@ from bayeslin_jax.core.priors import ModelSpec
 from bayeslin_jax.core.simulate import SimulatedData
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.workflows.sbc import quantities as qmod
-from bayeslin_jax.workflows.sbc.run import _jitter, convergence_gate, rank_and_pit, run_chunks, thin_positions
+from bayeslin_jax.workflows.sbc.run import (
+    _jitter,
+    chunk_dataset,
+    convergence_gate,
+    rank_and_pit,
+    run_chunks,
+    thin_positions,
+)
 from bayeslin_jax.workflows.store import versions
 
 
@@ -415,18 +422,7 @@ def sampler_chunk(indices, *, sampler: Callable, simulator: simulate.Simulator, 
     thinned = q_draws[:, thin_positions(total, num_ranks)]  # (B, L, Q)
     jitter = _jitter(seed, indices, len(names))
     rank, pit = jax.jit(rank_and_pit, static_argnames="num_ranks")(q_true, thinned, jitter, num_ranks=num_ranks)
-    dims = ("dataset", "quantity")
-    return xr.Dataset(
-        {
-            "rank": (dims, np.asarray(rank, dtype=np.int32)),
-            "pit": (dims, np.asarray(pit, dtype=np.float64)),
-            "truth": (dims, q_true.astype(np.float64)),
-            "post_mean": (dims, q_draws.mean(1).astype(np.float64)),
-            "post_sd": (dims, q_draws.std(1, ddof=1).astype(np.float64)),
-            "gate_ok": (("dataset",), np.ones(num, dtype=bool) if gate_ok is None else gate_ok),
-        },
-        coords={"dataset": indices, "quantity": names},
-    )
+    return chunk_dataset(indices, names, rank, pit, q_true, q_draws.mean(1), q_draws.std(1, ddof=1), gate_ok)
 
 
 def sampler_meta(seed: int, sampler: Callable, simulator: simulate.Simulator, spec: ModelSpec | None,

@@ -97,7 +97,7 @@ def summarize_chunk(
     indices: np.ndarray,
     data,
     result: NutsResult,
-    spec: ModelSpec,
+    feature_names: Sequence[str],
     config: NutsConfig,
     quantiles: Sequence[float],
     save_draws: bool,
@@ -105,12 +105,14 @@ def summarize_chunk(
 ) -> xr.Dataset:
     """Per-dataset summaries of one chunk as an ``xr.Dataset`` over ``dataset`` (= ``indices``).
 
+    ``feature_names``: the names of ``result.samples["w"]``'s last axis (a spec's or model's ``feature_names``).
+
     The draws' summaries (mean, sd, quantiles, R-hat, bulk/tail ESS, MCSE) are computed where the draws are,
     on the device (:func:`~bayeslin_jax.diagnostics.device.summarize_rows`: ArviZ's definitions in JAX, one
     compiled block program, a dataset's numbers independent of the chunk); only the results come to the host.
     """
     q = np.asarray(quantiles, dtype=float)
-    feature_names = list(getattr(spec, "feature_names", spec))  # a spec / Model, or the parameter names
+    feature_names = list(getattr(feature_names, "feature_names", feature_names))  # a spec / Model, or the names
     w = jnp.moveaxis(jnp.asarray(result.samples["w"]), -1, 1)  # (B, d, C, S)
     w_summary = {k: np.asarray(v, dtype=float) for k, v in summarize_rows(w, quantiles).items()}
     mean, sd, quant = w_summary["mean"], w_summary["sd"], w_summary["quantile"]
@@ -229,10 +231,12 @@ class StudyConfig:
         return simulate.get_simulator(self.simulator)
 
 
-def study_meta(spec: ModelSpec, config: StudyConfig, part: dict | None = None) -> dict:
+def study_meta(spec: ModelSpec | Model, config: StudyConfig, part: dict | None = None,
+               simulator: simulate.Simulator | simulate.ModelSimulator | None = None) -> dict:
     """Everything that determines a study's numbers (a resumed run must match it exactly).
 
     Leaves out what only changes speed: chunk size, devices, ``nuts.method``/``batch_size``.
+    ``simulator``: the one the study runs (default ``config.make_simulator()``).
     """
     nuts = {k: v for k, v in dataclasses.asdict(config.nuts).items() if k not in ("method", "batch_size")}
     return {
@@ -242,7 +246,7 @@ def study_meta(spec: ModelSpec, config: StudyConfig, part: dict | None = None) -
         "nuts": nuts,
         "num_datasets": int(config.num_datasets),
         "seed": int(config.seed),
-        "simulator": simulate.describe_simulator(config.make_simulator()),
+        "simulator": simulate.describe_simulator(simulator or config.make_simulator()),
         "save_draws": bool(config.save_draws),
         "quantiles": list(config.quantiles),
         "x64": bool(jax.config.jax_enable_x64),
@@ -343,6 +347,33 @@ def append_run_record(path: Path, record: dict) -> None:
                          "its chunks are complete") from err
 
 
+def _model_chunk(seed: int, indices: np.ndarray, model: Model, num_points: int, config: NutsConfig,
+                 num_devices: int) -> tuple[simulate.SimulatedData, NutsResult, list[str]]:
+    """Simulate and sample one chunk of a general model's study; the draws stay on the device.
+
+    The ``feature`` dim holds the feature site's elements (the built-ins' ``w``) or, for a model without one, every
+    element of every kept site (``mu``, ``z[3]``, ...). Returns the data (truth as ``w``), the result (``"w":
+    (B, C, S, P)``) and the ``P`` names.
+    """
+    data = simulate_model(seed, indices, model, num_points)
+    inputs = model.design(data.x)
+    sites = inspect_model(model, inputs, data.y)
+    result = sample_model(seed, inputs, data.y, model, config, jnp.asarray(indices, dtype=jnp.uint32),
+                          num_devices=num_devices, sites=sites, draw_stats=False)
+    truth = {k: np.asarray(v) for k, v in data.truth.items()}
+    if model.feature_site is not None:
+        names = list(model.feature_names)
+        samples = {k: v for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
+        samples["w"], true_w = samples.pop(model.feature_site), truth[model.feature_site]
+    else:
+        names, true_w = flat_parameters(truth, sites.kept, 1)  # the draws' elements, named alike
+        samples = {"w": jnp.concatenate([jnp.reshape(result.samples[s], (*result.samples[s].shape[:3], -1))
+                                         for s in sites.kept], axis=-1)}  # (B, C, S, P), on the device
+    sigma = truth.get("sigma", np.full(len(indices), np.nan))
+    sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), true_w, sigma)
+    return sim, NutsResult(samples, jax.tree.map(np.asarray, result.stats)), names
+
+
 def run_study(
     path: str | Path,
     spec: ModelSpec,
@@ -361,7 +392,9 @@ def run_study(
         The store (a directory); rerunning the same call resumes it.
     spec : ModelSpec or Model
         The fitted model (and, for the ``"prior"`` simulator, the data-generating one). A :class:`Model` without
-        the Gaussian capability (a user's NumPyro model) runs :func:`run_model_study`.
+        the Gaussian capability (a user's NumPyro model) is simulated from its own prior (``model.num_points``
+        or ``config.num_points`` points) and has no exact posterior; its ``feature`` dim is described at
+        :func:`_model_chunk`.
     config : StudyConfig
         What to compute: datasets, seed, sampler, simulator, what to keep.
     num_devices : int, optional
@@ -384,18 +417,15 @@ def run_study(
     """
     if not isinstance(config, StudyConfig):
         raise BayeslinError(f"config must be a StudyConfig, got {type(config).__name__}")
-    if isinstance(spec, Model):
-        if spec.spec is None:  # a general model: the model-prior simulator, every kept site a "feature"
-            if config.simulator != "prior" or distributed:
-                raise BayeslinError(f"a study of {spec.name!r} uses the prior simulator in one process")
-            return run_model_study(path, spec, config.nuts, num_datasets=config.num_datasets, seed=config.seed,
-                                   chunk_size=config.chunk_size or 256,
-                                   num_points=spec.num_points or config.num_points, save_draws=config.save_draws,
-                                   quantiles=config.quantiles, num_devices=num_devices, progress=progress,
-                                   overlap=overlap)
-        spec = spec.spec
-    simulator = config.make_simulator()
-    simulator(config.seed, np.zeros(1, dtype=np.int64), spec)  # a simulator that cannot serve this spec fails now
+    model = spec if isinstance(spec, Model) and spec.spec is None else None  # a general model: no exact posterior
+    spec = spec.spec if isinstance(spec, Model) and model is None else spec
+    if model is None:
+        simulator = config.make_simulator()
+        simulator(config.seed, np.zeros(1, dtype=np.int64), spec)  # a simulator that cannot serve this spec fails now
+    elif config.simulator == "prior":
+        simulator = simulate.ModelSimulator(model, model.num_points or config.num_points)
+    else:
+        raise BayeslinError(f"a study of {model.name!r} simulates from the model's prior (simulator 'prior')")
     nuts, save_draws, quantiles, seed = config.nuts, config.save_draws, config.quantiles, config.seed
     part_index, part_count = initialize_distributed() if distributed else (0, 1)
     start, stop = part_range(int(config.num_datasets), part_index, part_count)
@@ -409,10 +439,12 @@ def run_study(
         chunk_size = min(int(config.chunk_size), stop - start)
     elif store.is_store(store_path):
         chunk_size = int(store.read_identity(store_path)["chunk_size"])
+    elif model is not None:  # its parameters are known only once traced: the CPU default
+        chunk_size = min(256, stop - start)
     else:
         chunk_size = default_chunk_size(stop - start, nuts, spec, len(devices), save_draws)
     part = {"index": part_index, "count": part_count, "start": start, "stop": stop}
-    meta = study_meta(spec, config, part)
+    meta = study_meta(model or spec, config, part, simulator)
     # Simulation and the exact posterior always see full chunks (one compiled shape; they are
     # cheap). NUTS is padded too on accelerators, where the extra lock-step runs are ~free; on CPU
     # a short last chunk costs one recompile (~2 s) instead of up to a chunk of wasted runs.
@@ -423,6 +455,10 @@ def run_study(
     def launch(indices: np.ndarray) -> tuple:
         """The device part of a chunk (a worker thread while the host finishes the chunk before)."""
         t0 = time.perf_counter()
+        if model is not None:  # simulate and sample in one step; nothing padded, no exact posterior
+            data, result, names = _model_chunk(seed, indices, model, simulator.num_points, nuts, len(devices))
+            timings["nuts_s"] += time.perf_counter() - t0
+            return indices, data, result, None, names
         count = len(indices)
         padded = np.concatenate([indices, np.full(chunk_size - count, indices[-1])])
         data = simulator(seed, padded, spec)
@@ -441,13 +477,13 @@ def run_study(
         t3 = time.perf_counter()
         for key, dt in zip(("simulate_s", "nuts_s", "exact_s"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
             timings[key] += dt
-        return indices, data, result, post
+        return indices, data, result, post, spec.feature_names
 
     def finish(launched: tuple) -> xr.Dataset:
         """Chunk k's summaries, on the device (the draws stay there), while the worker samples chunk k + 1."""
-        indices, data, result, post = launched
+        indices, data, result, post, names = launched
         t0 = time.perf_counter()
-        ds = summarize_chunk(indices, data, result, spec, nuts, quantiles, save_draws, post)
+        ds = summarize_chunk(indices, data, result, names, nuts, quantiles, save_draws, post)
         timings["summary_s"] += time.perf_counter() - t0
         return ds
 
@@ -466,7 +502,7 @@ def run_study(
         "device_kind": devices[0].device_kind,
         "chunks_before": int(before),
         "chunk_size": int(chunk_size),
-        "method": nuts.method,
+        "method": "model" if model is not None else nuts.method,
         "batch_size": nuts.batch_size,
         "overlap": bool(overlap),
         **{k: round(v, 4) for k, v in timings.items()},
@@ -545,93 +581,3 @@ def throughput(ds: xr.Dataset) -> dict[str, float]:
         "datasets_per_s": n / seconds if seconds > 0 else math.nan,
         "s_per_dataset": seconds / n if n else math.nan,
     }
-
-
-def model_study_meta(model: Model, config: NutsConfig, *, num_datasets: int, seed: int, num_points: int,
-                     x_scale: float, save_draws: bool, quantiles: Sequence[float]) -> dict:
-    """Everything that determines a general-model study's numbers (a resumed run must match it)."""
-    nuts = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("method", "batch_size")}
-    return {
-        "kind": STUDY_KIND,
-        "version": STUDY_VERSION,
-        "spec": model.describe(),
-        "nuts": nuts,
-        "num_datasets": int(num_datasets),
-        "seed": int(seed),
-        "simulator": "model_prior",
-        "num_points": int(num_points),
-        "x_scale": float(x_scale),
-        "save_draws": bool(save_draws),
-        "quantiles": [float(v) for v in quantiles],
-        "x64": bool(jax.config.jax_enable_x64),
-        "versions": store.versions(),
-        "part": {"index": 0, "count": 1},
-    }
-
-
-def run_model_study(
-    path: str | Path,
-    model: Model,
-    config: NutsConfig | None = None,
-    *,
-    num_datasets: int,
-    seed: int = 0,
-    chunk_size: int = 256,
-    num_points: int = simulate.TUTORIAL_N,
-    x_scale: float = 1.0,
-    save_draws: bool = False,
-    quantiles: Sequence[float] = DEFAULT_QUANTILES,
-    num_devices: int | None = None,
-    progress: bool = True,
-    overlap: bool = True,
-) -> xr.Dataset:
-    """Run (or resume) a study of ``model`` into the zarr store at ``path``; returns the opened study.
-
-    Dataset ``i`` is simulated from ``(seed, i)`` alone and fitted with the run keys of ``(seed, i)``,
-    so chunk size and devices change nothing. The ``feature`` dim holds the feature site's elements (the
-    built-ins' ``w``) or, for a model without one, every element of every kept site (``mu``, ``z[3]``, ...).
-    ``overlap``: sample chunk k+1 while chunk k's diagnostics run
-    (see :func:`~bayeslin_jax.workflows.store.run_chunked`).
-    Each call appends a record (time, devices, peak memory) to the store's ``bayeslin_runs`` attr.
-    """
-    config = NutsConfig() if config is None else config
-    validation.integer("number of datasets", num_datasets)
-    validation.integer("chunk size", chunk_size)
-    chunk_size = min(int(chunk_size), int(num_datasets))
-    meta = model_study_meta(model, config, num_datasets=num_datasets, seed=seed, num_points=num_points,
-                            x_scale=x_scale, save_draws=save_draws, quantiles=quantiles)
-
-    def launch(indices: np.ndarray) -> tuple:
-        """The device part of a chunk (a worker thread while the host finishes the chunk before)."""
-        data = simulate_model(seed, indices, model, num_points, x_scale)
-        inputs = model.design(data.x)
-        sites = inspect_model(model, inputs, data.y)
-        result = sample_model(seed, inputs, data.y, model, config, jnp.asarray(indices, dtype=jnp.uint32),
-                              num_devices=num_devices, sites=sites, draw_stats=False)
-        truth = {k: np.asarray(v) for k, v in data.truth.items()}
-        if model.feature_site is not None:
-            names = model.feature_names
-            samples = {k: v for k, v in result.samples.items() if k in (model.feature_site, "sigma")}
-            samples["w"], true_w = samples.pop(model.feature_site), truth[model.feature_site]
-        else:  # every element of every kept site is a "feature" of the study
-            names, true_w = flat_parameters(truth, sites.kept, 1)  # the draws' elements, named alike
-            flat = jnp.concatenate([jnp.reshape(result.samples[s], (*result.samples[s].shape[:3], -1))
-                                    for s in sites.kept], axis=-1)  # (B, C, S, P), on the device
-            samples = {"w": flat}
-        sigma = truth.get("sigma", np.full(len(indices), np.nan))
-        sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), true_w, sigma)
-        return indices, sim, names, samples, jax.tree.map(np.asarray, result.stats)
-
-    def finish(launched: tuple) -> xr.Dataset:
-        """Chunk k's summaries, on the device, while the worker samples chunk k + 1."""
-        indices, sim, names, samples, stats = launched
-        return summarize_chunk(indices, sim, NutsResult(samples, stats), names, config, quantiles, save_draws, None)
-
-    started = time.time()
-    devices = jax.local_devices()[: num_devices or jax.local_device_count()]
-    store.run_chunked(Path(path), meta=meta, num_items=int(num_datasets), chunk_size=chunk_size, launch=launch,
-                      finish=finish, overlap=overlap, progress=progress, desc="datasets")
-    append_run_record(Path(path), {"started": started, "finished": time.time(), "chunk_size": chunk_size,
-                                    "devices": [str(d) for d in devices], "overlap": bool(overlap),
-                                    **memory_peaks(devices, chunk_size)})
-    return open_study(path)
