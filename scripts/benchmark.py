@@ -9,6 +9,10 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
 * ``engine_barrier_free`` the same engine with ``method="barrier_free"`` (NUTS as a per-lane state
                   machine, one batched leapfrog per step, lanes never wait; ``--lanes`` lanes, runs queue up);
                   its row adds ``lane_utilization`` (useful leapfrogs / (steps x lanes), overall, warm-up, sampling);
+* ``engine_target_accept`` the engine at the lower target acceptance rates of --target-accepts: NumPyro's dual
+                  averaging ends warm-up with an achieved acceptance well above its target (the rows report
+                  ``mean_accept`` and ``mean_step_size``, as the engine row does), so these show what a warm-up
+                  that hits the target would buy (leapfrogs and slope ESS per dataset);
 * ``study``       bayeslin_jax.workflows.studies.run_study end to end (engine + diagnostics + exact + zarr store);
 * ``mcmc_loop``   a Python loop of numpyro.infer.MCMC.run, one dataset per call (the common way;
                   ``jit_model_args=False``, numpyro's default, so each new dataset retraces);
@@ -94,6 +98,7 @@ ALL_ENGINES = (
     "engine",
     "engine_vmap",
     "engine_barrier_free",
+    "engine_target_accept",
     "study",
     "mcmc_loop",
     "mcmc_loop_jit_args",
@@ -107,7 +112,8 @@ ALL_ENGINES = (
     "blackjax_map",
     "blackjax_vmap",
 )
-ENGINE_ROWS = ("engine", "engine_vmap", "engine_barrier_free")  # rows of sample_nuts itself (floor: leapfrogs)
+# rows of sample_nuts itself (floor: leapfrogs)
+ENGINE_ROWS = ("engine", "engine_vmap", "engine_barrier_free", "engine_target_accept")
 LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
 FOREIGN_ENGINES = ("pymc", "nutpie")  # run in the PyMC environment (--pymc-python): numpy + PyMC, no JAX
 SEED = 0
@@ -189,6 +195,7 @@ def _nuts_config(task: dict):
         num_draws=task["draws"],
         num_chains=task["chains"],
         dense_mass=task["dense_mass"],
+        target_accept=task.get("target_accept", 0.8),
         method={"engine_vmap": "vmap", "engine_barrier_free": "barrier_free"}.get(task["engine"], "auto"),
         batch_size=task.get("lanes") if task["engine"] == "engine_barrier_free" else None,
     )
@@ -210,6 +217,7 @@ def _batch_result(wall: float, compile_s: float, num_datasets: int, slope_ess: f
 
 def work_engine(task: dict) -> dict:
     import jax
+    import numpy as np
 
     from bayeslin_jax.core import priors
     from bayeslin_jax.engine import sample_nuts
@@ -224,6 +232,8 @@ def work_engine(task: dict) -> dict:
     jax.block_until_ready(result)
     wall = time.perf_counter() - t0
     out = _batch_result(wall, clock.reset(), task["B"], _slope_ess(result.samples["w"]))
+    out["mean_accept"] = float(np.mean(np.asarray(result.stats["acceptance_rate"])))  # achieved, after warm-up
+    out["mean_step_size"] = float(np.mean(np.asarray(result.stats["step_size"])))
     if result.lanes is not None:
         from bayeslin_jax.engine.barrier_free import lane_utilization
 
@@ -908,6 +918,7 @@ def worker_main(task: dict) -> dict:
         "engine": work_engine,
         "engine_vmap": work_engine,
         "engine_barrier_free": work_engine,
+        "engine_target_accept": work_engine,
         "study": work_study,
         "exact": work_exact,
         "mcmc_loop": work_mcmc_loop,
@@ -1099,6 +1110,13 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
                 entry[f"{name}_per_dataset_s"] = peer["per_dataset_s"]
                 entry[f"{name}_leapfrogs_per_dataset"] = peer.get("leapfrogs_per_dataset")
                 entry[f"{name}_slope_ess_per_s"] = peer.get("slope_ess_per_s")
+        for other in (r for r in rows if r["engine"] == "engine_target_accept" and r.get("B") == size
+                      and "per_dataset_s" in r):
+            key = f"target_accept_{other['target_accept']:g}"
+            entry[f"{key}_speedup_vs_engine"] = engine["per_dataset_s"] / other["per_dataset_s"]
+            entry[f"{key}_slope_ess_per_s_over_engine"] = other["slope_ess_per_s"] / engine["slope_ess_per_s"]
+            entry[f"{key}_mean_accept"] = other.get("mean_accept")
+            entry["engine_mean_accept"] = engine.get("mean_accept")
         barrier_free = find("engine_barrier_free", size, chains)
         if barrier_free:
             entry["barrier_free_per_dataset_s"] = barrier_free["per_dataset_s"]
@@ -1207,6 +1225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pymc-datasets", type=int, default=3)
     parser.add_argument("--nutpie-datasets", type=int, default=20,
                         help="datasets timed per nutpie row (one more is run first and reported apart)")
+    parser.add_argument("--target-accepts", default="0.7,0.65",
+                        help="engine_target_accept rows: the engine at these target acceptance rates (the rest at 0.8)")
     parser.add_argument("--nutpie-cores", default="1,2", help="nutpie rows: threads its chains run in (cores=)")
     parser.add_argument(
         "--lanes", type=int, default=None, help="lanes of engine_barrier_free (default: the engine's, 1024 on CPU)"
@@ -1287,7 +1307,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label} {json.dumps(shown)[:300]}", flush=True, file=sys.stderr)
         return out
 
-    def sweep(engine: str, chains: int, sweep_sizes: list[int], devices: int = 1) -> None:
+    def sweep(engine: str, chains: int, sweep_sizes: list[int], devices: int = 1, extra: dict | None = None) -> None:
         env_extra = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"} if devices > 1 else {}
         per = None
         for size in sweep_sizes:
@@ -1304,7 +1324,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"  skip {engine} B={size}: predicted {per * size:.0f} s", file=sys.stderr)
                 continue
-            task = {"engine": engine, "B": size, **base, "chains": chains}
+            task = {"engine": engine, "B": size, **base, "chains": chains, **(extra or {})}
             if engine in ENGINE_ROWS and "floor" in engines:  # leapfrogs per dataset, for engine / floor
                 task["count_leapfrogs"] = args.count_datasets
             out = record(task, env_extra=env_extra, devices=devices)
@@ -1321,6 +1341,9 @@ def main(argv: list[str] | None = None) -> int:
             sweep("engine_vmap", args.chains, sizes)
         elif engine == "engine_barrier_free":
             sweep("engine_barrier_free", args.chains, sizes)
+        elif engine == "engine_target_accept":
+            for target in (float(v) for v in args.target_accepts.split(",") if v):
+                sweep("engine_target_accept", args.chains, sizes, extra={"target_accept": target})
         elif engine in ("blackjax_map", "blackjax_vmap"):
             sweep(engine, args.chains, sizes)
         elif engine == "exact":
