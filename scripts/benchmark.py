@@ -439,6 +439,22 @@ def work_jit_loop(task: dict) -> dict:
     return _loop_result(times, clock.reset(), float(np.mean(ess)))
 
 
+def _pymc_tutorial_model(data_file: str):
+    """``(x, y, model)``: the datasets of ``data_file`` and the tutorial model in PyMC, data as ``pm.Data`` x, y."""
+    import numpy as np
+    import pymc as pm
+
+    data = np.load(data_file)
+    x, y = data["x"], data["y"]
+    with pm.Model() as model:
+        x_data = pm.Data("x", x[0])
+        y_data = pm.Data("y", y[0])
+        b = pm.Normal("b", 0.0, 0.2)
+        m = pm.Normal("m", 0.0, 0.2)
+        pm.Normal("obs", mu=m * x_data + b, sigma=0.1, observed=y_data)
+    return x, y, model
+
+
 def work_pymc(task: dict) -> dict:
     """Needs only numpy + PyMC (may run in another environment); data comes in task['data_file']."""
     import numpy as np
@@ -447,14 +463,7 @@ def work_pymc(task: dict) -> dict:
         import pymc as pm
     except ImportError as err:
         return {"skipped": f"pymc not importable: {err}"}
-    data = np.load(task["data_file"])
-    x, y = data["x"], data["y"]
-    with pm.Model() as model:
-        x_data = pm.Data("x", x[0])
-        y_data = pm.Data("y", y[0])
-        b = pm.Normal("b", 0.0, 0.2)
-        m = pm.Normal("m", 0.0, 0.2)
-        pm.Normal("obs", mu=m * x_data + b, sigma=0.1, observed=y_data)
+    x, y, model = _pymc_tutorial_model(task["data_file"])
     times, ess = [], []
     for i in range(task["n"]):
         t0 = time.perf_counter()
@@ -506,14 +515,7 @@ def work_nutpie(task: dict) -> dict:
         import pymc as pm
     except ImportError as err:
         return {"skipped": f"nutpie not importable: {err}"}
-    data = np.load(task["data_file"])
-    x, y = data["x"], data["y"]
-    with pm.Model() as model:
-        x_data = pm.Data("x", x[0])
-        y_data = pm.Data("y", y[0])
-        b = pm.Normal("b", 0.0, 0.2)
-        m = pm.Normal("m", 0.0, 0.2)
-        pm.Normal("obs", mu=m * x_data + b, sigma=0.1, observed=y_data)
+    x, y, model = _pymc_tutorial_model(task["data_file"])
     t0 = time.perf_counter()
     compiled = nutpie.compile_pymc_model(model)
     compile_model_s = time.perf_counter() - t0
