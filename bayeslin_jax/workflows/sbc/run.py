@@ -254,6 +254,22 @@ def _known_sigma(noise: Noise) -> Array:
 # ---------------------------------------------------------------------------------------------
 
 
+def _sbc_models(sim_spec, fit_spec, config: SbcConfig) -> tuple:
+    """``(sim, fit)`` checked: Gaussian Models as their specs, both general or both Gaussian, engine and distortion."""
+    sim_spec, fit_spec = (m.spec if isinstance(m, Model) and m.spec is not None else m for m in (sim_spec, fit_spec))
+    fit_spec = sim_spec if fit_spec is None else fit_spec
+    if isinstance(sim_spec, Model) != isinstance(fit_spec, Model):
+        raise BayeslinError("SBC simulates and fits with two general Models or two Gaussian specs, not one of each")
+    if isinstance(fit_spec, Model):
+        if config.engine != "nuts" or not config.distortion.is_identity:
+            raise BayeslinError("SBC of a general model runs the NUTS engine (no exact posterior), no distortion")
+    else:
+        _check_specs(sim_spec, fit_spec)
+        if config.engine == "exact":
+            _known_sigma(fit_spec.noise)
+    return sim_spec, fit_spec
+
+
 def _check_specs(sim_spec: ModelSpec, fit_spec: ModelSpec) -> None:
     if sim_spec.basis != fit_spec.basis:
         raise BayeslinError(
@@ -314,10 +330,9 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec | Model, fit_spec: Mode
     ``divergences`` and, when the fit has known noise, the comparison with the exact posterior:
     ``exact_mean``, ``exact_sd``, ``mcse`` and ``ks`` (NaN for non-linear quantities).
     """
-    fit_spec = sim_spec if fit_spec is None else fit_spec
+    sim_spec, fit_spec = _sbc_models(sim_spec, fit_spec, config)
     if isinstance(sim_spec, Model):
         return model_sbc_chunk(indices, seed=seed, model=sim_spec, fit_model=fit_spec, config=config)
-    _check_specs(sim_spec, fit_spec)
     indices = np.asarray(indices, dtype=np.int64)
     num_datasets = len(indices)
     if config.engine == "exact":  # pad to a bucket size so that few shapes get compiled; sliced off below
@@ -434,7 +449,7 @@ def gate_and_rank(q_draws: Array, truth: Array, chain_divergences: Array, jitter
     return diag, divergences, gate_ok, flat, rank, pit
 
 
-def _compare_exact(flat: np.ndarray, mcse: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec,
+def _compare_exact(flat: Array, mcse: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec,
                    config: SbcConfig, phi_pred: Array) -> dict[str, tuple]:
     """NUTS draws vs the exact posterior, for the quantities linear in ``w``.
 
@@ -508,17 +523,7 @@ def run_sbc(
     store, tqdm bar); without, they are computed in memory. Returns the per-simulation dataset of
     :func:`sbc_chunk` (loaded) with attrs ``meta`` (JSON of :func:`store_meta`).
     """
-    sim_spec, fit_spec = (m.spec if isinstance(m, Model) and m.spec is not None else m for m in (sim_spec, fit_spec))
-    fit_spec = sim_spec if fit_spec is None else fit_spec
-    if isinstance(sim_spec, Model) != isinstance(fit_spec, Model):
-        raise BayeslinError("SBC of a general Model needs a general Model to simulate from, too")
-    if isinstance(fit_spec, Model):
-        if config.engine != "nuts" or not config.distortion.is_identity:
-            raise BayeslinError("SBC of a general model runs the NUTS engine (no exact posterior), no distortion")
-    else:
-        _check_specs(sim_spec, fit_spec)
-        if config.engine == "exact":
-            _known_sigma(fit_spec.noise)
+    sim_spec, fit_spec = _sbc_models(sim_spec, fit_spec, config)
     config = replace(config, num_points=config.points_for(sim_spec if isinstance(sim_spec, Model) else None))
     validation.integer("number of simulations", num_simulations)
     chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size

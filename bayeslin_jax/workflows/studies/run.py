@@ -47,7 +47,6 @@ from bayeslin_jax.core import exact, simulate, validation
 from bayeslin_jax.core.errors import BayeslinError, StoreError
 from bayeslin_jax.core.model import Model, flat_parameters
 from bayeslin_jax.core.priors import ModelSpec
-from bayeslin_jax.core.simulate import simulate_model
 from bayeslin_jax.diagnostics.device import DIAGNOSTIC_NAMES, summarize_rows
 from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, NutsResult, summarize_draw_stats
 from bayeslin_jax.engine import whitening as reparam
@@ -347,15 +346,14 @@ def append_run_record(path: Path, record: dict) -> None:
                          "its chunks are complete") from err
 
 
-def _model_chunk(seed: int, indices: np.ndarray, model: Model, num_points: int, config: NutsConfig,
+def _model_chunk(seed: int, indices: np.ndarray, data: simulate.ModelData, model: Model, config: NutsConfig,
                  num_devices: int) -> tuple[simulate.SimulatedData, NutsResult, list[str]]:
-    """Simulate and sample one chunk of a general model's study; the draws stay on the device.
+    """Sample one simulated chunk of a general model's study; the draws stay on the device.
 
     The ``feature`` dim holds the feature site's elements (the built-ins' ``w``) or, for a model without one, every
     element of every kept site (``mu``, ``z[3]``, ...). Returns the data (truth as ``w``), the result (``"w":
     (B, C, S, P)``) and the ``P`` names.
     """
-    data = simulate_model(seed, indices, model, num_points)
     inputs = model.design(data.x)
     sites = inspect_model(model, inputs, data.y)
     result = sample_model(seed, inputs, data.y, model, config, jnp.asarray(indices, dtype=jnp.uint32),
@@ -376,7 +374,7 @@ def _model_chunk(seed: int, indices: np.ndarray, model: Model, num_points: int, 
 
 def run_study(
     path: str | Path,
-    spec: ModelSpec,
+    spec: ModelSpec | Model,
     config: StudyConfig,
     *,
     num_devices: int | None = None,
@@ -424,8 +422,11 @@ def run_study(
         simulator(config.seed, np.zeros(1, dtype=np.int64), spec)  # a simulator that cannot serve this spec fails now
     elif config.simulator == "prior":
         simulator = simulate.ModelSimulator(model, model.num_points or config.num_points)
+    elif isinstance(config.simulator, simulate.ModelSimulator) and config.simulator.model == model:
+        simulator = config.simulator  # e.g. another x_scale
     else:
-        raise BayeslinError(f"a study of {model.name!r} simulates from the model's prior (simulator 'prior')")
+        raise BayeslinError(f"a study of {model.name!r} simulates from the model's prior: simulator 'prior' or "
+                            f"ModelSimulator({model.name}, ...), got {config.simulator!r}")
     nuts, save_draws, quantiles, seed = config.nuts, config.save_draws, config.quantiles, config.seed
     part_index, part_count = initialize_distributed() if distributed else (0, 1)
     start, stop = part_range(int(config.num_datasets), part_index, part_count)
@@ -455,9 +456,12 @@ def run_study(
     def launch(indices: np.ndarray) -> tuple:
         """The device part of a chunk (a worker thread while the host finishes the chunk before)."""
         t0 = time.perf_counter()
-        if model is not None:  # simulate and sample in one step; nothing padded, no exact posterior
-            data, result, names = _model_chunk(seed, indices, model, simulator.num_points, nuts, len(devices))
-            timings["nuts_s"] += time.perf_counter() - t0
+        if model is not None:  # nothing padded, no exact posterior
+            simulated = simulator(seed, indices)
+            t1 = time.perf_counter()
+            data, result, names = _model_chunk(seed, indices, simulated, model, nuts, len(devices))
+            timings["simulate_s"] += t1 - t0
+            timings["nuts_s"] += time.perf_counter() - t1
             return indices, data, result, None, names
         count = len(indices)
         padded = np.concatenate([indices, np.full(chunk_size - count, indices[-1])])
@@ -502,7 +506,7 @@ def run_study(
         "device_kind": devices[0].device_kind,
         "chunks_before": int(before),
         "chunk_size": int(chunk_size),
-        "method": "model" if model is not None else nuts.method,
+        "method": nuts.method,
         "batch_size": nuts.batch_size,
         "overlap": bool(overlap),
         **{k: round(v, 4) for k, v in timings.items()},
