@@ -330,9 +330,9 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec | Model, fit_spec: Mode
     ``divergences`` and, when the fit has known noise, the comparison with the exact posterior:
     ``exact_mean``, ``exact_sd``, ``mcse`` and ``ks`` (NaN for non-linear quantities).
     """
-    sim_spec, fit_spec = _sbc_models(sim_spec, fit_spec, config)
-    if isinstance(sim_spec, Model):
+    if isinstance(sim_spec, Model) and sim_spec.spec is None:
         return model_sbc_chunk(indices, seed=seed, model=sim_spec, fit_model=fit_spec, config=config)
+    sim_spec, fit_spec = _sbc_models(sim_spec, fit_spec, config)
     indices = np.asarray(indices, dtype=np.int64)
     num_datasets = len(indices)
     if config.engine == "exact":  # pad to a bucket size so that few shapes get compiled; sliced off below
@@ -610,9 +610,7 @@ def model_sbc_chunk(indices, *, seed: int, model: Model, fit_model: Model | None
     ``ess_tail``, ``divergences`` (dataset) and ``gate_ok`` (dataset), as :func:`sbc_chunk`.
     """
     config = SbcConfig() if config is None else config
-    if config.engine != "nuts":
-        raise BayeslinError("SBC of a general model needs the NUTS engine (no exact posterior)")
-    fit = model if fit_model is None else fit_model
+    model, fit = _sbc_models(model, fit_model, config)  # the checks of run_sbc and sbc_chunk
     indices = np.asarray(indices, dtype=np.int64)
     data = simulate_model(seed, indices, model, config.points_for(model), config.x_scale)
     inputs = fit.design(data.x)
