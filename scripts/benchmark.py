@@ -13,6 +13,8 @@ Engines (same model and settings for all: the tutorial model, N(0, 0.2) priors, 
                   averaging ends warm-up with an achieved acceptance well above its target (the rows report
                   ``mean_accept`` and ``mean_step_size``, as the engine row does), so these show what a warm-up
                   that hits the target would buy (leapfrogs and slope ESS per dataset);
+* ``engine_calibrated`` the engine with ``NutsConfig(calibrate_step_size=True)``: the warm-up that does hit its
+                  target (NumPyro's adaptation, then 3 rounds of fixed-step calibration in the last 15 %);
 * ``study``       bayeslin_jax.workflows.studies.run_study end to end (engine + diagnostics + exact + zarr store);
 * ``mcmc_loop``   a Python loop of numpyro.infer.MCMC.run, one dataset per call (the common way;
                   ``jit_model_args=False``, numpyro's default, so each new dataset retraces);
@@ -99,6 +101,7 @@ ALL_ENGINES = (
     "engine_vmap",
     "engine_barrier_free",
     "engine_target_accept",
+    "engine_calibrated",
     "study",
     "mcmc_loop",
     "mcmc_loop_jit_args",
@@ -113,7 +116,7 @@ ALL_ENGINES = (
     "blackjax_vmap",
 )
 # rows of sample_nuts itself (floor: leapfrogs)
-ENGINE_ROWS = ("engine", "engine_vmap", "engine_barrier_free", "engine_target_accept")
+ENGINE_ROWS = ("engine", "engine_vmap", "engine_barrier_free", "engine_target_accept", "engine_calibrated")
 LOOP_ENGINES = ("mcmc_loop", "mcmc_loop_jit_args", "jit_loop", "pymc")
 FOREIGN_ENGINES = ("pymc", "nutpie")  # run in the PyMC environment (--pymc-python): numpy + PyMC, no JAX
 SEED = 0
@@ -196,6 +199,7 @@ def _nuts_config(task: dict):
         num_chains=task["chains"],
         dense_mass=task["dense_mass"],
         target_accept=task.get("target_accept", 0.8),
+        calibrate_step_size=task["engine"] == "engine_calibrated",
         method={"engine_vmap": "vmap", "engine_barrier_free": "barrier_free"}.get(task["engine"], "auto"),
         batch_size=task.get("lanes") if task["engine"] == "engine_barrier_free" else None,
     )
@@ -571,39 +575,29 @@ def work_nutpie(task: dict) -> dict:
 def _warmup_leapfrogs(phi, y, spec, config, num_datasets: int):
     """Leapfrog steps per warm-up iteration ``(R, num_warmup)`` of the first runs, from the engine's initial points.
 
-    NumPyro's ``hmc`` kernel with the engine's settings, keys and initial points (``initial_point``): the
-    same Markov chains as the engine's warm-up (the engine keeps no warm-up statistics).
+    The engine's own :func:`~bayeslin_jax.engine.nuts.warmup` with its settings, keys and initial points
+    (``initial_point``): the same Markov chains as the engine's warm-up (the engine keeps no warm-up statistics).
     """
     from functools import partial
 
     import jax
     import jax.numpy as jnp
-    from numpyro.infer.hmc import hmc
     from numpyro.infer.util import potential_energy
 
     from bayeslin_jax.core.regressions import linear_regression
-    from bayeslin_jax.engine.nuts import initial_point, run_keys
+    from bayeslin_jax.engine.nuts import initial_point, run_keys, warmup
 
     chains = config.num_chains
     dim = phi.shape[-1]
     latent = (("w", (dim,)),) if spec.known_sigma else (("sigma", ()), ("w", (dim,)))
 
-    def potential_fn_gen(*args, **kwargs):  # as the engine's (engine.general): NumPyro's potential of the model
+    def potential_fn_gen(*args, **kwargs):  # as the engine's (engine.sampling): NumPyro's potential of the model
         return partial(potential_energy, linear_regression, args, kwargs)
 
     def one(key, phi_run, y_run):
         z0, sample_key = initial_point(key, latent, phi_run.dtype, config)
-        args, kwargs = (phi_run,), {"y": y_run, "prior": spec.prior, "noise": spec.noise}
-        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
-        state = init_kernel(z0, config.num_warmup, dense_mass=config.dense_mass,
-                            target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
-                            model_args=args, model_kwargs=kwargs, rng_key=sample_key)
-
-        def step(carry, _):
-            carry = sample_kernel(carry, model_args=args, model_kwargs=kwargs)
-            return carry, carry.num_steps
-
-        return jax.lax.scan(step, state, length=config.num_warmup)[1]
+        kwargs = {"y": y_run, "prior": spec.prior, "noise": spec.noise}
+        return warmup(potential_fn_gen, z0, sample_key, config, (phi_run,), kwargs)[2]
 
     keys = run_keys(SEED, jnp.arange(num_datasets), chains)
     runs = (keys, jnp.repeat(phi[:num_datasets], chains, axis=0), jnp.repeat(y[:num_datasets], chains, axis=0))
@@ -921,6 +915,7 @@ def worker_main(task: dict) -> dict:
         "engine_vmap": work_engine,
         "engine_barrier_free": work_engine,
         "engine_target_accept": work_engine,
+        "engine_calibrated": work_engine,
         "study": work_study,
         "exact": work_exact,
         "mcmc_loop": work_mcmc_loop,
@@ -1118,6 +1113,13 @@ def _summary(rows: list[dict], sizes: list[int]) -> dict:
             entry[f"{key}_speedup_vs_engine"] = engine["per_dataset_s"] / other["per_dataset_s"]
             entry[f"{key}_slope_ess_per_s_over_engine"] = other["slope_ess_per_s"] / engine["slope_ess_per_s"]
             entry[f"{key}_mean_accept"] = other.get("mean_accept")
+            entry["engine_mean_accept"] = engine.get("mean_accept")
+        calibrated = find("engine_calibrated", size, chains)
+        if calibrated:
+            entry["calibrated_speedup_vs_engine"] = engine["per_dataset_s"] / calibrated["per_dataset_s"]
+            entry["calibrated_slope_ess_per_s_over_engine"] = calibrated["slope_ess_per_s"] / engine["slope_ess_per_s"]
+            entry["calibrated_mean_accept"] = calibrated.get("mean_accept")
+            entry["calibrated_leapfrogs_per_dataset"] = calibrated.get("leapfrogs_per_dataset")
             entry["engine_mean_accept"] = engine.get("mean_accept")
         barrier_free = find("engine_barrier_free", size, chains)
         if barrier_free:
@@ -1346,7 +1348,7 @@ def main(argv: list[str] | None = None) -> int:
         elif engine == "engine_target_accept":
             for target in (float(v) for v in args.target_accepts.split(",") if v):
                 sweep("engine_target_accept", args.chains, sizes, extra={"target_accept": target})
-        elif engine in ("blackjax_map", "blackjax_vmap"):
+        elif engine in ("blackjax_map", "blackjax_vmap", "engine_calibrated"):
             sweep(engine, args.chains, sizes)
         elif engine == "exact":
             sweep("exact", args.chains, sizes)

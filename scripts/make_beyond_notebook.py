@@ -23,13 +23,11 @@ Gaussian model (`bayeslin_jax.engine.sampling`), through `bayeslin_jax.fit`.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bayeslin_jax.core import priors
-
-from bayeslin_jax.core import simulate
+from bayeslin_jax.core import priors, simulate
 from bayeslin_jax.core.basis import Polynomial
+from bayeslin_jax.core.model import horseshoe, linear, student_t
 from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.workflows.fit import fit
-from bayeslin_jax.core.model import linear, student_t, horseshoe
 
 SEED = 0
 CONFIG = NutsConfig(num_warmup=1000, num_draws=1000, num_chains=4)"""),
@@ -53,7 +51,8 @@ azs.summary(robust_fit.tree, round_to=3)"""),
     new_code_cell("""grid = np.linspace(-1.1, 1.1, 50)
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 rng = np.random.default_rng(SEED)
-for ax, (title, fitted) in zip(axes, (("Normal noise", normal_fit), ("Student-t noise, nu = 4", robust_fit))):
+panels = (("Normal noise", normal_fit), ("Student-t noise, nu = 4", robust_fit))
+for ax, (title, fitted) in zip(axes, panels, strict=True):
     w = fitted.draws("w").reshape(-1, 2)
     for b, m in w[rng.choice(len(w), 100, replace=False)]:
         ax.plot(grid, b + m * grid, color="C0", alpha=0.08)

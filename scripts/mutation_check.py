@@ -88,6 +88,17 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         'samples["w"] @ jnp.asarray(white.matrix, dtype=dtype)',
         ["tests/test_real_data.py::test_fixed_design_whitened_sampler_matches_exact"],
     ),
+    "calibrated warm-up: Newton step on the acceptance curve inverted": (
+        "bayeslin_jax/engine/nuts.py", "jnp.sqrt(spread(target) / spread(accept))",
+        "jnp.sqrt(spread(accept) / spread(target))",
+        ["tests/test_infer.py::test_calibrated_step_size_inverts_the_asymptotic_acceptance_curve",
+         "tests/test_infer.py::test_target_accept_is_honoured"],
+    ),
+    "barrier-free calibrated warm-up: rounds end one iteration early": (
+        "bayeslin_jax/engine/barrier_free.py", "(lane.i - adaptive + 1) % round_length == 0",
+        "(lane.i - adaptive) % round_length == 0",
+        ["tests/test_barrier_free.py::test_float64_calibrated_warmup_follows_numpyro_path"],
+    ),
     "engine: target_accept ignored (hard-coded 0.8)": (
         "bayeslin_jax/engine/nuts.py", "target_accept_prob=config.target_accept,", "target_accept_prob=0.8,",
         ["tests/test_infer.py::test_target_accept_is_honoured"],
@@ -109,8 +120,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     # ---- ten more of our own (adaptation, whitening, design/formula, general engine, store, SBC verdict)
     "engine adaptation: warm-up scan runs a tenth of num_warmup": (
-        "bayeslin_jax/engine/nuts.py", "state, _ = jax.lax.scan(warmup_step, state, length=config.num_warmup)",
-        "state, _ = jax.lax.scan(warmup_step, state, length=max(1, config.num_warmup // 10))",
+        "bayeslin_jax/engine/nuts.py", "state, (n_steps, _) = jax.lax.scan(warmup_step, state, length=adaptive)",
+        "state, (n_steps, _) = jax.lax.scan(warmup_step, state, length=max(1, adaptive // 10))",
         ["tests/test_infer.py::test_target_accept_is_honoured",
          "tests/test_infer.py::test_nuts_matches_exact_posterior[1-independent]"],
     ),

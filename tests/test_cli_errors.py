@@ -128,6 +128,11 @@ def test_warmup_below_one_is_refused_like_negative(tmp_path, capsys, no_compute,
     expect_error(capsys, ["fit", write(tmp_path / "d.csv", GOOD_CSV), "--warmup", value], 2, "--warmup", ">= 1")
 
 
+def test_calibrated_warmup_needs_200_warmup_iterations(tmp_path, capsys, no_compute) -> None:
+    argv = ["fit", write(tmp_path / "d.csv", GOOD_CSV), "--warmup", "100", "--calibrate-step-size"]
+    expect_error(capsys, argv, 2, "calibrate_step_size needs num_warmup >= 200, got 100")
+
+
 def test_negative_list_values_in_the_space_form(tmp_path, capsys, no_compute) -> None:
     argv = ["fit", "d.csv", "--prior-mean", "-0.07,0.1", "--prior-cov", "-1;2", "--seed", "-3", "--dense-mass"]
     assert join_negative_lists(argv) == ["fit", "d.csv", "--prior-mean=-0.07,0.1", "--prior-cov=-1;2", "--seed",

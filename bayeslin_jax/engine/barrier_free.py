@@ -57,7 +57,7 @@ from numpyro.infer.hmc_util import (
     warmup_adapter,
 )
 
-from bayeslin_jax.engine.nuts import STAT_NAMES, SUMMARY_STAT_NAMES, NutsConfig, tree_depth
+from bayeslin_jax.engine.nuts import STAT_NAMES, SUMMARY_STAT_NAMES, NutsConfig, calibrated_step_size, tree_depth
 
 MAX_DELTA_ENERGY = 1000.0  # NumPyro's divergence threshold on the energy error
 REFILL_FRACTION = 8  # a loop step (re)fills at most lanes // 8 lanes (a fresh run costs about a step)
@@ -108,6 +108,7 @@ class _Lane(NamedTuple):
     sampling_steps: Array
     tally: Array  # over the draws so far: divergences, max-tree-depth hits, sum of tree depths, of leapfrogs
     accept_sum: Array  # sum of the draws' acceptance probabilities
+    round_accept: Array  # step-size calibration: sum of the acceptance probabilities of the current round
 
 
 def _select(pred: Array, on_true, on_false):
@@ -165,7 +166,7 @@ def _lane_init(sample_key, z, args, shared, *, potential, unravel, config: NutsC
     zero = jnp.zeros((), _int())
     lane = _Lane(
         zero, z, pe, z_grad, rng_key, adapt, energy0, tree, tree_key, going_right, transition_key,
-        sub, sub_key, ckpts, ckpts, zero, zero, jnp.zeros(4, _int()), jnp.zeros((), z.dtype),
+        sub, sub_key, ckpts, ckpts, zero, zero, jnp.zeros(4, _int()), jnp.zeros((), z.dtype), jnp.zeros((), z.dtype),
     )  # fmt: skip
     return lane
 
@@ -216,10 +217,19 @@ def _lane_step(lane: _Lane, args, shared, *, potential, config: NutsConfig, adap
     accept_prob = tree.sum_accept_probs / tree.num_proposals
     z_new = tree.z_proposal
     warm = lane.i < config.num_warmup
+    adaptive, rounds, round_length = config.warmup_phases()
     adapted = adapter[1](
         lane.i, accept_prob, IntegratorState(z_new, None, tree.z_proposal_pe, tree.z_proposal_grad), adapt
     )
-    adapt_new = _select(iter_end & warm, adapted, adapt)
+    adapt_new = _select(iter_end & (lane.i < adaptive), adapted, adapt)
+    round_accept = lane.round_accept
+    if rounds:  # step-size calibration rounds after NumPyro's adaptation, as warmup_and_draw runs them
+        calibrating = iter_end & warm & (lane.i >= adaptive)
+        round_accept = round_accept + jnp.where(calibrating, accept_prob, 0.0).astype(dtype)
+        round_end = calibrating & ((lane.i - adaptive + 1) % round_length == 0)
+        calibrated = calibrated_step_size(adapt.step_size, round_accept / round_length, config.target_accept)
+        adapt_new = adapt_new._replace(step_size=jnp.where(round_end, calibrated, adapt_new.step_size))
+        round_accept = jnp.where(round_end, 0.0, round_accept).astype(dtype)
     drawn = active & iter_end & ~warm
     slot = jnp.where(drawn, lane.i - config.num_warmup, config.num_draws)  # out of range: no write
     depth = tree_depth(tree.num_proposals)
@@ -265,6 +275,7 @@ def _lane_step(lane: _Lane, args, shared, *, potential, config: NutsConfig, adap
         sampling_steps=lane.sampling_steps + (~warm).astype(_int()),
         tally=lane.tally + jnp.where(drawn, tally, 0),
         accept_sum=lane.accept_sum + jnp.where(drawn, accept_prob, 0.0).astype(dtype),
+        round_accept=round_accept,
     )
     return _select(active, new, lane), row, slot
 
@@ -310,7 +321,9 @@ def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfi
     num_runs = sample_keys.shape[0]
     num_lanes = min(batch_size or num_runs, num_runs)
     total = config.num_warmup + config.num_draws
-    adapter = warmup_adapter(config.num_warmup, dense_mass=config.dense_mass, target_accept_prob=config.target_accept)
+    adapter = warmup_adapter(
+        config.warmup_phases()[0], dense_mass=config.dense_mass, target_accept_prob=config.target_accept
+    )
     flat0, unravel = ravel_pytree(_take(z0, 0))
     z0_flat = jax.vmap(lambda z: ravel_pytree(z)[0])(z0)  # (R, D)
     fns = {"potential": potential, "config": config, "adapter": adapter, "unravel": unravel}

@@ -135,6 +135,11 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, d
     group.add_argument(
         "--dense-mass", action="store_true", help="adapt a dense mass matrix (default diagonal, as NumPyro/PyMC/Stan)"
     )
+    group.add_argument(
+        "--calibrate-step-size", action="store_true",
+        help="end warm-up with step-size rounds that hit --target-accept (faster on well-conditioned Gaussian "
+             "posteriors; more divergences on funnels; needs --warmup >= 200)",
+    )
     group.add_argument("--seed", type=int, default=0)
 
 
@@ -148,6 +153,7 @@ def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:
         num_chains=args.chains,
         target_accept=args.target_accept,
         dense_mass=args.dense_mass,
+        calibrate_step_size=args.calibrate_step_size,
         **layout,
     )
 
