@@ -88,7 +88,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         'samples["w"] @ jnp.asarray(white.matrix, dtype=dtype)',
         ["tests/test_real_data.py::test_fixed_design_whitened_sampler_matches_exact"],
     ),
-    "calibrated warm-up: Newton step on the acceptance curve inverted": (
+    "calibrated warm-up: step update on the acceptance curve inverted": (
         "bayeslin_jax/engine/nuts.py", "jnp.sqrt(spread(target) / spread(accept))",
         "jnp.sqrt(spread(accept) / spread(target))",
         ["tests/test_infer.py::test_calibrated_step_size_inverts_the_asymptotic_acceptance_curve",

@@ -9,6 +9,7 @@ below the asserted 1e-6. Correct samplers are judged at family level 0.01.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from functools import partial
@@ -261,6 +262,18 @@ def test_resume_after_sampler_exception(tmp_path) -> None:
 # ---------------------------------------------------------------------------------------------
 # The NUTS engine through the contract
 # ---------------------------------------------------------------------------------------------
+
+
+def test_nuts_sampler_identity_records_every_setting_that_changes_draws() -> None:
+    """A store of the NUTS adapter must refuse to resume under other sampler settings: its identity is
+    ``NutsConfig.identity()``, every field but the layout (it once listed fields by hand and missed one)."""
+    spec = tutorial_spec()
+    base = NutsConfig(num_warmup=300)
+    info = nuts_sampler(spec, base).info
+    assert info.details["nuts"] == base.identity()
+    for change in ({"calibrate_step_size": True}, {"init_radius": 1.0}, {"dense_mass": True}):
+        assert nuts_sampler(spec, dataclasses.replace(base, **change)).info != info, change
+    assert nuts_sampler(spec, dataclasses.replace(base, method="vmap", batch_size=8)).info == info
 
 
 @pytest.mark.slow

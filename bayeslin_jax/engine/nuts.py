@@ -29,7 +29,7 @@ This module holds the settings, keys and the per-run kernel; the Gaussian model 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -73,9 +73,9 @@ class NutsConfig:
     acceptance meets ``target_accept`` (:func:`calibrated_step_size`). NumPyro's (Stan's) dual averaging, the
     default, ends well above its target (0.92 achieved for 0.8 on the tutorial model): its averaged log step
     sits on the safe side of a steep acceptance curve. Calibrated, the tutorial model needs about a third
-    fewer leapfrogs per draw for more ESS, but on a funnel (a hierarchical model), learned noise or an
-    ill-conditioned design that safety margin matters and divergences rise
-    (``scripts/results/calibration_check_cpu.json``); so it is opt-in.
+    fewer leapfrogs per draw for more ESS, but on a funnel (a hierarchical model) or with learned noise that
+    safety margin matters and divergences rise (``scripts/results/calibration_check_cpu.json``), as they did on
+    one ill-conditioned degree-5 design (README); so it is opt-in.
     """
 
     num_warmup: int = 1000
@@ -118,6 +118,11 @@ class NutsConfig:
             return self.num_warmup, 0, 0
         round_length = self.num_warmup * CALIBRATION_SHARE // (100 * CALIBRATION_ROUNDS)
         return self.num_warmup - CALIBRATION_ROUNDS * round_length, CALIBRATION_ROUNDS, round_length
+
+    def identity(self) -> dict:
+        """The settings that change the draws (all but the layout ``method`` and ``batch_size``): what stores
+        record to refuse resuming with other settings."""
+        return {k: v for k, v in asdict(self).items() if k not in ("method", "batch_size")}
 
     def resolved_method(self) -> str:
         """``method`` with ``"auto"`` resolved for the default backend."""
@@ -184,12 +189,15 @@ def calibrated_step_size(step_size: Array, mean_accept: Array, target: float) ->
     The leapfrog energy error has standard deviation proportional to ``step_size**2`` (asymptotically,
     Beskos et al. 2013, "Optimal tuning of the hybrid Monte Carlo algorithm"), and an energy error
     ``N(sigma**2 / 2, sigma**2)`` is accepted with mean probability ``2 Phi(-sigma / 2)``. So
-    ``step_size**2`` scales as ``-Phi^-1(accept / 2)``: one Newton step on that curve, its factor clipped to
-    [1/2, 2] (the measured rate is clipped to [0.001, 0.999] first).
+    ``step_size**2`` scales as ``-Phi^-1(accept / 2)``: the step where that curve through the measurement meets
+    ``target``, its factor clipped to [1/2, 2] (the measured rate is clipped to [0.001, 0.999] first, NaN counts
+    as 0) and the step to the positive finite range, as NumPyro's adapter clips it.
     """
-    accept = jnp.clip(mean_accept, 1e-3, 1 - 1e-3)
+    accept = jnp.clip(jnp.nan_to_num(mean_accept, nan=0.0), 1e-3, 1 - 1e-3)
     spread = lambda a: -jax.scipy.special.ndtri(a / 2)  # noqa: E731  sigma / 2 at acceptance a
-    return step_size * jnp.clip(jnp.sqrt(spread(target) / spread(accept)), 0.5, 2.0).astype(step_size.dtype)
+    new = step_size * jnp.clip(jnp.sqrt(spread(target) / spread(accept)), 0.5, 2.0).astype(step_size.dtype)
+    finfo = jnp.finfo(step_size.dtype)
+    return jnp.clip(new, finfo.tiny, finfo.max)
 
 
 def warmup(potential_fn_gen, z0: dict, key: Array, config: NutsConfig, model_args: tuple,

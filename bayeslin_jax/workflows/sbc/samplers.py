@@ -144,9 +144,7 @@ class NutsSampler:
 
     @property
     def info(self) -> SamplerInfo:
-        cfg = {k: getattr(self.config, k) for k in ("num_warmup", "num_draws", "num_chains", "target_accept",
-                                                   "max_tree_depth", "dense_mass", "init_radius")}
-        return SamplerInfo("bayeslin.nuts", "1", {"nuts": cfg, "spec": self.spec.describe(),
+        return SamplerInfo("bayeslin.nuts", "1", {"nuts": self.config.identity(), "spec": self.spec.describe(),
                                                   "rhat_max": self.rhat_max, "max_divergences": self.max_divergences})
 
     def __call__(self, keys: Array, data: SimulatedData, num_draws: int) -> SamplerResult:

@@ -29,7 +29,6 @@ reports it, each also per dataset of a chunk).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import socket
@@ -237,7 +236,7 @@ def study_meta(spec: ModelSpec | Model, config: StudyConfig, part: dict | None =
     Leaves out what only changes speed: chunk size, devices, ``nuts.method``/``batch_size``.
     ``simulator``: the one the study runs (default ``config.make_simulator()``).
     """
-    nuts = {k: v for k, v in dataclasses.asdict(config.nuts).items() if k not in ("method", "batch_size")}
+    nuts = config.nuts.identity()
     return {
         "kind": STUDY_KIND,
         "version": STUDY_VERSION,
