@@ -218,7 +218,7 @@ def test_calibrated_step_size_inverts_the_asymptotic_acceptance_curve() -> None:
     assert float(calibrated_step_size(jnp.float32(1.0), jnp.float32(0.8), 0.8)) == pytest.approx(1.0, rel=1e-6)
 
 
-def test_calibration_schedule_and_its_resolution() -> None:
+def test_calibration_schedule_and_its_bounds() -> None:
     """The last 15 % of the warm-up in 3 rounds, off by default; too short a warm-up is refused."""
     assert NutsConfig(calibrate_step_size=True).warmup_phases() == (850, 3, 50)
     assert NutsConfig(num_warmup=200, calibrate_step_size=True).warmup_phases() == (170, 3, 10)
