@@ -28,12 +28,12 @@ def data():
 
 @pytest.fixture(scope="module")
 def single(data):
-    return bl.fit(data.x[0], data.y[0], seed=1, config=CONFIG)
+    return bl.fit(data.x[0], data.y[0], bl.tutorial_spec(), seed=1, config=CONFIG)
 
 
 @pytest.fixture(scope="module")
 def batch(data):
-    return bl.fit(data.x, data.y, seed=1, config=CONFIG)
+    return bl.fit(data.x, data.y, bl.tutorial_spec(), seed=1, config=CONFIG)
 
 
 def _check_against_exact(table) -> None:
@@ -89,7 +89,8 @@ def test_json_is_strict_and_complete(single, tmp_path) -> None:
 
 def test_starved_run_reports_its_problems(data) -> None:
     """Too short a warm-up and a depth-1 tree: the problems list names R-hat/ESS and the depth limit."""
-    result = bl.fit(data.x[0], data.y[0], seed=0, num_warmup=10, num_draws=50, num_chains=2, max_tree_depth=1)
+    result = bl.fit(data.x[0], data.y[0], bl.tutorial_spec(), seed=0, num_warmup=10, num_draws=50, num_chains=2,
+                    max_tree_depth=1)
     problems = result.problems()
     assert any("maximum tree depth 1" in line for line in problems), problems
     assert any(line.startswith("ESS <") for line in problems), problems
@@ -102,8 +103,10 @@ def test_sampler_options_override_config(single) -> None:
     assert single.config == CONFIG
     with pytest.raises(bl.BayeslinError, match=r"unknown sampler option.*num_samples"):
         bl.fit([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], num_samples=10)
-    with pytest.raises(bl.BayeslinError, match="model must be a bayeslin_jax Model or ModelSpec, got str"):
-        bl.fit([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], "linear")
+    with pytest.raises(bl.BayeslinError, match="model must be a bayeslin_jax Model or ModelSpec, got int"):
+        bl.fit([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], 42)
+    with pytest.raises(bl.BayeslinError, match="unknown model family 'lineal'"):
+        bl.fit([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], "lineal")
     with pytest.raises(bl.BayeslinError, match="at least 2 data points"):
         bl.fit([0.0], [1.0])
     with pytest.raises(bl.BayeslinError, match="NaN"):

@@ -26,7 +26,7 @@ def csv_path(tmp_path):
 def test_fit_writes_json_and_plot(tmp_path, csv_path, capsys) -> None:
     path, x, y = csv_path
     out_json, out_png = tmp_path / "fit.json", tmp_path / "fit.png"
-    args = ["fit", str(path), "--prior-scale", "1.0", "--warmup", "400", "--draws", "500"]
+    args = ["fit", str(path), "--prior-scale", "1.0", "--sigma", "0.1", "--warmup", "400", "--draws", "500"]
     assert main([*args, "--json", str(out_json), "--plot", str(out_png)]) == 0
     printed = capsys.readouterr().out
     assert "Exact conjugate posterior" in printed and "r_hat" in printed

@@ -103,7 +103,8 @@ GOOD_CSV = "x,y\n-0.5,1.8\n0.0,2.0\n0.5,2.2\n"
     [
         ([], "a,b\n1,2\n", "must have columns"),
         ([], "x,y\n1,2\n", "at least 2 data points"),
-        (["--basis", "poly5"], GOOD_CSV, "at least 6 data points"),
+        (["--basis", "poly5"], GOOD_CSV, "at least 7 data points"),  # 6 weights and the learned sigma
+        (["--basis", "poly5", "--sigma", "0.1"], GOOD_CSV, "at least 6 data points"),
         (["--sigma", "0"], GOOD_CSV, "sigma must be positive"),
         (["--prior-scale", "-0.2"], GOOD_CSV, "prior scale must be positive"),
         (["--prior", "mvn", "--prior-cov", "0.04,0.05;0.05,0.04"], GOOD_CSV, "not positive-definite"),

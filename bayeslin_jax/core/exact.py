@@ -10,6 +10,15 @@ All functions broadcast over leading batch axes (``phi: (..., n, d)``, ``y: (...
 computed one dataset at a time by one compiled per-dataset program
 (:func:`bayeslin_jax.core.batching.map_datasets`), so dataset *i*'s numbers are bit-identical whatever
 batch, chunk or device it is computed in (on one machine).
+
+Gaussian-family priors only (:func:`bayeslin_jax.core.priors.is_gaussian_prior`): the normal priors and a
+:class:`~bayeslin_jax.core.priors.TermPrior` whose coefficients are normal or flat. The latter is handled in
+precision form, ``V0^-1 = P0 = L^T diag(lambda) L`` with ``lambda_j = 1 / scale_j^2`` and 0 for flat coefficients
+(``u = L w`` the centring), ``V0^-1 m0 = L^T diag(lambda) mean``: the posterior is proper when ``P`` is
+positive-definite (flat coefficients identified by the design, e.g. full column rank); the flat prior's posterior
+is least squares, ``w_N = (phi^T phi)^-1 phi^T y``, ``V_N = sigma^2 (phi^T phi)^-1``. An improper prior has no
+evidence: :func:`log_evidence` refuses it (:func:`log_integrated_likelihood` is ``∫ p(y | w) p(w) dw`` with flat
+coefficients taken at density 1, the quantity the unknown-noise quadrature integrates over sigma).
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ import numpy as np
 from jax import Array
 
 from bayeslin_jax.core.batching import map_datasets
-from bayeslin_jax.core.priors import IndependentNormal, WeightPrior
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.priors import IndependentNormal, TermPrior, WeightPrior, is_gaussian_prior
 
 
 class GaussianPosterior(NamedTuple):
@@ -44,10 +54,33 @@ class GaussianPosterior(NamedTuple):
         return self.cov / (sd[..., :, None] * sd[..., None, :])
 
 
+def _require_gaussian(prior: WeightPrior, what: str) -> None:
+    """One line unless ``prior`` is Gaussian-family (normal or flat coefficients)."""
+    if not is_gaussian_prior(prior):
+        raise BayeslinError(f"the exact {what} needs normal or flat weight priors, not {prior.kind} priors with "
+                            "Student-t coefficients: sample it with NUTS")
+
+
 def _prior_logdet_cov(prior: WeightPrior) -> Array:
     if isinstance(prior, IndependentNormal):
         return 2.0 * jnp.sum(jnp.log(prior.scale))
+    if isinstance(prior, TermPrior):  # proper coefficients only (a flat one has density 1)
+        proper = np.asarray(prior.family) != "flat"
+        return 2.0 * jnp.sum(jnp.where(jnp.asarray(proper), jnp.log(prior.scale), 0.0))
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(prior.scale_tril)))
+
+
+def _prior_linear(prior: WeightPrior) -> Array:
+    """``V0^-1 m0: (d,)``."""
+    return prior.precision_mean if isinstance(prior, TermPrior) else prior.precision @ prior.mean
+
+
+def _prior_quadratic(prior: WeightPrior, w: Array) -> Array:
+    """``(w - m0)^T V0^-1 (w - m0)`` (for a TermPrior: ``sum_j lambda_j ((L w)_j - mean_j)^2``)."""
+    if isinstance(prior, TermPrior):
+        return jnp.sum(prior.precision_diag * jnp.square(prior.to_centred(w) - prior.mean))
+    shift = w - prior.mean
+    return shift @ prior.precision @ shift
 
 
 def _cho_solve(tril: Array, rhs: Array) -> Array:
@@ -71,7 +104,10 @@ def _posterior_one(phi: Array, y: Array, sigma: Array, prior: WeightPrior) -> Ga
     prior_precision = prior.precision
     precision = prior_precision + phi.T @ phi / sigma**2
     tril = jnp.linalg.cholesky(precision)
-    rhs = prior_precision @ prior.mean + phi.T @ y / sigma**2
+    if isinstance(prior, TermPrior):
+        rhs = prior.precision_mean + phi.T @ y / sigma**2
+    else:
+        rhs = prior_precision @ prior.mean + phi.T @ y / sigma**2
     mean = _cho_solve(tril, rhs[:, None])[:, 0]
     cov = _cho_solve(tril, jnp.eye(phi.shape[-1], dtype=precision.dtype))
     return GaussianPosterior(mean, 0.5 * (cov + cov.T), tril)
@@ -79,7 +115,9 @@ def _posterior_one(phi: Array, y: Array, sigma: Array, prior: WeightPrior) -> Ga
 
 def posterior(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float) -> GaussianPosterior:
     """Conjugate posterior of ``w``. ``phi: (..., n, d)``, ``y: (..., n)``, ``sigma: ()`` or ``(...)``
-    -> mean ``(..., d)``, cov and precision_tril ``(..., d, d)``."""
+    -> mean ``(..., d)``, cov and precision_tril ``(..., d, d)``. Gaussian-family priors only (flat coefficients
+    need a design that identifies them, else the Cholesky factor is NaN)."""
+    _require_gaussian(prior, "posterior")
     return _per_dataset(lambda p, v, s: _posterior_one(p, v, s, prior), phi, y, sigma, core_ndims=(2, 1, 0))
 
 
@@ -102,6 +140,16 @@ def _log_evidence_one(phi: Array, y: Array, sigma: Array, prior: WeightPrior) ->
     logdet_precision = 2.0 * jnp.sum(jnp.log(jnp.diagonal(post.precision_tril)))
     # residual form of  y'y/s^2 + m0'V0^-1 m0 - w_N' P w_N  (no cancellation between large terms)
     residual = y - phi @ post.mean
+    if isinstance(prior, TermPrior):
+        # flat coefficients: density 1, so each adds (2 pi)^(1/2) from the Gaussian integral and nothing else
+        num_flat = int(prior.flat_indices.size)
+        return (
+            -0.5 * y.shape[-1] * jnp.log(2.0 * jnp.pi * sigma**2)
+            + 0.5 * num_flat * jnp.log(2.0 * jnp.pi)
+            - 0.5 * _prior_logdet_cov(prior)
+            - 0.5 * logdet_precision
+            - 0.5 * (jnp.sum(residual**2) / sigma**2 + _prior_quadratic(prior, post.mean))
+        )
     shift = post.mean - prior.mean
     return (
         -0.5 * y.shape[-1] * jnp.log(2.0 * jnp.pi * sigma**2)
@@ -112,7 +160,27 @@ def _log_evidence_one(phi: Array, y: Array, sigma: Array, prior: WeightPrior) ->
 
 
 def log_evidence(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float) -> Array:
-    """Log marginal likelihood ``log p(y | phi, prior, sigma)``, shape ``(...)``."""
+    """Log marginal likelihood ``log p(y | phi, prior, sigma)``, shape ``(...)``.
+
+    Raises
+    ------
+    BayeslinError
+        For an improper (flat) prior, whose evidence is undefined, and for non-Gaussian priors.
+    """
+    _require_gaussian(prior, "evidence")
+    if not prior.is_proper:
+        raise BayeslinError("the evidence of an improper prior (flat weights) is undefined: compare models with "
+                            "proper priors")
+    return _per_dataset(lambda p, v, s: _log_evidence_one(p, v, s, prior), phi, y, sigma, core_ndims=(2, 1, 0))
+
+
+def log_integrated_likelihood(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float) -> Array:
+    """``log ∫ p(y | w, sigma) p(w) dw`` with flat coefficients at density 1, shape ``(...)``.
+
+    Equals :func:`log_evidence` for proper priors; for flat coefficients it is defined up to the arbitrary constant
+    of an improper prior, so only its dependence on ``sigma`` (the unknown-noise quadrature) is meaningful.
+    """
+    _require_gaussian(prior, "integrated likelihood")
     return _per_dataset(lambda p, v, s: _log_evidence_one(p, v, s, prior), phi, y, sigma, core_ndims=(2, 1, 0))
 
 
@@ -157,6 +225,35 @@ class Whitening(NamedTuple):
         return float(np.linalg.slogdet(self.matrix)[1])
 
 
+def _precision_whitening(phi: np.ndarray, y: np.ndarray, prior: TermPrior, sigma: np.ndarray) -> Whitening:
+    """The whitening in precision form (a TermPrior, flat coefficients allowed); ``sigma: (..., 1)``.
+
+    Stack ``B = [diag(lambda^1/2) L; phi / sigma]`` (``(d + n, d)``) and ``b = [lambda^1/2 mean; y / sigma]`` so that
+    ``P = B^T B`` and ``P w_N = B^T b``: with the thin SVD ``B = U diag(s) V^T``, ``A = V diag(1/s)`` (``A A^T =
+    P^-1``) and ``c = A U^T b`` (the least-squares solution of ``B w = b``; no normal equations). For known
+    ``sigma`` the likelihood of ``z`` is ``N(y - phi c | (phi A) z, sigma^2)`` with ``phi A / sigma = U_phi`` of
+    orthonormal columns when the prior is flat, so ``z | y ~ N(0, I)``; with proper coefficients ``z | y`` is
+    ``N(0, I)`` too (the prior adds the rows ``diag(lambda^1/2) L A``). ``z_mean``/``z_scale`` are NaN: the prior of
+    ``z`` is not diagonal here, and the sampler evaluates the prior at ``w = c + A z`` instead.
+    """
+    dim = phi.shape[-1]
+    lam_half = np.sqrt(np.asarray(prior.precision_diag, dtype=np.float64))
+    tril = np.asarray(prior.centring, dtype=np.float64)
+    mean = np.asarray(prior.mean, dtype=np.float64)
+    batch = phi.shape[:-2]
+    top = np.broadcast_to(lam_half[:, None] * tril, (*batch, dim, dim))
+    stacked = np.concatenate([top, phi / sigma[..., None]], axis=-2)
+    rhs = np.concatenate([np.broadcast_to(lam_half * mean, (*batch, dim)), y / sigma], axis=-1)
+    u, s, vt = np.linalg.svd(stacked, full_matrices=False)
+    if np.any(~np.isfinite(s)) or np.any(s <= np.max(s, axis=-1, keepdims=True) * 1e-14 * max(stacked.shape[-2:])):
+        raise BayeslinError("the posterior is improper: flat weight priors need a design whose columns (of the flat "
+                            "coefficients) are linearly independent")
+    matrix = np.swapaxes(vt, -1, -2) / s[..., None, :]
+    shift = np.einsum("...de,...e->...d", matrix, np.einsum("...nd,...n->...d", u, rhs))
+    nan = np.full((*batch, dim), np.nan)
+    return Whitening(shift, matrix, nan, nan.copy())
+
+
 def _prior_factors(prior: WeightPrior) -> tuple[np.ndarray, np.ndarray]:
     """Prior mean ``(d,)`` and a square root ``L0 (d, d)`` of its covariance, float64."""
     mean = np.asarray(prior.mean, dtype=np.float64)
@@ -179,11 +276,24 @@ def whitening(phi, y, prior: WeightPrior, sigma) -> Whitening:
     Returns
     -------
     Whitening
-        ``shift`` is the posterior mean at this ``sigma``, ``matrix @ matrix^T`` its covariance.
+        ``shift`` is the posterior mean at this ``sigma``, ``matrix @ matrix^T`` its covariance. For a
+        :class:`~bayeslin_jax.core.priors.TermPrior` (normal and flat coefficients) the precision form
+        (:func:`_precision_whitening`; ``z_mean``, ``z_scale`` NaN).
+
+    Raises
+    ------
+    BayeslinError
+        Non-Gaussian priors (whiten with their Gaussian stand-in), or flat coefficients the design does not identify.
     """
+    _require_gaussian(prior, "whitening")
     phi = np.asarray(phi, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)[..., None]
+    if isinstance(prior, TermPrior):
+        batch = np.broadcast_shapes(phi.shape[:-2], y.shape[:-1], sigma.shape[:-1])
+        phi = np.broadcast_to(phi, batch + phi.shape[-2:])
+        return _precision_whitening(phi, np.broadcast_to(y, batch + y.shape[-1:]),
+                                    prior, np.broadcast_to(sigma, (*batch, 1)))
     m0, l0 = _prior_factors(prior)
     u, s, vt = np.linalg.svd(phi @ l0 / sigma[..., None], full_matrices=False)
     g = 1.0 / np.sqrt(1.0 + s**2)

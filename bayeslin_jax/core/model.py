@@ -39,7 +39,16 @@ from bayeslin_jax.core import regressions as models
 from bayeslin_jax.core.basis import Polynomial
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.core.exact import GaussianPosterior
-from bayeslin_jax.core.priors import KnownNoise, ModelSpec, Noise, WeightPrior, _as_list, tutorial_spec
+from bayeslin_jax.core.priors import (
+    KnownNoise,
+    ModelSpec,
+    Noise,
+    WeightPrior,
+    _as_list,
+    finite_moment_features,
+    is_gaussian_prior,
+    tutorial_spec,
+)
 
 
 @dataclass(frozen=True)
@@ -156,8 +165,10 @@ class Model:
 
     @property
     def has_exact(self) -> bool:
-        """True when :meth:`exact` gives the posterior (Gaussian regression with known noise)."""
-        return self.spec is not None and self.spec.known_sigma
+        """True when :meth:`exact` gives the posterior: the Gaussian regression with known noise and a
+        Gaussian-family weight prior (normal, or a :class:`~bayeslin_jax.core.priors.TermPrior` of normal and flat
+        coefficients: :func:`~bayeslin_jax.core.priors.is_gaussian_prior`)."""
+        return self.spec is not None and self.spec.known_sigma and is_gaussian_prior(self.spec.prior)
 
     def exact(self, x, y) -> GaussianPosterior | None:
         """The exact posterior of the weights given raw ``x, y: ([B,] n)``, in float64; None where there is none.
@@ -266,7 +277,8 @@ def linear(spec: ModelSpec) -> Model:
     """The package's Gaussian linear regression (:func:`bayeslin_jax.core.regressions.linear_regression`)."""
     quantities = ("w",) if spec.known_sigma else ("w", "sigma")
     return Model(models.linear_regression, "linear", {"prior": spec.prior, "noise": spec.noise}, (), spec.basis,
-                 feature_site="w", quantities=quantities, info={"spec": spec.describe()}, spec=spec, per_point=())
+                 feature_site="w", quantities=quantities, dap_quantities=finite_moment_features(spec),
+                 info={"spec": spec.describe()}, spec=spec, per_point=())
 
 
 def as_model(model: Model | ModelSpec | None) -> Model:
@@ -304,8 +316,8 @@ def student_t(spec: ModelSpec, nu: float | str | None = "learn") -> Model:
         params["nu"] = jnp.asarray(value, dtype=jnp.float32)
     sites = ("w",) + (() if spec.known_sigma else ("sigma",)) + (("nu",) if value is None else ())
     return Model(models.student_t_regression, "student_t", params, (), spec.basis, feature_site="w",
-                 quantities=sites, info={"spec": spec.describe(), "nu": "learn" if value is None else value},
-                 per_point=())
+                 quantities=sites, dap_quantities=finite_moment_features(spec),
+                 info={"spec": spec.describe(), "nu": "learn" if value is None else value}, per_point=())
 
 
 def horseshoe_tau_scale(expected_nonzero: float, num_coefficients: int, num_points: int) -> float:

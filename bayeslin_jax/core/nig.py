@@ -3,9 +3,12 @@
 Two references, both exact up to quadrature / floating point:
 
 1. :func:`unknown_noise_reference` -- the package's own unknown-noise model
-   (``w ~ prior`` independent of ``sigma``, ``sigma ~ HalfNormal(scale)``). That model is not
+   (``w ~ prior`` independent of ``sigma``, ``sigma ~`` any noise prior with a log density: HalfNormal,
+   HalfCauchy, HalfStudentT, Exponential, or the improper flat one; the weight prior normal, MVN, or a
+   :class:`~bayeslin_jax.core.priors.TermPrior` of normal and flat coefficients). That model is not
    conjugate, but for a *fixed* sigma it is: ``w | sigma, y`` is the Gaussian of
-   :func:`bayeslin_jax.core.exact.posterior` and ``p(y | sigma)`` is :func:`bayeslin_jax.core.exact.log_evidence`.
+   :func:`bayeslin_jax.core.exact.posterior` and ``p(y | sigma)`` is :func:`bayeslin_jax.core.exact.log_evidence`
+   (:func:`~bayeslin_jax.core.exact.log_integrated_likelihood` for flat coefficients).
    So ``p(sigma | y) ∝ p(sigma) p(y | sigma)`` is a 1-D density; on a fine grid in ``log sigma``
    it gives the posterior of sigma, the posterior mean/covariance of ``w`` (a Gaussian mixture over
    the grid) and the log evidence. This is the oracle NUTS unknown-noise runs are checked against.
@@ -32,11 +35,23 @@ from jax import Array
 
 from bayeslin_jax.core import exact
 from bayeslin_jax.core.errors import BayeslinError
-from bayeslin_jax.core.priors import HalfNormalNoise, WeightPrior, mvn
+from bayeslin_jax.core.priors import (
+    HalfNormalNoise,
+    KnownNoise,
+    Noise,
+    WeightPrior,
+    half_normal_noise,
+    is_gaussian_prior,
+    mvn,
+    posterior_is_proper,
+)
 
-# Coarse bracketing grid in t = log(sigma / s_ref), s_ref = max(prior scale, rms(y)).
+# Coarse bracketing grid in t = log(sigma / s_ref), s_ref = max(prior reference scale, rms(y)).
 _COARSE_T = (-20.0, 4.0)
 _COARSE_POINTS = 600
+# Other noise priors may have heavier right tails (HalfCauchy, flat): the grid reaches further up, same spacing.
+_COARSE_T_WIDE = (-20.0, 120.0)
+_COARSE_POINTS_WIDE = 3500
 # Grid points whose log density is this far below the maximum carry < e^-50 of the mass.
 _DROP = 50.0
 
@@ -94,11 +109,11 @@ class SigmaGridPosterior(NamedTuple):
         return out.reshape(*self.sigma.shape[:-1], q.size)
 
 
-def _log_joint(phi: Array, y: Array, prior: WeightPrior, scale: Array, u: Array) -> Array:
+def _log_joint(phi: Array, y: Array, prior: WeightPrior, noise: Noise, u: Array) -> Array:
     """``log p(sigma) + log p(y | sigma) + log sigma`` at ``u = log sigma``. ``u: (G,)`` -> ``(G,)``."""
     sigma = jnp.exp(u)
-    log_ev = jax.vmap(lambda s: exact.log_evidence(phi, y, prior, s))(sigma)
-    value = log_ev + dist.HalfNormal(scale).log_prob(sigma) + u
+    log_ev = jax.vmap(lambda s: exact.log_integrated_likelihood(phi, y, prior, s))(sigma)
+    value = log_ev + noise.distribution().log_prob(sigma) + u
     return jnp.where(jnp.isnan(value), -jnp.inf, value)
 
 
@@ -113,44 +128,78 @@ _batched_log_joint = jax.jit(jax.vmap(_log_joint, in_axes=(0, 0, None, None, 0))
 _batched_conditional_moments = jax.jit(jax.vmap(_conditional_moments, in_axes=(0, 0, None, 0)))
 
 
-def unknown_noise_reference(
-    phi, y, prior: WeightPrior, noise: HalfNormalNoise | float, grid_size: int = 1001
-) -> SigmaGridPosterior:
+def unknown_noise_reference(phi, y, prior: WeightPrior, noise: Noise | float, grid_size: int = 1001
+                            ) -> SigmaGridPosterior:
     """Exact posterior of the package's unknown-noise model by quadrature over sigma (float64).
 
-    ``phi: (..., n, d)``, ``y: (..., n)``; ``noise``: the spec's ``HalfNormalNoise`` (or its scale).
-    A coarse grid over ``sigma in s_ref * [e^-20, e^4]`` (``s_ref = max(scale, rms(y))``) brackets the
-    region holding all but ``~e^-50`` of the mass; ``grid_size`` points uniform in ``log sigma``
-    cover it (trapezoid rule). ``BayeslinError`` if the mass reaches the edge of the coarse grid.
+    Parameters
+    ----------
+    phi : array_like, shape ``(..., n, d)``
+    y : array_like, shape ``(..., n)``
+    prior : WeightPrior
+        Gaussian-family: normal, MVN, or a TermPrior of normal and flat coefficients (``w | sigma, y`` Gaussian).
+    noise : Noise or float
+        The spec's noise prior (any but known: HalfNormal, HalfCauchy, HalfStudentT, Exponential, Flat), or a
+        HalfNormal scale.
+    grid_size : int
+        Quadrature points.
+
+    Returns
+    -------
+    SigmaGridPosterior
+        ``log_evidence`` is NaN for an improper prior (flat weights or flat sigma): the evidence is undefined,
+        the posterior is not.
+
+    Notes
+    -----
+    A coarse grid over ``sigma in s_ref * [e^-20, e^4]`` (HalfNormal; ``[e^-20, e^120]`` for the other priors,
+    whose right tails can be heavy; ``s_ref = max(noise.reference_scale, rms(y))``) brackets the region holding
+    all but ``~e^-50`` of the mass; ``grid_size`` points uniform in ``log sigma`` cover it (trapezoid rule).
+
+    Raises
+    ------
+    BayeslinError
+        Known noise, a non-Gaussian weight prior, an improper posterior
+        (:func:`~bayeslin_jax.core.priors.posterior_is_proper`), or mass at the edge of the coarse grid.
     """
-    scale = float(noise.scale) if isinstance(noise, HalfNormalNoise) else float(noise)
-    if not np.isfinite(scale) or scale <= 0:
-        raise BayeslinError(f"noise prior scale must be positive and finite, got {scale}")
+    if not hasattr(noise, "distribution"):
+        if isinstance(noise, KnownNoise):
+            raise BayeslinError("the unknown-noise reference needs a prior on sigma, not a known sigma")
+        noise = half_normal_noise(noise)
+    if not is_gaussian_prior(prior):
+        raise BayeslinError("the unknown-noise reference needs normal or flat weight priors (w | sigma Gaussian), "
+                            "not Student-t coefficients")
     if grid_size < 16:
         raise BayeslinError(f"grid_size must be at least 16, got {grid_size}")
     phi_np, y_np = np.asarray(phi, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if phi_np.ndim < 2 or phi_np.shape[:-1] != y_np.shape:
         raise BayeslinError(f"expected phi (..., n, d) and y (..., n), got {phi_np.shape} and {y_np.shape}")
+    reason = posterior_is_proper(prior, noise, phi_np)
+    if reason is not None:
+        raise BayeslinError(reason)
+    coarse_t, coarse_points = (_COARSE_T, _COARSE_POINTS) if isinstance(noise, HalfNormalNoise) else (
+        _COARSE_T_WIDE, _COARSE_POINTS_WIDE)
     batch_shape, (n, d) = y_np.shape[:-1], phi_np.shape[-2:]
     with jax.enable_x64(True):
         phi64 = jnp.asarray(phi_np.reshape(-1, n, d))
         y64 = jnp.asarray(y_np.reshape(-1, n))
         prior64 = _to64(prior)
-        scale64 = jnp.asarray(scale, dtype=jnp.float64)
+        noise64 = _to64(noise)
+        scale64 = jnp.asarray(noise.reference_scale, dtype=jnp.float64)
 
         s_ref = jnp.maximum(scale64, jnp.sqrt(jnp.mean(y64**2, axis=-1)))
-        u_coarse = jnp.log(s_ref)[:, None] + jnp.linspace(*_COARSE_T, _COARSE_POINTS)
-        f_coarse = _batched_log_joint(phi64, y64, prior64, scale64, u_coarse)
+        u_coarse = jnp.log(s_ref)[:, None] + jnp.linspace(*coarse_t, coarse_points)
+        f_coarse = _batched_log_joint(phi64, y64, prior64, noise64, u_coarse)
         keep = f_coarse > jnp.max(f_coarse, axis=-1, keepdims=True) - _DROP
         if bool(jnp.any(keep[:, 0] | keep[:, -1])):
             raise BayeslinError("posterior of sigma reaches the edge of the reference grid (sigma near 0 or huge)")
         first = jnp.argmax(keep, axis=-1) - 1
-        last = _COARSE_POINTS - jnp.argmax(keep[:, ::-1], axis=-1)
+        last = coarse_points - jnp.argmax(keep[:, ::-1], axis=-1)
         lo = jnp.take_along_axis(u_coarse, first[:, None], axis=-1)
         hi = jnp.take_along_axis(u_coarse, last[:, None], axis=-1)
         u = lo + (hi - lo) * jnp.linspace(0.0, 1.0, grid_size)  # (B, G)
 
-        f = _batched_log_joint(phi64, y64, prior64, scale64, u)
+        f = _batched_log_joint(phi64, y64, prior64, noise64, u)
         trap = jnp.ones(grid_size).at[0].set(0.5).at[-1].set(0.5) * (hi - lo) / (grid_size - 1)
         f_max = jnp.max(f, axis=-1, keepdims=True)
         log_z = f_max[:, 0] + jnp.log(jnp.sum(trap * jnp.exp(f - f_max), axis=-1))
@@ -164,6 +213,8 @@ def unknown_noise_reference(
         second = jnp.einsum("bg,bgde->bde", weights, covs + means[..., :, None] * means[..., None, :])
         w_cov = second - w_mean[:, :, None] * w_mean[:, None, :]
         density = jnp.exp(f - log_z[:, None] - u)
+        if not (prior.is_proper and noise.is_proper):
+            log_z = jnp.full_like(log_z, jnp.nan)
         out = [np.asarray(a) for a in (sigma, density, weights, log_z, sigma_mean, sigma_sd, w_mean, w_cov)]
     tails = [(grid_size,)] * 3 + [()] * 3 + [(d,), (d, d)]
     return SigmaGridPosterior(*(a.reshape(batch_shape + tail) for a, tail in zip(out, tails, strict=True)))

@@ -15,9 +15,49 @@ from jax import Array
 from bayeslin_jax.core.priors import KnownNoise, Noise, WeightPrior
 
 
+class InferenceOnly(dist.Distribution):
+    """An improper prior (flat weights, flat sigma) as a site of a model that is only *inferred*.
+
+    ``support`` and ``log_prob`` are the base distribution's (what NUTS, ``init_to_uniform`` and the engine's
+    potential energy use); ``sample`` returns a fixed placeholder in the support (the image of 0 in unconstrained
+    space: 0 for real weights, 1 for sigma) instead of refusing, because the engine traces a model once with
+    random values only to read its sites' shapes (:func:`bayeslin_jax.engine.sampling.inspect_model`). It is no
+    draw from the prior: simulating such a model is refused up front (:mod:`bayeslin_jax.core.simulate`).
+    """
+
+    pytree_data_fields = ("base",)
+
+    def __init__(self, base: dist.Distribution):
+        self.base = base
+        super().__init__(batch_shape=base.batch_shape, event_shape=base.event_shape)
+
+    @property
+    def support(self):
+        return self.base.support
+
+    def log_prob(self, value: Array) -> Array:
+        return self.base.log_prob(value)
+
+    def sample(self, key: Array, sample_shape: tuple[int, ...] = ()) -> Array:
+        transform = dist.biject_to(self.support)
+        shape = tuple(sample_shape) + self.batch_shape + self.event_shape
+        return transform(jnp.zeros(transform.inverse_shape(shape)))
+
+
+def _site_dist(spec_part) -> dist.Distribution:
+    """``spec_part.distribution()``, wrapped in :class:`InferenceOnly` when it is improper."""
+    base = spec_part.distribution()
+    return base if spec_part.is_proper else InferenceOnly(base)
+
+
+def _weights(prior: WeightPrior) -> Array:
+    """The site ``w ~ prior``: ``(d,)``."""
+    return numpyro.sample("w", _site_dist(prior))
+
+
 def _noise_sd(noise: Noise) -> Array:
     """Known sigma, or the site ``sigma ~ noise prior``."""
-    return noise.sigma if isinstance(noise, KnownNoise) else numpyro.sample("sigma", noise.distribution())
+    return noise.sigma if isinstance(noise, KnownNoise) else numpyro.sample("sigma", _site_dist(noise))
 
 
 def linear_regression(phi: Array, y: Array | None, prior: WeightPrior, noise: Noise) -> None:
@@ -25,7 +65,7 @@ def linear_regression(phi: Array, y: Array | None, prior: WeightPrior, noise: No
 
     Sites: ``w: (d,)``; ``sigma: ()`` (unknown noise only); ``y: (n,)`` (observed).
     """
-    w = numpyro.sample("w", prior.distribution())
+    w = _weights(prior)
     sigma = _noise_sd(noise)
     mu = numpyro.deterministic("mu", jnp.matmul(phi, w)) if y is None else phi @ w
     with numpyro.plate("obs", phi.shape[-2]):
@@ -52,7 +92,7 @@ def student_t_regression(
     Sites: ``w: (d,)``; ``sigma: ()`` (unknown noise only); ``nu: ()`` when ``nu`` is None
     (learned, ``nu ~ Gamma(2, 0.1)``), else ``nu`` is the fixed degrees of freedom; ``y: (n,)``.
     """
-    w = numpyro.sample("w", prior.distribution())
+    w = _weights(prior)
     sigma = _noise_sd(noise)
     if nu is None:
         nu = numpyro.sample("nu", dist.Gamma(NU_PRIOR_SHAPE, NU_PRIOR_RATE))
@@ -160,7 +200,7 @@ def glm_regression(phi: Array, y: Array | None = None, *, prior: WeightPrior, fa
     ``family="bernoulli"``: ``y ~ Bernoulli(logit^-1(eta))``; ``"poisson"``: ``y ~ Poisson(exp(eta))``.
     Sites: ``w: (d,)``; observed ``y: (n,)`` (0/1 or counts, as floats or ints).
     """
-    w = numpyro.sample("w", prior.distribution())
+    w = _weights(prior)
     eta = phi @ w
     likelihood = dist.BernoulliLogits(eta) if family == "bernoulli" else dist.Poisson(jnp.exp(eta))
     with numpyro.plate("obs", phi.shape[-2]):

@@ -53,6 +53,14 @@ def _check_indices(indices) -> Array:
     return jnp.asarray(idx, dtype=jnp.uint32)
 
 
+def _check_proper(parts) -> None:
+    """One line if any of ``parts`` (weight priors, noise models, model arguments) is an improper prior."""
+    for part in parts:
+        if getattr(part, "is_proper", True) is False:
+            what = "flat sigma" if hasattr(part, "reference_scale") else "flat weights"
+            raise BayeslinError(f"cannot simulate from an improper prior ({what}): studies and SBC need a proper prior")
+
+
 def _check_points(num_points: int, needed: int = 1) -> None:
     if num_points < needed:
         raise BayeslinError(f"need at least {needed} data points per dataset, got {num_points}")
@@ -129,6 +137,7 @@ def prior_data(
     For a fixed design basis (:class:`bayeslin_jax.workflows.design.Design`) ``x`` is its row indices
     (:class:`DesignSimulator`; ``num_points`` must equal its rows), so studies and SBC run on the user's design.
     """
+    _check_proper((spec.prior, spec.noise))
     rows = getattr(spec.basis, "num_rows", None)
     if rows is not None:  # a fixed design (a workflows.design.Design): x are its rows, only w and y are drawn
         if num_points != rows or x_scale != 1.0:
@@ -255,6 +264,7 @@ class DesignSimulator:
             raise BayeslinError("the design simulator draws the truth from a model's prior: it needs a spec")
         if spec.basis != self.design:
             raise BayeslinError(f"the spec's basis {spec.basis.name} is not the simulator's design {self.design.name}")
+        _check_proper((spec.prior, spec.noise))
         idx = _check_indices(indices)
         keys = keyring.dataset_keys(seed, keyring.SIMULATE, idx)
         rows = jnp.arange(self.design.num_rows, dtype=jnp.float32)
@@ -297,6 +307,7 @@ def simulate_model(seed: int, indices, model: Model, num_points: int = TUTORIAL_
     if not x_scale > 0:
         raise BayeslinError(f"x_scale must be positive, got {x_scale}")
     model.point_arguments(int(num_points))  # per-point arguments must have num_points rows: one line
+    _check_proper(model.params.values())
     keys = keyring.dataset_keys(seed, keyring.SIMULATE, idx)
     try:
         return _simulate(keys, model.params, jnp.asarray(x_scale, dtype=jnp.float32), model=model,

@@ -17,14 +17,38 @@ from numpyro.infer import log_likelihood
 from bayeslin_jax.core.model import Model
 from bayeslin_jax.diagnostics.host import _sample_first
 from bayeslin_jax.engine import NutsResult
-from bayeslin_jax.engine.sampling import inspect_model
+from bayeslin_jax.engine.sampling import ModelSites, inspect_model, per_point_draws
+
+RESERVED_DIMS = ("chain", "draw", "dataset", "feature")
 
 
-def site_dims(model: Model, name: str, ndim: int) -> list[str]:
-    """DataTree dims of a site with ``ndim`` event axes (after ``dataset``)."""
+def site_dims(model: Model, name: str, ndim: int, plates: tuple[str | None, ...] | None = None) -> list[str]:
+    """DataTree dims of a site with ``ndim`` event axes (after ``dataset``).
+
+    ``plates``: the plate name over each axis (:attr:`ModelSites.plates <bayeslin_jax.engine.sampling.ModelSites>`),
+    used as that axis' dim; axes without one are ``{name}_dim_{k}`` (the feature site's axis: ``feature``).
+    """
     if name == model.feature_site and ndim == 1:
         return ["dataset", "feature"]
-    return ["dataset"] + [f"{name}_dim_{k}" for k in range(ndim)]
+    labels = tuple(plates or ()) if plates is not None and len(plates) == ndim else (None,) * ndim
+    return ["dataset"] + [label or f"{name}_dim_{k}" for k, label in enumerate(labels)]
+
+
+def _resolve_dims(dims: dict[str, list[str]], shapes: dict[str, tuple[int, ...]], coords: dict) -> dict[str, list[str]]:
+    """Plate-named dims that cannot be dims (a reserved or site name, a size that disagrees with another site's or
+    a coordinate's, twice on one site) fall back to ``{site}_dim_{k}``. ``dims[site]`` starts with ``dataset``."""
+    sizes = {name: len(values) for name, values in coords.items()}
+    out = {}
+    for name, names in dims.items():
+        fixed = list(names)
+        for k, dim in enumerate(names[1:]):
+            if dim == f"{name}_dim_{k}" or names == ["dataset", "feature"]:
+                continue
+            size = shapes[name][k]
+            if dim in RESERVED_DIMS or dim in dims or dim in fixed[1:k + 1] or sizes.setdefault(dim, size) != size:
+                fixed[k + 1] = f"{name}_dim_{k}"
+        out[name] = fixed
+    return out
 
 
 def pointwise_log_likelihood(model: Model, samples: dict[str, Array], x: Array, y: Array,
@@ -48,6 +72,7 @@ def model_datatree(
     dataset_indices=None,
     include_log_likelihood: bool = True,
     latent: tuple[str, ...] | None = None,
+    sites: ModelSites | None = None,
 ) -> xr.DataTree:
     """ArviZ DataTree of B datasets fitted with :func:`~bayeslin_jax.engine.sampling.sample_model`.
 
@@ -66,14 +91,19 @@ def model_datatree(
     include_log_likelihood : bool
         Add ``log_likelihood`` (the observed site, ``(C, S, B, n)``; needs the observed site in a plate).
     latent : tuple of str, optional
-        The latent sites (default: from :func:`inspect_model`).
+        The latent sites (default: from ``sites``).
+    sites : ModelSites, optional
+        From :func:`inspect_model` (computed here if None).
 
     Returns
     -------
     xarray.DataTree
-        ``posterior`` (each kept site; ``feature`` dim for the feature site), ``sample_stats``
-        (``diverging`` etc., dims ``chain, draw, dataset``), ``log_likelihood``, ``observed_data``,
-        ``constant_data``.
+        ``posterior``: each kept site and each per-point ``numpyro.deterministic`` site (``sites.per_point``,
+        recomputed from the latent draws on the full data by
+        :func:`~bayeslin_jax.engine.sampling.per_point_draws`), dims ``(chain, draw, dataset, *event)``: an axis
+        under a ``numpyro.plate`` is named after the plate (``school``), the feature site's ``feature``, a
+        per-point axis outside any plate ``obs``, any other ``{site}_dim_{k}``; ``sample_stats`` (``diverging``
+        etc., dims ``chain, draw, dataset``), ``log_likelihood``, ``observed_data``, ``constant_data``.
     """
     num_datasets, num_obs = np.shape(y)
     coords = {
@@ -82,10 +112,20 @@ def model_datatree(
     }
     if model.feature_names:
         coords["feature"] = list(model.feature_names)
-    dims = {name: site_dims(model, name, np.ndim(v) - 3) for name, v in result.samples.items()}
+    if sites is None:
+        sites = inspect_model(model, jnp.asarray(x), jnp.asarray(y))
+    samples = dict(result.samples)
+    samples |= per_point_draws(model, samples, x, y, sites)
+    plates = dict(sites.plates)
+    for name in sites.per_point:  # a per-point axis outside any plate: the obs dim
+        shape = np.shape(samples[name])[3:]
+        plates[name] = tuple(label or ("obs" if size == num_obs else None)
+                             for label, size in zip(plates.get(name, (None,) * len(shape)), shape, strict=True))
+    dims = {name: site_dims(model, name, np.ndim(v) - 3, plates.get(name)) for name, v in samples.items()}
+    dims = _resolve_dims(dims, {name: np.shape(v)[3:] for name, v in samples.items()}, coords)
     dims |= {name: ["dataset"] for name in result.stats} | {model.obs: ["dataset", "obs"], "x": ["dataset", "obs"]}
     groups = {
-        "posterior": {name: _sample_first(v) for name, v in result.samples.items()},
+        "posterior": {name: _sample_first(v) for name, v in samples.items()},
         "sample_stats": {name: _sample_first(v) for name, v in result.stats.items()},
         "observed_data": {model.obs: np.asarray(y)},
     }
@@ -93,7 +133,7 @@ def model_datatree(
         groups["constant_data"] = {"x": np.asarray(x_raw)}
     if include_log_likelihood:
         if latent is None:
-            latent = tuple(name for name, _ in inspect_model(model, jnp.asarray(x), jnp.asarray(y)).latent)
+            latent = tuple(name for name, _ in sites.latent)
         loglik = pointwise_log_likelihood(model, result.samples, jnp.asarray(x), jnp.asarray(y), latent)
         groups["log_likelihood"] = {model.obs: _sample_first(loglik)}
     return azb.from_dict(groups, dims=dims, coords=coords)

@@ -20,6 +20,7 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
+from arviz_base import rcParams
 from arviz_stats.base import array_stats
 from arviz_stats.validate import validate_ci_prob
 
@@ -48,11 +49,13 @@ def chain_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``rhat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``, ``mcse_sd``, each of shape ``(...)``.
+        ``rhat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``, ``mcse_sd``, each of shape ``(...)``. With one
+        chain ``rhat`` is NaN (R-hat compares chains: not computed, so nothing warns).
     """
     x = np.asarray(x)
+    rhat = array_stats.rhat(x) if x.shape[-2] >= 2 else np.full(x.shape[:-2], np.nan)
     return {
-        "rhat": array_stats.rhat(x),
+        "rhat": rhat,
         "ess_bulk": array_stats.ess(x, method="bulk"),
         "ess_tail": array_stats.ess(x, method="tail", prob=tail_prob()),
         "mcse_mean": array_stats.mcse(x, method="mean"),
@@ -93,6 +96,17 @@ def posterior_summary(tree: xr.DataTree) -> xr.Dataset:
         ``mean, sd, rhat, ess_bulk, ess_tail, mcse_mean, mcse_sd`` with dims ``(dataset, parameter)`` (coordinate
         ``site``: the site of each parameter, e.g. ``w`` for ``b`` and ``m``); ``divergences (dataset)``.
     """
+    draws, coords = parameter_draws(tree)
+    fields = {"mean": draws.mean((-2, -1)), "sd": draws.reshape(*draws.shape[:2], -1).std(-1, ddof=1)}
+    fields |= chain_diagnostics(draws)
+    table = xr.Dataset({name: (("dataset", "parameter"), v) for name, v in fields.items()}, coords=coords)
+    table["divergences"] = _with_dataset_dim(tree["sample_stats"]["diverging"]).sum(SAMPLE_DIMS)
+    return table
+
+
+def parameter_draws(tree: xr.DataTree) -> tuple[np.ndarray, dict]:
+    """Every element of every posterior site side by side: draws ``(B, P, C, S)`` float64 and the coordinates
+    ``dataset (B)``, ``parameter (P)`` (``b``, ``tau``, ``z[3]``), ``site (P)`` of :func:`posterior_summary`."""
     posterior = tree["posterior"].to_dataset()
     blocks, names, sites = [], [], []
     for site, da in posterior.data_vars.items():
@@ -103,14 +117,37 @@ def posterior_summary(tree: xr.DataTree) -> xr.Dataset:
         element_names = _element_names(site, da, event)
         names += element_names
         sites += [site] * len(element_names)
-    draws = np.concatenate(blocks, axis=1)  # (B, P, C, S)
-    fields = {"mean": draws.mean((-2, -1)), "sd": draws.reshape(*draws.shape[:2], -1).std(-1, ddof=1)}
-    fields |= chain_diagnostics(draws)
     dataset = _with_dataset_dim(posterior[next(iter(posterior.data_vars))])["dataset"].values
-    table = xr.Dataset({name: (("dataset", "parameter"), v) for name, v in fields.items()},
-                       coords={"dataset": dataset, "parameter": names, "site": ("parameter", sites)})
-    table["divergences"] = _with_dataset_dim(tree["sample_stats"]["diverging"]).sum(SAMPLE_DIMS)
-    return table
+    return np.concatenate(blocks, axis=1), {"dataset": dataset, "parameter": names, "site": ("parameter", sites)}
+
+
+def credible_intervals(tree: xr.DataTree, ci_kind: str | None = None, ci_prob: float | None = None) -> xr.Dataset:
+    """Per dataset and parameter, ArviZ's credible interval of the pooled chains (``arviz_stats`` ``eti``/``hdi``).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        As for :func:`posterior_summary`.
+    ci_kind : {"eti", "hdi"}, optional
+        Equal-tailed or highest-density interval (default ArviZ's ``stats.ci_kind`` rcParam, ``"eti"``).
+    ci_prob : float, optional
+        Its probability (default ArviZ's ``stats.ci_prob`` rcParam, 0.89).
+
+    Returns
+    -------
+    xarray.Dataset
+        Two variables with dims ``(dataset, parameter)``, named as in ``arviz_stats.summary``:
+        ``{ci_kind}{int(100 * ci_prob)}_lb`` and ``..._ub`` (``eti89_lb``, ``eti89_ub`` by default).
+    """
+    ci_kind = rcParams["stats.ci_kind"] if ci_kind is None else ci_kind
+    if ci_kind not in ("eti", "hdi"):
+        raise BayeslinError(f"ci_kind must be 'eti' or 'hdi', got {ci_kind!r}")
+    prob = float(validate_ci_prob(ci_prob))
+    draws, coords = parameter_draws(tree)
+    interval = (array_stats.eti if ci_kind == "eti" else array_stats.hdi)(draws, prob, axis=(-2, -1))  # (B, P, 2)
+    prefix = f"{ci_kind}{int(prob * 100)}"
+    return xr.Dataset({f"{prefix}_lb": (("dataset", "parameter"), interval[..., 0]),
+                       f"{prefix}_ub": (("dataset", "parameter"), interval[..., 1])}, coords=coords)
 
 
 def select_dataset(tree: xr.DataTree, index: int) -> xr.DataTree:

@@ -56,7 +56,7 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     """Write ``fig`` to ``path`` (parent folders created) and close it. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    __import__("bayeslin_jax.core.atomic").core.atomic.savefig(fig, path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -465,11 +465,13 @@ def pair_figure(
     return fig
 
 
-def parameter_figure(result, dataset: int = 0, max_draws: int = 4000, max_panels: int = 24) -> Figure:
+def parameter_figure(result, dataset: int = 0, max_draws: int = 4000, max_panels: int = 24,
+                     title: str | None = None) -> Figure:
     """One panel per parameter of a :class:`~bayeslin_jax.workflows.fit.FitResult` (any model): a histogram of
     the NUTS draws, and the exact posterior density where the model has one (the feature site's elements).
 
-    The first ``max_panels`` parameters are drawn (a hierarchical model can have many).
+    ``dataset``: position in a batch. The first ``max_panels`` parameters are drawn (a hierarchical model can have
+    many); ``title``: the figure's title (none if None).
     """
     names, flat = result.flat_draws(dataset)
     names, flat = names[:max_panels], flat[:max_draws, :max_panels]
@@ -490,5 +492,7 @@ def parameter_figure(result, dataset: int = 0, max_draws: int = 4000, max_panels
         ax.set_title(names[k], fontsize=9)
         ax.set_yticks([])
     axes.flat[0].legend(fontsize=7, loc="upper left")
+    if title is not None:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -18,6 +18,7 @@ observations outside the support of the observed site's distribution.
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import NamedTuple
 
@@ -28,6 +29,7 @@ from jax import Array
 from numpyro import handlers
 from numpyro.distributions import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
+from tqdm.auto import tqdm
 
 from bayeslin_jax.core.batching import map_datasets
 from bayeslin_jax.core.errors import BayeslinError
@@ -45,18 +47,26 @@ from bayeslin_jax.engine.nuts import (
     warmup_and_draw,
 )
 
+#: Chunks a batch is split into for the progress bar (``"map"`` layout, :func:`sample_model`).
+PROGRESS_CHUNKS = 20
+
 
 class ModelSites(NamedTuple):
     """What the engine needs to know about a model's sites.
 
     ``latent``: ``(name, unconstrained shape)`` of each latent sample site, sorted by name;
     ``kept``: the sites returned as draws (latents and ``n``-independent deterministic sites), in
-    trace order; ``shapes``: their constrained shapes.
+    trace order; ``shapes``: their constrained shapes; ``per_point``: the ``numpyro.deterministic`` sites
+    whose shape depends on ``n`` (not drawn by the sampler: :func:`per_point_draws` recomputes them from the
+    latent draws on the full data); ``plates``: ``(site, axis labels)`` for every kept and per-point site,
+    the label of an axis being the name of the ``numpyro.plate`` over it, or None.
     """
 
     latent: tuple[tuple[str, tuple[int, ...]], ...]
     kept: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
+    per_point: tuple[str, ...] = ()
+    plates: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
 
 
 def _trace(model: Model, x: Array, y: Array, key: Array, params: dict | None = None) -> dict:
@@ -94,6 +104,21 @@ def _check_support(model: Model, obs_fn, y: Array) -> None:
             f"y[{dataset}, {point}] = {float(y[dataset, point]):g} is outside the support of {model.obs!r} "
             f"({type(obs_fn).__name__}: {type(obs_fn.support).__name__.lstrip('_')})"
         )
+
+
+def _plate_axes(site: dict) -> tuple[str | None, ...]:
+    """The plate name over each axis of a traced site's value (None where no plate is): a sample site's plates
+    index its batch axes from the right (before the event axes), a deterministic site's its last axes."""
+    shape = jnp.shape(site["value"])
+    labels: list[str | None] = [None] * len(shape)
+    event = len(site["fn"].event_shape) if site["type"] == "sample" else 0
+    for frame in site.get("cond_indep_stack", ()):
+        if frame.dim is None:
+            continue
+        axis = len(shape) - event + frame.dim
+        if 0 <= axis < len(shape) - event and shape[axis] == frame.size:
+            labels[axis] = frame.name
+    return tuple(labels)
 
 
 def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
@@ -151,6 +176,7 @@ def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
         or (site["type"] == "deterministic" and name in smaller
             and jnp.shape(smaller[name]["value"]) == jnp.shape(site["value"]))
     ]
+    per_point = tuple(name for name, site in first.items() if site["type"] == "deterministic" and name not in kept)
     try:  # abstract tracing: what jit/vmap will do
         jax.eval_shape(lambda a, b: _trace(model, a, b, key)[model.obs]["value"], x[0], y[0])
     except Exception as err:
@@ -162,7 +188,9 @@ def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
     )
     if not latent:
         raise BayeslinError(f"model {model.name!r} has no latent sites to sample")
-    return ModelSites(latent, tuple(kept), tuple(tuple(jnp.shape(first[k]["value"])) for k in kept))
+    plates = tuple((name, _plate_axes(first[name])) for name in (*kept, *per_point))
+    return ModelSites(latent, tuple(kept), tuple(tuple(jnp.shape(first[k]["value"])) for k in kept), per_point,
+                      plates)
 
 
 def _potential_fn_gen(fn):
@@ -179,6 +207,63 @@ def _constrain(z: dict, x: Array, y: Array, params: dict, *, model: Model, sites
     kwargs = {"y": y, **params}
     constrained = jax.vmap(lambda p: constrain_fn(model.bound, (x,), kwargs, p, return_deterministic=True))(z)
     return {name: constrained[name] for name in sites.kept}
+
+
+#: Draws recomputed together by :func:`per_point_draws` (one vectorized block; bounds the working memory).
+PER_POINT_BLOCK = 256
+
+
+@partial(jax.jit, static_argnames=("model", "names", "batch_size"))
+def _per_point_all(draws: dict, x: Array, y: Array, params: dict, *, model: Model, names: tuple[str, ...],
+                   batch_size: int) -> dict:
+    """``draws[site]: (B, D, ...)``, ``x: (B, n, ...)``, ``y: (B, n)`` -> ``{name: (B, D, *shape)}``."""
+
+    def one_draw(z: dict, x_i: Array, y_i: Array) -> dict:
+        seeded = handlers.seed(handlers.substitute(model.bound, data=z), jax.random.key(0))
+        trace = handlers.trace(seeded).get_trace(x_i, y=y_i, **params)
+        return {name: trace[name]["value"] for name in names}
+
+    def one_dataset(z: dict, x_i: Array, y_i: Array) -> dict:
+        return jax.lax.map(lambda d: one_draw(d, x_i, y_i), z, batch_size=batch_size)
+
+    return jax.lax.map(lambda args: one_dataset(*args), (draws, x, y))
+
+
+def per_point_draws(model: Model, samples: dict[str, Array], x: Array, y: Array, sites: ModelSites,
+                    block: int = PER_POINT_BLOCK) -> dict[str, np.ndarray]:
+    """The per-point ``numpyro.deterministic`` sites (``sites.per_point``), recomputed from the latent draws.
+
+    Each draw of the latent sites is substituted into the model, traced on its dataset's full data, and the
+    deterministic values read off: exactly what the model computes (the same function of the same draws),
+    ``block`` draws at a time, one dataset at a time.
+
+    Parameters
+    ----------
+    model : Model
+    samples : dict
+        ``{site: (B, C, S, *site_shape)}`` with every latent site of ``sites.latent`` (constrained).
+    x : array, shape ``(B, n, ...)``
+        The model's inputs (after the basis).
+    y : array, shape ``(B, n)``
+    sites : ModelSites
+        From :func:`inspect_model`.
+    block : int
+        Draws vectorized together.
+
+    Returns
+    -------
+    dict
+        ``{site: (B, C, S, *site_shape)}`` NumPy, for each site of ``sites.per_point`` (empty if none).
+    """
+    if not sites.per_point:
+        return {}
+    latent = [name for name, _ in sites.latent]
+    lead = jnp.shape(samples[latent[0]])[:3]
+    flat = {k: jnp.reshape(jnp.asarray(samples[k]), (lead[0], lead[1] * lead[2], *jnp.shape(samples[k])[3:]))
+            for k in latent}
+    out = _per_point_all(flat, jnp.asarray(x), jnp.asarray(y), model.params, model=model, names=sites.per_point,
+                         batch_size=max(1, min(block, lead[1] * lead[2])))
+    return {k: np.asarray(v).reshape(*lead, *v.shape[2:]) for k, v in out.items()}
 
 
 def _run_one(key: Array, x: Array, y: Array, params: dict, *, model: Model, sites: ModelSites, config: NutsConfig,
@@ -278,8 +363,11 @@ def sample_model(
     sites: ModelSites | None = None,
     draw_stats: bool = True,
     dataset_keys: Array | None = None,
+    *,
+    chunk_size: int | None = None,
+    progress: bool = False,
 ) -> NutsResult:
-    """Run NUTS on B datasets of any :class:`Model` in one compiled program per device.
+    """Run NUTS on B datasets of any :class:`Model` in one compiled program per device (per chunk).
 
     Parameters
     ----------
@@ -302,12 +390,20 @@ def sample_model(
         As in :func:`~bayeslin_jax.engine.nuts.sample_nuts`: False keeps only per-run summaries ``(B, C)``.
     dataset_keys : array of keys, shape ``(B,)``, optional
         One key per dataset instead of ``(seed, dataset_indices)``, as in :func:`~bayeslin_jax.engine.nuts.sample_nuts`.
+    chunk_size : int, optional
+        Datasets per engine call (:func:`chunk_bounds`); default: all at once, or with ``progress`` on the
+        ``"map"`` layout about :data:`PROGRESS_CHUNKS` chunks. Dataset ``i`` is keyed by its global index
+        whatever its chunk, so ``"map"`` draws are bit-identical for any chunking (the vectorized layouts
+        agree in distribution).
+    progress : bool
+        A tqdm bar of datasets done, on stderr.
 
     Returns
     -------
     NutsResult
         ``samples[site]: (B, C, S, *site_shape)`` for every kept site; ``stats[name]: (B, C, S)`` (or
-        ``(B, C)`` summaries); ``lanes`` as in :func:`~bayeslin_jax.engine.nuts.sample_nuts`.
+        ``(B, C)`` summaries); ``lanes`` as in :func:`~bayeslin_jax.engine.nuts.sample_nuts` (one per device
+        and chunk).
     """
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim < 2 or y.ndim != 2 or x.shape[:2] != y.shape:
@@ -316,9 +412,40 @@ def sample_model(
         raise BayeslinError("zero datasets: need at least one")
     config = NutsConfig() if config is None else config
     sites = inspect_model(model, x, y) if sites is None else sites
-    return sample_runs(seed, x, y, model, sites, config, dtype=jax.dtypes.canonicalize_dtype(jnp.float64),
-                       dataset_indices=dataset_indices, dataset_keys=dataset_keys, num_devices=num_devices,
-                       draw_stats=draw_stats)
+    num_datasets = x.shape[0]
+    if chunk_size is None:
+        chunk_size = num_datasets
+        if progress and config.resolved_method() == "map":  # runs go one at a time anyway: chunks cost nothing
+            devices = min(num_devices or jax.local_device_count(), num_datasets)
+            chunk_size = devices * -(-num_datasets // (devices * PROGRESS_CHUNKS))
+    if dataset_keys is None:
+        indices = jnp.arange(num_datasets) if dataset_indices is None else jnp.asarray(dataset_indices)
+        indices = indices.astype(jnp.uint32)
+    parts = []
+    with tqdm(total=num_datasets, desc="datasets", unit="dataset", disable=not progress, file=sys.stderr) as bar:
+        for start, stop in chunk_bounds(num_datasets, chunk_size):
+            keyed = ({"dataset_indices": indices[start:stop]} if dataset_keys is None
+                     else {"dataset_keys": dataset_keys[start:stop]})
+            part = sample_runs(seed, x[start:stop], y[start:stop], model, sites, config,
+                               dtype=jax.dtypes.canonicalize_dtype(jnp.float64), num_devices=num_devices,
+                               draw_stats=draw_stats, **keyed)
+            if progress:
+                jax.block_until_ready((part.samples, part.stats))
+            bar.update(stop - start)
+            parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    join = lambda *arrays: jnp.concatenate(arrays, axis=0)  # noqa: E731
+    lanes = None if parts[0].lanes is None else tuple(lane for part in parts for lane in part.lanes)
+    return NutsResult(jax.tree.map(join, *[p.samples for p in parts]), jax.tree.map(join, *[p.stats for p in parts]),
+                      lanes)
+
+
+def chunk_bounds(num_datasets: int, chunk_size: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: consecutive chunks of ``chunk_size`` datasets (the last may be shorter)."""
+    if chunk_size < 1:
+        raise BayeslinError(f"chunk_size must be >= 1, got {chunk_size}")
+    return [(start, min(start + chunk_size, num_datasets)) for start in range(0, num_datasets, chunk_size)]
 
 
 def sample_nuts(
@@ -389,4 +516,5 @@ def sample_nuts(
                        draw_stats=draw_stats)
 
 
-__all__ = ["ModelSites", "inspect_model", "sample_model", "sample_nuts", "sample_runs"]
+__all__ = ["ModelSites", "chunk_bounds", "inspect_model", "per_point_draws", "sample_model", "sample_nuts",
+           "sample_runs"]

@@ -18,26 +18,82 @@ unchanged; the prior on ``z`` is the exact linear image of the Gaussian prior on
 sampler sees an isotropic target whatever the scales and correlations of the raw predictors (rstanarm's
 ``QR = TRUE`` and brms' centring do the same job). For learned noise, ``A`` and ``c`` use a plug-in
 ``sigma`` (the least-squares residual sd), and ``z | sigma`` is close to isotropic.
+
+Other priors (a :class:`~bayeslin_jax.core.priors.TermPrior`: Student-t, Cauchy, flat or mixed coefficients, a
+centred intercept): ``A`` and ``c`` come from the precision-form whitening of a Gaussian stand-in (Student-t ->
+normal of the same scale, flat -> zero precision; :func:`bayeslin_jax.core.exact.whitening`), and the whitened
+model evaluates the *true* prior at ``w = c + A z`` (``numpyro.factor``) plus the likelihood, run by the general
+engine (:func:`bayeslin_jax.engine.sampling.sample_model`, same random streams per dataset). ``A`` is fixed, so the
+posterior of ``w`` is exactly the model's; for a flat prior with known noise ``z | y ~ N(0, I)``, for Student-t
+priors ``z`` is isotropic where the data dominate the prior.
 """
 
 from __future__ import annotations
 
 import jax
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax import Array
 
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.core.exact import Whitening, design_matrix64, plugin_sigma, posterior64, whitening
-from bayeslin_jax.core.priors import KnownNoise, ModelSpec, Noise, WeightPrior, independent_normal
+from bayeslin_jax.core.priors import KnownNoise, ModelSpec, Noise, TermPrior, WeightPrior, independent_normal
+from bayeslin_jax.core.regressions import InferenceOnly, _noise_sd
 
 
 def _reference_sigma(noise: Noise, phi, y) -> np.ndarray:
     if isinstance(noise, KnownNoise):
         return np.broadcast_to(np.asarray(noise.sigma, dtype=np.float64), np.shape(y)[:-1])
-    return plugin_sigma(phi, y, fallback=float(noise.scale))
+    return plugin_sigma(phi, y, fallback=noise.reference_scale)
+
+
+def _stand_in(prior: WeightPrior) -> WeightPrior:
+    """The Gaussian-family prior the whitening of ``prior`` is computed from."""
+    return prior.gaussian_stand_in() if isinstance(prior, TermPrior) else prior
+
+
+def whitened_regression(phi_z: Array, y: Array | None = None, *, shift: Array, matrix: Array, prior: WeightPrior,
+                        noise: Noise) -> None:
+    """The Gaussian regression in whitened coordinates for any weight prior. ``phi_z = phi A: (n, d)``,
+    ``y: (n,)`` (``y - phi c``); ``shift = c: (d,)``, ``matrix = A: (d, d)``.
+
+    Site ``w: (d,)`` is ``z`` (flat; the prior enters as ``numpyro.factor("prior", log p(c + A z))``), then
+    ``sigma: ()`` (unknown noise) and the observed ``y ~ N(phi_z z, sigma)`` in a plate.
+    """
+    z = numpyro.sample("w", InferenceOnly(dist.ImproperUniform(dist.constraints.real_vector, (), (phi_z.shape[-1],))))
+    numpyro.factor("prior", prior.distribution().log_prob(shift + matrix @ z))
+    sigma = _noise_sd(noise)
+    with numpyro.plate("obs", phi_z.shape[-2]):
+        numpyro.sample("y", dist.Normal(phi_z @ z, sigma), obs=y)
+
+
+def _sample_factor_model(seed, phi_z, y_z, shift, matrix, prior, noise, config, *, dataset_indices, num_devices,
+                         draw_stats):
+    """NUTS on :func:`whitened_regression` for B datasets through the general engine (``phi_z: (B, n, d)``,
+    shared ``shift: (d,)``, ``matrix: (d, d)``); the same random streams as :func:`~bayeslin_jax.engine.sample_nuts`."""
+    import jax.numpy as jnp
+
+    from bayeslin_jax.core.model import Model
+    from bayeslin_jax.engine.sampling import ModelSites, sample_model
+
+    dim = phi_z.shape[-1]
+    dtype = phi_z.dtype
+    params = {"shift": jnp.asarray(shift, dtype=dtype), "matrix": jnp.asarray(matrix, dtype=dtype),
+              "prior": jax.tree.map(lambda a: jnp.asarray(a, dtype=dtype), prior), "noise": noise}
+    model = Model(whitened_regression, "linear_whitened", params, per_point=())
+    known = isinstance(noise, KnownNoise)
+    sites = ModelSites(
+        latent=(("w", (dim,)),) if known else (("sigma", ()), ("w", (dim,))),
+        kept=("w",) if known else ("w", "sigma"),
+        shapes=((dim,),) if known else ((dim,), ()),
+    )
+    return sample_model(seed, phi_z, y_z, model, config, dataset_indices=dataset_indices, num_devices=num_devices,
+                        sites=sites, draw_stats=draw_stats)
 
 
 def sample_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, num_devices: int | None = None,
-                    sampler=None, draw_stats: bool = True):
+                    sampler=None, draw_stats: bool = True, progress: bool = False):
     """NUTS on the whitened model of each dataset; draws of ``w`` back on the original scale.
 
     ``phi: (B, n, d)``, ``y: (B, n)`` (float64 NumPy for accuracy). Dataset ``i`` uses the same random
@@ -46,27 +102,38 @@ def sample_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, num_
     :class:`~bayeslin_jax.engine.NutsResult` with float64 ``w: (B, C, S, d)`` and ``lp`` the log density
     of ``w`` (the sampler's ``lp`` of ``z`` less ``log |det A|``), and the whitenings. ``draw_stats=False``:
     per-run summaries of the statistics instead (as :func:`~bayeslin_jax.engine.sample_nuts`; no ``lp``).
+    ``progress``: a tqdm bar of datasets done, on stderr (one engine call per dataset: the draws do not depend
+    on it).
     """
+    import sys
+
     import jax.numpy as jnp
+    from tqdm.auto import tqdm
 
     from bayeslin_jax.engine import NutsResult, sample_nuts
 
     sampler = sample_nuts if sampler is None else sampler
     phi = np.asarray(phi, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    white = whitening(phi, y, prior, _reference_sigma(noise, phi, y))
+    factor = isinstance(prior, TermPrior)  # the true prior at w = c + A z (sampler not used: the general engine)
+    white = whitening(phi, y, _stand_in(prior), _reference_sigma(noise, phi, y))
     if not (np.all(np.isfinite(white.matrix)) and np.all(np.isfinite(white.shift))):
         raise BayeslinError("the whitening of the design is not finite: check the data and prior scales")
     dim = phi.shape[-1]
     parts = []
-    for i in range(phi.shape[0]):
+    for i in tqdm(range(phi.shape[0]), desc="datasets", unit="dataset", disable=not progress, file=sys.stderr):
         one = jax.tree.map(lambda a, i=i: a[i], white)
-        z_prior = independent_normal(one.z_mean, one.z_scale, dim)
         phi_z = phi[i] @ one.matrix
         y_z = y[i] - phi[i] @ one.shift
-        out = sampler(seed, jnp.asarray(phi_z[None]), jnp.asarray(y_z[None]), z_prior, noise, config,
-                      dataset_indices=jnp.asarray([i]), num_devices=num_devices,
-                      **({} if draw_stats else {"draw_stats": False}))
+        if factor:
+            out = _sample_factor_model(seed, jnp.asarray(phi_z[None]), jnp.asarray(y_z[None]), one.shift, one.matrix,
+                                       prior, noise, config, dataset_indices=jnp.asarray([i]),
+                                       num_devices=num_devices, draw_stats=draw_stats)
+        else:
+            z_prior = independent_normal(one.z_mean, one.z_scale, dim)
+            out = sampler(seed, jnp.asarray(phi_z[None]), jnp.asarray(y_z[None]), z_prior, noise, config,
+                          dataset_indices=jnp.asarray([i]), num_devices=num_devices,
+                          **({} if draw_stats else {"draw_stats": False}))
         samples = {k: np.asarray(v) for k, v in out.samples.items()}
         samples["w"] = one.to_weights(samples["w"])
         stats = {k: np.asarray(v) for k, v in out.stats.items()}
@@ -94,15 +161,21 @@ def sample_design_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, confi
     from bayeslin_jax.engine import NutsResult, sample_nuts
 
     design = np.asarray(phi[0], dtype=np.float64)
-    sigma = float(noise.sigma) if isinstance(noise, KnownNoise) else float(noise.scale)
-    white = whitening(design, np.zeros(design.shape[0]), prior, sigma)
-    m0 = np.asarray(prior.mean, dtype=np.float64)
-    z_prior = independent_normal(0.0, white.z_scale, design.shape[-1])
+    sigma = noise.reference_scale
+    white = whitening(design, np.zeros(design.shape[0]), _stand_in(prior), sigma)
     dtype = jnp.asarray(phi).dtype
     phi_z = jnp.broadcast_to(jnp.asarray(design @ white.matrix, dtype=dtype), jnp.shape(phi))
-    y_z = jnp.asarray(y) - jnp.asarray(design @ m0, dtype=dtype)
-    out = sample_nuts(seed, phi_z, y_z, z_prior, noise, config, dataset_indices=dataset_indices,
-                      num_devices=num_devices, draw_stats=draw_stats)
+    if isinstance(prior, TermPrior):  # w = c0 + A z (c0: the stand-in posterior mean at y = 0), the true prior
+        m0 = white.shift
+        y_z = jnp.asarray(y) - jnp.asarray(design @ m0, dtype=dtype)
+        out = _sample_factor_model(seed, phi_z, y_z, m0, white.matrix, prior, noise, config,
+                                   dataset_indices=dataset_indices, num_devices=num_devices, draw_stats=draw_stats)
+    else:
+        m0 = np.asarray(prior.mean, dtype=np.float64)
+        z_prior = independent_normal(0.0, white.z_scale, design.shape[-1])
+        y_z = jnp.asarray(y) - jnp.asarray(design @ m0, dtype=dtype)
+        out = sample_nuts(seed, phi_z, y_z, z_prior, noise, config, dataset_indices=dataset_indices,
+                          num_devices=num_devices, draw_stats=draw_stats)
     samples = dict(out.samples)
     samples["w"] = jnp.asarray(m0, dtype=dtype) + samples["w"] @ jnp.asarray(white.matrix.T, dtype=dtype)
     stats = dict(out.stats)
@@ -121,5 +194,5 @@ def sampler_for(spec: ModelSpec):
 
 __all__ = [
     "Whitening", "design_matrix64", "plugin_sigma", "posterior64", "sample_design_whitened", "sample_whitened",
-    "sampler_for", "whitening",
+    "sampler_for", "whitened_regression", "whitening",
 ]

@@ -11,6 +11,7 @@ stderr, never a traceback, and the exit status says which kind (also in ``bayesl
 3      I/O failure that is not the input's fault: disk full, a read/write error
 4      internal error (a bug): one line; ``BAYESLIN_DEBUG=1`` prints the traceback
 130    interrupted (Ctrl-C); a ``study``/``sbc`` store is left resumable: rerun the same command
+143    terminated (SIGTERM), handled like Ctrl-C: one line, the store left resumable
 =====  ==========================================================================================
 
 Output paths (``--out``, ``--json``, ``--plot(s)``) are checked before any compute.
@@ -24,12 +25,16 @@ command needs it: ``bayeslin --help`` and input errors answer without it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
 import re
+import signal
 import sys
 import traceback
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from bayeslin_jax.core.errors import BayeslinError
@@ -40,6 +45,7 @@ COMMANDS = {
     "study": "run a chunked, resumable simulation study over many datasets",
     "report": "diagnostics report of a study store",
     "sbc": "simulation-based calibration across many seeds",
+    "compare": "compare any models on your data by PSIS-LOO (ArviZ), per dataset, with the exact evidence where known",
 }
 STORE_ARGUMENT = {"study": "out", "sbc": "out", "report": "store"}  # commands that read or write a store
 STORE_WRITERS = ("study", "sbc")  # their stores resume after an interruption
@@ -50,7 +56,8 @@ EXIT_STATUS_HELP = """exit status:
   2    bad input: invalid flags or data, an unusable output path, a damaged or foreign store
   3    I/O failure: disk full, a read/write error
   4    internal error (a bug); BAYESLIN_DEBUG=1 prints the traceback
-  130  interrupted (Ctrl-C); a study/sbc store stays resumable: rerun the same command"""
+  130  interrupted (Ctrl-C); a study/sbc store stays resumable: rerun the same command
+  143  terminated (SIGTERM), like Ctrl-C"""
 DEBUG_ENV = "BAYESLIN_DEBUG"
 CACHE_ENV = "BAYESLIN_CACHE_DIR"  # compilation cache folder; set to "" to disable
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -68,12 +75,28 @@ class _Parser(argparse.ArgumentParser):
         raise BayeslinError(f"{message} (see '{self.prog} --help')")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions and epilogs as written, and each option's default after its help (``(default: 1000)``).
+
+    A default of None or False is not printed (the help says what happens without the option), nor one the help
+    already states (``%(default)s`` or ``(default ...)``).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "%(default)" in text or "(default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``bayeslin`` parser: global flags and one sub-parser per entry of :data:`COMMANDS` (``--help`` of each
+    shows every default, :class:`HelpFormatter`)."""
     parser = _Parser(
         prog="bayeslin",
         description=__doc__.splitlines()[0],
         epilog=EXIT_STATUS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
     parser.add_argument(
@@ -92,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"bayeslin_jax.interfaces.commands.{name}")
         command = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_STATUS_HELP,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=HelpFormatter)
         module.add_arguments(command)
         command.set_defaults(_module=module)
     return parser
@@ -201,12 +224,55 @@ def _os_error(err: OSError) -> tuple[int, str]:
     return EXIT_IO, f"I/O error: {reason}{where}"
 
 
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: handled like Ctrl-C (every writer leaves its store resumable), exit status 143."""
+
+
+class UserCodeExit(BayeslinError):
+    """User code (a ``--model`` file) called ``sys.exit`` while a command ran: an error, not the command's end."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _cli_signals_and_warnings() -> Iterator[None]:
+    """For the duration of :func:`main`: SIGTERM raises :class:`Terminated` (main thread only), and warnings
+    print as one line ``warning: ...`` (no source line)."""
+    previous_term = None
+    with contextlib.suppress(ValueError, OSError, AttributeError):  # not the main thread / no SIGTERM here
+        previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        stream = sys.stderr if file is None else file
+        with contextlib.suppress(OSError, ValueError):
+            print(f"warning: {_one_line(message)}", file=stream)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous_show
+        if previous_term is not None:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGTERM, previous_term)
+
+
 def describe_failure(err: BaseException, store: str | None = None, writes_store: bool = False) -> tuple[int, str]:
     """``(exit status, one-line message)`` for any exception that ends a command.
 
     ``store``: the store path the command reads or writes, named in messages about it;
     ``writes_store``: the command computes into it (and resumes it when rerun).
     """
+    if isinstance(err, Terminated):
+        if writes_store and store is not None and Path(store).exists():
+            return EXIT_TERMINATED, f"terminated; the store at {store} is resumable: rerun the same command"
+        return EXIT_TERMINATED, "terminated"
     if isinstance(err, KeyboardInterrupt):
         if writes_store and store is not None and Path(store).exists():
             return EXIT_INTERRUPTED, f"interrupted; the store at {store} is resumable: rerun the same command"
@@ -229,22 +295,37 @@ def describe_failure(err: BaseException, store: str | None = None, writes_store:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see the module docstring)."""
+    """Run the command line; returns the exit status (see the module docstring).
+
+    SIGTERM is handled like Ctrl-C (one line, exit 143, stores resumable); warnings print as one line; a
+    ``sys.exit`` called by user code (a ``--model`` file) while a command runs is an error (exit 2), while
+    ``--help`` and usage errors end the parse as usual.
+    """
+    with _cli_signals_and_warnings():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     store, command = None, None
     try:
         parser = build_parser()
-        args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))
+        args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else list(argv)))  # --help exits
         command = args.command
         store = getattr(args, STORE_ARGUMENT.get(command, ""), None)
         cache = None if args.no_compile_cache or os.environ.get(CACHE_ENV) == "" else default_cache_dir()
         configure_jax(x64=args.x64, cpu_devices=args.cpu_devices, compile_cache=cache)
-        return int(args._module.run(args) or 0)
+        try:
+            return int(args._module.run(args) or 0)
+        except SystemExit as exit_:  # raised by user code while the command ran: never the command's own end
+            code = exit_.code
+            raise UserCodeExit(f"the model file called sys.exit({code!r}) while bayeslin {command} ran; "
+                               "nothing was finished (a model file must only define the model)") from None
     except (Exception, KeyboardInterrupt) as err:
         if os.environ.get(DEBUG_ENV):
             traceback.print_exception(err, file=sys.stderr)
         status, message = describe_failure(err, store, writes_store=command in STORE_WRITERS)
         print(f"error: {message}", file=sys.stderr)
-        if status == EXIT_INTERRUPTED and argv is None:  # the program itself (not a call from Python code)
+        if status in (EXIT_INTERRUPTED, EXIT_TERMINATED) and argv is None:  # the program itself, not a Python call
             _leave_now(status)
         return status
 

@@ -3,8 +3,9 @@
 ::
 
     import bayeslin_jax as bl
-    result = bl.fit_formula("y ~ bmi + bp + C(sex)", "diabetes.csv", prior_scale=1000, sigma=55)
+    result = bl.fit_formula("y ~ bmi + bp + C(sex)", "diabetes.csv")   # data-scaled priors, sigma learned
     result.summary()            # one row per term: Intercept, bmi, bp, C(sex)[T.2]
+    bl.fit_formula("y ~ bmi + bp", "diabetes.csv", model="student_t", priors={"prior": "flat"})
 
 Formulas are Wilkinson formulas as formulaic reads them: numeric terms, categorical terms with
 treatment contrasts (``C(sex)``), interactions (``bmi:C(sex)``, ``bmi * bp``), transforms such as
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslin_jax.core.errors import BayeslinError
-from bayeslin_jax.workflows.fit import _config, fit_inputs, min_points
+from bayeslin_jax.workflows.fit import _config, fit_inputs, label_levels, min_points
 
 INTERCEPT = "Intercept"
 
@@ -312,32 +313,46 @@ def fit_formula(
     formula: str | None,
     data,
     *,
+    model=None,
     columns=None,
     response: str = "y",
-    prior_scale,
-    prior_mean=0.0,
+    priors=None,
+    prior_scale=None,
+    prior_mean=None,
     sigma: float | None = None,
     sigma_prior_scale: float | None = None,
+    model_options: dict | None = None,
     seed: int = 0,
     config=None,
     log_likelihood: bool = True,
     whiten: bool = True,
     **sampler_options,
 ):
-    """Fit ``formula`` (or ``columns``) on a data table with NUTS and, for known noise, the exact posterior.
+    """Fit ``formula`` (or ``columns``) on a data table with NUTS (and the exact posterior where the model has one).
 
     Parameters
     ----------
     formula : str or None
         ``"y ~ bmi + bp + C(sex)"`` (see the module docstring); None with ``columns``.
     data : pandas.DataFrame, dict of columns, or CSV path
+    model : str or Model, optional
+        A family name, ``"gaussian"`` (default), ``"student_t"``, ``"horseshoe"``, ``"bernoulli"``, ``"poisson"``,
+        with priors from :mod:`bayeslin_jax.workflows.defaults` (scaled to the data unless ``priors`` says
+        otherwise); or a user :class:`~bayeslin_jax.core.model.Model` whose function takes the design matrix
+        ``x: (n, d)`` (its priors are its own). A user model's per-point arguments are taken from the table's
+        columns of the same name (text columns factorized, see :func:`bind_columns`).
     columns, response
         See :func:`load_design`.
-    prior_scale, prior_mean : float or array_like ``(d,)``
-        Independent normal prior on every coefficient, on the scale of the raw predictors (no default:
-        there is no scale-free choice on raw data).
-    sigma : float, optional
-        Known noise sd; otherwise ``sigma_prior_scale`` gives ``sigma ~ HalfNormal(scale)``.
+    priors : PriorChoice or dict, optional
+        Prior choices for a family name, e.g. ``{"prior": "flat", "sigma_prior": "half_cauchy"}``
+        (:class:`~bayeslin_jax.workflows.defaults.PriorChoice`).
+    prior_scale, prior_mean, sigma, sigma_prior_scale
+        Shorthands for the same fields of ``priors``: ``prior_scale`` puts ``N(prior_mean, prior_scale)`` on every
+        coefficient on the raw scale; ``sigma`` fixes the noise sd; ``sigma_prior_scale`` alone learns it with
+        ``HalfNormal(scale)``. All None: the data-scaled defaults, sigma learned.
+    model_options : dict, optional
+        Family options: ``nu`` (Student-t; a number or ``"learn"``), ``expected_nonzero``, ``slab_scale``,
+        ``slab_df`` (horseshoe).
     seed, config, log_likelihood, whiten, **sampler_options
         As :func:`bayeslin_jax.fit`.
 
@@ -345,39 +360,189 @@ def fit_formula(
     -------
     FitResult
         Coefficients named after the terms (``feature`` coordinate); ``constant_data.x`` holds row indices.
+
+    Raises
+    ------
+    BayeslinError
+        One line: a bad formula or column, a prior option that does not apply to the model, an improper posterior.
     """
-    from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, independent_normal, known_noise
-    if (sigma is None) == (sigma_prior_scale is None):
-        raise BayeslinError("give sigma (known noise) or sigma_prior_scale (learned noise), not both or neither")
     design, y = load_design(data, formula, columns=columns, response=response)
-    noise = known_noise(sigma) if sigma is not None else half_normal_noise(sigma_prior_scale)
-    spec = ModelSpec(design, independent_normal(prior_mean, prior_scale, design.dim), noise)
-    return fit_design(y, spec, seed=seed, config=_config(config, sampler_options), log_likelihood=log_likelihood,
-                      whiten=whiten)
+    choice = merge_priors(priors, prior_scale=prior_scale, prior_mean=prior_mean, sigma=sigma,
+                          sigma_prior_scale=sigma_prior_scale)
+    fitted_model = design_model(design, y, model, priors=choice, table=as_table(data), model_options=model_options)
+    return fit_design(y, fitted_model, seed=seed, config=_config(config, sampler_options),
+                      log_likelihood=log_likelihood, whiten=whiten)
 
 
-def fit_design(y, spec, *, seed: int = 0, config, log_likelihood: bool = True, whiten: bool = True):
-    """Fit ``y: (n,)`` on the design that is ``spec.basis`` (a :class:`Design`); see :func:`fit_formula`."""
-    design = spec.basis
-    if len(y) < min_points(spec):
-        raise BayeslinError(f"need at least {min_points(spec)} rows for {design.dim} terms, got {len(y)}")
+def merge_priors(priors, **shorthands):
+    """``priors`` (None, dict or PriorChoice) with the non-None ``shorthands`` (PriorChoice fields) added;
+    None when nothing was given."""
+    import dataclasses
+
+    from bayeslin_jax.workflows.fit import as_prior_choice
+
+    given = {k: v for k, v in shorthands.items() if v is not None}
+    if priors is None and not given:
+        return None
+    choice = as_prior_choice(priors)
+    return dataclasses.replace(choice, **given) if given else choice
+
+
+def design_model(design: Design, y, model=None, *, priors=None, table=None, model_options: dict | None = None,
+                 columns: dict[str, str] | None = None, source: str = "the data"):
+    """The :class:`~bayeslin_jax.core.model.Model` that :func:`fit_formula` fits on ``design`` (``y: (n,)``).
+
+    ``model``: a family name (None: ``"gaussian"``) -> :func:`bayeslin_jax.workflows.defaults.build_model` on the
+    design with ``priors``; a user Model -> the model with the design as its basis (its function gets the
+    design rows ``x: (n, d)``) and its per-point arguments bound to the columns of ``table``
+    (:func:`bind_columns`; ``columns`` maps argument -> column explicitly).
+    """
+    import dataclasses
+
+    from bayeslin_jax.core.model import Model
+    from bayeslin_jax.workflows.defaults import build_model
+    from bayeslin_jax.workflows.fit import as_prior_choice
+
+    if model is None or isinstance(model, str):
+        if columns:
+            raise BayeslinError("model columns are for a user model (--model FILE.py:NAME)")
+        return build_model("gaussian" if model is None else model, design, design.matrix, y,
+                           as_prior_choice(priors), **(model_options or {}))
+    if not isinstance(model, Model):
+        raise BayeslinError(f"model must be a family name or a bayeslin_jax Model, got {type(model).__name__}")
+    if priors is not None or model_options:
+        raise BayeslinError(f"model {model.name!r} is a user model: its priors and options are written in it; drop "
+                            "the prior / family options")
+    if model.basis is not None and not isinstance(model.basis, Design):
+        raise BayeslinError(f"model {model.name!r} has its own basis ({model.basis.name}): a formula gives the design; "
+                            "build the model without basis=")
+    model = dataclasses.replace(model, basis=design)
+    if table is None:
+        return model
+    return bind_columns(model, table, columns or {}, num_points=design.num_rows, source=source)
+
+
+def _signature(model):
+    import inspect
+
+    fn = getattr(model.fn, "func", model.fn)
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+
+
+def model_arguments(model) -> list[str]:
+    """The keyword arguments a user model's function takes besides ``x`` and ``y`` and its static ones."""
+    bound = {k for k, _ in model.static}
+    return [name for name, p in _signature(model).items()
+            if name not in ("x", "y") and name not in bound and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _required_keywords(model) -> list[str]:
+    """Keywords of the model's function with no default and no value given, other than sizes (``num_*``):
+    they must come from the data."""
+    import inspect
+
+    given = set(model.params) | {k for k, _ in model.static}
+    return [name for name, p in _signature(model).items()
+            if name not in ("x", "y") and name not in given and p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not name.startswith(("num_", "n_"))]
+
+
+def _leading(value) -> int | None:
+    import jax
+
+    leaves = jax.tree_util.tree_leaves(value)
+    return int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) >= 1 else None
+
+
+def bind_columns(model, table, columns: dict[str, str] | None = None, *, num_points: int, source: str = "the data"):
+    """A user model with its per-point arguments taken from the columns of ``table`` (``num_points`` rows).
+
+    An argument of the model (a traced array argument, or a keyword of its function) is matched to the column of
+    the same name, or to ``columns[arg]`` (explicit). Text, boolean and categorical columns are factorized into
+    integer codes ``0 .. J-1`` (levels sorted); the level names are kept in ``model.info["levels"][arg]`` and
+    become the coordinates of the sites indexed by them (:func:`label_levels`). A declared per-point argument,
+    an array argument with one row per point, or a required keyword of the function with no column is one line
+    naming it: never a silent placeholder.
+
+    Returns
+    -------
+    Model
+        The model with the bound arguments in ``params`` and ``per_point``.
+    """
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    columns = dict(columns or {})
+    for arg, column in columns.items():
+        if column not in table.columns:
+            raise BayeslinError(f"--model-column {arg}={column}: {source} have no column {column!r}")
+    for arg in list(model.params) + model_arguments(model):
+        if arg not in columns and arg in table.columns:
+            columns[arg] = arg
+    per_point_like = set(model.per_point or ()) | {k for k, v in model.params.items() if _leading(v) == num_points}
+    missing = sorted((per_point_like | set(_required_keywords(model))) - set(columns))
+    if missing:
+        raise BayeslinError(
+            f"model {model.name!r} takes the per-point argument {missing[0]!r}, but {source} have no column "
+            f"{missing[0]!r}: add one, or map a column with --model-column {missing[0]}=COLUMN"
+        )
+    if not columns:
+        return model
+    params, per_point = dict(model.params), list(model.per_point or ())
+    levels = dict(model.info.get("levels", {}))
+    for arg, column in columns.items():
+        values = table[column]
+        if values.isna().any():
+            raise BayeslinError(f"column {column!r} has missing values: drop or impute them first")
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            array = values.to_numpy()
+        else:
+            codes, uniques = pd.factorize(values.astype(str), sort=True)
+            array, levels[arg] = codes.astype(np.int32), [str(u) for u in uniques]
+        params[arg] = jnp.asarray(array)
+        if arg not in per_point:
+            per_point.append(arg)
+    info = {**model.info, "columns": dict(columns)} | ({"levels": levels} if levels else {})
+    return dataclasses.replace(model, params=params, per_point=tuple(per_point), info=info)
+
+
+def fit_design(y, model, *, seed: int = 0, config, log_likelihood: bool = True, whiten: bool = True):
+    """Fit ``y: (n,)`` with ``model`` (a Model or ModelSpec) whose basis is a :class:`Design`; see
+    :func:`fit_formula`."""
+    from bayeslin_jax.core.model import as_model
+
+    model = as_model(model)
+    design = model.basis
+    if len(y) < min_points(model):
+        raise BayeslinError(f"need at least {min_points(model)} rows for {design.dim} terms, got {len(y)}")
     rows = np.arange(len(y), dtype=np.float64)[None]
-    return fit_inputs(
-        design.matrix[None], np.asarray(y, dtype=np.float64)[None], spec, x=rows, batched=False, seed=seed,
-        config=config, log_likelihood=log_likelihood, whiten=whiten,
-    )
+    y64 = np.asarray(y, dtype=np.float64)[None]
+    if model.spec is None:  # every other model: its function gets the design rows in the working dtype
+        import jax.numpy as jnp
+
+        inputs = np.asarray(design.matrix[None], dtype=jnp.zeros(()).dtype)
+    else:
+        inputs = design.matrix[None]
+    return fit_inputs(inputs, y64, model, x=rows, batched=False, seed=seed, config=config,
+                      log_likelihood=log_likelihood, whiten=whiten)
 
 
 def predict_formula(result, data) -> pd.DataFrame:
     """The fitted mean ``E[y | new row]`` of a :func:`fit_formula` result at the rows of a new table.
 
     The rows go through the fitted formula (:meth:`Design.transform`: the same categorical levels and transforms,
-    whatever levels the new table has), then through every posterior draw of the coefficients.
+    whatever levels the new table has), then through every posterior draw of the coefficients (the model's
+    feature site, ``w`` for the built-ins): the linear predictor ``eta = row @ w``, and the mean of the response
+    through the inverse link of a GLM family (``1 / (1 + exp(-eta))`` for Bernoulli, ``exp(eta)`` for Poisson).
 
     Parameters
     ----------
     result : FitResult
-        A :func:`fit_formula` (one dataset) result.
+        A :func:`fit_formula` (one dataset) result of any model with a feature site.
     data : pandas.DataFrame, dict of columns or CSV path
         ``m`` new rows with the formula's predictor columns (the response is not needed).
 
@@ -387,12 +552,18 @@ def predict_formula(result, data) -> pd.DataFrame:
         ``m`` rows: ``mean``, ``sd`` of the fitted mean over the NUTS draws, and for known noise ``exact_mean``,
         ``exact_sd`` from the exact posterior.
     """
-    design = getattr(result.spec, "basis", None)
+    model = result.model
+    design = model.basis
     if not isinstance(design, Design) or result.batched:
         raise BayeslinError("predict_formula needs the result of fit_formula (one dataset on a formula design)")
+    if model.feature_site is None:
+        raise BayeslinError(f"model {model.name!r} declares no feature site (user_model(..., feature_site=NAME)): "
+                            "predict_formula needs the coefficients of the design's terms")
     rows = design.transform(data)  # (m, d)
-    w = result.draws("w").reshape(-1, design.dim).astype(np.float64)  # (C * S, d)
-    mu = w @ rows.T  # (C * S, m)
+    w = result.draws(model.feature_site).reshape(-1, design.dim).astype(np.float64)  # (C * S, d)
+    eta = w @ rows.T  # (C * S, m)
+    family = dict(model.static).get("family")
+    mu = 1.0 / (1.0 + np.exp(-eta)) if family == "bernoulli" else np.exp(eta) if family == "poisson" else eta
     table = pd.DataFrame({"mean": mu.mean(0), "sd": mu.std(0, ddof=1)})
     if result.exact is not None:
         mean, cov = np.asarray(result.exact.mean, dtype=np.float64), np.asarray(result.exact.cov, dtype=np.float64)
@@ -401,5 +572,5 @@ def predict_formula(result, data) -> pd.DataFrame:
     return table
 
 
-__all__ = ["Design", "as_table", "columns_formula", "fit_design", "fit_formula", "load_design",
-           "predict_formula", "read_table"]
+__all__ = ["Design", "as_table", "bind_columns", "columns_formula", "design_model", "fit_design", "fit_formula",
+           "label_levels", "load_design", "merge_priors", "predict_formula", "read_table"]

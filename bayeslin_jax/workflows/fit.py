@@ -5,7 +5,9 @@
 conjugate posterior, the reference every sampler here is checked against::
 
     import bayeslin_jax as bl
-    result = bl.fit(x, y)                      # the tutorial's model: linear, N(0, 0.2) priors, sigma = 0.1
+    result = bl.fit(x, y)                      # linear, priors scaled to the data, sigma learned
+    result.priors()                            # the priors it used, one line each
+    result = bl.fit(x, y, bl.tutorial_spec())  # the tutorial's model: N(0, 0.2) priors, sigma = 0.1
     result.summary()                           # NUTS mean, sd, R-hat, ESS, MCSE next to the exact posterior
     result.tree                                # arviz DataTree (posterior, sample_stats, log_likelihood, ...)
     result.to_json("fit.json")                 # what ``bayeslin fit --json`` writes
@@ -57,13 +59,15 @@ def _config(config: NutsConfig | None, options: dict) -> NutsConfig:
 def fit(
     x,
     y,
-    model: Model | ModelSpec | None = None,
+    model: Model | ModelSpec | str | None = None,
     *,
+    priors=None,
     seed: int = 0,
     config: NutsConfig | None = None,
     log_likelihood: bool = True,
     num_devices: int | None = None,
     whiten: bool = True,
+    progress: bool | None = None,
     **sampler_options,
 ) -> FitResult:
     """Fit any model with NUTS, and check it against the exact posterior where the model has one.
@@ -72,10 +76,19 @@ def fit(
     ----------
     x, y : array_like, shape ``(n,)`` or ``(B, n)``
         One dataset, or ``B`` datasets of ``n`` points each (a leading dataset axis).
-    model : Model or ModelSpec, optional
+    model : Model, ModelSpec or str, optional
         Any :class:`~bayeslin_jax.core.model.Model` (Student-t, horseshoe, GLM, a user's NumPyro model) or a
-        Gaussian :class:`~bayeslin_jax.core.priors.ModelSpec`; default the tutorial's model (linear basis,
-        independent N(0, 0.2) priors on ``b`` and ``m``, known sigma = 0.1).
+        Gaussian :class:`~bayeslin_jax.core.priors.ModelSpec`, used as given; or a family name (``"gaussian"``,
+        ``"student_t"``, ``"horseshoe"``, ``"bernoulli"``, ``"poisson"``) on the linear basis with priors scaled
+        to the data. Default ``"gaussian"``: the data-scaled default priors of
+        :mod:`bayeslin_jax.workflows.defaults` (slopes ``N(0, 2.5 sd(y) / sd(x))``, the centred intercept
+        ``N(mean(y), 2.5 sd(y))``, ``sigma ~ Exponential(1 / sd(y))`` learned; a batch is scaled by its datasets
+        pooled). The tutorial's model is ``bl.tutorial_spec()``.
+    priors : PriorChoice or dict, optional
+        With a family name (or the default): prior choices that override parts of the default rule, e.g.
+        ``{"prior": "student_t", "sigma_prior": "half_cauchy"}`` or ``{"sigma": 0.1}``
+        (:class:`~bayeslin_jax.workflows.defaults.PriorChoice`). Refused with a Model or ModelSpec (their priors
+        are their own).
     seed : int
         Root of every random stream; dataset ``i`` of a batch uses ``(seed, i)`` only.
     config : NutsConfig, optional
@@ -88,6 +101,9 @@ def fit(
         Gaussian regression only: sample the affine-whitened model ``w = c + A z``
         (:mod:`bayeslin_jax.engine.whitening`; the same posterior, isotropic for known noise, so raw-scale and
         correlated predictors sample well); results are on the original scale.
+    progress : bool, optional
+        A tqdm bar of datasets done, on stderr; default on for a batch of several datasets, off for one. The
+        draws do not depend on it.
     **sampler_options
         Overrides of ``config`` fields, e.g. ``num_draws=2000, num_chains=2``.
 
@@ -103,9 +119,19 @@ def fit(
     BayeslinError
         Bad data (non-finite, mismatched shapes, too few points), model or settings, in one line.
     """
-    model = as_model(model)
     config = _config(config, sampler_options)
     dtype = jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
+    if model is None or isinstance(model, str):
+        from bayeslin_jax.core.basis import Polynomial
+
+        x_arr, y_arr = validate_xy(x, y, min_points=2, dtype=dtype)
+        with np.errstate(over="ignore"):
+            check_features(exact.design_matrix64(Polynomial(1), x_arr).astype(dtype), Polynomial(1), x_arr)
+        model = default_model("gaussian" if model is None else model, x_arr, y_arr, priors=priors)
+    elif priors is not None:
+        raise BayeslinError("priors= applies to a family name (or the default model): a Model or ModelSpec "
+                            "carries its own priors")
+    model = as_model(model)
     x_arr, y_arr = validate_xy(x, y, min_points=min_points(model), dtype=dtype)
     batched = x_arr.ndim == 2
     x_batch = x_arr if batched else x_arr[None]
@@ -113,11 +139,49 @@ def fit(
     if model.spec is not None:  # the basis in float64: the exact posterior and the whitening stay oracles
         inputs = exact.design_matrix64(model.basis, x_batch)
         with np.errstate(over="ignore"):  # an overflow to inf in the working dtype is what the check reports
-            _check_features(inputs.astype(dtype), model.spec, x_arr)
+            check_features(inputs.astype(dtype), model.spec.basis, x_arr)
     else:
         inputs = model.design(jnp.asarray(x_batch, dtype=dtype))
     return fit_inputs(inputs, y_batch, model, x=x_batch, batched=batched, seed=seed, config=config,
-                      log_likelihood=log_likelihood, num_devices=num_devices, whiten=whiten)
+                      log_likelihood=log_likelihood, num_devices=num_devices, whiten=whiten, progress=progress)
+
+
+def default_model(family: str, x, y, *, basis=None, priors=None, **family_options) -> Model:
+    """A built-in model of ``family`` with priors scaled to the data ``x, y: ([B,] n)`` (a batch pooled).
+
+    ``basis``: default the linear basis (features ``b``, ``m``); ``priors``: a
+    :class:`~bayeslin_jax.workflows.defaults.PriorChoice` or a dict of its fields; ``family_options``: ``nu``
+    (Student-t), ``expected_nonzero``, ``slab_scale``, ``slab_df`` (horseshoe). The priors are those of
+    :func:`bayeslin_jax.workflows.defaults.build_model`; :func:`~bayeslin_jax.workflows.defaults.prior_lines`
+    prints them.
+    """
+    from bayeslin_jax.core.basis import Polynomial
+    from bayeslin_jax.workflows.defaults import build_model
+
+    basis = Polynomial(1) if basis is None else basis
+    choice = as_prior_choice(priors)
+    x_flat = np.asarray(x, dtype=np.float64).reshape(-1)
+    y_flat = np.asarray(y, dtype=np.float64).reshape(-1)
+    phi = exact.design_matrix64(basis, x_flat) if hasattr(basis, "degree") else np.asarray(basis(x_flat))
+    return build_model(family, basis, phi, y_flat, choice, **family_options)
+
+
+def as_prior_choice(priors):
+    """``priors`` (None, a dict of :class:`~bayeslin_jax.workflows.defaults.PriorChoice` fields, or one) ->
+    a PriorChoice; one line for an unknown field."""
+    from bayeslin_jax.workflows.defaults import PriorChoice
+
+    if priors is None or isinstance(priors, PriorChoice):
+        return PriorChoice() if priors is None else priors
+    if not isinstance(priors, dict):
+        raise BayeslinError(f"priors must be a dict of PriorChoice fields or a PriorChoice, got "
+                            f"{type(priors).__name__}")
+    fields = {f.name for f in dataclasses.fields(PriorChoice)}
+    unknown = sorted(set(priors) - fields)
+    if unknown:
+        known = ", ".join(sorted(fields - {"notes"}))
+        raise BayeslinError(f"unknown prior option(s) {', '.join(unknown)}: use {known}")
+    return PriorChoice(**priors)
 
 
 def fit_inputs(
@@ -132,17 +196,20 @@ def fit_inputs(
     log_likelihood: bool = True,
     num_devices: int | None = None,
     whiten: bool = True,
+    progress: bool | None = None,
 ) -> FitResult:
     """:func:`fit` from validated model inputs ``(B, n, ...)`` (for the Gaussian regression: design matrices
     ``phi: (B, n, d)`` in float64) and ``y: (B, n)``.
 
     ``x: (B, n)`` goes into the DataTree's ``constant_data``; ``batched=False`` drops the dataset dim (B = 1).
     The exact posterior is computed in float64 (:func:`bayeslin_jax.core.exact.posterior64`) whatever JAX's
-    precision, so that it stays an oracle on ill-conditioned designs.
+    precision, so that it stays an oracle on ill-conditioned designs. ``progress``: as in :func:`fit`.
     """
+    progress = (np.shape(y)[0] > 1) if progress is None else bool(progress)
     model = as_model(model)
     spec = model.spec
     dtype = jnp.zeros(()).dtype
+    check_proper(model, inputs, y)
     post = None
     if model.has_exact:
         post = exact.posterior64(inputs, y, spec.prior, spec.noise.sigma)
@@ -150,23 +217,70 @@ def fit_inputs(
     inputs_j, y_j = jnp.asarray(inputs, dtype=dtype), jnp.asarray(y, dtype=dtype)
     if spec is not None and whiten:
         result, _ = whitening.sample_whitened(seed, inputs, y, spec.prior, spec.noise, config,
-                                              num_devices=num_devices, sampler=sample_nuts)
+                                              num_devices=num_devices, sampler=sample_nuts, progress=progress)
     else:
-        result = sample_model(seed, inputs_j, y_j, model, config, num_devices=num_devices)
+        result = sample_model(seed, inputs_j, y_j, model, config, num_devices=num_devices, progress=progress)
     tree = model_datatree(result, model, inputs_j, y_j, x_raw=None if x is None else np.asarray(x),
                           include_log_likelihood=log_likelihood)
+    label_levels(tree, model)
     if not batched:
         tree = tree.isel(dataset=0)
         post = None if post is None else _select(post, 0)
     fitted = FitResult(tree=tree, exact=post, model=model, config=config, seed=seed, batched=batched)
     _check_nuts(fitted)
     problems = fitted.problems()
+    from bayeslin_jax.workflows.defaults import prior_lines
+
     tree.attrs.update(
         reparameterization="whiten" if spec is not None and whiten else "none",
         converged=int(not problems),
         problems="\n".join(problems),
+        priors="\n".join(prior_lines(model)),
     )
     return fitted
+
+
+def label_levels(tree, model):
+    """Give the sites indexed by a factorized column the column's level names as coordinates (in place).
+
+    A posterior dim (other than chain, draw, dataset) without coordinates (or with the default ``0 .. J-1``) whose
+    length equals the number of
+    levels of exactly one factorized argument gets those level names as its coordinate values.
+    """
+    levels = model.info.get("levels") or {}
+    if not levels or "posterior" not in tree:
+        return tree
+    by_size: dict[int, list[str]] = {}
+    for arg, names in levels.items():
+        by_size.setdefault(len(names), []).append(arg)
+    post = tree["posterior"].to_dataset()
+    def unlabelled(dim) -> bool:  # no coordinate, or the default 0 .. J-1
+        return dim not in post.coords or np.array_equal(np.asarray(post.coords[dim]), np.arange(post.sizes[dim]))
+
+    coords = {dim: levels[by_size[size][0]] for dim, size in post.sizes.items()
+              if dim not in ("chain", "draw", "dataset") and unlabelled(dim) and len(by_size.get(size, [])) == 1}
+    if coords:
+        import xarray as xr
+
+        tree["posterior"] = xr.DataTree(post.assign_coords(coords))
+    return tree
+
+
+def check_proper(model: Model, inputs, y) -> None:
+    """Refuse an improper prior (flat weights or flat sigma) whose posterior is improper on this design:
+    one line from :func:`bayeslin_jax.core.priors.posterior_is_proper` (``inputs: (B, n, d)``)."""
+    params = model.params if model.spec is None else {"prior": model.spec.prior, "noise": model.spec.noise}
+    prior, noise = params.get("prior"), params.get("noise")
+    if prior is None or (getattr(prior, "is_proper", True) and getattr(noise, "is_proper", True)):
+        return
+    from bayeslin_jax.core.priors import posterior_is_proper
+
+    phis = np.asarray(inputs, dtype=np.float64)
+    for b in range(phis.shape[0]):
+        reason = posterior_is_proper(prior, noise, phis[b])
+        if reason is not None:
+            where = f"dataset {b}: " if phis.shape[0] > 1 else ""
+            raise BayeslinError(f"{where}improper posterior: {reason}")
 
 
 def _hint(dtype) -> str:
@@ -177,13 +291,14 @@ def _x_range(x: np.ndarray) -> str:
     return f"x in [{x.min():g}, {x.max():g}]"
 
 
-def _check_features(phi: np.ndarray, spec: ModelSpec, x: np.ndarray) -> None:
-    """Refuse basis features ``phi: (B, n, d)`` whose sums of squares overflow their dtype."""
+def check_features(phi: np.ndarray, basis, x: np.ndarray) -> None:
+    """Refuse basis features ``phi: (B, n, d)`` (of ``basis`` on raw ``x``) whose sums of squares overflow their
+    dtype."""
     limit = square_limit(phi.dtype, phi.shape[-2])
     biggest = float(np.max(np.abs(phi))) if np.isfinite(phi).all() else float("inf")
     if biggest > limit:
         raise BayeslinError(
-            f"basis {spec.basis.name} on {_x_range(x)}: features reach {biggest:.3g}, too large for "
+            f"basis {basis.name} on {_x_range(x)}: features reach {biggest:.3g}, too large for "
             f"{phi.dtype.name} (limit {limit:.3g}); rescale x to about [-1, 1] or lower the degree{_hint(phi.dtype)}"
         )
 
@@ -256,7 +371,7 @@ class FitResult:
 
     @property
     def sites(self) -> tuple[str, ...]:
-        """The posterior's sites (latent and kept deterministic ones)."""
+        """The posterior's sites: latent ones, and every ``numpyro.deterministic`` (per-point ones included)."""
         return tuple(self.tree["posterior"].data_vars)
 
     def draws(self, name: str = "w") -> np.ndarray:
@@ -293,12 +408,33 @@ class FitResult:
             table["z"] = (table["mean"] - table["exact_mean"]) / table["mcse_mean"]
         return table
 
-    def summary(self) -> pd.DataFrame:
-        """One row per parameter (every element of every site; and dataset, for a batch): NUTS mean/sd, R-hat,
-        bulk/tail ESS, MCSE, its ``site``; exact mean/sd and z where the model has an exact posterior."""
+    def summary(self, ci_kind: str | None = None, ci_prob: float | None = None) -> pd.DataFrame:
+        """One row per parameter (every element of every site; and dataset, for a batch): NUTS mean/sd, a credible
+        interval, R-hat, bulk/tail ESS, MCSE, its ``site``; exact mean/sd and z where the model has an exact
+        posterior.
+
+        Parameters
+        ----------
+        ci_kind : {"eti", "hdi"}, optional
+            Equal-tailed (ArviZ's default) or highest-density interval, computed by ``arviz_stats``
+            (:func:`~bayeslin_jax.diagnostics.host.credible_intervals`).
+        ci_prob : float, optional
+            Its probability (default ArviZ's ``stats.ci_prob``, 0.89).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``parameter`` (``(dataset, parameter)`` for a batch); the interval's columns follow ``sd``,
+            named as in ``arviz_stats.summary``: ``eti89_lb``, ``eti89_ub`` by default, ``hdi89_lb``, ``hdi89_ub``
+            with ``ci_kind="hdi"``.
+        """
         table = self.diagnostics()
         per_parameter = [name for name, da in table.data_vars.items() if da.dims == ("dataset", "parameter")]
-        frame = table[per_parameter].to_dataframe()
+        intervals = diagnostics.credible_intervals(self.tree, ci_kind, ci_prob)
+        columns = list(intervals.data_vars)
+        at = per_parameter.index("sd") + 1
+        frame = table[per_parameter].assign({name: intervals[name] for name in columns}).to_dataframe()
+        frame = frame[["site", *per_parameter[:at], *columns, *per_parameter[at:]]]
         return frame if self.batched else frame.droplevel("dataset")
 
     def arviz_summary(self, dataset: int = 0) -> pd.DataFrame:
@@ -319,14 +455,18 @@ class FitResult:
     def problems(self) -> list[str]:
         """Convergence problems, one line each (empty when none), for every parameter of every model.
 
-        Checks, as PyMC and Stan warn: R-hat > 1.01, bulk or tail ESS < 100 per chain (parameters that vary),
-        divergences, draws that hit the maximum tree depth; non-finite draws.
+        Checks, as PyMC and Stan warn: R-hat > 1.01 (one line "R-hat needs at least 2 chains" instead when there
+        is one chain), bulk or tail ESS < 100 per chain (parameters that vary), divergences, draws that hit the
+        maximum tree depth; non-finite draws. The worst R-hat and ESS are printed with the digits that put them
+        on the failing side of the threshold (1.0139 -> 1.014; ESS as an integer, rounded down).
         """
         table = self.diagnostics()
         lines: list[str] = []
         prefix = lambda i: f"dataset {int(table['dataset'][i])}: " if self.batched else ""  # noqa: E731
         min_ess = ESS_PER_CHAIN_MIN * self.config.num_chains
         names = np.asarray(table["parameter"])
+        if self.config.num_chains < 2:
+            lines.append("R-hat needs at least 2 chains")
         for i in range(table.sizes["dataset"]):
             row = table.isel(dataset=i)
             varies = np.asarray(row["sd"]) > 0  # a constant deterministic site has no R-hat or ESS to check
@@ -336,12 +476,16 @@ class FitResult:
             if nonfinite.any():
                 lines.append(f"{prefix(i)}non-finite draws for {', '.join(names[nonfinite])}")
             bad = ~(rhat <= RHAT_MAX) & varies
-            if bad.any():
-                lines.append(f"{prefix(i)}R-hat > {RHAT_MAX} for {', '.join(names[bad])} "
-                             f"(max {np.nanmax(rhat[bad]):.3g})")
+            if self.config.num_chains >= 2 and bad.any():
+                worst = rhat[bad][np.isfinite(rhat[bad])]
+                most = f"max {self._past(float(worst.max()), RHAT_MAX)}" if worst.size else "not finite"
+                lines.append(f"{prefix(i)}R-hat > {RHAT_MAX} for {', '.join(names[bad])} ({most})")
             low = ~(ess >= min_ess) & varies
             if low.any():
-                lines.append(f"{prefix(i)}ESS < {min_ess} ({ESS_PER_CHAIN_MIN} per chain) for {', '.join(names[low])}")
+                worst = ess[low][np.isfinite(ess[low])]
+                least = f"min {int(np.floor(worst.min()))}" if worst.size else "not finite"
+                lines.append(f"{prefix(i)}ESS < {min_ess} ({ESS_PER_CHAIN_MIN} per chain) for "
+                             f"{', '.join(names[low])} ({least})")
             if int(row["divergences"]) > 0:
                 lines.append(f"{prefix(i)}{int(row['divergences'])} divergent transitions")
             if int(row["max_tree_depth_hits"]) > 0:
@@ -350,6 +494,27 @@ class FitResult:
                     f"{self.config.max_tree_depth}"
                 )
         return lines
+
+    @staticmethod
+    def _past(value: float, threshold: float) -> str:
+        """``value`` (above ``threshold``) with the fewest significant digits (4 at least) that still print it
+        above the threshold: ``1.0139`` past 1.01 -> ``"1.014"``, ``1.01004`` -> ``"1.01004"``."""
+        for digits in range(4, 18):
+            text = f"{value:.{digits}g}"
+            if float(text) > threshold:
+                return text
+        return repr(value)
+
+    def priors(self) -> list[str]:
+        """The priors the fit used, one line each (``age ~ Normal(0, 14.7)``; data-scaled defaults included)."""
+        return [line for line in self.tree.attrs.get("priors", "").splitlines() if line]
+
+    def prior_warnings(self) -> list[str]:
+        """One line per prior that dominates the data or conflicts with it
+        (:func:`bayeslin_jax.workflows.defaults.prior_warnings`)."""
+        from bayeslin_jax.workflows.defaults import prior_warnings
+
+        return prior_warnings(self)
 
     def to_dict(self) -> dict:
         """The result as plain Python numbers and lists (non-finite values kept; :meth:`to_json` nulls them).
@@ -369,6 +534,8 @@ class FitResult:
             "sampler": dataclasses.asdict(self.config),
             "seed": self.seed,
             "reparameterization": self.tree.attrs.get("reparameterization", "none"),
+            "priors": [line for line in self.tree.attrs.get("priors", "").splitlines() if line],
+            "prior_warnings": self.prior_warnings(),
             "converged": not problems,
             "problems": problems,
         }
@@ -408,7 +575,7 @@ class FitResult:
         """
         text = strict_json(self.to_dict(), indent=indent)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            __import__("bayeslin_jax.core.atomic").core.atomic.atomic_write_text(path, text + "\n")
         return text
 
     def flat_draws(self, dataset: int = 0) -> tuple[list[str], np.ndarray]:
@@ -421,20 +588,41 @@ class FitResult:
             columns.append(draws.reshape(draws.shape[0] * draws.shape[1], -1).astype(float))
         return names, np.concatenate(columns, axis=1)
 
-    def plot(self, path: str | Path | None = None, dataset: int = 0):
+    def plot(self, path: str | Path | None = None, dataset: int | None = None):
         """A figure of one dataset's fit.
 
         The Gaussian regression on a polynomial basis: posterior lines and the predictive band (NUTS HDI over the
         exact +-2 sd band). Every other model (and a :class:`~bayeslin_jax.workflows.design.Design` of several
         predictors): one panel per parameter, NUTS draws against the exact posterior density where there is one.
 
-        Returns the matplotlib Figure; saved as PNG to ``path`` if given.
+        Parameters
+        ----------
+        path : str or Path, optional
+            Save the figure there as PNG.
+        dataset : int, optional
+            Position of the dataset to draw: required for a batched result (its title names the dataset);
+            None (or 0) for a single one.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        BayeslinError
+            A batched result without ``dataset``, or a position outside the batch.
         """
         from bayeslin_jax.core.basis import Polynomial
         from bayeslin_jax.diagnostics import plots
 
+        if self.batched and dataset is None:
+            raise BayeslinError(f"this result holds {self.num_datasets} datasets: pass dataset=i")
+        dataset = 0 if dataset is None else int(dataset)
+        if not 0 <= dataset < self.num_datasets:
+            raise BayeslinError(f"dataset={dataset} is outside this result's {self.num_datasets} dataset(s)")
+        label = f"dataset {int(self.tree['posterior']['dataset'][dataset])}" if self.batched else None
         if self.model.spec is None or not isinstance(self.model.basis, Polynomial):
-            fig = plots.parameter_figure(self, dataset)
+            fig = plots.parameter_figure(self, dataset, title=label)
         else:
             x = np.asarray(self.tree["constant_data"]["x"])
             y = np.asarray(self.tree["observed_data"]["y"])
@@ -444,10 +632,12 @@ class FitResult:
                 x, y = x[dataset], y[dataset]
                 samples = {k: v[dataset] for k, v in samples.items()}
                 post = None if post is None else _select(post, dataset)
-            fig = plots.posterior_fit_figure(x, y, self.model.spec, samples, post)
+            title = "Posterior fit" if label is None else f"Posterior fit, {label}"
+            fig = plots.posterior_fit_figure(x, y, self.model.spec, samples, post, title=title)
         if path is not None:
             plots.save(fig, path)
         return fig
 
 
-__all__ = ["ESS_PER_CHAIN_MIN", "RHAT_MAX", "FitResult", "fit", "fit_inputs", "min_points"]
+__all__ = ["ESS_PER_CHAIN_MIN", "RHAT_MAX", "FitResult", "as_prior_choice", "default_model", "fit", "fit_inputs",
+           "label_levels", "min_points"]

@@ -67,11 +67,15 @@ Layout (a zarr v3 group readable with ``xr.open_zarr(path, consolidated=False)``
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -87,7 +91,7 @@ import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 
-from bayeslin_jax.core import validation
+from bayeslin_jax.core import atomic, validation
 from bayeslin_jax.core.errors import BayeslinError, StoreError, StoreWarning
 
 ITEM_DIM = "dataset"
@@ -95,12 +99,24 @@ CHUNK_DIM = "chunk"
 IDENTITY_ATTR = "bayeslin_store"
 INTEGRITY_ATTR = "bayeslin_integrity"
 CREATED_ATTR = "bayeslin_created"
-FORMAT_VERSION = 2  # 2: checksums (bayeslin_integrity attr, chunk_checksum)
+# 2: checksums (bayeslin_integrity attr, chunk_checksum); 3: root metadata checksum, timings and the dataset
+# index checksummed per chunk, no per-chunk files written at creation
+FORMAT_VERSION = 3
 CHECKSUMS = "chunk_checksum"
-# Rewritten as chunks finish (only their metadata is checksummed); chunk_start/stop are written once.
-PER_CHUNK_BOOKKEEPING = ("chunk_done", "chunk_compute_seconds", "chunk_write_seconds", "chunk_finished_at", CHECKSUMS)
+TIMINGS = ("chunk_compute_seconds", "chunk_write_seconds", "chunk_finished_at")
+# Rewritten as chunks finish; chunk_start/stop are written once.
+PER_CHUNK_BOOKKEEPING = ("chunk_done", *TIMINGS, CHECKSUMS)
 BOOKKEEPING = ("chunk_start", "chunk_stop", *PER_CHUNK_BOOKKEEPING)
 ALWAYS_WRITE = {"write_empty_chunks": True}  # a file for every chunk, even one equal to the fill value
+ROOT = "zarr.json"
+ROOT_CHECKSUM_ATTR = "bayeslin_root_checksum"
+RUNS_ATTR = "bayeslin_runs"
+# Root attrs that decide no result (informational: who created the store, run records): not checksummed.
+INFORMATIONAL_ATTRS = (CREATED_ATTR, RUNS_ATTR)
+PREVIOUS = ".bayeslin-previous-root"  # a group folder holding the previous good root zarr.json
+BOOKKEEPING_CHUNK = 1 << 16  # chunk_start/stop: rows per file (a study of 10^8 datasets writes 3 files, not 400k)
+# Leftovers of a crash while writing root metadata (zarr's own temp names and ours): ignored by readers.
+_LEFTOVER = re.compile(r"^(zarr\.[0-9a-f]+\.partial|\.zarr\.json\.[0-9a-f]+\.tmp)$")
 
 
 def versions() -> dict[str, str]:
@@ -167,12 +183,166 @@ def is_store(path: str | Path) -> bool:
     return (Path(path) / "zarr.json").is_file()
 
 
-def open_group(path: str | Path, mode: str = "r") -> zarr.Group:
-    """The store's zarr group; an unreadable root ``zarr.json`` raises :class:`StoreError`."""
+def sampler_identity(nuts) -> dict:
+    """What a store records of a :class:`~bayeslin_jax.engine.NutsConfig`: every setting that changes the bits.
+
+    :meth:`NutsConfig.identity` (every field but the layout) plus the resolved ``method`` (``map``, ``vmap`` or
+    ``barrier_free``: the kernels round differently, so a store never mixes two); ``batch_size``, the chunk size
+    and the device count change only speed and are left out. Study and SBC stores both record this.
+    """
+    return {**nuts.identity(), "method": nuts.resolved_method()}
+
+
+@contextlib.contextmanager
+def quiet_leftovers() -> Iterator[None]:
+    """Hide zarr's warning about a crash's leftover temporary file in the root folder (it is no store node)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Object at (zarr\.[0-9a-f]+\.partial|\.zarr\.json\.[0-9a-f]+\.tmp) "
+                                r"is not recognized")
+        yield
+
+
+def _root_digest(doc: dict) -> str:
+    """sha256 of the canonical JSON of a root document without its informational attrs and its checksum."""
+    attrs = {k: v for k, v in (doc.get("attributes") or {}).items()
+             if k not in INFORMATIONAL_ATTRS and k != ROOT_CHECKSUM_ATTR}
+    body = {**doc, "attributes": attrs}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _parse_root(data: bytes) -> dict:
+    doc = json.loads(data)
+    if not isinstance(doc, dict) or not isinstance(doc.get("attributes", {}), dict):
+        raise ValueError("not a zarr group document")
+    return doc
+
+
+def _root_problem(doc: dict) -> str | None:
+    """Why a parsed root document of a bayeslin store fails its checksum (None: it passes)."""
+    attrs = doc.get("attributes") or {}
+    record = attrs.get(ROOT_CHECKSUM_ATTR)
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        return "its checksum record is missing or malformed"
+    if record["sha256"] != _root_digest(doc):
+        return "its content does not match the sha256 recorded in it"
+    return None
+
+
+def _legacy(attrs: dict) -> bool:
+    """A store written before root checksums (format <= 2): its root is not verified."""
+    identity = attrs.get(IDENTITY_ATTR)
+    return isinstance(identity, dict) and isinstance(identity.get("format"), int) and identity["format"] <= 2 \
+        and ROOT_CHECKSUM_ATTR not in attrs
+
+
+def _previous_note(path: Path, damaged: dict | None) -> str:
+    """Where the previous good root is (if any), and what differs from it."""
+    previous = path / PREVIOUS / ROOT
     try:
-        return zarr.open_group(str(path), mode=mode)
+        doc = _parse_root(previous.read_bytes())
+    except (OSError, ValueError):
+        return "; no intact previous copy: move the store away and rerun"
+    if _root_problem(doc) is not None:
+        return "; no intact previous copy: move the store away and rerun"
+    diffs = []
+    if damaged is not None:
+        strip = lambda d: {k: v for k, v in d.items() if k != "attributes"} | {  # noqa: E731
+            "attributes": {k: v for k, v in (d.get("attributes") or {}).items()
+                           if k not in INFORMATIONAL_ATTRS and k != ROOT_CHECKSUM_ATTR}}
+        diffs = diff_paths(strip(doc), strip(damaged))
+    where = f" (it differs in {', '.join(diffs[:3])})" if diffs else ""
+    return f"; the previous copy {PREVIOUS}/{ROOT} is intact{where}: copy it over {ROOT} to recover"
+
+
+def read_root(path: str | Path, warn_legacy: bool = False) -> dict:
+    """The store's root ``zarr.json`` document, verified: a damaged one raises :class:`StoreError` in one line.
+
+    A bayeslin store's root holds ``bayeslin_root_checksum``: the sha256 of the canonical JSON of the whole
+    document but its informational attrs (creation host and time, run records) and the checksum itself. A
+    store written before it (format 2) is read with a :class:`StoreWarning`.
+    """
+    path = Path(path)
+    try:
+        data = (path / ROOT).read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"store {path}: root metadata {ROOT} is missing{_previous_note(path, None)}") from None
+    except OSError as err:
+        raise StoreError(f"store {path}: root metadata {ROOT} is unreadable ({_why(err)})") from err
+    try:
+        doc = _parse_root(data)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, not an object
+        raise StoreError(f"store {path}: root metadata {ROOT} is unreadable ({_why(err)})"
+                         f"{_previous_note(path, None)}") from err
+    attrs = doc.get("attributes") or {}
+    if IDENTITY_ATTR not in attrs and ROOT_CHECKSUM_ATTR not in attrs:
+        return doc  # not a bayeslin store: the caller says so
+    if INTEGRITY_ATTR not in attrs:
+        raise StoreError(f"store {path} has no checksums (written by an older bayeslin): it cannot be verified; "
+                         "rerun into a new output path")
+    if _legacy(attrs):
+        if warn_legacy:
+            warnings.warn(f"store {path} was written by an older bayeslin without a root metadata checksum: its "
+                          "settings are not verified", StoreWarning, stacklevel=3)
+        return doc
+    problem = _root_problem(doc)
+    if problem is not None:
+        raise StoreError(f"root metadata of {path} fails its checksum: {problem}{_previous_note(path, doc)}")
+    return doc
+
+
+def open_group(path: str | Path, mode: str = "r") -> zarr.Group:
+    """The store's zarr group after :func:`read_root`; an unreadable root ``zarr.json`` raises :class:`StoreError`."""
+    if is_store(path):
+        read_root(path)
+    try:
+        with quiet_leftovers():
+            return zarr.open_group(str(path), mode=mode)
     except Exception as err:  # JSONDecodeError, ValueError, KeyError, ... from a garbled zarr.json
         raise StoreError(f"store {path}: root metadata zarr.json is unreadable ({_why(err)})") from err
+
+
+def _root_bytes(doc: dict) -> bytes:
+    attrs = {k: v for k, v in (doc.get("attributes") or {}).items() if k != ROOT_CHECKSUM_ATTR}
+    doc = {**doc, "attributes": attrs}
+    attrs[ROOT_CHECKSUM_ATTR] = {"algorithm": "sha256 of the canonical JSON of this document without "
+                                 f"{', '.join(INFORMATIONAL_ATTRS)} and this record", "sha256": _root_digest(doc)}
+    return (json.dumps(doc, indent=2, sort_keys=False, allow_nan=True) + "\n").encode()
+
+
+def write_root(path: str | Path, doc: dict, previous: bytes | None = None) -> None:
+    """Replace the root ``zarr.json`` by ``doc`` (checksum added), crash-safe at every step.
+
+    First the current good root (``previous``: its bytes, already verified) is kept as
+    ``.bayeslin-previous-root/zarr.json``, then the new root is written; each file goes to a fresh temporary name
+    in its own folder (``O_EXCL | O_NOFOLLOW``), is fsynced, renamed into place, and the folder fsynced. A
+    crash or power loss at any moment leaves the old or the new root, each intact, and an intact previous copy.
+    Call with the writer lock held.
+    """
+    path = Path(path)
+    if previous is not None:
+        (path / PREVIOUS).mkdir(exist_ok=True)
+        atomic.atomic_write_bytes(path / PREVIOUS / ROOT, previous)
+    atomic.atomic_write_bytes(path / ROOT, _root_bytes(doc))
+
+
+def update_root_attrs(path: str | Path, changes: dict) -> None:
+    """Set root attrs (e.g. a run record) through :func:`write_root`; call with the writer lock held."""
+    path = Path(path)
+    current = (path / ROOT).read_bytes()
+    doc = read_root(path)
+    attrs = {**(doc.get("attributes") or {}), **canonical_meta(changes)}
+    write_root(path, {**doc, "attributes": attrs}, previous=current)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove a crash's temporary root files (writer lock held: whoever wrote them is dead)."""
+    for folder in (path, path / PREVIOUS):
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if _LEFTOVER.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
 
 def read_identity(path: str | Path) -> dict:
@@ -180,10 +350,10 @@ def read_identity(path: str | Path) -> dict:
     path = Path(path)
     if not is_store(path):
         if (path / "chunk_done" / "zarr.json").is_file():
-            raise StoreError(f"store {path}: root metadata zarr.json is missing")
+            raise StoreError(f"store {path}: root metadata zarr.json is missing{_previous_note(path, None)}")
         raise BayeslinError(f"{path} is not a bayeslin store (no zarr.json)")
-    attrs = dict(open_group(path).attrs)
-    if IDENTITY_ATTR not in attrs:
+    attrs = read_root(path, warn_legacy=True).get("attributes") or {}
+    if IDENTITY_ATTR not in attrs or not isinstance(attrs[IDENTITY_ATTR], dict):
         raise BayeslinError(f"{path} is a zarr store but was not written by bayeslin (no '{IDENTITY_ATTR}' attr)")
     return attrs[IDENTITY_ATTR]
 
@@ -336,11 +506,24 @@ def find_damage(path: str | Path) -> list[Damage]:
 
 
 def verify(path: str | Path) -> None:
-    """Raise :class:`StoreError` naming the first damaged chunk (see :func:`find_damage`); else return."""
+    """Raise :class:`StoreError` naming the first damaged chunk (see :func:`find_damage`); else return.
+
+    Damage confined to a chunk's timings (bookkeeping a resume rebuilds, that no result depends on) is a
+    :class:`StoreWarning` line instead.
+    """
     damage = find_damage(path)
+    results = [d for d in damage if d.variable not in TIMINGS]
+    if results:
+        more = f" (and {len(results) - 1} more damaged chunk files)" if len(results) > 1 else ""
+        raise StoreError(f"{results[0].describe(path)}{more}; rerun the command that wrote it to recompute")
     if damage:
-        more = f" (and {len(damage) - 1} more damaged chunk files)" if len(damage) > 1 else ""
-        raise StoreError(f"{damage[0].describe(path)}{more}; rerun the command that wrote it to recompute")
+        _warn_timings(path, damage)
+
+
+def _warn_timings(path: str | Path, damage: list[Damage]) -> None:
+    more = f" (and {len(damage) - 1} more)" if len(damage) > 1 else ""
+    warnings.warn(f"{damage[0].describe(path)}{more}: timings left out (the results are intact; a rerun of the "
+                  "command that wrote it rebuilds them)", StoreWarning, stacklevel=3)
 
 
 def done_mask(path: str | Path) -> np.ndarray:
@@ -372,6 +555,31 @@ def _holder(fd: int) -> str:
     return "another process"
 
 
+def _open_lock(path: Path, lock: Path) -> int:
+    """Open (creating it exclusively if missing) the lock file, never through a symlink; a regular file only."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | nofollow, 0o644)
+        except FileExistsError:
+            try:
+                fd = os.open(lock, os.O_RDWR | nofollow)
+            except FileNotFoundError:
+                continue  # removed by its holder meanwhile: create it again
+            except OSError as err:
+                if err.errno == errno.ELOOP or lock.is_symlink():
+                    raise StoreError(f"lock file {lock} of store {path} is a symbolic link: refusing to follow it "
+                                     "(remove it if no bayeslin run is writing the store)") from None
+                raise
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            os.close(fd)
+            raise StoreError(f"lock file {lock} of store {path} is not a plain file of its own (a link or a device): "
+                             "refusing to write into it (remove it if no bayeslin run is writing the store)")
+        return fd
+    raise StoreError(f"cannot lock store {path} for writing: its lock file {lock.name} keeps disappearing")
+
+
 @contextlib.contextmanager
 def writer_lock(path: str | Path) -> Iterator[None]:
     """Hold the exclusive writer lock of the store at ``path`` (see the module docstring).
@@ -383,7 +591,7 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock(path, lock)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -441,37 +649,48 @@ def _per_chunk_arrays(template: xr.Dataset) -> list[str]:
 def _create(path: Path, template: xr.Dataset, identity: dict, bounds: list[tuple[int, int]]) -> None:
     """Create the full-size store from the first chunk's dataset, atomically (temp dir + rename).
 
-    Call with the writer lock held: every ``.<name>.tmp-*`` folder is then a dead creator's.
+    Call with the writer lock held. Only the folder this call creates is ever removed (a leftover
+    ``.<name>.tmp-*`` of a crashed creator is left alone: it may not be ours). Creation writes a few files
+    whatever the store's size: per-chunk files (the ``dataset`` index included) appear as chunks finish.
     """
-    num_items, chunk_size, first = identity["num_items"], identity["chunk_size"], identity["first_item"]
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    num_items, chunk_size = identity["num_items"], identity["chunk_size"]
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+    except OSError as err:
+        if err.errno == errno.EEXIST:
+            raise StoreError(f"could not create store {path}: its temporary folder {tmp.name} exists") from None
+        raise
     try:
         encoding = {}
         for name, var in template.variables.items():
             if ITEM_DIM in var.dims:
                 encoding[name] = {"chunks": (chunk_size, *var.shape[1:])}
-        template.to_zarr(tmp, mode="w", consolidated=False, encoding=encoding, zarr_format=3, write_empty_chunks=True)
+        with quiet_leftovers():
+            template.to_zarr(tmp, mode="w", consolidated=False, encoding=encoding, zarr_format=3,
+                             write_empty_chunks=True)
         group = zarr.open_group(str(tmp), mode="r+")
         for name, var in template.variables.items():
             if ITEM_DIM in var.dims:
                 group[name].resize((num_items, *var.shape[1:]))
-        group[ITEM_DIM].with_config(ALWAYS_WRITE)[:] = np.arange(first, first + num_items, dtype=group[ITEM_DIM].dtype)
-        per_chunk = _per_chunk_arrays(template)
+        per_chunk = [*_per_chunk_arrays(template), ITEM_DIM, *TIMINGS]
         num_chunks = len(bounds)
-        for name, dtype, fill, values in (
-            ("chunk_start", "int64", 0, np.array([b[0] for b in bounds], dtype=np.int64)),
-            ("chunk_stop", "int64", 0, np.array([b[1] for b in bounds], dtype=np.int64)),
-            ("chunk_done", "uint8", 0, None),
-            ("chunk_compute_seconds", "float64", float("nan"), None),
-            ("chunk_write_seconds", "float64", float("nan"), None),
-            ("chunk_finished_at", "float64", float("nan"), None),
+        starts = np.fromiter((b[0] for b in bounds), dtype=np.int64, count=num_chunks)
+        stops = np.fromiter((b[1] for b in bounds), dtype=np.int64, count=num_chunks)
+        rows = min(num_chunks, BOOKKEEPING_CHUNK)
+        for name, dtype, fill, values, chunks in (
+            ("chunk_start", "int64", 0, starts, rows),
+            ("chunk_stop", "int64", 0, stops, rows),
+            ("chunk_done", "uint8", 0, None, 1),
+            ("chunk_compute_seconds", "float64", float("nan"), None, 1),
+            ("chunk_write_seconds", "float64", float("nan"), None, 1),
+            ("chunk_finished_at", "float64", float("nan"), None, 1),
         ):
-            arr = group.create_array(name, shape=(num_chunks,), chunks=(1,), dtype=dtype, fill_value=fill,
+            arr = group.create_array(name, shape=(num_chunks,), chunks=(chunks,), dtype=dtype, fill_value=fill,
                                      dimension_names=[CHUNK_DIM], config=ALWAYS_WRITE)
             if values is not None:
                 arr[:] = values
+        del starts, stops
         group.create_array(CHECKSUMS, shape=(num_chunks, len(per_chunk)), chunks=(1, max(len(per_chunk), 1)),
                            dtype="uint32", fill_value=0, dimension_names=[CHUNK_DIM, "checksum_array"],
                            config=ALWAYS_WRITE)
@@ -480,7 +699,12 @@ def _create(path: Path, template: xr.Dataset, identity: dict, bounds: list[tuple
             INTEGRITY_ATTR: _integrity_record(tmp, group, per_chunk),
             CREATED_ATTR: {"host": socket.gethostname(), "pid": os.getpid(), "unix_time": time.time()},
         })
+        doc = _parse_root((tmp / ROOT).read_bytes())
+        write_root(tmp, doc)
+        write_root(tmp, doc, previous=(tmp / ROOT).read_bytes())  # and its previous copy, the same
+        atomic.fsync_dir(tmp)
         os.rename(tmp, path)
+        atomic.fsync_dir(path.parent)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError) and path.exists():
@@ -493,13 +717,18 @@ def _write_chunk(path: Path, ds: xr.Dataset, offset: slice) -> None:
     other = [name for name, var in ds.variables.items() if ITEM_DIM not in var.dims]
     ds.drop_vars(other).to_zarr(path, region={ITEM_DIM: offset}, mode="r+", consolidated=False,
                                 write_empty_chunks=True)
+    index = zarr.open_group(str(path), mode="r+")[ITEM_DIM]  # a region write leaves the index coordinate alone
+    index.with_config(ALWAYS_WRITE)[offset] = ds[ITEM_DIM].values.astype(index.dtype)
 
 
 def _mark_done(path: Path, chunk: int, compute_s: float, write_s: float) -> None:
-    """Record the chunk's file checksums and timings, then flag it done (last)."""
+    """Write the chunk's timings, record the checksums of its files (timings included), then flag it done (last)."""
     group = zarr.open_group(str(path), mode="r+")
-    sums = []
     names = group.attrs[INTEGRITY_ATTR]["arrays"]
+    group["chunk_compute_seconds"].with_config(ALWAYS_WRITE)[chunk] = compute_s
+    group["chunk_write_seconds"].with_config(ALWAYS_WRITE)[chunk] = write_s
+    group["chunk_finished_at"].with_config(ALWAYS_WRITE)[chunk] = time.time()
+    sums = []
     file = _chunk_files(path, names)
     for name in names:
         crc = _crc(file(name, chunk))
@@ -507,9 +736,6 @@ def _mark_done(path: Path, chunk: int, compute_s: float, write_s: float) -> None
             raise StoreError(f"store {path}: chunk {chunk} of variable {name!r} is missing right after writing it")
         sums.append(crc)
     group[CHECKSUMS].with_config(ALWAYS_WRITE)[chunk] = np.array(sums, dtype=np.uint32)
-    group["chunk_compute_seconds"].with_config(ALWAYS_WRITE)[chunk] = compute_s
-    group["chunk_write_seconds"].with_config(ALWAYS_WRITE)[chunk] = write_s
-    group["chunk_finished_at"].with_config(ALWAYS_WRITE)[chunk] = time.time()
     group["chunk_done"].with_config(ALWAYS_WRITE)[chunk] = 1  # last: counts only once everything above is on disk
 
 
@@ -545,6 +771,7 @@ def run_chunked(
     launch: Callable[[np.ndarray], Any] | None = None,
     finish: Callable[[Any], xr.Dataset] | None = None,
     overlap: bool = True,
+    record: Callable[[], dict] | None = None,
 ) -> xr.Dataset:
     """Compute items in chunks into the zarr store at ``path``, resuming from what is already there.
 
@@ -567,6 +794,9 @@ def run_chunked(
     written, checksummed and flagged done before chunk k+1 is finished; an error in a launch is
     raised after the chunk before it is written; on any error or Ctrl-C a launch in flight is waited for
     (it cannot be cancelled) and its chunk is not written.
+
+    ``record()``: called once every chunk is written, still under the writer lock; its dict is appended to
+    the store's ``bayeslin_runs`` attr (informational: not part of the root checksum).
     """
     if (compute is None) == (launch is None and finish is None) or (launch is None) != (finish is None):
         raise BayeslinError("run_chunked needs either compute, or both launch and finish")
@@ -597,10 +827,18 @@ def run_chunked(
         done = np.zeros(len(bounds), dtype=bool)
         if exists:
             _check_identity(path, identity)
+            _remove_leftovers(path)
             done = done_mask(path)
             _repair(path, done)
         steps = Steps(launch, finish, overlap and compute is None)
         _run_chunks(path, identity, bounds, done, steps, progress, desc)
+        if record is not None:
+            runs = list(read_root(path).get("attributes", {}).get(RUNS_ATTR, []))
+            try:
+                update_root_attrs(path, {RUNS_ATTR: [*runs, record()]})
+            except BayeslinError as err:
+                raise StoreError(f"could not record the run in store {path} ({err}); its chunks are complete") \
+                    from err
     return open_store(path)
 
 
@@ -712,12 +950,13 @@ def open_store(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     identity = read_identity(path)
     verify(path)
     try:
-        ds = xr.open_zarr(path, consolidated=False, chunks=None)
+        with quiet_leftovers():
+            ds = xr.open_zarr(path, consolidated=False, chunks=None)
     except Exception as err:
         raise StoreError(f"store {path} cannot be opened ({_why(err)})") from err
     done = done_mask(path)
-    starts, stops = ds["chunk_start"].values, ds["chunk_stop"].values
-    ds = ds.drop_vars([name for name in BOOKKEEPING if name in ds.variables])
+    bounds = chunk_bounds(identity["first_item"], identity["num_items"], identity["chunk_size"])
+    ds = ds.drop_vars([name for name in BOOKKEEPING if name in ds.variables])  # results never depend on them
     complete = bool(done.all())
     if not complete:
         if not allow_incomplete:
@@ -725,7 +964,7 @@ def open_store(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
                 f"store {path} is incomplete ({int(done.sum())}/{done.size} chunks done): rerun to finish it"
             )
         first = identity["first_item"]
-        keep = np.concatenate([np.arange(a, b) - first for a, b, d in zip(starts, stops, done, strict=True) if d]
+        keep = np.concatenate([np.arange(a, b) - first for (a, b), d in zip(bounds, done, strict=True) if d]
                               or [np.zeros(0, dtype=np.int64)])
         ds = ds.isel({ITEM_DIM: keep})
     ds.attrs["complete"] = complete
@@ -733,10 +972,47 @@ def open_store(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
 
 
 def chunk_log(path: str | Path) -> xr.Dataset:
-    """Per-chunk bookkeeping: ``chunk_start/stop/done``, compute/write seconds, finish time, checksums."""
-    open_group(path)  # a clear error for a garbled root zarr.json
+    """Per-chunk bookkeeping: ``chunk_start/stop/done``, compute/write seconds, finish time, checksums.
+
+    Never fails on damaged bookkeeping: an unreadable or altered row reads as NaN (timings) or 0 (flags,
+    checksums), with one :class:`StoreWarning` line. A damaged root ``zarr.json`` is an error.
+    """
+    path = Path(path)
+    group = open_group(path)
+    identity = read_identity(path)
+    bounds = chunk_bounds(identity["first_item"], identity["num_items"], identity["chunk_size"])
+    num_chunks = len(bounds)
+    out, bad = {}, []
+    with quiet_leftovers():
+        names = set(group.array_keys())
+    for name in BOOKKEEPING:
+        if name not in names:
+            continue
+        try:
+            values, ok = _read_rows(group[name])
+        except Exception:
+            values, ok = None, np.zeros(num_chunks, dtype=bool)
+        if values is None or values.shape[0] != num_chunks:
+            values = np.zeros((num_chunks, *(() if values is None else values.shape[1:])))
+            ok = np.zeros(num_chunks, dtype=bool)
+        if name in ("chunk_start", "chunk_stop"):
+            values = np.array([b[0 if name == "chunk_start" else 1] for b in bounds], dtype=np.int64)
+            ok = np.ones(num_chunks, dtype=bool)  # known from the identity
+        if not ok.all():
+            values = values.astype(float) if name in TIMINGS else values
+            values[~ok] = np.nan if name in TIMINGS else 0
+            bad.append(f"{name} (chunks {', '.join(str(c) for c in np.flatnonzero(~ok)[:5])})")
+        dims = (CHUNK_DIM,) if values.ndim == 1 else (CHUNK_DIM, "checksum_array")
+        out[name] = (dims, values)
     try:
-        ds = xr.open_zarr(Path(path), consolidated=False, chunks=None)
-        return ds[[name for name in BOOKKEEPING if name in ds.variables]].load()
-    except Exception as err:
-        raise StoreError(f"store {path}: bookkeeping is unreadable ({_why(err)})") from err
+        damage = [d for d in find_damage(path) if d.variable in TIMINGS]
+    except StoreError:
+        damage = []
+    for d in damage:
+        out[d.variable][1][d.chunk] = np.nan
+    if bad:
+        warnings.warn(f"store {path}: bookkeeping {'; '.join(bad)} is unreadable: read as missing (the results are "
+                      "intact; a rerun of the command that wrote it rebuilds it)", StoreWarning, stacklevel=2)
+    elif damage:
+        _warn_timings(path, damage)
+    return xr.Dataset(out)

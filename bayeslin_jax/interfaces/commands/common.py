@@ -87,42 +87,130 @@ def check_output_dir(path: str | None, flag: str) -> None:
     _check_writable_folder(_nearest_existing(target), flag, target)
 
 
-def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+WEIGHT_PRIOR_CHOICES = ("auto", "normal", "independent", "mvn", "student-t", "cauchy", "flat", "horseshoe", "tutorial")
+INTERCEPT_PRIOR_CHOICES = ("auto", "normal", "student-t", "cauchy", "flat")
+SIGMA_PRIOR_CHOICES = ("auto", "half-normal", "half-cauchy", "half-t", "exponential", "flat")
+TUTORIAL_PRIOR_SCALE, TUTORIAL_SIGMA = "0.2", 0.1
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, data: bool = False) -> None:
+    """The model's prior and noise flags.
+
+    ``data=True`` (``fit``, ``compare``: a user's data): no prior flag means the data-scaled defaults of
+    :mod:`bayeslin_jax.workflows.defaults`, sigma learned, and the intercept flags exist. ``data=False`` (``study``,
+    ``sbc``: simulated data, no data to scale by): the defaults are the tutorial's N(0, 0.2) weights and known
+    sigma = 0.1, printed when the command runs.
+    """
     group = parser.add_argument_group("model")
     group.add_argument("--basis", default="linear", help="'linear' (features b, m) or 'poly<k>', e.g. poly5")
-    group.add_argument("--prior", choices=("independent", "mvn", "horseshoe"), default="independent",
-                       help="weight prior family (horseshoe: regularized horseshoe, see --expected-nonzero)")
-    group.add_argument("--prior-mean", default="0", help="prior mean: one number or one per feature (comma-separated)")
-    group.add_argument("--prior-scale", default="0.2", help="independent prior sd: one number or one per feature")
-    group.add_argument("--prior-cov", help="MVN prior covariance, rows separated by ';', e.g. '0.04,-0.02;-0.02,0.04'")
+    auto = ("auto: the data-scaled defaults (slopes N(0, 2.5 sd(y)/sd(x_j)), the intercept of centred predictors "
+            "N(mean(y), 2.5 sd(y)))" if data else "auto: normal, the tutorial's N(0, 0.2) unless --prior-scale")
+    group.add_argument("--prior", choices=WEIGHT_PRIOR_CHOICES, default="auto", metavar="FAMILY",
+                       help=f"weight prior: {', '.join(WEIGHT_PRIOR_CHOICES)}. {auto}; normal (= independent), "
+                       "student-t (--prior-df), cauchy, flat (improper: needs a full-rank design with more rows than "
+                       "terms), mvn (--prior-cov), horseshoe (regularized, see --expected-nonzero), tutorial "
+                       "(N(0, 0.2) and sigma = 0.1)")
+    group.add_argument("--prior-mean", default=None,
+                       help="prior mean: one number or one per feature, comma-separated (default 0; with --prior "
+                       "auto the intercept's is mean(y))")
+    group.add_argument("--prior-scale", default=None if data else TUTORIAL_PRIOR_SCALE,
+                       help="prior sd (normal) or scale (student-t, cauchy): one number or one per feature, on the "
+                       "raw scale, intercept included" + (" (default: data-scaled)" if data else ""))
+    group.add_argument("--prior-df", type=float, default=None,
+                       help="--prior student-t: degrees of freedom (default 3)")
+    group.add_argument("--prior-cov",
+                       help="--prior mvn: covariance, rows separated by ';', e.g. '0.04,-0.02;-0.02,0.04'")
+    if data:
+        group.add_argument("--intercept-prior", choices=INTERCEPT_PRIOR_CHOICES, default="auto", metavar="FAMILY",
+                           help=f"the intercept's prior, on centred predictors: {', '.join(INTERCEPT_PRIOR_CHOICES)}"
+                           " (auto: normal, or flat with --prior flat)")
+        group.add_argument("--intercept-mean", type=float, default=None,
+                           help="the intercept's prior mean on centred predictors (default mean(y))")
+        group.add_argument("--intercept-scale", type=float, default=None,
+                           help="the intercept's prior sd/scale on centred predictors (default 2.5 sd(y))")
+        group.add_argument("--intercept-df", type=float, default=None,
+                           help="--intercept-prior student-t: degrees of freedom (default 3)")
     noise = group.add_mutually_exclusive_group()
-    noise.add_argument("--sigma", type=float, default=None, help="known noise sd (default 0.1)")
-    noise.add_argument(
-        "--sigma-prior-scale", type=float, default=None, help="learn sigma with a HalfNormal(scale) prior"
-    )
+    noise.add_argument("--sigma", type=float, default=None,
+                       help="known noise sd: sigma is then not learned (default: " +
+                       ("learned, see --sigma-prior)" if data else f"{TUTORIAL_SIGMA}, the tutorial's)"))
+    noise.add_argument("--sigma-prior", choices=SIGMA_PRIOR_CHOICES, default="auto", metavar="FAMILY",
+                       help=f"learn sigma with this prior: {', '.join(SIGMA_PRIOR_CHOICES)} (auto: " +
+                       ("exponential with mean sd(y), or half-normal with --sigma-prior-scale)" if data else
+                        "half-normal when --sigma-prior-scale is given, else the known sigma)"))
+    group.add_argument("--sigma-prior-scale", type=float, default=None,
+                       help="scale of the sigma prior (exponential: its mean); alone it means "
+                       "HalfNormal(scale)" + (" (default sd(y))" if data else ""))
+    group.add_argument("--sigma-prior-df", type=float, default=None,
+                       help="--sigma-prior half-t: degrees of freedom (default 3)")
+
+
+def prior_choice_from_args(args: argparse.Namespace):
+    """The prior flags -> :class:`~bayeslin_jax.workflows.defaults.PriorChoice` (``--prior horseshoe`` is a model:
+    its weights' options are left out)."""
+    from bayeslin_jax.workflows.defaults import PriorChoice
+
+    family = "auto" if args.prior == "horseshoe" else args.prior
+    mean = None if args.prior_mean is None else parse_vector(args.prior_mean, "--prior-mean")
+    scale = None if args.prior_scale is None else parse_vector(args.prior_scale, "--prior-scale")
+    cov = None if args.prior_cov is None else parse_matrix(args.prior_cov, "--prior-cov")
+    try:
+        return PriorChoice(
+            prior=family, prior_mean=mean, prior_scale=scale, prior_df=args.prior_df, prior_cov=cov,
+            intercept_prior=getattr(args, "intercept_prior", "auto"),
+            intercept_mean=getattr(args, "intercept_mean", None),
+            intercept_scale=getattr(args, "intercept_scale", None),
+            intercept_df=getattr(args, "intercept_df", None),
+            sigma=args.sigma, sigma_prior=args.sigma_prior, sigma_prior_scale=args.sigma_prior_scale,
+            sigma_prior_df=args.sigma_prior_df,
+        )
+    except BayeslinError as err:  # the same rule in flag words
+        raise BayeslinError(_flag_words(str(err))) from None
+
+
+def _flag_words(message: str) -> str:
+    """A :class:`PriorChoice` message in the CLI's words (``prior df`` -> ``--prior-df``)."""
+    for words, flag in (("needs a prior covariance", "needs --prior-cov"), ("sigma prior scale", "--sigma-prior-scale"),
+                        ("sigma prior df", "--sigma-prior-df"),
+                        ("sigma prior options", "--sigma-prior* flags"), ("prior covariance", "--prior-cov"),
+                        ("intercept df", "--intercept-df"), ("prior df", "--prior-df"),
+                        ("prior mean / prior scale", "--prior-mean / --prior-scale"), ("drop sigma", "drop --sigma"),
+                        ("sigma fixes", "--sigma fixes")):
+        message = message.replace(words, flag)
+    return message
 
 
 def spec_from_args(args: argparse.Namespace, basis=None) -> ModelSpec:
-    """The model flags -> :class:`ModelSpec`; ``basis`` (e.g. a formula's design) replaces ``--basis``."""
+    """The model flags -> :class:`ModelSpec` with no data to scale by (``study``, ``sbc``): the tutorial's defaults
+    (N(0, 0.2) weights, known sigma = 0.1) for what the flags leave out. ``basis`` (a formula's design) replaces
+    ``--basis``."""
     from bayeslin_jax.core.basis import parse_basis
-    from bayeslin_jax.core.priors import ModelSpec, half_normal_noise, independent_normal, known_noise, mvn
+    from bayeslin_jax.core.priors import ModelSpec
+    from bayeslin_jax.workflows.defaults import PriorChoice, noise_prior, weight_prior
 
     basis = parse_basis(args.basis) if basis is None else basis
-    mean = parse_vector(args.prior_mean, "--prior-mean")
-    if args.prior == "independent":
-        if args.prior_cov is not None:
-            raise BayeslinError("--prior-cov needs --prior mvn")
-        prior = independent_normal(mean, parse_vector(args.prior_scale, "--prior-scale"), basis.dim)
-    else:
-        if args.prior_cov is None:
-            raise BayeslinError("--prior mvn needs --prior-cov")
-        cov = parse_matrix(args.prior_cov, "--prior-cov")
-        prior = mvn(np.broadcast_to(mean, (cov.shape[0],)) if mean.ndim == 0 else mean, cov)
-    if args.sigma_prior_scale is not None:
-        noise = half_normal_noise(args.sigma_prior_scale)
-    else:
-        noise = known_noise(0.1 if args.sigma is None else args.sigma)
-    return ModelSpec(basis, prior, noise)
+    choice = prior_choice_from_args(args)
+    if choice.prior == "flat" or choice.sigma_prior == "flat":
+        raise BayeslinError("a flat prior is improper: a simulation needs a proper prior to draw from (use it with "
+                            "bayeslin fit)")
+    if choice.prior == "tutorial":
+        choice = PriorChoice(prior="normal", prior_scale=float(TUTORIAL_PRIOR_SCALE), prior_mean=0.0,
+                             sigma=choice.sigma, sigma_prior=choice.sigma_prior,
+                             sigma_prior_scale=choice.sigma_prior_scale, sigma_prior_df=choice.sigma_prior_df)
+    if choice.prior_scale is None and choice.prior != "mvn":
+        choice = _replace(choice, prior_scale=float(TUTORIAL_PRIOR_SCALE))
+    if not choice.touches_sigma:
+        choice = _replace(choice, sigma=TUTORIAL_SIGMA)
+    if choice.sigma_prior != "auto" and choice.sigma_prior_scale is None:
+        raise BayeslinError(f"--sigma-prior {args.sigma_prior} needs --sigma-prior-scale (no data to scale by)")
+    phi = np.zeros((1, basis.dim))  # unused: the raw-scale rule needs only the dimension
+    return ModelSpec(basis, weight_prior(phi, np.zeros(1), choice), noise_prior(np.zeros(1), choice))
+
+
+def _replace(choice, **changes):
+    import dataclasses
+
+    return dataclasses.replace(choice, **changes)
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, draws: int = 1000) -> None:
@@ -194,7 +282,7 @@ def report_fit(result, args: argparse.Namespace) -> int:
 
     payload = result.to_dict()
     print(f"\ndivergences: {payload['divergences']}")
-    for line in payload["problems"]:
+    for line in payload["problems"] + payload["prior_warnings"]:
         print(f"warning: {line}", file=sys.stderr)
     if args.json_path:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)

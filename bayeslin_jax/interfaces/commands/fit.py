@@ -7,7 +7,11 @@ sums of squares overflow, basis features that overflow), a non-finite exact post
 16 GB. The JSON is strict: non-finite numbers are null and listed under ``non_finite``.
 
 Columns ``x`` and ``y`` through ``--basis`` by default; several predictors with ``--formula "y ~ bmi + C(sex)"``
-or ``--columns bmi,bp [--response y]``. Convergence problems print ``warning: ...`` lines on stderr (and
+or ``--columns bmi,bp [--response y]``, for every model (``--likelihood student-t``, ``--prior horseshoe``,
+``--family``, ``--model FILE.py:NAME``). Without prior flags the priors are scaled to the data
+(:mod:`bayeslin_jax.workflows.defaults`) and sigma is learned; the priors used are printed first, and a prior that
+dominates the data or conflicts with it gets a ``warning:`` line naming the flag that changes it. Convergence
+problems print ``warning: ...`` lines on stderr (and
 ``"converged": false`` in the JSON); ``--strict`` turns them into exit status 1.
 """
 
@@ -17,8 +21,7 @@ import argparse
 
 import numpy as np
 
-from bayeslin_jax.core.data import load_csv
-from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.data import load_csv, validate_xy
 from bayeslin_jax.interfaces.commands.common import (
     EXIT_NOT_CONVERGED,
     add_design_arguments,
@@ -28,15 +31,14 @@ from bayeslin_jax.interfaces.commands.common import (
     config_from_args,
     design_from_args,
     report_fit,
-    spec_from_args,
 )
-from bayeslin_jax.interfaces.commands.models import add_model_arguments, model_from_args, with_columns
+from bayeslin_jax.interfaces.commands.models import add_model_arguments, check_applicable, data_model_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="CSV file with columns x and y, or those of --formula/--columns ('-': stdin)")
     add_design_arguments(parser, design_file=False)
-    add_spec_arguments(parser)
+    add_spec_arguments(parser, data=True)
     add_model_arguments(parser)
     add_sampler_arguments(parser)
     parser.add_argument(
@@ -48,39 +50,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"exit with status {EXIT_NOT_CONVERGED} when NUTS did not converge (R-hat > 1.01, ESS < 100 per chain, "
         "divergences, maximum tree depth); the results are still printed and written",
     )
-    parser.add_argument("--json", dest="json_path", help="write a machine-readable result here")
-    parser.add_argument("--plot", dest="plot_path", help="write the figure (posterior lines, or one panel per term)")
+    parser.add_argument("--json", dest="json_path", help="write a machine-readable result here (default: none)")
+    parser.add_argument("--plot", dest="plot_path",
+                        help="write the figure (posterior lines, or one panel per term) here (default: none)")
 
 
 def _fit(args: argparse.Namespace):
     """The fit and a one-line model description: columns x, y through ``--basis``, or a formula's design."""
-    # cheap checks first (no JAX yet): output paths, then the data
+    # cheap checks first (no JAX yet): output paths, the flags, then the data
     check_output_file(args.json_path, "--json")
     check_output_file(args.plot_path, "--plot")
+    check_applicable(args)
     loaded = design_from_args(args, args.data)
-    if loaded is None:
-        x, y = load_csv(args.data, dtype=np.float64 if args.x64 else np.float32)
+    from bayeslin_jax.core import exact
+    from bayeslin_jax.core.basis import parse_basis
     from bayeslin_jax.workflows.design import fit_design
-    from bayeslin_jax.workflows.fit import fit
+    from bayeslin_jax.workflows.fit import check_features, fit
 
     config = config_from_args(args)
-    n = len(x) if loaded is None else len(loaded[1])
-    model = model_from_args(args, n)
-    if args.model_column and not args.model:
-        raise BayeslinError("--model-column passes data columns to --model: give --model FILE.py:NAME")
-    if model is not None:  # Student-t, horseshoe, GLM, --model: x, y columns (and --model-column arrays) only
-        model = with_columns(model, args.model_column, args.data)
-        if loaded is not None:
-            raise BayeslinError(f"{model.name} takes columns x, y: --formula / --columns are for the Gaussian model")
-        return fit(x, y, model, seed=args.seed, config=config), model.name
     if loaded is None:
-        spec = spec_from_args(args)
-        result = fit(x, y, spec, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten)
-        return result, spec.basis.name
+        dtype = np.float64 if args.x64 else np.float32
+        x, y = load_csv(args.data, dtype=dtype)
+        basis = parse_basis(args.basis)
+        learned = args.sigma is None and args.family == "gaussian"  # sigma is one more parameter
+        validate_xy(x, y, min_points=2 if args.model else basis.dim + learned, dtype=dtype)
+        phi = None
+        if not args.model:  # the features in float64, checked in the working dtype before priors are scaled by them
+            phi = exact.design_matrix64(basis, x)
+            with np.errstate(over="ignore"):
+                check_features(phi.astype(dtype)[None], basis, x)
+        model = data_model_from_args(args, basis, phi, np.asarray(y, dtype=np.float64), args.data)
+        description = model.name if args.model or model.spec is None else basis.name
+        return fit(x, y, model, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten), description
     design, y = loaded
-    spec = spec_from_args(args, basis=design)
-    result = fit_design(y, spec, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten)
-    return result, f"y ~ {design.formula}"
+    model = data_model_from_args(args, design, design.matrix, y, args.data)
+    result = fit_design(y, model, seed=args.seed, config=config, log_likelihood=False, whiten=args.whiten)
+    return result, f"y ~ {design.formula}" + ("" if model.name == "linear" else f" ({model.name})")
+
+
+def print_priors(result, out=None) -> None:
+    """The priors the fit used, one line each (``priors:`` header; the data-scaled defaults say so)."""
+    import sys
+
+    lines = [line for line in result.tree.attrs.get("priors", "").splitlines() if line]
+    if not lines:
+        return
+    print("priors:", file=out or sys.stdout)
+    for line in lines:
+        print(f"  {line}", file=out or sys.stdout)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     config, spec = result.config, result.spec
     n = int(result.tree["observed_data"].sizes["obs"])
     settings = f"{config.num_chains} chains x {config.num_draws} draws, {n} points, {model}"
+    print_priors(result)
     print(f"NUTS posterior ({settings}):")
     print(result.arviz_summary().to_string())
     if result.exact is not None:

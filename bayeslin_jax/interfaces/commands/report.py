@@ -10,8 +10,9 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="study store (or directory of per-process parts) written by `bayeslin study`")
     parser.add_argument("--out", required=True, help="directory for report.txt, report.json, report.png, failed.csv")
-    parser.add_argument("--max-rhat", type=float, default=1.01)
-    parser.add_argument("--min-ess-per-chain", type=float, default=100.0)
+    parser.add_argument("--max-rhat", type=float, default=1.01, help="fail a dataset whose largest R-hat is above this")
+    parser.add_argument("--min-ess-per-chain", type=float, default=100.0,
+                        help="fail a dataset whose smallest bulk or tail ESS per chain is below this")
     parser.add_argument("--max-abs-mcse-z", type=float, default=5.0,
                         help="fail a dataset whose NUTS mean is further than this many MCSE from the exact mean")
     parser.add_argument("--allow-incomplete", action="store_true",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.interfaces.commands.common import (
     add_design_arguments,
     add_sampler_arguments,
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_sampler_arguments(parser)
     nuts = parser.add_argument_group("sampler layout")
-    nuts.add_argument("--max-tree-depth", type=positive_int, default=10)
+    nuts.add_argument("--max-tree-depth", type=positive_int, default=10,
+                      help="largest NUTS tree depth (2^depth leapfrog steps per draw at most)")
     nuts.add_argument("--method", choices=("auto", "map", "vmap", "barrier_free"), default="auto",
                       help="runs per device: map (one after another; CPU default), vmap (lock-step blocks) or "
                            "barrier_free (lanes of one state machine that never wait for each other; GPU default)")
@@ -50,13 +52,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dist.add_argument("--distributed", action="store_true",
                       help="this is one process of a multi-process run; writes OUT/part-<i>-of-<n>.zarr")
     dist.add_argument("--coordinator", default=None, help="host:port of process 0 (default: auto-detected)")
-    dist.add_argument("--num-processes", type=positive_int, default=None)
-    dist.add_argument("--process-id", type=int, default=None)
+    dist.add_argument("--num-processes", type=positive_int, default=None,
+                      help="processes in the run (default: auto-detected by jax.distributed)")
+    dist.add_argument("--process-id", type=int, default=None,
+                      help="this process's index, 0 to num-processes - 1 (default: auto-detected)")
+
+
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed: int) -> None:
+    """A ``--seed`` outside ``[0, 2^32)`` is refused (it would wrap around: -1 would be 2^32 - 1)."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise BayeslinError(f"--seed must be an integer in [0, 2^32) = [0, {SEED_LIMIT - 1}], got {seed}")
 
 
 def run(args: argparse.Namespace) -> int:
     from bayeslin_jax.workflows.studies import run as study
 
+    check_seed(args.seed)
     check_output_dir(args.out, "--out")
     if args.distributed:  # before anything touches a JAX backend (building the spec does)
         study.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
@@ -64,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = model_from_args(args, args.num_points)
     if model is not None and args.design is not None:
-        from bayeslin_jax.core.errors import BayeslinError
-
         raise BayeslinError(f"{model.name}: --design studies are for the Gaussian model")
     loaded = design_from_args(args, args.design)  # --design: x fixed from the CSV, w from the prior, y simulated
     spec = model or spec_from_args(args, basis=None if loaded is None else loaded[0])

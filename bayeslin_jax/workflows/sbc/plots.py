@@ -152,10 +152,15 @@ def save_plots(ds: xr.Dataset, out_dir: str | Path, alpha: float = 0.05) -> list
                ("sbc_coverage.png", lambda: plot_coverage(ds))]
     if "exact_mean" in ds and ds["gate_ok"].values.sum() >= 2:
         figures.append(("sbc_nuts_vs_exact.png", lambda: plot_nuts_vs_exact(ds)))
-    for name, make in figures:
+    from bayeslin_jax.core.atomic import atomic_path
+
+    for name, make in figures:  # each file atomic: a failed write keeps the previous plot
         pc = make()
         path = out_dir / name
-        pc.savefig(path, dpi=110)
-        plt.close("all")
+        try:
+            with atomic_path(path) as tmp:
+                pc.savefig(tmp, dpi=110, format="png")
+        finally:
+            plt.close("all")
         paths.append(path)
     return paths

@@ -56,6 +56,7 @@ from bayeslin_jax.core.priors import (
     ModelSpec,
     MultivariateNormal,
     Noise,
+    TermPrior,
     WeightPrior,
 )
 from bayeslin_jax.core.simulate import simulate_model
@@ -64,7 +65,7 @@ from bayeslin_jax.diagnostics.device import summarize_rows
 from bayeslin_jax.engine import NutsConfig
 from bayeslin_jax.engine import whitening as reparam
 from bayeslin_jax.engine.sampling import ModelSites, inspect_model, sample_model
-from bayeslin_jax.workflows.store import open_store, read_identity, run_chunked, versions
+from bayeslin_jax.workflows.store import open_store, read_identity, run_chunked, sampler_identity, versions
 
 ENGINES = ("nuts", "exact")
 
@@ -140,11 +141,18 @@ class SbcConfig:
             raise BayeslinError(f"max_divergences must be >= 0, got {self.max_divergences}")
 
     def describe(self) -> dict:
-        """JSON-serialisable description (store metadata, result files)."""
+        """JSON-serialisable description (store metadata, result files).
+
+        ``nuts``: the same sampler record as a study store's
+        (:func:`~bayeslin_jax.workflows.store.sampler_identity`): every setting that changes the bits, the
+        resolved ``method`` included, not ``batch_size`` (speed only).
+        """
         out = asdict(self)
         out["predict_at"] = [float(v) for v in self.predict_at]
         if self.engine == "exact":
             out.pop("nuts")
+        else:
+            out["nuts"] = sampler_identity(self.nuts)
         return out
 
 
@@ -161,6 +169,8 @@ def with_prior_scale(spec: ModelSpec, scale: float) -> ModelSpec:
     prior = spec.prior
     if isinstance(prior, IndependentNormal):
         new: WeightPrior = IndependentNormal(prior.mean, jnp.full_like(prior.scale, scale))
+    elif isinstance(prior, TermPrior):  # every coefficient's scale (flat ones stay flat)
+        new = replace(prior, scale=jnp.full_like(prior.scale, scale))
     else:
         sd = jnp.sqrt(jnp.diagonal(prior.cov))
         factor = scale / sd
@@ -526,12 +536,30 @@ def run_sbc(
     sim_spec, fit_spec = _sbc_models(sim_spec, fit_spec, config)
     config = replace(config, num_points=config.points_for(sim_spec if isinstance(sim_spec, Model) else None))
     validation.integer("number of simulations", num_simulations)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise BayeslinError(f"seed must be an integer in [0, 2^32), got {seed!r}")
+    if num_simulations > 2**32:
+        raise BayeslinError(f"at most 2^32 simulations (indices key the randomness), got {num_simulations}")
     chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size
     validation.integer("chunk size", chunk_size)
+    if store is not None:
+        from bayeslin_jax.workflows.studies.run import check_study_memory
+
+        params = 8 if isinstance(fit_spec, Model) else fit_spec.basis.dim + (0 if fit_spec.known_sigma else 1)
+        nuts = config.nuts if config.engine == "nuts" else replace(config.nuts, num_chains=1,
+                                                                    num_draws=config.num_ranks)
+        check_study_memory(int(num_simulations), min(int(chunk_size), int(num_simulations)), nuts, params, False,
+                           what="simulations")
     meta = store_meta(seed, sim_spec, fit_spec, config)
 
     def compute(indices: np.ndarray) -> xr.Dataset:
-        return sbc_chunk(indices, seed=seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config)
+        try:
+            return sbc_chunk(indices, seed=seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config)
+        except KeyError as err:  # simulating a model whose prior trace lacks its observed site
+            if isinstance(sim_spec, Model) and err.args[:1] == (sim_spec.obs,):
+                raise BayeslinError(f"model {sim_spec.name!r} has no observed site {sim_spec.obs!r} "
+                                    "(numpyro.sample(..., obs=y))") from None
+            raise
 
     return run_chunks(compute, int(num_simulations), int(chunk_size), meta=meta, store=store, progress=progress)
 

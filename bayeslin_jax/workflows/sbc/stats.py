@@ -582,8 +582,10 @@ class SbcReport:
         if path is not None:
             from pathlib import Path
 
+            from bayeslin_jax.core.atomic import atomic_write_text
+
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text + "\n")
+            atomic_write_text(path, text + "\n")
         return text
 
 

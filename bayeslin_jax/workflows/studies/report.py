@@ -18,6 +18,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
+from bayeslin_jax.core.atomic import atomic_folder, atomic_path, atomic_write_text
 from bayeslin_jax.core.data import strict_json
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.workflows.studies.run import open_study, throughput
@@ -32,6 +33,26 @@ class Checks:
     max_divergences: int = 0
     max_tree_depth_hits: int = 0
     max_abs_mcse_z: float = 5.0  # |NUTS mean - exact mean| / MCSE; 5 -> ~6e-7 false alarms per value
+
+    def __post_init__(self) -> None:
+        """Thresholds that would switch a check off are refused (one-line :class:`BayeslinError`, exit 2)."""
+        def number(name: str, value) -> float:
+            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
+                    or not math.isfinite(float(value)):
+                raise BayeslinError(f"{name} must be a finite number, got {value!r}")
+            return float(value)
+
+        if not 1.0 < number("max R-hat", self.max_rhat) <= 2.0:
+            raise BayeslinError(f"max R-hat must lie in (1, 2] (1.01 is the usual threshold), got {self.max_rhat}")
+        if not 1.0 <= number("min ESS per chain", self.min_ess_per_chain) <= 1e9:
+            raise BayeslinError(f"min ESS per chain must lie in [1, 1e9] (100 is the usual threshold), got "
+                                f"{self.min_ess_per_chain}")
+        for name, value in (("max divergences", self.max_divergences),
+                            ("max tree-depth hits", self.max_tree_depth_hits)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise BayeslinError(f"{name} must be a non-negative integer, got {value!r}")
+        if not 0.0 < number("max |MCSE z|", self.max_abs_mcse_z) <= 1e6:
+            raise BayeslinError(f"max |MCSE z| must lie in (0, 1e6] (5 is the default), got {self.max_abs_mcse_z}")
 
 
 def _params(ds: xr.Dataset) -> list[tuple[str, xr.DataArray, xr.DataArray, xr.DataArray]]:
@@ -117,10 +138,11 @@ class StudyReport:
         return json.loads(strict_json(self.summary))
 
     def to_json(self, path: str | Path | None = None) -> str:
-        """Strict JSON of :meth:`to_dict` (non-finite numbers null, listed under ``non_finite``)."""
+        """Strict JSON of :meth:`to_dict` (non-finite numbers null, listed under ``non_finite``); ``path``: also
+        written there, atomically (:func:`~bayeslin_jax.core.atomic.atomic_write_text`)."""
         text = strict_json(self.summary)
         if path is not None:
-            Path(path).write_text(text)
+            atomic_write_text(path, text)
         return text
 
     def failed_csv(self) -> str:
@@ -343,12 +365,15 @@ def write_report(source: str | Path | xr.Dataset, out_dir: str | Path, checks: C
     if ds.sizes.get("dataset", 0) == 0:
         raise BayeslinError("the study has no finished datasets yet")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     report = summarize(ds, checks)
-    paths = {"text": out / "report.txt", "json": out / "report.json", "figure": out / "report.png",
-             "failed": out / "failed.csv"}
-    paths["text"].write_text(report.table())
-    report.to_json(paths["json"])  # NaN -> null, listed under "non_finite"
-    plot(ds, checks).savefig(paths["figure"], dpi=110)
-    paths["failed"].write_text(report.failed_csv())
+    names = {"text": "report.txt", "json": "report.json", "figure": "report.png", "failed": "failed.csv"}
+    paths = {key: out / name for key, name in names.items()}
+    figure = plot(ds, checks)
+    # the folder is replaced as a whole or not at all: every file is written into a sibling temporary folder
+    with atomic_folder(out) as tmp:
+        atomic_write_text(tmp / names["text"], report.table(), shown=paths["text"])
+        atomic_write_text(tmp / names["json"], report.to_json(), shown=paths["json"])  # NaN -> null, "non_finite"
+        with atomic_path(tmp / names["figure"], shown=paths["figure"]) as png:
+            figure.savefig(png, dpi=110, format="png")
+        atomic_write_text(tmp / names["failed"], report.failed_csv(), shown=paths["failed"])
     return paths

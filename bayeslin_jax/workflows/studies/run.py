@@ -55,7 +55,7 @@ from bayeslin_jax.workflows import store
 STUDY_KIND = "bayeslin.study"
 STUDY_VERSION = 1
 DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-RUNS_ATTR = "bayeslin_runs"
+RUNS_ATTR = store.RUNS_ATTR
 PART_GLOB = "part-*-of-*.zarr"
 
 
@@ -180,7 +180,8 @@ class StudyConfig:
     seed : int
         Root of every random stream, in ``[0, 2^32)``.
     nuts : NutsConfig
-        Sampler settings (``method``/``batch_size`` change speed only, not the identity).
+        Sampler settings (``batch_size`` changes speed only; ``method`` changes the bits and is part of the
+        store's identity).
     simulator : str or Simulator
         ``"prior"`` (truth from the spec's prior), ``"tutorial"`` (``y = 0.3 x + 2 + N(0, 0.1)``), or any
         :class:`~bayeslin_jax.core.simulate.Simulator`.
@@ -233,10 +234,12 @@ def study_meta(spec: ModelSpec | Model, config: StudyConfig, part: dict | None =
                simulator: simulate.Simulator | simulate.ModelSimulator | None = None) -> dict:
     """Everything that determines a study's numbers (a resumed run must match it exactly).
 
-    Leaves out what only changes speed: chunk size, devices, ``nuts.method``/``batch_size``.
+    Leaves out what only changes speed: chunk size, devices, ``nuts.batch_size``. The resolved ``nuts.method``
+    (map / vmap / barrier_free) is in: the kernels round differently
+    (:func:`~bayeslin_jax.workflows.store.sampler_identity`).
     ``simulator``: the one the study runs (default ``config.make_simulator()``).
     """
-    nuts = config.nuts.identity()
+    nuts = store.sampler_identity(config.nuts)
     return {
         "kind": STUDY_KIND,
         "version": STUDY_VERSION,
@@ -336,13 +339,32 @@ def memory_peaks(devices: Sequence, chunk_size: int) -> dict[str, float | int | 
 
 
 def append_run_record(path: Path, record: dict) -> None:
-    group = store.open_group(path, mode="r+")
-    runs = list(group.attrs.get(RUNS_ATTR, []))
-    try:
-        group.attrs[RUNS_ATTR] = [*runs, record]  # zarr writes metadata atomically (temp file + rename)
-    except OSError as err:
-        raise StoreError(f"could not record the run in store {path} ({err.strerror or err}); "
-                         "its chunks are complete") from err
+    """Append ``record`` to the store's run records (takes the writer lock; crash-safe root rewrite)."""
+    with store.writer_lock(path):
+        runs = list(store.read_root(path).get("attributes", {}).get(RUNS_ATTR, []))
+        try:
+            store.update_root_attrs(path, {RUNS_ATTR: [*runs, record]})
+        except BayeslinError as err:
+            raise StoreError(f"could not record the run in store {path} ({err}); its chunks are complete") from err
+
+
+def check_study_memory(num_items: int, chunk_size: int, nuts: NutsConfig, num_params: int, save_draws: bool,
+                       what: str = "datasets") -> None:
+    """Refuse (one line, the estimate and the limit) a study whose chunk or whose index would not fit in memory.
+
+    A chunk holds its draws on the device and their float64 summaries on the host
+    (:func:`~bayeslin_jax.engine.memory.estimate_draw_bytes`); the finished store is opened with its whole
+    ``dataset`` index (8 bytes per item) and chunk bookkeeping (about 200 bytes per chunk) in memory.
+    """
+    from bayeslin_jax.engine.memory import check_memory, estimate_draw_bytes
+
+    draws = estimate_draw_bytes(chunk_size, nuts.num_chains, nuts.num_draws, num_params + 7, 4)
+    check_memory(draws * 3 + (draws if save_draws else 0), f"a chunk of {chunk_size} {what}",
+                 purpose="for its draws and their summaries", hint="lower --chunk-size, --draws or --chains")
+    num_chunks = -(-num_items // chunk_size)
+    check_memory(num_items * 8 + num_chunks * 200, f"a store of {num_items} {what}",
+                 purpose=f"for its {what.rstrip('s')} index and chunk bookkeeping",
+                 hint="split the work over several stores (fewer per run, or --distributed)")
 
 
 def _model_chunk(seed: int, indices: np.ndarray, data: simulate.ModelData, model: Model, config: NutsConfig,
@@ -444,6 +466,8 @@ def run_study(
     else:
         chunk_size = default_chunk_size(stop - start, nuts, spec, len(devices), save_draws)
     part = {"index": part_index, "count": part_count, "start": start, "stop": stop}
+    params = None if model is not None else spec.basis.dim + (0 if spec.known_sigma else 1)
+    check_study_memory(stop - start, chunk_size, nuts, params or 1, save_draws)
     meta = study_meta(model or spec, config, part, simulator)
     # Simulation and the exact posterior always see full chunks (one compiled shape; they are
     # cheap). NUTS is padded too on accelerators, where the extra lock-step runs are ~free; on CPU
@@ -492,9 +516,28 @@ def run_study(
 
     started = time.time()
     before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
-    store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
-                      finish=finish, overlap=overlap, progress=progress, desc="datasets", first_item=start)
-    record = {
+
+    def record() -> dict:
+        return run_record(started, before, part_index, part_count, devices, chunk_size, nuts, overlap, timings)
+
+    try:
+        store.run_chunked(store_path, meta=meta, num_items=stop - start, chunk_size=chunk_size, launch=launch,
+                          finish=finish, overlap=overlap, progress=progress, desc="datasets", first_item=start,
+                          record=record)
+    except KeyError as err:  # simulating a model whose prior trace lacks its observed site
+        if model is not None and err.args[:1] == (model.obs,):
+            raise BayeslinError(f"model {model.name!r} has no observed site {model.obs!r} "
+                                "(numpyro.sample(..., obs=y))") from None
+        raise
+    ds = open_study(store_path)
+    ds.attrs["run_timings"] = timings
+    return ds
+
+
+def run_record(started: float, before: int, part_index: int, part_count: int, devices: Sequence, chunk_size: int,
+               nuts: NutsConfig, overlap: bool, timings: dict) -> dict:
+    """The ``bayeslin_runs`` entry of one run: host, devices, layout, time spent, peak memory (informational)."""
+    return {
         "started": started,
         "finished": time.time(),
         "host": socket.gethostname(),
@@ -511,10 +554,6 @@ def run_study(
         **{k: round(v, 4) for k, v in timings.items()},
         **memory_peaks(devices, chunk_size),
     }
-    append_run_record(store_path, record)
-    ds = open_study(store_path)
-    ds.attrs["run_timings"] = timings
-    return ds
 
 
 def _is_parts_dir(path: Path) -> bool:

@@ -1,0 +1,247 @@
+"""``bayeslin compare DATA.csv``: compare any models on a user's data by PSIS-LOO (and exact evidence where it exists).
+
+Every model is fitted with NUTS to the data (columns ``x``, ``y``), then, dataset by dataset, ArviZ's ``loo`` and
+``compare`` (:func:`bayeslin_jax.workflows.compare.compare`); the exact log evidence joins the table when every
+model has one (Gaussian regressions with known or HalfNormal sigma). Prints the ArviZ compare table, the winner and,
+for several datasets, each dataset's winner and the win rates.
+
+Models: ``--model NAME=SPEC``, repeatable (at least two, names unique; ``--model SPEC`` names it ``SPEC``).
+Default: ``--model normal=normal --model student-t=student-t``. ``SPEC`` is one of
+
+* ``normal``: the Gaussian linear regression on ``--basis`` with the prior flags (``--prior-mean``,
+  ``--prior-scale``/``--prior-cov``, ``--sigma`` or ``--sigma-prior-scale``);
+* ``student-t[:NU]``: the same with Student-t observations, ``NU`` a positive number or ``learn``
+  (``nu ~ Gamma(2, 0.1)``; the default);
+* ``bernoulli`` / ``poisson``: the logit / log GLM on ``--basis`` with the weight prior (y in {0, 1} / counts);
+* ``horseshoe[:P0]``: the regularized horseshoe on ``--basis`` with the noise flags, ``P0`` the expected number of
+  nonzero coefficients (default ``min(2, D/2)`` for ``D`` non-intercept coefficients; ``--basis poly5`` gives 5);
+* ``FILE.py:OBJ``: your own model, a ``bl.user_model(fn)`` or a NumPyro function ``fn(x, y=None)`` named ``OBJ``
+  in ``FILE.py`` (its observed site in a ``numpyro.plate`` over the points, for pointwise log-likelihoods).
+
+Several datasets: ``--dataset-column COL`` splits the rows by the values of column ``COL`` (in order of first
+appearance; every dataset needs the same number of rows). ``--json PATH`` writes the comparison (strict JSON:
+non-finite numbers are null, listed under ``non_finite``). Columns ``x`` and ``y`` only for now: no ``--formula``.
+Errors are one line ``error: ...`` with exit status 2, found before any fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.interfaces.commands.common import (
+    add_sampler_arguments,
+    add_spec_arguments,
+    check_output_file,
+    config_from_args,
+    spec_from_args,
+)
+
+DEFAULT_MODELS = ("normal=normal", "student-t=student-t")
+SPECS = "normal, student-t[:NU], bernoulli, poisson, horseshoe[:P0] or FILE.py:OBJ"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="CSV file with columns x and y ('-': stdin)")
+    group = parser.add_argument_group("comparison")
+    group.add_argument(
+        "--model", dest="models", action="append", default=None, metavar="NAME=SPEC",
+        help=f"a model to compare, repeatable (at least 2, unique names); SPEC: {SPECS}; 'SPEC' alone is named "
+        f"SPEC (default: {' '.join(DEFAULT_MODELS)})",
+    )
+    group.add_argument(
+        "--dataset-column", metavar="COL", default=None,
+        help="split the rows into datasets by the values of this column, each compared on its own and the win "
+        "rates printed (default: none, one dataset)",
+    )
+    group.add_argument("--json", dest="json_path", metavar="PATH", default=None,
+                       help="write the comparison as strict JSON (default: none)")
+    add_spec_arguments(parser)
+    add_sampler_arguments(parser)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def parse_models(items: list[str] | None) -> list[tuple[str, str]]:
+    """``["a=normal", "student-t:4"]`` -> ``[("a", "normal"), ("student-t:4", "student-t:4")]``; one-line errors."""
+    items = list(DEFAULT_MODELS) if items is None else items
+    pairs = []
+    for item in items:
+        name, sep, spec = item.partition("=")
+        name, spec = (name.strip(), spec.strip()) if sep else (item.strip(), item.strip())
+        if not name or not spec:
+            raise BayeslinError(f"--model {item!r}: give NAME=SPEC with a non-empty name and SPEC ({SPECS})")
+        pairs.append((name, spec))
+    names = [name for name, _ in pairs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise BayeslinError(f"--model: duplicate model name(s) {', '.join(map(repr, duplicates))}; names must differ")
+    if len(pairs) < 2:
+        raise BayeslinError(f"--model: need at least 2 models to compare, got {len(pairs)} ({', '.join(items)})")
+    return pairs
+
+
+def _number(text: str, what: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise BayeslinError(f"{flag}: {what} must be a positive number, got {text!r}")
+    return value
+
+
+def build_model(name: str, spec_text: str, args: argparse.Namespace, num_points: int):
+    """One ``--model NAME=SPEC`` -> a :class:`~bayeslin_jax.core.model.Model` or :class:`ModelSpec`."""
+    flag = f"--model {name}={spec_text}"
+    if spec_text.rpartition(":")[0].endswith(".py"):
+        from bayeslin_jax.interfaces.commands.models import load_user_model
+
+        return load_user_model(spec_text)
+    kind, _, option = spec_text.partition(":")
+    kind = kind.lower()
+    if kind not in ("normal", "student-t", "bernoulli", "poisson", "horseshoe"):
+        raise BayeslinError(f"{flag}: unknown model {spec_text!r}; use {SPECS}")
+    if option and kind not in ("student-t", "horseshoe"):
+        raise BayeslinError(f"{flag}: {kind} takes no ':' option")
+    from bayeslin_jax.core.model import glm, horseshoe, student_t
+
+    spec = spec_from_args(args)
+    if kind == "normal":
+        return spec
+    if kind == "student-t":
+        nu = "learn" if option in ("", "learn") else _number(option, "nu (or 'learn')", flag)
+        return student_t(spec, nu)
+    if kind in ("bernoulli", "poisson"):
+        return glm(spec.prior, spec.basis, kind)
+    coefficients = spec.basis.dim - 1
+    if coefficients < 1:
+        raise BayeslinError(f"{flag}: the horseshoe needs --basis linear or poly<k> (a slope to shrink)")
+    p0 = min(2.0, coefficients / 2) if not option else _number(option, "P0", flag)
+    if p0 >= coefficients:
+        raise BayeslinError(f"{flag}: P0 must be below the {coefficients} non-intercept coefficient(s) of --basis "
+                            f"{args.basis}, got {option}")
+    return horseshoe(spec.basis, spec.noise, expected_nonzero=p0, num_points=num_points)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_datasets(path: str, column: str | None, dtype) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``x, y``: ``(n,)`` (no ``column``) or ``(B, n)`` split by ``column``; and the dataset labels ``(B,)``."""
+    from bayeslin_jax.core.data import load_csv, validate_xy
+
+    if column is None:
+        x, y = load_csv(path, dtype=dtype)
+        return x, y, ["0"]
+    import pandas as pd
+
+    from bayeslin_jax.workflows.design import read_table
+
+    table = read_table(path)
+    name = "stdin" if path == "-" else path
+    missing = [c for c in ("x", "y", column) if c not in table.columns]
+    if missing:
+        raise BayeslinError(f"--dataset-column {column}: {name} has no column(s) {', '.join(map(repr, missing))} "
+                            f"(columns: {', '.join(table.columns)})")
+    if table[column].isna().any():
+        raise BayeslinError(f"--dataset-column {column}: column {column!r} has empty values")
+    for c in ("x", "y"):
+        if not pd.api.types.is_numeric_dtype(table[c]):
+            raise BayeslinError(f"{name}: column {c!r} is not numeric")
+    labels = list(dict.fromkeys(table[column].tolist()))
+    groups = [table[table[column] == label] for label in labels]
+    sizes = {len(g) for g in groups}
+    if len(sizes) > 1:
+        counts = ", ".join(f"{label}: {len(g)}" for label, g in list(zip(labels, groups, strict=True))[:4])
+        raise BayeslinError(f"--dataset-column {column}: the datasets have different numbers of rows ({counts}"
+                            f"{', ...' if len(labels) > 4 else ''}); each needs the same number")
+    x = np.stack([g["x"].to_numpy(dtype=np.float64) for g in groups])
+    y = np.stack([g["y"].to_numpy(dtype=np.float64) for g in groups])
+    x, y = validate_xy(x, y, min_points=2, dtype=dtype)
+    return x, y, [str(label) for label in labels]
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _prepare(args: argparse.Namespace):
+    """Everything that can fail on the input, before any fit: ``(models, x, y, labels, config)``."""
+    check_output_file(args.json_path, "--json")
+    if args.prior == "horseshoe":
+        raise BayeslinError("--prior horseshoe: give the horseshoe as a model, --model NAME=horseshoe[:P0]")
+    pairs = parse_models(args.models)
+    spec_from_args(args)  # the prior flags, checked once before the data
+    x, y, labels = load_datasets(args.data, args.dataset_column, np.float64 if args.x64 else np.float32)
+    models = {name: build_model(name, text, args, x.shape[-1]) for name, text in pairs}
+    return models, x, y, labels, config_from_args(args)
+
+
+def _print_results(comparison, labels: list[str]) -> None:
+    import pandas as pd
+
+    first = comparison.results[comparison.names[0]]
+    config = first.config
+    n = int(np.shape(comparison.loo[0][comparison.names[0]].elpd_i)[-1])
+    batch = f"{comparison.num_datasets} datasets x " if comparison.batched else ""
+    print(f"PSIS-LOO comparison (ArviZ; {config.num_chains} chains x {config.num_draws} draws, {batch}{n} points):")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        heading = f"dataset {labels[0]}" + (f" (1 of {comparison.num_datasets})" if comparison.batched else "")
+        print(f"{heading}:")
+        print(comparison.table(0).to_string(float_format=lambda v: f"{v:.4g}"))
+        if comparison.batched:
+            elpd = comparison.elpd.to_pandas()
+            elpd.index = pd.Index(labels, name="dataset")
+            elpd["winner"] = [comparison.winner(i) for i in range(comparison.num_datasets)]
+            if comparison.has_evidence:
+                elpd["evidence_winner"] = [comparison.winner(i, "evidence") for i in range(comparison.num_datasets)]
+            print("\nelpd_loo per dataset:")
+            print(elpd.to_string(float_format=lambda v: f"{v:.4g}"))
+            print("\nwin rates:")
+            print(comparison.wins().to_string(float_format=lambda v: f"{v:.3g}"))
+    for note in comparison.notes:
+        print(f"note: {note}")
+    wins = comparison.wins()
+    best = str(wins["loo_wins"].idxmax())
+    if comparison.batched:
+        print(f"\nwinner by PSIS-LOO: {best} (first on {int(wins.loc[best, 'loo_wins'])} of "
+              f"{comparison.num_datasets} datasets)")
+    else:
+        table = comparison.table(0)
+        second = table.iloc[1]
+        print(f"\nwinner by PSIS-LOO: {best} (elpd_diff to {table.index[1]}: {-second['elpd_diff']:.3g} "
+              f"+- {second['dse']:.2g})")
+    if comparison.has_evidence:
+        ev = str(wins["evidence_wins"].idxmax())
+        print(f"winner by exact log evidence: {ev}")
+    for item in comparison.pareto_k_warnings:
+        print(f"warning: dataset {labels[item['dataset']]}, model {item['model']}: Pareto k up to "
+              f"{item['pareto_k_max']:.2f} > {item['good_k']:.2f} on {item['num_bad']} point(s): PSIS-LOO is "
+              "unreliable there", file=sys.stderr)
+    for name, result in comparison.results.items():
+        for line in result.problems():
+            print(f"warning: model {name}: {line}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    models, x, y, labels, config = _prepare(args)
+    from bayeslin_jax.workflows.compare import compare
+
+    comparison = compare(models, x, y, seed=args.seed, config=config)
+    _print_results(comparison, labels)
+    if args.json_path:
+        import json
+
+        payload = comparison.to_dict()
+        payload["data"] = str(args.data)
+        payload["dataset_labels"] = labels if args.dataset_column is not None else None
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_path).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        print(f"wrote {args.json_path}")
+    return 0
