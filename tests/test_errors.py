@@ -102,7 +102,7 @@ GOOD_CSV = "x,y\n-0.5,1.8\n0.0,2.0\n0.5,2.2\n"
     ("extra", "content", "message"),
     [
         ([], "a,b\n1,2\n", "must have columns"),
-        ([], "x,y\n1,2\n", "at least 2 data points"),
+        ([], "x,y\n1,2\n", "at least 3 data points"),  # b, m and the learned sigma
         (["--basis", "poly5"], GOOD_CSV, "at least 7 data points"),  # 6 weights and the learned sigma
         (["--basis", "poly5", "--sigma", "0.1"], GOOD_CSV, "at least 6 data points"),
         (["--sigma", "0"], GOOD_CSV, "sigma must be positive"),

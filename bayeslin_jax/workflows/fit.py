@@ -214,12 +214,21 @@ def fit_inputs(
     if model.has_exact:
         post = exact.posterior64(inputs, y, spec.prior, spec.noise.sigma)
         _check_exact(post, inputs, spec, np.arange(np.shape(y)[-1], dtype=float) if x is None else np.asarray(x))
+    from bayeslin_jax.engine.memory import check_memory, estimate_draw_bytes
+
+    num_params = int(np.shape(inputs)[-1]) + 2 if np.ndim(inputs) == 3 else 4  # weights, sigma, nu (an estimate)
+    check_memory(3 * estimate_draw_bytes(np.shape(y)[0], config.num_chains, config.num_draws, num_params + 7,
+                                         np.dtype(dtype).itemsize), "fit", purpose="for its draws",
+                 hint="lower --draws/--chains or fit fewer datasets at once")
     inputs_j, y_j = jnp.asarray(inputs, dtype=dtype), jnp.asarray(y, dtype=dtype)
+    sampled = preconditioned(model, inputs) if whiten and spec is None else model
     if spec is not None and whiten:
         result, _ = whitening.sample_whitened(seed, inputs, y, spec.prior, spec.noise, config,
                                               num_devices=num_devices, sampler=sample_nuts, progress=progress)
     else:
-        result = sample_model(seed, inputs_j, y_j, model, config, num_devices=num_devices, progress=progress)
+        result = sample_model(seed, inputs_j, y_j, sampled, config, num_devices=num_devices, progress=progress)
+        if sampled is not model:  # the whitened coordinates are the sampler's, not the model's
+            result = result._replace(samples={k: v for k, v in result.samples.items() if k != WHITE_SITE})
     tree = model_datatree(result, model, inputs_j, y_j, x_raw=None if x is None else np.asarray(x),
                           include_log_likelihood=log_likelihood)
     label_levels(tree, model)
@@ -264,6 +273,66 @@ def label_levels(tree, model):
 
         tree["posterior"] = xr.DataTree(post.assign_coords(coords))
     return tree
+
+
+WHITE_SITE = "w_white"
+#: Built-in models whose weights ``w`` enter only through the linear predictor ``phi @ w``: sampled in whitened
+#: coordinates on raw-scale designs (:func:`preconditioned`).
+_PRECONDITIONED = ("student_t", "bernoulli", "poisson")
+
+
+class _AffineReparam:
+    """A NumPyro reparameterizer: the site ``w ~ p`` becomes ``z`` (a real vector; sampled as ``N(0, I)`` whose
+    density a factor divides out again) with ``w = matrix @ z`` deterministic and ``log p(w)`` added as a factor
+    (the Jacobian ``log |det matrix|`` is a constant), so the posterior of ``w`` is unchanged."""
+
+    def __init__(self, matrix):
+        self.matrix = matrix
+
+    def __call__(self, name, fn, obs):
+        import numpyro
+        import numpyro.distributions as dist
+
+        if obs is not None:
+            raise BayeslinError(f"cannot whiten the observed site {name!r}")
+        dim = self.matrix.shape[-1]
+        base = dist.Normal(0.0, 1.0).expand([dim]).to_event(1)  # a proper stand-in, divided out again below
+        z = numpyro.sample(WHITE_SITE, base)
+        w = self.matrix @ z
+        numpyro.factor(f"{name}_prior", fn.log_prob(w) - base.log_prob(z))
+        return None, w
+
+
+def whitened_regression(x, y=None, *, white_matrix, regression, **kwargs) -> None:
+    """``regression(x, y, **kwargs)`` with its weights ``w`` sampled as ``w = white_matrix @ z``
+    (``white_matrix: (d, d)``, traced)."""
+    import numpyro
+
+    with numpyro.handlers.reparam(config={"w": _AffineReparam(white_matrix)}):
+        regression(x, y, **kwargs)
+
+
+def preconditioned(model: Model, inputs) -> Model:
+    """The model NUTS samples for a built-in Student-t or GLM regression on the design ``inputs: (B, n, d)``: the
+    same posterior with ``w = A z``, ``A = R^-1 sqrt(n - 1)`` from the thin QR of the (pooled) design (rstanarm's
+    ``QR = TRUE``), so that raw-scale, correlated predictors sample as well as standardized ones. Every other model
+    is returned as is. The draws of ``w`` are unchanged in distribution (an invertible linear map)."""
+    import dataclasses
+
+    if model.name not in _PRECONDITIONED or model.feature_site != "w" or model.fn is whitened_regression:
+        return model
+    phi = np.asarray(inputs, dtype=np.float64)
+    pooled = phi.reshape(-1, phi.shape[-1])
+    if pooled.shape[0] <= pooled.shape[1]:
+        return model
+    r = np.linalg.qr(pooled, mode="r")
+    if not np.all(np.isfinite(r)) or np.min(np.abs(np.diag(r))) <= 1e-12 * np.max(np.abs(np.diag(r))):
+        return model
+    matrix = np.linalg.inv(r) * np.sqrt(pooled.shape[0] - 1)
+    dtype = jnp.zeros(()).dtype
+    params = {**model.params, "white_matrix": jnp.asarray(matrix, dtype=dtype)}
+    static = (("regression", model.fn), *model.static)
+    return dataclasses.replace(model, fn=whitened_regression, params=params, static=static)
 
 
 def check_proper(model: Model, inputs, y) -> None:

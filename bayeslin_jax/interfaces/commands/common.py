@@ -207,6 +207,19 @@ def spec_from_args(args: argparse.Namespace, basis=None) -> ModelSpec:
     return ModelSpec(basis, weight_prior(phi, np.zeros(1), choice), noise_prior(np.zeros(1), choice))
 
 
+def print_model_priors(model, out=None) -> None:
+    """``priors:`` and one line per prior of a study's or an SBC run's model (the tutorial's defaults say so)."""
+    import sys
+
+    from bayeslin_jax.core.model import as_model
+    from bayeslin_jax.workflows.defaults import prior_lines
+
+    print("priors (simulated and fitted; no data to scale by, so unset flags take the tutorial's N(0, 0.2) and "
+          "sigma = 0.1):", file=out or sys.stdout)
+    for line in prior_lines(as_model(model)):
+        print(f"  {line}", file=out or sys.stdout)
+
+
 def _replace(choice, **changes):
     import dataclasses
 

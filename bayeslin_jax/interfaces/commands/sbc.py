@@ -20,6 +20,7 @@ from bayeslin_jax.interfaces.commands.common import (
     config_from_args,
     design_from_args,
     positive_int,
+    print_model_priors,
     spec_from_args,
 )
 from bayeslin_jax.interfaces.commands.models import add_model_arguments, model_from_args
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         sim_spec = _spec(args)
         fit_spec = sim_spec if args.fit_prior_scale is None else sbc.with_prior_scale(sim_spec, args.fit_prior_scale)
+    print_model_priors(model if model is not None else sim_spec)
     predict_at = tuple(float(v) for v in np.atleast_1d(parse_vector(args.predict_at, "--predict-at")))
     if model is not None and args.design is not None:
         raise BayeslinError(f"{model.name}: --design SBC is for the Gaussian model")

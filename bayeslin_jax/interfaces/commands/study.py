@@ -18,6 +18,7 @@ from bayeslin_jax.interfaces.commands.common import (
     config_from_args,
     design_from_args,
     positive_int,
+    print_model_priors,
     spec_from_args,
 )
 from bayeslin_jax.interfaces.commands.models import add_model_arguments, model_from_args
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise BayeslinError(f"{model.name}: --design studies are for the Gaussian model")
     loaded = design_from_args(args, args.design)  # --design: x fixed from the CSV, w from the prior, y simulated
     spec = model or spec_from_args(args, basis=None if loaded is None else loaded[0])
+    print_model_priors(spec)
     num_points = args.num_points if loaded is None else loaded[0].num_rows
     config = study.StudyConfig(num_datasets=args.datasets, seed=args.seed, nuts=nuts, simulator=args.simulator,
                                num_points=num_points, save_draws=args.save_draws, chunk_size=args.chunk_size)
