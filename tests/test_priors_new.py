@@ -356,6 +356,7 @@ def _grid_moments(log_prior, log_sigma_prior, phi, y, num_sigma: int = 300, poin
     return mean, np.sqrt(second - mean**2)
 
 
+@pytest.mark.slow  # ~10 s (a compile of the whitened Student-t model); the flat-prior fit covers that path by default
 def test_student_t_prior_with_half_cauchy_noise_matches_grid_posterior():
     x, y = _heavy_data(8)
     phi = _design(x)

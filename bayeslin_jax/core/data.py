@@ -40,6 +40,10 @@ def validate_xy(x, y, min_points: int = 1, dtype=None) -> tuple[np.ndarray, np.n
     ``min_points`` is the fewest observations per dataset the model needs. ``dtype`` (e.g.
     ``np.float32``): also refuse values whose sums of squares overflow it (see :func:`square_limit`).
     """
+    for name, value in (("x", x), ("y", y)):
+        if np.iscomplexobj(value):
+            raise BayeslinError(f"{name} is complex: the models take real numbers (split real and imaginary parts "
+                                "into two predictors if both matter)")
     try:
         x_arr = np.asarray(x, dtype=float)
         y_arr = np.asarray(y, dtype=float)

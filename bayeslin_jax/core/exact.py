@@ -231,10 +231,9 @@ def _precision_whitening(phi: np.ndarray, y: np.ndarray, prior: TermPrior, sigma
     Stack ``B = [diag(lambda^1/2) L; phi / sigma]`` (``(d + n, d)``) and ``b = [lambda^1/2 mean; y / sigma]`` so that
     ``P = B^T B`` and ``P w_N = B^T b``: with the thin SVD ``B = U diag(s) V^T``, ``A = V diag(1/s)`` (``A A^T =
     P^-1``) and ``c = A U^T b`` (the least-squares solution of ``B w = b``; no normal equations). For known
-    ``sigma`` the likelihood of ``z`` is ``N(y - phi c | (phi A) z, sigma^2)`` with ``phi A / sigma = U_phi`` of
-    orthonormal columns when the prior is flat, so ``z | y ~ N(0, I)``; with proper coefficients ``z | y`` is
-    ``N(0, I)`` too (the prior adds the rows ``diag(lambda^1/2) L A``). ``z_mean``/``z_scale`` are NaN: the prior of
-    ``z`` is not diagonal here, and the sampler evaluates the prior at ``w = c + A z`` instead.
+    ``sigma`` the posterior of ``z = A^-1 (w - c)`` is ``N(0, I)``; with a flat prior ``phi A / sigma = U`` has
+    orthonormal columns (least squares' whitening). ``z_mean``/``z_scale`` are NaN: the prior of ``z`` is not
+    diagonal here, and the sampler evaluates the prior at ``w = c + A z`` instead.
     """
     dim = phi.shape[-1]
     lam_half = np.sqrt(np.asarray(prior.precision_diag, dtype=np.float64))

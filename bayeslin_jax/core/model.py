@@ -10,7 +10,9 @@ A model is a NumPyro function of one dataset, ``fn(x, y=None, **kwargs)``:
   ``numpyro.plate`` over the data points (then the DataTree gets pointwise log-likelihoods for LOO);
 * every latent ``numpyro.sample`` site is continuous and its shape is fixed by the data size (no
   shape that depends on data *values*, no ``numpyro.param`` sites, no discrete latents);
-* ``numpyro.deterministic`` sites whose shape does not depend on ``n`` are kept as posterior draws;
+* ``numpyro.deterministic`` sites are kept as posterior draws; those with one element per data point (a site in a
+  plate over the points, e.g. eight schools' ``theta``) are recomputed from the draws on the full data, with the
+  plate's name as their dim;
 * ``kwargs``: JAX/NumPy arrays and NumPy scalars (and pytrees of them) are *traced*: a new value does not recompile;
   anything else (Python numbers, strings, None, tuples) is *static*: part of the compiled program's
   identity, and must be hashable.

@@ -183,6 +183,20 @@ def _check_missing(table: pd.DataFrame, columns: list[str]) -> None:
             )
 
 
+def _check_levels(table: pd.DataFrame, formula: str, required: set[str]) -> None:
+    """A categorical term with one level would be dropped without a word (treatment contrasts of one level are no
+    column): one line naming it."""
+    for name in table.columns:
+        if name not in required:
+            continue
+        values = table[name]
+        categorical = not pd.api.types.is_numeric_dtype(values) or re.search(rf"C\(\s*`?{re.escape(name)}`?\s*[,)]",
+                                                                              formula)
+        if categorical and values.nunique(dropna=True) == 1:
+            raise BayeslinError(f"categorical column {name!r} has one level ({values.iloc[0]!r}) in every row: its "
+                                "term would be dropped; drop it from the formula")
+
+
 def _one_line(err: Exception) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m|[⧛⧚]", "", str(err))
     return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
@@ -273,6 +287,8 @@ def load_design(data, formula: str | None = None, *, columns=None, response: str
 
     if (formula is None) == (columns is None):
         raise BayeslinError("give either a formula or a list of columns")
+    if formula is not None and not isinstance(formula, str):
+        raise BayeslinError(f"formula must be a string such as 'y ~ bmi + C(sex)', got {type(formula).__name__}")
     table = as_table(data)
     if len(table) == 0:
         raise BayeslinError("the data table has no rows")
@@ -289,6 +305,7 @@ def load_design(data, formula: str | None = None, *, columns=None, response: str
     except FormulaicError as err:
         raise BayeslinError(f"formula {formula!r}: {_one_line(err)}") from None
     _check_missing(table, _referenced(formula, table, set(parsed.required_variables)))
+    _check_levels(table, formula, set(parsed.required_variables))
     matrices = _evaluate(lambda t: model_matrix(parsed, t, na_action="raise"), table, formula)
     lhs, rhs = matrices.lhs, matrices.rhs
     if lhs is None or lhs.shape[1] != 1:
@@ -552,6 +569,10 @@ def predict_formula(result, data) -> pd.DataFrame:
         ``m`` rows: ``mean``, ``sd`` of the fitted mean over the NUTS draws, and for known noise ``exact_mean``,
         ``exact_sd`` from the exact posterior.
     """
+    from bayeslin_jax.workflows.fit import FitResult
+
+    if not isinstance(result, FitResult):
+        raise BayeslinError(f"predict_formula needs a FitResult of fit_formula, got {type(result).__name__}")
     model = result.model
     design = model.basis
     if not isinstance(design, Design) or result.batched:

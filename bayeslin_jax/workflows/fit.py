@@ -29,6 +29,7 @@ import xarray as xr
 from bayeslin_jax.core import exact
 from bayeslin_jax.core.data import square_limit, strict_json, validate_xy
 from bayeslin_jax.core.errors import BayeslinError
+from bayeslin_jax.core.keys import check_seed
 from bayeslin_jax.core.model import Model, as_model
 from bayeslin_jax.core.priors import ModelSpec
 from bayeslin_jax.diagnostics import host as diagnostics
@@ -50,6 +51,8 @@ def min_points(model: Model | ModelSpec) -> int:
 
 def _config(config: NutsConfig | None, options: dict) -> NutsConfig:
     config = NutsConfig() if config is None else config
+    if not isinstance(config, NutsConfig):
+        raise BayeslinError(f"config must be a NutsConfig, got {type(config).__name__}")
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(NutsConfig)})
     if unknown:
         raise BayeslinError(f"unknown sampler option(s) {', '.join(unknown)}: see NutsConfig")
@@ -206,6 +209,7 @@ def fit_inputs(
     precision, so that it stays an oracle on ill-conditioned designs. ``progress``: as in :func:`fit`.
     """
     progress = (np.shape(y)[0] > 1) if progress is None else bool(progress)
+    seed = check_seed(seed)
     model = as_model(model)
     spec = model.spec
     dtype = jnp.zeros(()).dtype

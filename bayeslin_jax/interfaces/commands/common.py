@@ -232,7 +232,8 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, d
     group.add_argument("--warmup", type=positive_int, default=warmup,
                        help="warm-up (adaptation) iterations per chain, >= 1")
     group.add_argument("--draws", type=positive_int, default=draws, help="kept draws per chain")
-    group.add_argument("--target-accept", type=float, default=0.8)
+    group.add_argument("--target-accept", type=float, default=0.8,
+                       help="the warm-up's target mean acceptance probability of NUTS (dual averaging), in (0, 1)")
     group.add_argument(
         "--dense-mass", action="store_true", help="adapt a dense mass matrix (default diagonal, as NumPyro/PyMC/Stan)"
     )
@@ -241,7 +242,8 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, d
         help="end warm-up with step-size rounds that hit --target-accept (faster on well-conditioned Gaussian "
              "posteriors; more divergences on funnels; needs --warmup >= 200)",
     )
-    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--seed", type=int, default=0,
+                       help="root of every random stream, in [0, 2^32): dataset i uses (seed, i) only")
 
 
 def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:

@@ -61,6 +61,9 @@ def _fit(args: argparse.Namespace):
     check_output_file(args.json_path, "--json")
     check_output_file(args.plot_path, "--plot")
     check_applicable(args)
+    from bayeslin_jax.core.keys import check_seed
+
+    check_seed(args.seed, "--seed")
     loaded = design_from_args(args, args.data)
     from bayeslin_jax.core import exact
     from bayeslin_jax.core.basis import parse_basis

@@ -59,13 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="this process's index, 0 to num-processes - 1 (default: auto-detected)")
 
 
-SEED_LIMIT = 2**32
-
-
 def check_seed(seed: int) -> None:
-    """A ``--seed`` outside ``[0, 2^32)`` is refused (it would wrap around: -1 would be 2^32 - 1)."""
-    if not 0 <= seed < SEED_LIMIT:
-        raise BayeslinError(f"--seed must be an integer in [0, 2^32) = [0, {SEED_LIMIT - 1}], got {seed}")
+    """A ``--seed`` outside ``[0, 2^32)`` is refused (:func:`bayeslin_jax.core.keys.check_seed`)."""
+    from bayeslin_jax.core.keys import check_seed as check
+
+    check(seed, "--seed")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayeslin_jax.core import exact, simulate, validation
+from bayeslin_jax.core import exact, keys, simulate, validation
 from bayeslin_jax.core.errors import BayeslinError, StoreError
 from bayeslin_jax.core.model import Model, flat_parameters
 from bayeslin_jax.core.priors import ModelSpec
@@ -210,8 +210,7 @@ class StudyConfig:
             raise BayeslinError(
                 f"at most 2^32 datasets per study (indices key the randomness), got {self.num_datasets}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or not 0 <= self.seed < 2**32:
-            raise BayeslinError(f"seed must be an integer in [0, 2^32), got {self.seed!r}")
+        keys.check_seed(self.seed)
         validation.integer("number of points per dataset", self.num_points)
         if self.chunk_size is not None:
             validation.integer("chunk size", self.chunk_size)
@@ -436,6 +435,8 @@ def run_study(
     """
     if not isinstance(config, StudyConfig):
         raise BayeslinError(f"config must be a StudyConfig, got {type(config).__name__}")
+    if not isinstance(spec, Model | ModelSpec):
+        raise BayeslinError(f"the study's model must be a bayeslin_jax Model or ModelSpec, got {type(spec).__name__}")
     model = spec if isinstance(spec, Model) and spec.spec is None else None  # a general model: no exact posterior
     spec = spec.spec if isinstance(spec, Model) and model is None else spec
     if model is None:
