@@ -64,6 +64,11 @@ def test_memory_limit_is_read_from_the_environment(data, capsys, monkeypatch) ->
          "model must be a family name or a bayeslin_jax Model"),
         (lambda: bl.predict_formula(None, {}), "predict_formula needs a FitResult"),
         (lambda: bl.run_study("unused.zarr", 5, bl.StudyConfig(num_datasets=2)), "must be a bayeslin_jax Model"),
+        (lambda: bl.ModelSpec(None, None, None), "ModelSpec basis must be a basis"),
+        (lambda: bl.independent_normal("a", 1.0, 2), "prior mean must be a number"),
+        (lambda: bl.known_noise("a"), "noise sigma must be a number"),
+        (lambda: bl.mvn([0.0, 0.0], "x"), "prior covariance must be a number"),
+        (lambda: bl.half_normal_noise([1.0, 2.0]), "must be one number"),
     ],
 )
 def test_python_api_raises_bayeslin_errors(call, message) -> None:

@@ -493,8 +493,18 @@ def is_gaussian_prior(prior: WeightPrior) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def _real(name: str, value) -> np.ndarray:
+    """``value`` as a float array; a string, None or complex value is one line naming ``name``."""
+    if np.iscomplexobj(value):
+        raise BayeslinError(f"{name} must be real numbers, got complex values")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise BayeslinError(f"{name} must be a number or an array of numbers, got {value!r}") from None
+
+
 def _finite_vector(name: str, value, dim: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
+    arr = _real(f"prior {name}", value)
     if arr.ndim == 0:
         arr = np.full(dim, float(arr))
     if arr.shape != (dim,):
@@ -534,7 +544,7 @@ def independent_normal(mean, scale, dim: int) -> IndependentNormal:
 
 def mvn(mean, cov) -> MultivariateNormal:
     """Validated multivariate-normal prior; ``cov`` must be symmetric positive-definite."""
-    cov_arr = np.asarray(cov, dtype=float)
+    cov_arr = _real("prior covariance", cov)
     if cov_arr.ndim != 2 or cov_arr.shape[0] != cov_arr.shape[1]:
         raise BayeslinError(f"prior covariance must be a square matrix, got shape {cov_arr.shape}")
     dim = cov_arr.shape[0]
@@ -665,15 +675,25 @@ def flat_prior(dim: int) -> TermPrior:
 
 
 def known_noise(sigma: float) -> KnownNoise:
-    sigma = float(sigma)
+    arr = _real("noise sigma", sigma)
+    if arr.ndim:
+        _not_scalar("noise sigma", sigma)
+    sigma = float(arr)
     if not np.isfinite(sigma) or sigma <= 0:
         raise BayeslinError(f"noise sigma must be positive and finite, got {sigma}")
     _check_scale("noise sigma", sigma)
     return KnownNoise(jnp.asarray(sigma))
 
 
+def _not_scalar(label: str, value):
+    raise BayeslinError(f"{label} must be one number, got {value!r}")
+
+
 def _noise_value(label: str, value) -> float:
-    value = float(value)
+    arr = _real(f"noise prior {label}", value)
+    if arr.ndim:
+        _not_scalar(f"noise prior {label}", value)
+    value = float(arr)
     if not np.isfinite(value) or value <= 0:
         raise BayeslinError(f"noise prior {label} must be positive and finite, got {value}")
     _check_scale(f"noise prior {label}", value)
@@ -775,6 +795,12 @@ class ModelSpec:
     noise: Noise
 
     def __post_init__(self) -> None:
+        for label, value, kind in (("basis", self.basis, "a basis (bl.linear(), bl.polynomial(k), a Design)"),
+                                   ("prior", self.prior, "a weight prior (bl.independent_normal, bl.mvn, ...)"),
+                                   ("noise", self.noise, "a noise (bl.known_noise, bl.half_normal_noise, ...)")):
+            needed = {"basis": "dim", "prior": "distribution", "noise": "describe"}[label]
+            if not hasattr(value, needed):
+                raise BayeslinError(f"ModelSpec {label} must be {kind}, got {type(value).__name__}")
         dim = self.prior.dim if hasattr(self.prior, "dim") else self.prior.mean.shape[-1]
         if dim != self.basis.dim:
             raise BayeslinError(

@@ -50,4 +50,16 @@ def one_of(name: str, value, choices) -> str:
     return value
 
 
-__all__ = ["integer", "one_of", "open_unit", "positive", "real"]
+#: Seeds and dataset indices are 32-bit: a seed outside ``[0, 2^32)`` would wrap around (-1 would be 2^32 - 1).
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed, what: str = "seed") -> int:
+    """The one seed rule: an integer in ``[0, 2^32)``; anything else is a one-line
+    :class:`~bayeslin_jax.core.errors.BayeslinError` naming ``what`` (``"--seed"`` on the command line)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < SEED_LIMIT:
+        raise BayeslinError(f"{what} must be an integer in [0, 2^32) = [0, {SEED_LIMIT - 1}], got {seed!r}")
+    return int(seed)
+
+
+__all__ = ["SEED_LIMIT", "check_seed", "integer", "one_of", "open_unit", "positive", "real"]

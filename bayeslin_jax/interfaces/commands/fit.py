@@ -61,10 +61,13 @@ def _fit(args: argparse.Namespace):
     check_output_file(args.json_path, "--json")
     check_output_file(args.plot_path, "--plot")
     check_applicable(args)
-    from bayeslin_jax.core.keys import check_seed
+    from bayeslin_jax.core.validation import check_seed
 
     check_seed(args.seed, "--seed")
     loaded = design_from_args(args, args.data)
+    if loaded is None:  # the data before JAX: a bad file answers fast
+        dtype = np.float64 if args.x64 else np.float32
+        x, y = load_csv(args.data, dtype=dtype)
     from bayeslin_jax.core import exact
     from bayeslin_jax.core.basis import parse_basis
     from bayeslin_jax.workflows.design import fit_design
@@ -72,8 +75,6 @@ def _fit(args: argparse.Namespace):
 
     config = config_from_args(args)
     if loaded is None:
-        dtype = np.float64 if args.x64 else np.float32
-        x, y = load_csv(args.data, dtype=dtype)
         basis = parse_basis(args.basis)
         learned = args.sigma is None and args.family == "gaussian"  # sigma is one more parameter
         validate_xy(x, y, min_points=2 if args.model else basis.dim + learned, dtype=dtype)

@@ -536,7 +536,7 @@ def run_sbc(
     sim_spec, fit_spec = _sbc_models(sim_spec, fit_spec, config)
     config = replace(config, num_points=config.points_for(sim_spec if isinstance(sim_spec, Model) else None))
     validation.integer("number of simulations", num_simulations)
-    keyring.check_seed(seed)
+    validation.check_seed(seed)
     if num_simulations > 2**32:
         raise BayeslinError(f"at most 2^32 simulations (indices key the randomness), got {num_simulations}")
     chunk_size = default_chunk_size(config) if chunk_size is None else chunk_size

@@ -42,10 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayeslin_jax.core import exact, keys, simulate, validation
+from bayeslin_jax.core import exact, simulate, validation
 from bayeslin_jax.core.errors import BayeslinError, StoreError
 from bayeslin_jax.core.model import Model, flat_parameters
-from bayeslin_jax.core.priors import ModelSpec
+from bayeslin_jax.core.priors import ModelSpec, is_gaussian_prior
 from bayeslin_jax.diagnostics.device import DIAGNOSTIC_NAMES, summarize_rows
 from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, NutsResult, summarize_draw_stats
 from bayeslin_jax.engine import whitening as reparam
@@ -210,7 +210,7 @@ class StudyConfig:
             raise BayeslinError(
                 f"at most 2^32 datasets per study (indices key the randomness), got {self.num_datasets}"
             )
-        keys.check_seed(self.seed)
+        validation.check_seed(self.seed)
         validation.integer("number of points per dataset", self.num_points)
         if self.chunk_size is not None:
             validation.integer("chunk size", self.chunk_size)
@@ -495,7 +495,8 @@ def run_study(
         runs = slice(None) if pad_nuts else slice(0, count)
         result = sample_on_devices(seed, phi[runs], data.y[runs], spec, nuts, padded[runs], devices)
         t2 = time.perf_counter()
-        post = posterior_fn(phi, data.y, spec.prior, spec.noise.sigma) if spec.known_sigma else None
+        has_exact = spec.known_sigma and is_gaussian_prior(spec.prior)
+        post = posterior_fn(phi, data.y, spec.prior, spec.noise.sigma) if has_exact else None
         keep = slice(0, count)
         data = jax.tree.map(lambda a: np.asarray(a)[keep], data)
         result = result._replace(  # lanes (barrier_free's per-device counts) are not per dataset
