@@ -29,9 +29,9 @@ import xarray as xr
 from bayeslin_jax.core import exact
 from bayeslin_jax.core.data import square_limit, strict_json, validate_xy
 from bayeslin_jax.core.errors import BayeslinError
-from bayeslin_jax.core.keys import check_seed
 from bayeslin_jax.core.model import Model, as_model
 from bayeslin_jax.core.priors import ModelSpec
+from bayeslin_jax.core.validation import check_seed
 from bayeslin_jax.diagnostics import host as diagnostics
 from bayeslin_jax.diagnostics.datatree import model_datatree
 from bayeslin_jax.engine import NutsConfig, sample_nuts, whitening

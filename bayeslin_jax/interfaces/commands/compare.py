@@ -8,8 +8,8 @@ for several datasets, each dataset's winner and the win rates.
 Models: ``--model NAME=SPEC``, repeatable (at least two, names unique; ``--model SPEC`` names it ``SPEC``).
 Default: ``--model normal=normal --model student-t=student-t``. ``SPEC`` is one of
 
-* ``normal``: the Gaussian linear regression on ``--basis`` with the prior flags (``--prior-mean``,
-  ``--prior-scale``/``--prior-cov``, ``--sigma`` or ``--sigma-prior-scale``);
+* ``normal``: the Gaussian linear regression on ``--basis`` (or ``--formula``) with the prior flags; without
+  them the data-scaled defaults of :mod:`bayeslin_jax.workflows.defaults` and sigma learned;
 * ``student-t[:NU]``: the same with Student-t observations, ``NU`` a positive number or ``learn``
   (``nu ~ Gamma(2, 0.1)``; the default);
 * ``bernoulli`` / ``poisson``: the logit / log GLM on ``--basis`` with the weight prior (y in {0, 1} / counts);
@@ -20,13 +20,15 @@ Default: ``--model normal=normal --model student-t=student-t``. ``SPEC`` is one 
 
 Several datasets: ``--dataset-column COL`` splits the rows by the values of column ``COL`` (in order of first
 appearance; every dataset needs the same number of rows). ``--json PATH`` writes the comparison (strict JSON:
-non-finite numbers are null, listed under ``non_finite``). Columns ``x`` and ``y`` only for now: no ``--formula``.
+non-finite numbers are null, listed under ``non_finite``). ``--formula "y ~ age + C(region)"`` (or ``--columns``)
+compares the models on one dataset's design, for every model family and a user model.
 Errors are one line ``error: ...`` with exit status 2, found before any fit.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -35,11 +37,12 @@ import numpy as np
 
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.interfaces.commands.common import (
+    add_design_arguments,
     add_sampler_arguments,
     add_spec_arguments,
     check_output_file,
     config_from_args,
-    spec_from_args,
+    design_from_args,
 )
 
 DEFAULT_MODELS = ("normal=normal", "student-t=student-t")
@@ -61,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--json", dest="json_path", metavar="PATH", default=None,
                        help="write the comparison as strict JSON (default: none)")
-    add_spec_arguments(parser)
+    add_design_arguments(parser, design_file=False)
+    add_spec_arguments(parser, data=True)
     add_sampler_arguments(parser)
 
 
@@ -97,37 +101,47 @@ def _number(text: str, what: str, flag: str) -> float:
     return value
 
 
-def build_model(name: str, spec_text: str, args: argparse.Namespace, num_points: int):
-    """One ``--model NAME=SPEC`` -> a :class:`~bayeslin_jax.core.model.Model` or :class:`ModelSpec`."""
+def build_model(name: str, spec_text: str, args: argparse.Namespace, basis, phi: np.ndarray, y: np.ndarray,
+                table=None):
+    """One ``--model NAME=SPEC`` -> a :class:`~bayeslin_jax.core.model.Model` on ``basis``, its priors scaled to the
+    data (``phi: (n, d)``: the basis on the pooled data, ``y: (n,)``) by the prior flags
+    (:func:`bayeslin_jax.workflows.defaults.build_model`); ``FILE.py:OBJ``: the user's model (with a formula, the
+    design as its basis and its per-point arguments from the ``table``'s columns)."""
+    from bayeslin_jax.interfaces.commands.common import prior_choice_from_args
+    from bayeslin_jax.workflows import defaults
+    from bayeslin_jax.workflows.design import Design, design_model
+
     flag = f"--model {name}={spec_text}"
     if spec_text.rpartition(":")[0].endswith(".py"):
         from bayeslin_jax.interfaces.commands.models import load_user_model
 
-        return load_user_model(spec_text)
+        model = load_user_model(spec_text)
+        return design_model(basis, y, model, table=table, source=str(args.data)) if isinstance(basis, Design) \
+            else model
     kind, _, option = spec_text.partition(":")
     kind = kind.lower()
     if kind not in ("normal", "student-t", "bernoulli", "poisson", "horseshoe"):
         raise BayeslinError(f"{flag}: unknown model {spec_text!r}; use {SPECS}")
     if option and kind not in ("student-t", "horseshoe"):
         raise BayeslinError(f"{flag}: {kind} takes no ':' option")
-    from bayeslin_jax.core.model import glm, horseshoe, student_t
-
-    spec = spec_from_args(args)
-    if kind == "normal":
-        return spec
+    choice = prior_choice_from_args(args)
+    family = {"normal": "gaussian", "student-t": "student_t"}.get(kind, kind)
+    options: dict = {}
     if kind == "student-t":
-        nu = "learn" if option in ("", "learn") else _number(option, "nu (or 'learn')", flag)
-        return student_t(spec, nu)
-    if kind in ("bernoulli", "poisson"):
-        return glm(spec.prior, spec.basis, kind)
-    coefficients = spec.basis.dim - 1
-    if coefficients < 1:
-        raise BayeslinError(f"{flag}: the horseshoe needs --basis linear or poly<k> (a slope to shrink)")
-    p0 = min(2.0, coefficients / 2) if not option else _number(option, "P0", flag)
-    if p0 >= coefficients:
-        raise BayeslinError(f"{flag}: P0 must be below the {coefficients} non-intercept coefficient(s) of --basis "
-                            f"{args.basis}, got {option}")
-    return horseshoe(spec.basis, spec.noise, expected_nonzero=p0, num_points=num_points)
+        options["nu"] = "learn" if option in ("", "learn") else _number(option, "nu (or 'learn')", flag)
+    if kind in ("bernoulli", "poisson") and choice.touches_sigma:
+        raise BayeslinError(f"{flag}: the {kind} family has no noise sd: drop --sigma and the --sigma-prior flags")
+    if kind == "horseshoe":
+        coefficients = basis.dim - 1
+        if coefficients < 1:
+            raise BayeslinError(f"{flag}: the horseshoe needs --basis linear or poly<k> (a slope to shrink)")
+        p0 = min(2.0, coefficients / 2) if not option else _number(option, "P0", flag)
+        if p0 >= coefficients:
+            raise BayeslinError(f"{flag}: P0 must be below the {coefficients} non-intercept coefficient(s) of the "
+                                f"design, got {option}")
+        options["expected_nonzero"] = p0
+        choice = dataclasses.replace(choice, prior="auto", prior_scale=None, prior_mean=None, prior_df=None)
+    return defaults.build_model(family, basis, phi, y, choice, **options)
 
 
 # ----------------------------------------------------------------------------- data
@@ -173,13 +187,30 @@ def load_datasets(path: str, column: str | None, dtype) -> tuple[np.ndarray, np.
 
 def _prepare(args: argparse.Namespace):
     """Everything that can fail on the input, before any fit: ``(models, x, y, labels, config)``."""
+    from bayeslin_jax.interfaces.commands.common import prior_choice_from_args
+
     check_output_file(args.json_path, "--json")
     if args.prior == "horseshoe":
         raise BayeslinError("--prior horseshoe: give the horseshoe as a model, --model NAME=horseshoe[:P0]")
     pairs = parse_models(args.models)
-    spec_from_args(args)  # the prior flags, checked once before the data
-    x, y, labels = load_datasets(args.data, args.dataset_column, np.float64 if args.x64 else np.float32)
-    models = {name: build_model(name, text, args, x.shape[-1]) for name, text in pairs}
+    prior_choice_from_args(args)  # the prior flags, checked once before the data
+    loaded = design_from_args(args, args.data)
+    if loaded is not None:  # a formula: one dataset, x the row indices of its design
+        if args.dataset_column is not None:
+            raise BayeslinError("--dataset-column splits columns x, y: with --formula compare one dataset")
+        from bayeslin_jax.workflows.design import read_table
+
+        basis, y = loaded
+        x, phi, labels, table = np.arange(len(y), dtype=np.float64), basis.matrix, ["0"], read_table(args.data)
+    else:
+        from bayeslin_jax.core import exact
+        from bayeslin_jax.core.basis import parse_basis
+
+        x, y, labels = load_datasets(args.data, args.dataset_column, np.float64 if args.x64 else np.float32)
+        basis, table = parse_basis(args.basis), None
+        phi = exact.design_matrix64(basis, np.asarray(x, dtype=np.float64).reshape(-1))
+    y_pooled = np.asarray(y, dtype=np.float64).reshape(-1)
+    models = {name: build_model(name, text, args, basis, phi, y_pooled, table) for name, text in pairs}
     return models, x, y, labels, config_from_args(args)
 
 
@@ -232,7 +263,12 @@ def _print_results(comparison, labels: list[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     models, x, y, labels, config = _prepare(args)
     from bayeslin_jax.workflows.compare import compare
+    from bayeslin_jax.workflows.defaults import prior_lines
 
+    for name, model in models.items():
+        print(f"priors of {name}:")
+        for line in prior_lines(model):
+            print(f"  {line}")
     comparison = compare(models, x, y, seed=args.seed, config=config)
     _print_results(comparison, labels)
     if args.json_path:
@@ -241,7 +277,9 @@ def run(args: argparse.Namespace) -> int:
         payload = comparison.to_dict()
         payload["data"] = str(args.data)
         payload["dataset_labels"] = labels if args.dataset_column is not None else None
+        from bayeslin_jax.core.atomic import atomic_write_text
+
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_path).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        atomic_write_text(args.json_path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
         print(f"wrote {args.json_path}")
     return 0

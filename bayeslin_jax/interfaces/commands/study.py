@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_seed(seed: int) -> None:
-    """A ``--seed`` outside ``[0, 2^32)`` is refused (:func:`bayeslin_jax.core.keys.check_seed`)."""
+    """A ``--seed`` outside ``[0, 2^32)`` is refused (:func:`bayeslin_jax.core.validation.check_seed`)."""
     from bayeslin_jax.core.validation import check_seed as check
 
     check(seed, "--seed")
