@@ -440,6 +440,7 @@ def test_flat_prior_needs_a_proper_posterior() -> None:
         bl.fit_formula("y ~ a", table, priors={"scale": 1.0})
 
 
+@pytest.mark.slow  # ~15 s idle; bl.compare's per-dataset preference is in the default suite (tests/test_compare_any.py)
 def test_cli_compare_with_a_formula_prefers_student_t_on_outliers(tmp_path, capsys) -> None:
     """``bayeslin compare --formula`` on a user's table with gross outliers: Student-t ranks first by PSIS-LOO, with
     data-scaled priors for both models (printed)."""

@@ -29,7 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
-from bayeslin_jax.core import exact
+from bayeslin_jax.core import atomic, exact
 from bayeslin_jax.core.basis import Polynomial
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.core.exact import GaussianPosterior
@@ -56,7 +56,7 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     """Write ``fig`` to ``path`` (parent folders created) and close it. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    __import__("bayeslin_jax.core.atomic").core.atomic.savefig(fig, path, dpi=dpi, bbox_inches="tight")
+    atomic.savefig(fig, path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -24,6 +24,7 @@ from numpyro.infer import Predictive
 
 from bayeslin_jax.core import keys as keyring
 from bayeslin_jax.core import priors, simulate
+from bayeslin_jax.core.atomic import atomic_write_text
 from bayeslin_jax.core.data import strict_json
 from bayeslin_jax.core.regressions import linear_regression
 from bayeslin_jax.diagnostics import plots
@@ -188,7 +189,7 @@ def run_tutorial(out: str | Path, seed: int = 0, config: NutsConfig | None = Non
         "figures": [p.name for p in figures],
         "wall_seconds": round(time.perf_counter() - start, 2),
     }
-    (out / "demo_summary.json").write_text(strict_json(summary))
+    atomic_write_text(out / "demo_summary.json", strict_json(summary))
     return summary
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 import xarray as xr
 from jax import Array
 
-from bayeslin_jax.core import exact, nig, simulate, validation
+from bayeslin_jax.core import atomic, exact, nig, simulate, validation
 from bayeslin_jax.core.basis import Polynomial
 from bayeslin_jax.core.data import strict_json, validate_xy
 from bayeslin_jax.core.errors import BayeslinError
@@ -373,7 +373,7 @@ class Comparison:
         """Strict JSON of :meth:`to_dict` (written to ``path`` if given)."""
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            atomic.atomic_write_text(path, text + "\n")
         return text
 
 
@@ -570,7 +570,7 @@ def plot_comparison(table: pd.DataFrame, path: str | Path | None = None, title: 
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        atomic.savefig(fig, path, dpi=120)
     return fig
 
 

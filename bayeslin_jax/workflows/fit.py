@@ -648,7 +648,9 @@ class FitResult:
         """
         text = strict_json(self.to_dict(), indent=indent)
         if path is not None:
-            __import__("bayeslin_jax.core.atomic").core.atomic.atomic_write_text(path, text + "\n")
+            from bayeslin_jax.core.atomic import atomic_write_text
+
+            atomic_write_text(path, text + "\n")
         return text
 
     def flat_draws(self, dataset: int = 0) -> tuple[list[str], np.ndarray]:
