@@ -118,11 +118,15 @@ def test_chunked_engine_equals_unchunked_bit_for_bit(capfd) -> None:
 def test_fit_progress_bar_on_stderr_for_a_batch_only(gaussian_batch, capfd) -> None:
     capfd.readouterr()
     data = simulate.tutorial_data(seed=3, indices=np.arange(2))
-    shown = bl.fit(data.x, data.y, tutorial_spec(), seed=1, **TINY)  # a batch: on by default
+    quiet = bl.fit(data.x, data.y, tutorial_spec(), seed=1, **TINY)  # stderr is no terminal here: off by default
+    assert "datasets" not in capfd.readouterr().err
+    shown = bl.fit(data.x, data.y, tutorial_spec(), seed=1, progress=True, **TINY)
     captured = capfd.readouterr()
     assert "datasets" in captured.err and "2/2" in captured.err and "datasets" not in captured.out
     np.testing.assert_array_equal(shown.draws("w"), gaussian_batch.draws("w"))  # the fixture: progress=False
-    bl.fit(np.tile(np.arange(8.0), (2, 1)), np.stack([SCHOOLS_Y] * 2), SCHOOLS, seed=0, **TINY)  # general engine
+    np.testing.assert_array_equal(quiet.draws("w"), gaussian_batch.draws("w"))
+    bl.fit(np.tile(np.arange(8.0), (2, 1)), np.stack([SCHOOLS_Y] * 2), SCHOOLS, seed=0, progress=True,
+           **TINY)  # general engine
     assert "2/2" in capfd.readouterr().err
 
 

@@ -119,6 +119,7 @@ def test_default_fit_on_raw_scale_data_learns_sigma_and_tutorial_priors_are_flag
     result = bl.fit(x, y, **SMALL)
     assert result.priors()[0].startswith("b ~ Normal(") and result.priors()[-1].startswith("sigma ~ Exponential")
     assert result.exact is None and result.prior_warnings() == []
+    assert result.summary().attrs["priors"] == result.priors()
     sigma = result.draws("sigma")
     assert 20 < float(sigma.mean()) < 40
     tutorial = bl.fit(x, y, bl.tutorial_spec(), num_warmup=100, num_draws=100, num_chains=2)
@@ -393,6 +394,7 @@ GOOD = "x,y\n-0.5,1.8\n0.0,2.0\n0.5,2.2\n0.7,2.1\n-0.2,1.9\n"
         (["--prior", "flat", "--prior-scale", "2"], "flat weights have no mean or scale"),
         (["--prior", "bogus"], "invalid choice: 'bogus'"),
         (["--intercept-scale", "0"], "intercept scale must be positive"),
+        (["--intercept-prior", "flat", "--intercept-scale", "5"], "flat intercept prior has no mean or scale"),
         (["--intercept-df", "3"], "--intercept-df applies to the Student-t intercept prior only"),
         (["--intercept-prior", "student-t", "--intercept-df", "nan"], "intercept df must be positive"),
         (["--sigma-prior", "half-t", "--sigma-prior-df", "0"], "sigma prior df must be positive"),
@@ -460,3 +462,29 @@ def test_cli_compare_with_a_formula_prefers_student_t_on_outliers(tmp_path, caps
     assert "priors of normal:" in captured.out and "sigma ~ Exponential(" in captured.out
     payload = json.loads(out.read_text())
     assert payload["winner"] == "student-t", payload
+
+
+def test_label_levels_names_terms_and_levels_only_when_unambiguous() -> None:
+    """A user model on a formula without a feature site: its (d,) sites get the term names, a factorized column's
+    sites its levels; a length both could claim gets neither (never a wrong label)."""
+    import dataclasses
+
+    import xarray as xr
+
+    from bayeslin_jax.workflows.fit import label_levels
+
+    design, _ = load_design(DIABETES, "y ~ bmi + bp")  # 3 terms
+
+    def tree():
+        zeros = lambda k: np.zeros((1, 2, k))  # noqa: E731
+        return xr.DataTree.from_dict({"posterior": xr.Dataset(
+            {"w": (("chain", "draw", "w_dim_0"), zeros(3)), "a": (("chain", "draw", "a_dim_0"), zeros(2))})})
+
+    model = dataclasses.replace(bl.user_model(lambda x, y=None: None), basis=design,
+                                info={"levels": {"group": ["north", "south"]}})
+    labelled = label_levels(tree(), model)["posterior"]
+    assert list(labelled["w"].coords["w_dim_0"].values) == ["Intercept", "bmi", "bp"]
+    assert list(labelled["a"].coords["a_dim_0"].values) == ["north", "south"]
+    clash = dataclasses.replace(model, info={"levels": {"group": ["x", "y", "z"]}})
+    unlabelled = label_levels(tree(), clash)["posterior"]
+    assert "w_dim_0" not in unlabelled.coords or list(unlabelled.coords["w_dim_0"].values) == [0, 1, 2]

@@ -79,12 +79,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Descriptions and epilogs as written, and each option's default after its help (``(default: 1000)``).
 
     A default of None or False is not printed (the help says what happens without the option), nor one the help
-    already states (``%(default)s`` or ``(default ...)``).
+    already states (``%(default)s`` or ``(default ...)``), nor that of an on/off flag (``--no-whiten``'s stored
+    True would read as "off by default").
     """
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default is None or action.default is False or "%(default)" in text or "(default" in text:
+        switch = action.nargs == 0  # store_true / store_false / store_const: the flag's help says what it does
+        if switch or action.default is None or action.default is False or "%(default)" in text or "(default" in text:
             return text
         return super()._get_help_string(action)
 

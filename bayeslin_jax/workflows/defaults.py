@@ -152,6 +152,8 @@ class PriorChoice:
             raise BayeslinError("the mvn prior needs a prior covariance")
         if self.prior == "flat" and (self.prior_scale is not None or self.prior_mean is not None):
             raise BayeslinError("flat weights have no mean or scale: drop prior mean / prior scale")
+        if self.intercept_prior == "flat" and (self.intercept_mean is not None or self.intercept_scale is not None):
+            raise BayeslinError("a flat intercept prior has no mean or scale: drop intercept mean / intercept scale")
         if self.sigma_prior == "flat" and self.sigma_prior_scale is not None:
             raise BayeslinError("a flat sigma prior has no scale: drop sigma prior scale")
         if self.prior == "tutorial" and (self.prior_scale is not None or self.prior_mean is not None):
@@ -247,8 +249,9 @@ def _weight_terms(phi: np.ndarray, y: np.ndarray, choice: PriorChoice, likelihoo
             raise BayeslinError("the design has no intercept column: drop the intercept prior options")
         return tuple(families), mean, scales, dfs, None, None
     ifamily = choice.intercept_prior
-    if ifamily == "auto":
-        ifamily = "flat" if family == "flat" else "normal"
+    if ifamily == "auto":  # flat with flat weights, unless the intercept's mean or scale was given
+        given = choice.intercept_mean is not None or choice.intercept_scale is not None
+        ifamily = "flat" if family == "flat" and not given else "normal"
     idf = STUDENT_T_DF if choice.intercept_df is None else _positive(choice.intercept_df, "intercept df")
     if ifamily == "cauchy":
         ifamily, idf = "student_t", 1.0

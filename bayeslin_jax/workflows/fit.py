@@ -105,8 +105,8 @@ def fit(
         (:mod:`bayeslin_jax.engine.whitening`; the same posterior, isotropic for known noise, so raw-scale and
         correlated predictors sample well); results are on the original scale.
     progress : bool, optional
-        A tqdm bar of datasets done, on stderr; default on for a batch of several datasets, off for one. The
-        draws do not depend on it.
+        A tqdm bar of datasets done, on stderr; default on for a batch of several datasets when stderr is a
+        terminal (tqdm's convention: off in logs, pipes and tests), off for one. The draws do not depend on it.
     **sampler_options
         Overrides of ``config`` fields, e.g. ``num_draws=2000, num_chains=2``.
 
@@ -208,7 +208,11 @@ def fit_inputs(
     The exact posterior is computed in float64 (:func:`bayeslin_jax.core.exact.posterior64`) whatever JAX's
     precision, so that it stays an oracle on ill-conditioned designs. ``progress``: as in :func:`fit`.
     """
-    progress = (np.shape(y)[0] > 1) if progress is None else bool(progress)
+    if progress is None:
+        import sys
+
+        progress = np.shape(y)[0] > 1 and sys.stderr.isatty()
+    progress = bool(progress)
     seed = check_seed(seed)
     model = as_model(model)
     spec = model.spec
@@ -254,24 +258,30 @@ def fit_inputs(
 
 
 def label_levels(tree, model):
-    """Give the sites indexed by a factorized column the column's level names as coordinates (in place).
+    """Coordinates for a user model's sites, in place: the level names of its factorized columns
+    (:func:`~bayeslin_jax.workflows.design.bind_columns`) and, on a formula's design, the term names.
 
-    A posterior dim (other than chain, draw, dataset) without coordinates (or with the default ``0 .. J-1``) whose
-    length equals the number of
-    levels of exactly one factorized argument gets those level names as its coordinate values.
+    A posterior dim (other than chain, draw, dataset) without coordinates (or with the default ``0 .. J-1``) gets
+    the names of the one candidate of its length: a factorized argument's levels, or the design's terms (for a user
+    model that declares no feature site). Two candidates of one length label neither (never a wrong label).
     """
-    levels = model.info.get("levels") or {}
+    levels = dict(model.info.get("levels") or {})
+    basis = model.basis
+    if model.feature_site is None and basis is not None and model.spec is None and hasattr(basis, "matrix"):
+        levels["terms of the design"] = list(basis.feature_names)
     if not levels or "posterior" not in tree:
         return tree
     by_size: dict[int, list[str]] = {}
     for arg, names in levels.items():
         by_size.setdefault(len(names), []).append(arg)
     post = tree["posterior"].to_dataset()
+
     def unlabelled(dim) -> bool:  # no coordinate, or the default 0 .. J-1
         return dim not in post.coords or np.array_equal(np.asarray(post.coords[dim]), np.arange(post.sizes[dim]))
 
     coords = {dim: levels[by_size[size][0]] for dim, size in post.sizes.items()
-              if dim not in ("chain", "draw", "dataset") and unlabelled(dim) and len(by_size.get(size, [])) == 1}
+              if dim not in ("chain", "draw", "dataset", "feature") and unlabelled(dim)
+              and len(by_size.get(size, [])) == 1}
     if coords:
         import xarray as xr
 
@@ -499,7 +509,7 @@ class FitResult:
         pandas.DataFrame
             Index ``parameter`` (``(dataset, parameter)`` for a batch); the interval's columns follow ``sd``,
             named as in ``arviz_stats.summary``: ``eti89_lb``, ``eti89_ub`` by default, ``hdi89_lb``, ``hdi89_ub``
-            with ``ci_kind="hdi"``.
+            with ``ci_kind="hdi"``. ``frame.attrs["priors"]``: the priors used, one line each (:meth:`priors`).
         """
         table = self.diagnostics()
         per_parameter = [name for name, da in table.data_vars.items() if da.dims == ("dataset", "parameter")]
@@ -508,7 +518,9 @@ class FitResult:
         at = per_parameter.index("sd") + 1
         frame = table[per_parameter].assign({name: intervals[name] for name in columns}).to_dataframe()
         frame = frame[["site", *per_parameter[:at], *columns, *per_parameter[at:]]]
-        return frame if self.batched else frame.droplevel("dataset")
+        frame = frame if self.batched else frame.droplevel("dataset")
+        frame.attrs["priors"] = self.priors()  # the header: the priors the fit used, one line each
+        return frame
 
     def arviz_summary(self, dataset: int = 0) -> pd.DataFrame:
         """ArviZ's own summary table (mean, sd, ETI, MCSE, ESS, R-hat) of one dataset."""

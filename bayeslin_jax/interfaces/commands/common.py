@@ -174,7 +174,9 @@ def _flag_words(message: str) -> str:
                         ("sigma prior df", "--sigma-prior-df"),
                         ("sigma prior options", "--sigma-prior* flags"), ("prior covariance", "--prior-cov"),
                         ("intercept df", "--intercept-df"), ("prior df", "--prior-df"),
-                        ("prior mean / prior scale", "--prior-mean / --prior-scale"), ("drop sigma", "drop --sigma"),
+                        ("prior mean / prior scale", "--prior-mean / --prior-scale"),
+                        ("intercept mean / intercept scale", "--intercept-mean / --intercept-scale"),
+                        ("drop sigma", "drop --sigma"),
                         ("sigma fixes", "--sigma fixes")):
         message = message.replace(words, flag)
     return message
