@@ -219,6 +219,8 @@ def test_every_option_has_help_and_shows_its_default() -> None:
             default = action.default
             if default is None or default is False or default is argparse.SUPPRESS or not action.option_strings:
                 continue
+            if action.nargs == 0:  # an on/off flag (--no-whiten): its help says what it does, no stored default
+                continue
             text = " ".join(formatter._expand_help(action).split())  # the help line as --help prints it
             if str(default) not in text or str(default) not in page:
                 no_default.append(f"{prog} {flag} (default {default!r}): {text!r}")
