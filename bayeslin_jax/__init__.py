@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+#: The package version: the one place it is written (``pyproject.toml`` and ``CHANGELOG.md`` repeat it;
+#: ``tests/test_project_files.py`` checks that they agree).
+__version__ = "0.2.0"
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -75,11 +77,13 @@ _EXPORTS = {
 _SUBMODULES = ("core", "engine", "diagnostics", "workflows", "interfaces")
 #: Module names of release 0.1 -> where they live now (kept for one release; see CHANGELOG.md).
 _MOVED = {
-    "api": "workflows.fit", "basis": "core.basis", "compare": "workflows.compare", "data": "core.data",
-    "datasets": "core.datasets", "design": "workflows.design", "exact": "core.exact", "keys": "core.keys",
-    "model_spec": "core.model", "models": "core.regressions", "nig": "core.nig", "plots": "diagnostics.plots",
-    "priors": "core.priors", "reparam": "engine.whitening", "sbc": "workflows.sbc", "simulate": "core.simulate",
-    "store": "workflows.store", "studies": "workflows.studies",
+    "api": "workflows.fit", "basis": "core.basis", "batching": "core.batching", "cli": "interfaces.cli",
+    "commands": "interfaces.commands", "compare": "workflows.compare", "data": "core.data",
+    "datasets": "core.datasets", "design": "workflows.design", "errors": "core.errors", "exact": "core.exact",
+    "keys": "core.keys", "model_spec": "core.model", "models": "core.regressions", "nig": "core.nig",
+    "plots": "diagnostics.plots", "priors": "core.priors", "reparam": "engine.whitening", "sbc": "workflows.sbc",
+    "simulate": "core.simulate", "store": "workflows.store", "studies": "workflows.studies",
+    "tutorial": "interfaces.tutorial", "validation": "core.validation",
 }
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]

@@ -25,7 +25,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from bayeslin_jax.core.errors import BayeslinError, BayeslinIOError
 
@@ -45,7 +45,21 @@ def _reason(err: BaseException) -> str:
 
 
 def write_error(path: str | Path, err: BaseException) -> BayeslinError:
-    """The one-line error for a failed write of ``path`` (status 3 for I/O, 2 for a path problem)."""
+    """The one-line error for a failed write of ``path`` (status 3 for I/O, 2 for a path problem).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file named in the message.
+    err : BaseException
+        What went wrong (an ``OSError``'s errno decides the class).
+
+    Returns
+    -------
+    BayeslinError
+        A :class:`~bayeslin_jax.core.errors.BayeslinError` for a path problem (missing folder, permission, ...),
+        else a :class:`~bayeslin_jax.core.errors.BayeslinIOError`; to be raised ``from err``.
+    """
     message = f"cannot write {path}: {_reason(err)}"
     if isinstance(err, OSError) and err.errno in PATH_ERRNOS:
         return BayeslinError(message)
@@ -53,17 +67,49 @@ def write_error(path: str | Path, err: BaseException) -> BayeslinError:
 
 
 def temp_name(path: Path, suffix: str = ".tmp") -> Path:
-    """A fresh temporary name next to ``path``: ``.<name>.<hex><suffix>`` (hidden, never a real output name)."""
+    """A fresh temporary name next to ``path``: ``.<name>.<hex><suffix>`` (hidden, never a real output name).
+
+    Parameters
+    ----------
+    path : Path
+        The destination.
+    suffix : str, optional
+        The temporary name's suffix (default ``".tmp"``).
+
+    Returns
+    -------
+    Path
+        A name in ``path``'s folder (nothing is created).
+    """
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}")
 
 
 def create_exclusive(path: Path, mode: int = 0o644) -> int:
-    """Create ``path`` with ``O_CREAT | O_EXCL | O_NOFOLLOW``; returns the descriptor (raises if it exists)."""
+    """Create ``path`` with ``O_CREAT | O_EXCL | O_NOFOLLOW``; returns the descriptor (raises if it exists).
+
+    Parameters
+    ----------
+    path : Path
+        The file to create.
+    mode : int, optional
+        Permission bits (default ``0o644``, before the umask).
+
+    Returns
+    -------
+    int
+        An open, write-only file descriptor.
+    """
     return os.open(path, _FLAGS, mode)
 
 
 def fsync_dir(folder: Path) -> None:
-    """``fsync`` a folder so a rename in it survives power loss (a no-op where folders cannot be opened)."""
+    """``fsync`` a folder so a rename in it survives power loss (a no-op where folders cannot be opened).
+
+    Parameters
+    ----------
+    folder : Path
+        The folder.
+    """
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -95,6 +141,26 @@ def atomic_write_bytes(path: str | Path, data: bytes, shown: str | Path | None =
 
     ``shown``: the name errors give for the file (default ``path``; e.g. the final name of a file written
     into an :func:`atomic_folder`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination.
+    data : bytes
+        The whole content.
+    shown : str or Path, optional
+        The name errors give for the file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    BayeslinError
+        A path problem (status 2); :class:`~bayeslin_jax.core.errors.BayeslinIOError` (status 3) for an I/O
+        failure such as a full disk. The previous file is left as it was.
     """
     path = Path(path)
     shown = path if shown is None else shown
@@ -120,7 +186,39 @@ def atomic_write_bytes(path: str | Path, data: bytes, shown: str | Path | None =
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8", shown: str | Path | None = None) -> Path:
-    """Write ``text`` to ``path`` atomically (see the module docstring); returns ``path``."""
+    """Write ``text`` to ``path`` atomically (see the module docstring); returns ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination.
+    text : str
+        The whole content.
+    encoding : str, optional
+        Text encoding (default UTF-8).
+    shown : str or Path, optional
+        The name errors give for the file (default ``path``).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    BayeslinError
+        As :func:`atomic_write_bytes`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayeslin_jax.core.atomic import atomic_write_text
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = atomic_write_text(Path(folder) / "report.txt", "done")
+    ...     print(path.read_text())
+    done
+    """
     return atomic_write_bytes(path, text.encode(encoding), shown=shown)
 
 
@@ -139,6 +237,26 @@ def atomic_path(path: str | Path, suffix: str | None = None, shown: str | Path |
     The temporary name keeps ``path``'s suffix (``suffix`` overrides it), so writers that pick a format from
     the name (``savefig``) choose the right one. When the block ends without an error the file is synced and
     renamed over ``path``; otherwise it is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination.
+    suffix : str, optional
+        The temporary file's suffix (default: ``path``'s, or ``".tmp"``).
+    shown : str or Path, optional
+        The name errors give for the file (default ``path``).
+
+    Yields
+    ------
+    Path
+        The temporary file to write.
+
+    Raises
+    ------
+    BayeslinError
+        As :func:`atomic_write_bytes` (an exception in the block becomes a one-line write error unless it is
+        already a ``BayeslinError``).
     """
     path = Path(path)
     shown = path if shown is None else shown
@@ -166,11 +284,35 @@ def atomic_path(path: str | Path, suffix: str | None = None, shown: str | Path |
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None
                 ) -> Iterator[IO]:
-    """An open file object on a temporary file, renamed over ``path`` when the block ends without an error."""
+    """An open file object on a temporary file, renamed over ``path`` when the block ends without an error.
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination.
+    mode : {"w", "wb"}, optional
+        Text (default) or binary.
+    encoding : str or None, optional
+        Text encoding (default UTF-8; ignored for ``"wb"``).
+    newline : str or None, optional
+        As :func:`open` (``""`` for ``csv.writer``).
+
+    Yields
+    ------
+    IO
+        The open temporary file.
+
+    Raises
+    ------
+    ValueError
+        For a mode other than ``"w"`` or ``"wb"``.
+    BayeslinError
+        As :func:`atomic_path`.
+    """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes new files only (mode 'w' or 'wb'), got {mode!r}")
     with atomic_path(path) as tmp:
-        kwargs = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
+        kwargs: dict[str, Any] = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
         with open(tmp, mode, **kwargs) as handle:
             yield handle
             handle.flush()
@@ -187,6 +329,21 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     ``path`` also holds other things (a folder of the user's), they are left alone and each new file is
     renamed over its namesake (each atomic, all written before the first rename). On any failure the
     temporary folder is removed and ``path`` is left as it was. Only folders this call created are removed.
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination folder (its parents are created).
+
+    Yields
+    ------
+    Path
+        The temporary folder to write the files into.
+
+    Raises
+    ------
+    BayeslinError
+        ``path`` is a symlink or not a folder, or as :func:`atomic_path`.
     """
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_dir()):
@@ -230,7 +387,27 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
 
 
 def savefig(fig, path: str | Path, **kwargs) -> Path:
-    """``fig.savefig(path, **kwargs)`` atomically (format from ``path``'s suffix unless given); returns ``path``."""
+    """``fig.savefig(path, **kwargs)`` atomically (format from ``path``'s suffix unless given); returns ``path``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or Path
+        The destination.
+    **kwargs
+        Passed to ``fig.savefig``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    BayeslinError
+        As :func:`atomic_path`.
+    """
     path = Path(path)
     kwargs.setdefault("format", path.suffix[1:].lower() or None)
     with atomic_path(path) as tmp:

@@ -37,6 +37,34 @@ def map_datasets(fn: Callable[..., Any], *args: Any, batch_ndim: int = 1, sequen
     ``fn`` sees one dataset (those axes removed). Returns ``fn``'s output with ``batch`` prepended.
     ``sequential``: one dataset at a time on accelerators too (NUTS runs, whose trees differ in length);
     otherwise blocks of :data:`ACCELERATOR_BLOCK` off CPU.
+
+    Parameters
+    ----------
+    fn : callable
+        The per-dataset function, ``fn(*one_dataset_leaves)``.
+    *args : pytree
+        Arrays (or pytrees of arrays) with the same leading ``batch_ndim`` axes.
+    batch_ndim : int, optional
+        Number of leading batch axes (default 1).
+    sequential : bool, optional
+        One dataset at a time on accelerators too (default False).
+
+    Returns
+    -------
+    pytree
+        ``fn``'s output for every dataset, stacked with the batch shape prepended.
+
+    Raises
+    ------
+    ValueError
+        When the leaves disagree on the batch shape.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from bayeslin_jax.core.batching import map_datasets
+    >>> map_datasets(lambda a: a.sum(), jnp.ones((3, 4))).tolist()
+    [4.0, 4.0, 4.0]
     """
     leaves = jax.tree.leaves(args)
     batch = leaves[0].shape[:batch_ndim]

@@ -21,12 +21,44 @@ STDIN = "-"
 
 
 def square_limit(dtype, num_points: int = 1) -> float:
-    """Largest magnitude whose squares, summed over ``num_points``, stay finite in ``dtype``."""
+    """Largest magnitude whose squares, summed over ``num_points``, stay finite in ``dtype``.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        A floating dtype, e.g. ``np.float32``.
+    num_points : int, optional
+        Number of squares summed (default 1).
+
+    Returns
+    -------
+    float
+        ``sqrt(finfo(dtype).max / num_points)``.
+    """
     return math.sqrt(float(np.finfo(dtype).max) / max(num_points, 1))
 
 
 def too_large_message(name: str, value: float, dtype, num_points: int, where: str = "") -> str:
-    """One-line explanation of a value the model cannot square in ``dtype``."""
+    """One-line explanation of a value the model cannot square in ``dtype``.
+
+    Parameters
+    ----------
+    name : str
+        What the value is (``"x"``, ``"y"``).
+    value : float
+        The offending value.
+    dtype : numpy dtype
+        The working dtype.
+    num_points : int
+        Number of points whose squares are summed.
+    where : str, optional
+        A prefix locating the value (e.g. ``"data.csv:7: column 'y': "``).
+
+    Returns
+    -------
+    str
+        The message, with a hint (rescale, or ``--x64``).
+    """
     dtype_name = np.dtype(dtype).name
     limit = square_limit(dtype, num_points)
     hint = "rescale the data" + ("" if dtype_name == "float64" else " or use --x64")
@@ -39,6 +71,34 @@ def validate_xy(x, y, min_points: int = 1, dtype=None) -> tuple[np.ndarray, np.n
 
     ``min_points`` is the fewest observations per dataset the model needs. ``dtype`` (e.g.
     ``np.float32``): also refuse values whose sums of squares overflow it (see :func:`square_limit`).
+
+    Parameters
+    ----------
+    x : (n,) or (B, n) array_like
+        Inputs.
+    y : (n,) or (B, n) array_like
+        Observations (the same shape).
+    min_points : int, optional
+        Fewest observations per dataset (default 1).
+    dtype : numpy dtype, optional
+        The working dtype to check against; None skips that check.
+
+    Returns
+    -------
+    x, y : ndarray
+        Float arrays of the same shape.
+
+    Raises
+    ------
+    BayeslinError
+        One line: complex or non-numeric values, mismatched or wrong shapes, zero datasets, too few points,
+        NaN/inf, or values too large for ``dtype``.
+
+    Examples
+    --------
+    >>> from bayeslin_jax.core.data import validate_xy
+    >>> validate_xy([1, 2, 3], [2.0, 4.0, 6.0])[0].dtype
+    dtype('float64')
     """
     for name, value in (("x", x), ("y", y)):
         if np.iscomplexobj(value):
@@ -114,6 +174,25 @@ def load_csv(path: str | Path, dtype=None) -> tuple[np.ndarray, np.ndarray]:
     The text must be UTF-8 (a byte-order mark is dropped). Every row has as many fields as the
     header; blank lines are skipped. Errors name the file, line and column, e.g.
     ``data.csv:7: column 'y': non-numeric value 'abc'``. ``dtype``: see :func:`validate_xy`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file, or ``"-"`` for standard input.
+    dtype : numpy dtype, optional
+        Also refuse values too large for this working dtype.
+
+    Returns
+    -------
+    x, y : (n,) ndarray
+        The columns, float64.
+
+    Raises
+    ------
+    BayeslinError
+        One line naming the file (and line and column where there is one): missing, a folder, binary, not UTF-8,
+        empty, no ``x``/``y`` columns, a duplicate column, a short row, a non-numeric or non-finite value, no data
+        rows, or a value too large for ``dtype``.
     """
     name, text = _read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -184,6 +263,25 @@ def strict_json(payload: dict, indent: int | None = 2) -> str:
     Non-finite numbers become ``null`` and their dotted paths are listed under the key
     ``"non_finite"`` (always present; empty when every number is finite). NumPy scalars and
     arrays become plain numbers and lists.
+
+    Parameters
+    ----------
+    payload : dict
+        The data (nested dicts, lists, tuples, NumPy arrays and scalars, plain values).
+    indent : int or None, optional
+        ``json.dumps``' indent (default 2; None: one line).
+
+    Returns
+    -------
+    str
+        The JSON text.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayeslin_jax.core.data import strict_json
+    >>> strict_json({"a": float("nan"), "b": [1.0, np.float32(2.5)]}, indent=None)
+    '{"a": null, "b": [1.0, 2.5], "non_finite": ["a"]}'
     """
     flagged: list[str] = []
     clean = _finite_only(payload, "", flagged)

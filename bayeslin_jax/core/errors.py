@@ -8,7 +8,17 @@ with the class's ``exit_status``.
 class BayeslinError(ValueError):
     """Invalid user input (data, prior, noise or run settings), an unusable output path or a damaged store.
 
-    The message names the problem in one line; the CLI prints it and exits with status 2.
+    The message names the problem in one line; the CLI prints it and exits with status 2. It is a
+    ``ValueError``, so existing ``except ValueError`` code keeps working.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> try:
+    ...     bl.known_noise(-1.0)
+    ... except bl.BayeslinError as err:
+    ...     print(f"{err} (exit status {err.exit_status})")
+    noise sigma must be positive and finite, got -1.0 (exit status 2)
     """
 
     exit_status = 2

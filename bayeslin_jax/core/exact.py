@@ -23,20 +23,44 @@ coefficients taken at density 1, the quantity the unknown-noise quadrature integ
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.typing import ArrayLike
 
 from bayeslin_jax.core.batching import map_datasets
 from bayeslin_jax.core.errors import BayeslinError
-from bayeslin_jax.core.priors import IndependentNormal, TermPrior, WeightPrior, is_gaussian_prior
+from bayeslin_jax.core.priors import IndependentNormal, MultivariateNormal, TermPrior, WeightPrior, is_gaussian_prior
 
 
-class GaussianPosterior(NamedTuple):
-    """``mean: (..., d)``, ``cov: (..., d, d)``, ``precision_tril: (..., d, d)`` (chol of P)."""
+class GaussianPosterior(NamedTuple):  # numpydoc ignore=PR02
+    """A Gaussian posterior of the weights: ``w | y ~ N(mean, cov)``, with the Cholesky factor of its precision.
+
+    JAX arrays from :func:`posterior`, NumPy float64 from :func:`posterior64`.
+
+    Parameters
+    ----------
+    mean : (..., d) array
+        Posterior mean.
+    cov : (..., d, d) array
+        Posterior covariance.
+    precision_tril : (..., d, d) array
+        Lower Cholesky factor of the posterior precision ``P = cov^-1``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> from bayeslin_jax.core import exact
+    >>> x = np.linspace(-1.0, 1.0, 11)
+    >>> phi = exact.design_matrix64(bl.linear(), x)
+    >>> post = exact.posterior64(phi, 2.0 + 0.3 * x, bl.tutorial_spec().prior, 0.1)
+    >>> np.round(post.mean, 3).tolist(), post.cov.shape
+    ([1.956, 0.284], (2, 2))
+    """
 
     mean: Array
     cov: Array
@@ -44,12 +68,24 @@ class GaussianPosterior(NamedTuple):
 
     @property
     def sd(self) -> Array:
-        """Marginal posterior sds ``(..., d)``."""
+        """Marginal posterior sds ``(..., d)``.
+
+        Returns
+        -------
+        (..., d) array
+            ``sqrt(diag(cov))``.
+        """
         return jnp.sqrt(jnp.diagonal(self.cov, axis1=-2, axis2=-1))
 
     @property
     def corr(self) -> Array:
-        """Posterior correlation matrix ``(..., d, d)``."""
+        """Posterior correlation matrix ``(..., d, d)``.
+
+        Returns
+        -------
+        (..., d, d) array
+            ``cov_ij / (sd_i sd_j)``.
+        """
         sd = self.sd
         return self.cov / (sd[..., :, None] * sd[..., None, :])
 
@@ -89,14 +125,14 @@ def _cho_solve(tril: Array, rhs: Array) -> Array:
     return jax.scipy.linalg.solve_triangular(tril.T, half, lower=False)
 
 
-def _per_dataset(fn, *arrays: Array, core_ndims: tuple[int, ...]):
+def _per_dataset(fn, *arrays: ArrayLike, core_ndims: tuple[int, ...]):
     """``fn`` on one dataset at a time: ``arrays[k]`` has ``core_ndims[k]`` trailing per-dataset axes;
     leading axes broadcast together into the batch."""
-    arrays = tuple(jnp.asarray(a) for a in arrays)
-    batch = jnp.broadcast_shapes(*(a.shape[: a.ndim - k] for a, k in zip(arrays, core_ndims, strict=True)))
+    jax_arrays = tuple(jnp.asarray(a) for a in arrays)
+    batch = jnp.broadcast_shapes(*(a.shape[: a.ndim - k] for a, k in zip(jax_arrays, core_ndims, strict=True)))
     if not batch:
-        return fn(*arrays)
-    full = (jnp.broadcast_to(a, batch + a.shape[a.ndim - k :]) for a, k in zip(arrays, core_ndims, strict=True))
+        return fn(*jax_arrays)
+    full = (jnp.broadcast_to(a, batch + a.shape[a.ndim - k :]) for a, k in zip(jax_arrays, core_ndims, strict=True))
     return map_datasets(fn, *full, batch_ndim=len(batch))
 
 
@@ -114,9 +150,33 @@ def _posterior_one(phi: Array, y: Array, sigma: Array, prior: WeightPrior) -> Ga
 
 
 def posterior(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float) -> GaussianPosterior:
-    """Conjugate posterior of ``w``. ``phi: (..., n, d)``, ``y: (..., n)``, ``sigma: ()`` or ``(...)``
-    -> mean ``(..., d)``, cov and precision_tril ``(..., d, d)``. Gaussian-family priors only (flat coefficients
-    need a design that identifies them, else the Cholesky factor is NaN)."""
+    """Conjugate posterior of ``w`` (in JAX's working precision).
+
+    Gaussian-family priors only (flat coefficients need a design that identifies them, else the Cholesky factor
+    is NaN). For float64 whatever JAX's precision, and stability on ill-conditioned designs, use
+    :func:`posterior64`.
+
+    Parameters
+    ----------
+    phi : (..., n, d) array
+        The design.
+    y : (..., n) array
+        Observations.
+    prior : WeightPrior
+        A Gaussian-family weight prior (:func:`~bayeslin_jax.core.priors.is_gaussian_prior`).
+    sigma : float or (...) array
+        The known noise sd.
+
+    Returns
+    -------
+    GaussianPosterior
+        ``mean (..., d)``, ``cov`` and ``precision_tril`` ``(..., d, d)``.
+
+    Raises
+    ------
+    BayeslinError
+        For a prior with Student-t coefficients.
+    """
     _require_gaussian(prior, "posterior")
     return _per_dataset(lambda p, v, s: _posterior_one(p, v, s, prior), phi, y, sigma, core_ndims=(2, 1, 0))
 
@@ -131,6 +191,24 @@ def predictive(post: GaussianPosterior, phi_new: Array, sigma: Array | float) ->
 
     Returns ``(mean, sd_mean, sd_obs)``, each ``(..., m)``: the mean function's sd is
     ``sqrt(phi V_N phi^T)``; a new observation's sd adds the noise, ``sqrt(... + sigma^2)``.
+
+    Parameters
+    ----------
+    post : GaussianPosterior
+        The posterior of ``w`` (leading axes ``...``).
+    phi_new : (m, d) or (..., m, d) array
+        The design at the new inputs.
+    sigma : float or (...) array
+        The noise sd.
+
+    Returns
+    -------
+    mean : (..., m) array
+        Posterior mean of ``phi_new @ w``.
+    sd_mean : (..., m) array
+        Posterior sd of the mean function.
+    sd_obs : (..., m) array
+        Predictive sd of a new observation.
     """
     return _per_dataset(_predictive_one, post.mean, post.cov, phi_new, sigma, core_ndims=(1, 2, 2, 0))
 
@@ -162,6 +240,22 @@ def _log_evidence_one(phi: Array, y: Array, sigma: Array, prior: WeightPrior) ->
 def log_evidence(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float) -> Array:
     """Log marginal likelihood ``log p(y | phi, prior, sigma)``, shape ``(...)``.
 
+    Parameters
+    ----------
+    phi : (..., n, d) array
+        The design.
+    y : (..., n) array
+        Observations.
+    prior : WeightPrior
+        A proper Gaussian-family weight prior.
+    sigma : float or (...) array
+        The known noise sd.
+
+    Returns
+    -------
+    (...) array
+        The log evidence per dataset.
+
     Raises
     ------
     BayeslinError
@@ -179,6 +273,27 @@ def log_integrated_likelihood(phi: Array, y: Array, prior: WeightPrior, sigma: A
 
     Equals :func:`log_evidence` for proper priors; for flat coefficients it is defined up to the arbitrary constant
     of an improper prior, so only its dependence on ``sigma`` (the unknown-noise quadrature) is meaningful.
+
+    Parameters
+    ----------
+    phi : (..., n, d) array
+        The design.
+    y : (..., n) array
+        Observations.
+    prior : WeightPrior
+        A Gaussian-family weight prior (normal or flat coefficients).
+    sigma : float or (...) array
+        The noise sd.
+
+    Returns
+    -------
+    (...) array
+        ``log ∫ p(y | w, sigma) p(w) dw`` per dataset.
+
+    Raises
+    ------
+    BayeslinError
+        For a prior with Student-t coefficients.
     """
     _require_gaussian(prior, "integrated likelihood")
     return _per_dataset(lambda p, v, s: _log_evidence_one(p, v, s, prior), phi, y, sigma, core_ndims=(2, 1, 0))
@@ -189,6 +304,20 @@ def sample(key: Array, post: GaussianPosterior, num_draws: int) -> Array:
 
     Uses ``w = mean + L^-T z`` with ``L = chol(P)``, so ``cov(w) = P^-1``; ``L^-T`` is formed once
     (one small triangular solve) and applied to all draws as a matrix product.
+
+    Parameters
+    ----------
+    key : jax.Array
+        PRNG key.
+    post : GaussianPosterior
+        The posterior of one dataset (``mean: (d,)``).
+    num_draws : int
+        Number of draws.
+
+    Returns
+    -------
+    (num_draws, d) array
+        Independent posterior draws of ``w``.
     """
     dim = post.mean.shape[-1]
     z = jax.random.normal(key, (num_draws, dim), dtype=post.mean.dtype)
@@ -197,7 +326,22 @@ def sample(key: Array, post: GaussianPosterior, num_draws: int) -> Array:
 
 
 def sample_batch(keys: Array, post: GaussianPosterior, num_draws: int) -> Array:
-    """Exact draws for a batch: ``keys: (B,)`` (one per dataset) -> ``(B, num_draws, d)``."""
+    """Exact draws for a batch: ``keys: (B,)`` (one per dataset) -> ``(B, num_draws, d)``.
+
+    Parameters
+    ----------
+    keys : (B,) array
+        One PRNG key per dataset.
+    post : GaussianPosterior
+        The posteriors of the batch (``mean: (B, d)``).
+    num_draws : int
+        Draws per dataset.
+
+    Returns
+    -------
+    (B, num_draws, d) array
+        Independent posterior draws, dataset by dataset (:func:`sample`).
+    """
     # one dataset at a time everywhere: blocks of 4096 would pad a single fit's draws 8192-fold on a GPU
     return map_datasets(lambda key, *p: sample(key, GaussianPosterior(*p), num_draws), keys, *post, sequential=True)
 
@@ -207,8 +351,20 @@ def sample_batch(keys: Array, post: GaussianPosterior, num_draws: int) -> Array:
 # --------------------------------------------------------------------------------------------
 
 
-class Whitening(NamedTuple):
-    """``w = shift + matrix @ z``; ``z ~ N(z_mean, diag(z_scale^2))`` a priori. Shapes ``(..., d)``, ``(..., d, d)``."""
+class Whitening(NamedTuple):  # numpydoc ignore=PR02
+    """``w = shift + matrix @ z``; ``z ~ N(z_mean, diag(z_scale^2))`` a priori. Shapes ``(..., d)``, ``(..., d, d)``.
+
+    Parameters
+    ----------
+    shift : (..., d) ndarray
+        ``c``: the posterior mean at the whitening's ``sigma``.
+    matrix : (..., d, d) ndarray
+        ``A``: ``A A^T`` is the posterior covariance at that ``sigma``.
+    z_mean : (..., d) ndarray
+        Prior mean of ``z`` (NaN in the precision form).
+    z_scale : (..., d) ndarray
+        Prior sds of ``z`` (NaN in the precision form).
+    """
 
     shift: np.ndarray
     matrix: np.ndarray
@@ -216,12 +372,29 @@ class Whitening(NamedTuple):
     z_scale: np.ndarray
 
     def to_weights(self, z: np.ndarray) -> np.ndarray:
-        """``z: (..., d)`` draws -> ``w = shift + matrix z`` in float64; leading axes of ``z`` are free."""
+        """``z: (..., d)`` draws -> ``w = shift + matrix z`` in float64; leading axes of ``z`` are free.
+
+        Parameters
+        ----------
+        z : (..., d) array_like
+            Whitened draws (for one dataset's whitening).
+
+        Returns
+        -------
+        (..., d) ndarray
+            The weights, float64.
+        """
         return self.shift + np.einsum("de,...e->...d", self.matrix, np.asarray(z, dtype=np.float64))
 
     @property
     def log_abs_det(self) -> float:
-        """``log |det A|`` (what the log density of ``z`` exceeds that of ``w`` by)."""
+        """``log |det A|`` (what the log density of ``z`` exceeds that of ``w`` by).
+
+        Returns
+        -------
+        float
+            ``log |det matrix|``.
+        """
         return float(np.linalg.slogdet(self.matrix)[1])
 
 
@@ -258,7 +431,7 @@ def _prior_factors(prior: WeightPrior) -> tuple[np.ndarray, np.ndarray]:
     mean = np.asarray(prior.mean, dtype=np.float64)
     if isinstance(prior, IndependentNormal):
         return mean, np.diag(np.asarray(prior.scale, dtype=np.float64))
-    return mean, np.asarray(prior.scale_tril, dtype=np.float64)
+    return mean, np.asarray(cast(MultivariateNormal, prior).scale_tril, dtype=np.float64)  # TermPriors: not here
 
 
 def whitening(phi, y, prior: WeightPrior, sigma) -> Whitening:
@@ -266,10 +439,13 @@ def whitening(phi, y, prior: WeightPrior, sigma) -> Whitening:
 
     Parameters
     ----------
-    phi : array_like, shape ``(..., n, d)``
-    y : array_like, shape ``(..., n)``
+    phi : (..., n, d) array_like
+        The design.
+    y : (..., n) array_like
+        Observations.
     prior : WeightPrior
-    sigma : float or array_like, shape ``(...)``
+        A Gaussian-family weight prior.
+    sigma : float or (...) array_like
         Noise sd (known, or a plug-in value for learned noise).
 
     Returns
@@ -309,6 +485,38 @@ def posterior64(phi, y, prior: WeightPrior, sigma) -> GaussianPosterior:
 
     Same fields as :func:`bayeslin_jax.core.exact.posterior`: ``mean (..., d)``, ``cov (..., d, d)``,
     ``precision_tril (..., d, d)``; the oracle of :func:`bayeslin_jax.fit` whatever JAX's precision.
+
+    Parameters
+    ----------
+    phi : (..., n, d) array_like
+        The design.
+    y : (..., n) array_like
+        Observations.
+    prior : WeightPrior
+        A Gaussian-family weight prior.
+    sigma : float or (...) array_like
+        The known noise sd.
+
+    Returns
+    -------
+    GaussianPosterior
+        NumPy float64 arrays.
+
+    Raises
+    ------
+    BayeslinError
+        Non-Gaussian priors, or flat coefficients the design does not identify (:func:`whitening`).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> from bayeslin_jax.core import exact
+    >>> x = np.linspace(-1.0, 1.0, 11)
+    >>> phi = exact.design_matrix64(bl.linear(), x)
+    >>> post = exact.posterior64(phi, 2.0 + 0.3 * x, bl.flat_prior(2), 0.1)  # flat prior: least squares
+    >>> np.round(post.mean, 3).tolist(), post.mean.dtype
+    ([2.0, 0.3], dtype('float64'))
     """
     white = whitening(phi, y, prior, sigma)
     a = white.matrix
@@ -318,17 +526,47 @@ def posterior64(phi, y, prior: WeightPrior, sigma) -> GaussianPosterior:
     _, r = np.linalg.qr(a_inv)
     signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
     tril = np.swapaxes(r * signs[..., :, None], -1, -2)
-    return GaussianPosterior(white.shift, 0.5 * (cov + np.swapaxes(cov, -1, -2)), tril)
+    # NumPy float64 arrays in the fields typed as JAX arrays: every consumer converts with np/jnp.asarray
+    return GaussianPosterior(cast(Array, white.shift), cast(Array, 0.5 * (cov + np.swapaxes(cov, -1, -2))),
+                             cast(Array, tril))
 
 
 def design_matrix64(basis, x) -> np.ndarray:
-    """``basis(x)`` evaluated in float64 (NumPy), whatever JAX's default precision."""
+    """``basis(x)`` evaluated in float64 (NumPy), whatever JAX's default precision.
+
+    Parameters
+    ----------
+    basis : Polynomial
+        The basis (any callable ``x -> phi``).
+    x : (..., n) array_like
+        Raw inputs.
+
+    Returns
+    -------
+    (..., n, d) ndarray
+        The design, float64.
+    """
     with jax.enable_x64(True):
         return np.asarray(basis(np.asarray(x, dtype=np.float64)), dtype=np.float64)
 
 
 def plugin_sigma(phi, y, fallback: float) -> np.ndarray:
-    """Least-squares residual sd per dataset ``(...)``: the plug-in noise of the whitening for learned noise."""
+    """Least-squares residual sd per dataset ``(...)``: the plug-in noise of the whitening for learned noise.
+
+    Parameters
+    ----------
+    phi : (..., n, d) array_like
+        The design.
+    y : (..., n) array_like
+        Observations.
+    fallback : float
+        Used where the residual sd is 0 (an exact fit).
+
+    Returns
+    -------
+    (...) ndarray
+        ``sqrt(RSS / max(n - d, 1))``, float64.
+    """
     phi = np.asarray(phi, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     n, d = phi.shape[-2:]

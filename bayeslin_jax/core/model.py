@@ -1,8 +1,6 @@
 """A general model description the batched engine can run: any NumPyro model of one dataset.
 
-The user-model contract
------------------------
-A model is a NumPyro function of one dataset, ``fn(x, y=None, **kwargs)``:
+**The user-model contract.** A model is a NumPyro function of one dataset, ``fn(x, y=None, **kwargs)``:
 
 * ``x``: the inputs of one dataset, ``(n,)`` or ``(n, k)`` (after the optional ``basis``, which maps
   raw ``x: (n,)`` to ``phi: (n, d)``); ``y: (n,)`` the observations, or None to simulate;
@@ -29,7 +27,7 @@ import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -54,10 +52,13 @@ from bayeslin_jax.core.priors import (
 
 
 @dataclass(frozen=True)
-class Model:
+class Model:  # numpydoc ignore=PR02
     """A NumPyro model of one dataset plus its arguments (see the module docstring for the contract).
 
-    Attributes
+    Build one with :func:`user_model` (a user's function) or a built-in (:func:`linear`, :func:`student_t`,
+    :func:`horseshoe`, :func:`glm`); :func:`bayeslin_jax.fit` and the workflows take it.
+
+    Parameters
     ----------
     fn : callable
         ``fn(x, y=None, **params, **static)``.
@@ -88,6 +89,25 @@ class Model:
         The traced arguments with one row per data point (group membership, weights, exposure, a second
         predictor): shared by every dataset, sliced with the data points. None (user models): detected, every
         array argument whose leading axis has the data's length; ``()`` for the built-ins.
+
+    Raises
+    ------
+    BayeslinError
+        One line: ``fn`` not callable, a static argument that is not hashable, a declared per-point argument that
+        is not an array argument, or an argument given twice (or named ``x``/``y``).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> from bayeslin_jax.core.model import linear
+    >>> model = linear(bl.tutorial_spec())  # the built-in Gaussian regression
+    >>> model.name, model.feature_names, model.quantities, model.has_exact
+    ('linear', ('b', 'm'), ('w',), True)
+    >>> x = np.linspace(-1.0, 1.0, 11)
+    >>> post = model.exact(x, 2.0 + 0.3 * x)  # exact posterior of the weights, float64
+    >>> np.round(post.mean, 3).tolist()
+    [1.956, 0.284]
     """
 
     fn: Callable[..., None]
@@ -104,6 +124,7 @@ class Model:
     per_point: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        """Check the function, the static arguments' hashability and the argument names."""
         if not callable(self.fn):
             raise BayeslinError(f"model function must be callable, got {type(self.fn).__name__}")
         for name, value in self.static:
@@ -124,6 +145,17 @@ class Model:
     def point_arguments(self, num_points: int) -> tuple[str, ...]:
         """The traced arguments with one row per data point, for data of ``num_points`` points per dataset.
 
+        Parameters
+        ----------
+        num_points : int
+            Data points per dataset.
+
+        Returns
+        -------
+        tuple of str
+            The declared ``per_point`` arguments, or (``per_point`` None) every traced argument whose leading
+            axis has length ``num_points``, sorted.
+
         Raises
         ------
         BayeslinError
@@ -142,34 +174,90 @@ class Model:
 
     @property
     def num_points(self) -> int | None:
-        """The data points per dataset its declared per-point arguments fix (None if it declares none)."""
+        """The data points per dataset its declared per-point arguments fix (None if it declares none).
+
+        Returns
+        -------
+        int or None
+            The common leading length of the declared per-point arguments; None without any (or if they differ).
+        """
         lengths = {_leading_length(self.params[name]) for name in self.per_point or ()}
         return lengths.pop() if len(lengths) == 1 else None
 
     def params_at(self, rows, num_points: int) -> dict:
-        """The traced arguments for the data points ``rows`` (index array or slice) of ``num_points`` points."""
+        """The traced arguments for the data points ``rows`` (index array or slice) of ``num_points`` points.
+
+        Parameters
+        ----------
+        rows : array of int or slice
+            The data points to keep.
+        num_points : int
+            Data points per dataset (which arguments are per-point: :meth:`point_arguments`).
+
+        Returns
+        -------
+        dict
+            ``params`` with every per-point argument sliced to ``rows`` (the others as they are).
+
+        Raises
+        ------
+        BayeslinError
+            As :meth:`point_arguments`.
+        """
         sliced = self.point_arguments(num_points)
         return {k: jax.tree.map(lambda a: a[rows], v) if k in sliced else v for k, v in self.params.items()}
 
     @property
     def bound(self) -> Callable[..., None]:
-        """``fn`` with the static arguments bound: ``bound(x, y=None, **params)``."""
+        """``fn`` with the static arguments bound: ``bound(x, y=None, **params)``.
+
+        Returns
+        -------
+        callable
+            ``functools.partial(fn, **static)``, or ``fn`` itself without static arguments.
+        """
         return partial(self.fn, **dict(self.static)) if self.static else self.fn
 
     def design(self, x) -> Array:
-        """Raw inputs ``x: (..., n)`` -> the model's ``x`` (``basis(x)`` if a basis is set)."""
+        """Raw inputs ``x: (..., n)`` -> the model's ``x`` (``basis(x)`` if a basis is set).
+
+        Parameters
+        ----------
+        x : (..., n) array_like
+            Raw inputs.
+
+        Returns
+        -------
+        array
+            ``basis(x)``: ``(..., n, d)``; or ``x`` as a JAX array without a basis.
+        """
         x = jnp.asarray(x)
         return x if self.basis is None else self.basis(x)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The basis' feature names.
+
+        Returns
+        -------
+        tuple of str
+            One per feature; empty without a basis.
+        """
         return self.basis.feature_names if self.basis is not None else ()
 
     @property
     def has_exact(self) -> bool:
-        """True when :meth:`exact` gives the posterior: the Gaussian regression with known noise and a
-        Gaussian-family weight prior (normal, or a :class:`~bayeslin_jax.core.priors.TermPrior` of normal and flat
-        coefficients: :func:`~bayeslin_jax.core.priors.is_gaussian_prior`)."""
+        """True when :meth:`exact` gives the posterior.
+
+        That is the Gaussian regression with known noise and a Gaussian-family weight prior (normal, or a
+        :class:`~bayeslin_jax.core.priors.TermPrior` of normal and flat coefficients:
+        :func:`~bayeslin_jax.core.priors.is_gaussian_prior`).
+
+        Returns
+        -------
+        bool
+            Whether the exact posterior exists.
+        """
         return self.spec is not None and self.spec.known_sigma and is_gaussian_prior(self.spec.prior)
 
     def exact(self, x, y) -> GaussianPosterior | None:
@@ -177,16 +265,41 @@ class Model:
 
         Only the conjugate Gaussian regression (:func:`linear` with known noise) has one: ``mean: ([B,] d)``,
         ``cov: ([B,] d, d)`` (:func:`bayeslin_jax.core.exact.posterior64`, stable on ill-conditioned designs).
+
+        Parameters
+        ----------
+        x : ([B,] n) array_like
+            Raw inputs (one dataset, or a batch of ``B``).
+        y : ([B,] n) array_like
+            Observations.
+
+        Returns
+        -------
+        GaussianPosterior or None
+            The posterior (NumPy float64), or None where :attr:`has_exact` is False.
+
+        Raises
+        ------
+        BayeslinError
+            Flat coefficients that the design does not identify (an improper posterior).
         """
         if not self.has_exact:
             return None
-        phi = exact.design_matrix64(self.spec.basis, x)
-        return exact.posterior64(phi, np.asarray(y, dtype=np.float64), self.spec.prior, self.spec.noise.sigma)
+        spec = cast(ModelSpec, self.spec)  # has_exact: a spec with known noise
+        phi = exact.design_matrix64(spec.basis, x)
+        return exact.posterior64(phi, np.asarray(y, dtype=np.float64), spec.prior, cast(KnownNoise, spec.noise).sigma)
 
     def describe(self) -> dict:
-        """JSON-serialisable identity (store metadata, result files)."""
+        """JSON-serialisable identity (store metadata, result files).
+
+        Returns
+        -------
+        dict
+            Keys ``model``, ``function``, ``basis``, ``obs``, ``params``, ``static``; ``per_point`` and ``info``
+            when set.
+        """
         fn = getattr(self.fn, "func", self.fn)
-        out = {
+        out: dict[str, Any] = {
             "model": self.name,
             "function": f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}",
             "basis": None if self.basis is None else self.basis.name,
@@ -204,6 +317,22 @@ def flat_parameters(values: dict, sites: tuple[str, ...], lead_ndim: int) -> tup
 
     ``values: {site: (*lead, *site_shape)}`` with ``lead_ndim`` leading axes (``(B, C, S)`` for draws, ``(B,)``
     for the truth) -> names ``(P,)`` and ``(*lead, P)`` float64.
+
+    Parameters
+    ----------
+    values : dict of str to array
+        ``{site: (*lead, *site_shape)}``.
+    sites : tuple of str
+        The sites to take, in order.
+    lead_ndim : int
+        Number of leading (batch, chain, draw) axes.
+
+    Returns
+    -------
+    names : list of str
+        ``P`` element names, e.g. ``["tau", "z[0]", "z[1]"]``.
+    columns : (*lead, P) ndarray
+        The elements side by side, float64.
     """
     names, columns = [], []
     for site in sites:
@@ -262,6 +391,51 @@ def user_model(
     be hashable. ``per_point``: the array arguments with one row per data point (e.g. ``group: (n,)``), sliced
     with the points; None detects them (leading axis = the data's length). Checks against the contract happen
     when the engine first sees data (:func:`bayeslin_jax.engine.sampling.inspect_model`), before compiling.
+
+    Parameters
+    ----------
+    fn : callable
+        The NumPyro model of one dataset, ``fn(x, y=None, **kwargs)`` (see the module docstring's contract).
+    basis : Polynomial, optional
+        Maps raw ``x: (..., n)`` to ``phi: (..., n, d)`` before ``fn``; None passes ``x`` as is.
+    name : str, optional
+        Short name (default: ``fn``'s ``__name__``).
+    obs : str, optional
+        Name of the observed site (default ``"y"``).
+    feature_site : str, optional
+        A site of shape ``(d,)`` indexed by the basis features.
+    quantities : tuple of str, optional
+        Sites whose elements SBC ranks (default: every kept site).
+    dap_quantities : tuple of str, optional
+        SBC quantities whose data-averaged-posterior tests join the verdict (they need finite fourth prior
+        moments).
+    per_point : str or tuple of str, optional
+        The array arguments with one row per data point; None detects them.
+    **kwargs
+        The model's other arguments: arrays and NumPy scalars traced, anything else static (hashable).
+
+    Returns
+    -------
+    Model
+        The wrapped model.
+
+    Raises
+    ------
+    BayeslinError
+        One line, as :class:`Model` (e.g. an unhashable static argument).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpyro
+    >>> import numpyro.distributions as dist
+    >>> def line(x, y=None, scale=1.0):
+    ...     w = numpyro.sample("w", dist.Normal(0.0, scale).expand([2]).to_event(1))
+    ...     with numpyro.plate("obs", x.shape[0]):
+    ...         numpyro.sample("y", dist.Normal(x @ w, 0.5), obs=y)
+    >>> model = bl.user_model(line, basis=bl.linear(), scale=2.0)
+    >>> model.name, model.static, model.feature_names, model.has_exact
+    ('line', (('scale', 2.0),), ('b', 'm'), False)
     """
     params, static = _split_kwargs(kwargs)
     fn_name = getattr(getattr(fn, "func", fn), "__name__", "model")
@@ -276,7 +450,27 @@ def user_model(
 
 
 def linear(spec: ModelSpec) -> Model:
-    """The package's Gaussian linear regression (:func:`bayeslin_jax.core.regressions.linear_regression`)."""
+    """The package's Gaussian linear regression (:func:`bayeslin_jax.core.regressions.linear_regression`).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Basis, weight prior and noise.
+
+    Returns
+    -------
+    Model
+        Named ``"linear"``, with ``spec`` set (the exact capability where the noise is known and the prior
+        Gaussian-family).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> from bayeslin_jax.core.model import linear
+    >>> model = linear(bl.tutorial_spec())
+    >>> model.name, model.quantities, model.has_exact
+    ('linear', ('w',), True)
+    """
     quantities = ("w",) if spec.known_sigma else ("w", "sigma")
     return Model(models.linear_regression, "linear", {"prior": spec.prior, "noise": spec.noise}, (), spec.basis,
                  feature_site="w", quantities=quantities, dap_quantities=finite_moment_features(spec),
@@ -284,8 +478,23 @@ def linear(spec: ModelSpec) -> Model:
 
 
 def as_model(model: Model | ModelSpec | None) -> Model:
-    """What every workflow takes: a :class:`Model`, a Gaussian :class:`ModelSpec` (-> :func:`linear`), or None
-    (the tutorial's model)."""
+    """What every workflow takes: a :class:`Model`, a Gaussian :class:`ModelSpec`, or None.
+
+    Parameters
+    ----------
+    model : Model, ModelSpec or None
+        A model as is; a spec becomes :func:`linear`; None is the tutorial's model.
+
+    Returns
+    -------
+    Model
+        The model.
+
+    Raises
+    ------
+    BayeslinError
+        For anything else.
+    """
     if model is None:
         return linear(tutorial_spec())
     if isinstance(model, ModelSpec):
@@ -311,6 +520,32 @@ def student_t(spec: ModelSpec, nu: float | str | None = "learn") -> Model:
     """Robust regression with the spec's basis, weight prior and noise and Student-t observations.
 
     ``nu``: fixed degrees of freedom, or ``"learn"``/None for ``nu ~ Gamma(2, 0.1)``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Basis, weight prior and noise (:func:`bayeslin_jax.core.regressions.student_t_regression`).
+    nu : float, "learn" or None, optional
+        Fixed degrees of freedom (positive), or ``"learn"``/None to learn them (default).
+
+    Returns
+    -------
+    Model
+        Named ``"student_t"``; SBC quantities ``w``, ``sigma`` (unknown noise) and ``nu`` (learned).
+
+    Raises
+    ------
+    BayeslinError
+        For a ``nu`` that is neither a positive number nor ``"learn"``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> model = bl.student_t(bl.tutorial_spec())
+    >>> model.name, model.quantities, model.has_exact
+    ('student_t', ('w', 'nu'), False)
+    >>> bl.student_t(bl.tutorial_spec(), nu=4).info["nu"]
+    4.0
     """
     value = _parse_nu(nu)
     params: dict[str, Any] = {"prior": spec.prior, "noise": spec.noise}
@@ -323,7 +558,27 @@ def student_t(spec: ModelSpec, nu: float | str | None = "learn") -> Model:
 
 
 def horseshoe_tau_scale(expected_nonzero: float, num_coefficients: int, num_points: int) -> float:
-    """Piironen & Vehtari's global scale ``tau0 = p0 / (D - p0) / sqrt(n)`` (times sigma in the model)."""
+    """Piironen & Vehtari's global scale ``tau0 = p0 / (D - p0) / sqrt(n)`` (times sigma in the model).
+
+    Parameters
+    ----------
+    expected_nonzero : float
+        ``p0``, the prior guess of the number of nonzero coefficients, in ``(0, D)``.
+    num_coefficients : int
+        ``D``, the number of shrunk coefficients (the intercept excluded).
+    num_points : int
+        ``n``, data points per dataset (at least 1).
+
+    Returns
+    -------
+    float
+        ``tau0``.
+
+    Raises
+    ------
+    BayeslinError
+        For ``p0`` outside ``(0, D)`` or ``n < 1``.
+    """
     p0 = float(expected_nonzero)
     if not (0 < p0 < num_coefficients):
         raise BayeslinError(
@@ -347,9 +602,48 @@ def horseshoe(
 ) -> Model:
     """Regularized-horseshoe regression on a polynomial basis (:func:`.regressions.horseshoe_regression`).
 
-
     ``expected_nonzero`` (p0) and ``num_points`` (n) set ``tau0``; ``slab_scale``, ``slab_df`` the slab
     (``slab_df=None``: fixed ``c = slab_scale``); ``tau`` fixes the global scale (conjugate checks).
+
+    Parameters
+    ----------
+    basis : Polynomial
+        The basis; feature 0 is the intercept (at least two features).
+    noise : Noise
+        The noise model.
+    expected_nonzero : float, optional
+        ``p0``, the prior guess of the number of nonzero coefficients (default 2).
+    num_points : int
+        ``n``, data points per dataset (sets ``tau0``, :func:`horseshoe_tau_scale`).
+    slab_scale : float, optional
+        The slab's scale (positive; default 2).
+    slab_df : float or None, optional
+        The slab's degrees of freedom (default 4); None fixes ``c = slab_scale``.
+    intercept_scale : float, optional
+        ``w_0 ~ Normal(0, intercept_scale)`` (positive; default 5).
+    tau : float, optional
+        A fixed global scale (None: ``tau ~ HalfCauchy(tau0 * sigma)``).
+
+    Returns
+    -------
+    Model
+        Named ``"horseshoe"``; SBC quantities ``w`` (and ``sigma``), data-averaged-posterior tests on the
+        intercept only (the other weights have no finite fourth prior moment).
+
+    Raises
+    ------
+    BayeslinError
+        One line: fewer than two features, a non-positive scale or slab df, or a bad ``expected_nonzero`` or
+        ``num_points``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> model = bl.horseshoe(bl.polynomial(5), bl.half_normal_noise(1.0), num_points=50)
+    >>> model.name, model.quantities, model.dap_quantities
+    ('horseshoe', ('w', 'sigma'), ('w0',))
+    >>> round(model.info["tau0"], 4)
+    0.0943
     """
     if basis.dim < 2:
         raise BayeslinError("the horseshoe needs an intercept and at least one coefficient (degree >= 1)")
@@ -377,7 +671,34 @@ def horseshoe(
 
 
 def glm(prior: WeightPrior, basis: Polynomial, family: str = "bernoulli") -> Model:
-    """Bernoulli-logit or Poisson-log regression (:func:`bayeslin_jax.core.regressions.glm_regression`)."""
+    """Bernoulli-logit or Poisson-log regression (:func:`bayeslin_jax.core.regressions.glm_regression`).
+
+    Parameters
+    ----------
+    prior : WeightPrior
+        The weight prior.
+    basis : Polynomial
+        The basis (linear predictor ``eta = phi @ w``).
+    family : {"bernoulli", "poisson"}, optional
+        The observation family (default ``"bernoulli"``).
+
+    Returns
+    -------
+    Model
+        Named after ``family``.
+
+    Raises
+    ------
+    BayeslinError
+        For an unknown family.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> model = bl.glm(bl.independent_normal(0.0, 1.0, 2), bl.linear(), "poisson")
+    >>> model.name, model.static, model.quantities
+    ('poisson', (('family', 'poisson'),), ('w',))
+    """
     if family not in models.GLM_FAMILIES:
         raise BayeslinError(f"unknown GLM family {family!r}: use one of {', '.join(models.GLM_FAMILIES)}")
     return Model(models.glm_regression, family, {"prior": prior}, (("family", family),), basis,

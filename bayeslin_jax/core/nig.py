@@ -22,7 +22,7 @@ of a large dataset involves cancelling terms that float32 cannot resolve.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +36,11 @@ from jax import Array
 from bayeslin_jax.core import exact
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.core.priors import (
+    ExponentialNoise,
+    FlatNoise,
+    HalfCauchyNoise,
     HalfNormalNoise,
+    HalfStudentTNoise,
     KnownNoise,
     Noise,
     WeightPrior,
@@ -54,6 +58,8 @@ _COARSE_T_WIDE = (-20.0, 120.0)
 _COARSE_POINTS_WIDE = 3500
 # Grid points whose log density is this far below the maximum carry < e^-50 of the mass.
 _DROP = 50.0
+#: The noise models with a prior on sigma (every one but KnownNoise).
+type _UnknownNoise = HalfNormalNoise | HalfCauchyNoise | HalfStudentTNoise | ExponentialNoise | FlatNoise
 
 
 def _to64(tree):
@@ -65,13 +71,30 @@ def _to64(tree):
 # ---------------------------------------------------------------------------------------------
 
 
-class SigmaGridPosterior(NamedTuple):
+class SigmaGridPosterior(NamedTuple):  # numpydoc ignore=PR02
     """Quadrature posterior of the unknown-noise model; leading batch axes ``...``; numpy float64.
 
     ``sigma: (..., G)`` grid (uniform in log sigma); ``density: (..., G)`` posterior density
     ``p(sigma | y)`` on the grid; ``weights: (..., G)`` quadrature probabilities (sum to 1), so
     ``E[f(sigma)] = sum(weights * f(sigma))``; ``log_evidence: (...)``; ``sigma_mean, sigma_sd: (...)``;
     ``mean: (..., d)`` and ``cov: (..., d, d)``: posterior mean and covariance of ``w``.
+
+    Parameters
+    ----------
+    sigma : (..., G) ndarray
+        The grid of sigma values (uniform in ``log sigma``).
+    density : (..., G) ndarray
+        Posterior density ``p(sigma | y)`` on the grid.
+    weights : (..., G) ndarray
+        Quadrature probabilities (sum to 1).
+    log_evidence : (...) ndarray
+        ``log p(y)`` (NaN for an improper prior).
+    sigma_mean, sigma_sd : (...) ndarray
+        Posterior mean and sd of sigma.
+    mean : (..., d) ndarray
+        Posterior mean of ``w``.
+    cov : (..., d, d) ndarray
+        Posterior covariance of ``w``.
     """
 
     sigma: np.ndarray
@@ -85,12 +108,24 @@ class SigmaGridPosterior(NamedTuple):
 
     @property
     def sd(self) -> np.ndarray:
-        """Posterior sds of ``w``: ``(..., d)``."""
+        """Posterior sds of ``w``: ``(..., d)``.
+
+        Returns
+        -------
+        (..., d) ndarray
+            ``sqrt(diag(cov))``.
+        """
         return np.sqrt(np.diagonal(self.cov, axis1=-2, axis2=-1))
 
     @property
     def corr(self) -> np.ndarray:
-        """Posterior correlation of ``w``: ``(..., d, d)``."""
+        """Posterior correlation of ``w``: ``(..., d, d)``.
+
+        Returns
+        -------
+        (..., d, d) ndarray
+            ``cov_ij / (sd_i sd_j)``.
+        """
         sd = self.sd
         return self.cov / (sd[..., :, None] * sd[..., None, :])
 
@@ -98,6 +133,16 @@ class SigmaGridPosterior(NamedTuple):
         """Posterior quantiles of sigma. ``q: (k,)`` in (0, 1) -> ``(..., k)``.
 
         Linear interpolation of the quadrature CDF (cumulative trapezoid in log sigma).
+
+        Parameters
+        ----------
+        q : float or (k,) array_like
+            Probabilities in (0, 1).
+
+        Returns
+        -------
+        (..., k) ndarray
+            The quantiles.
         """
         q = np.atleast_1d(np.asarray(q, dtype=float))
         u = np.log(self.sigma).reshape(-1, self.sigma.shape[-1])
@@ -109,7 +154,7 @@ class SigmaGridPosterior(NamedTuple):
         return out.reshape(*self.sigma.shape[:-1], q.size)
 
 
-def _log_joint(phi: Array, y: Array, prior: WeightPrior, noise: Noise, u: Array) -> Array:
+def _log_joint(phi: Array, y: Array, prior: WeightPrior, noise: _UnknownNoise, u: Array) -> Array:
     """``log p(sigma) + log p(y | sigma) + log sigma`` at ``u = log sigma``. ``u: (G,)`` -> ``(G,)``."""
     sigma = jnp.exp(u)
     log_ev = jax.vmap(lambda s: exact.log_integrated_likelihood(phi, y, prior, s))(sigma)
@@ -134,15 +179,17 @@ def unknown_noise_reference(phi, y, prior: WeightPrior, noise: Noise | float, gr
 
     Parameters
     ----------
-    phi : array_like, shape ``(..., n, d)``
-    y : array_like, shape ``(..., n)``
+    phi : (..., n, d) array_like
+        The design.
+    y : (..., n) array_like
+        Observations.
     prior : WeightPrior
         Gaussian-family: normal, MVN, or a TermPrior of normal and flat coefficients (``w | sigma, y`` Gaussian).
     noise : Noise or float
         The spec's noise prior (any but known: HalfNormal, HalfCauchy, HalfStudentT, Exponential, Flat), or a
         HalfNormal scale.
-    grid_size : int
-        Quadrature points.
+    grid_size : int, optional
+        Quadrature points (at least 16; default 1001).
 
     Returns
     -------
@@ -165,7 +212,8 @@ def unknown_noise_reference(phi, y, prior: WeightPrior, noise: Noise | float, gr
     if not hasattr(noise, "distribution"):
         if isinstance(noise, KnownNoise):
             raise BayeslinError("the unknown-noise reference needs a prior on sigma, not a known sigma")
-        noise = half_normal_noise(noise)
+        noise = half_normal_noise(cast(float, noise))
+    noise = cast(_UnknownNoise, noise)  # a prior on sigma from here on
     if not is_gaussian_prior(prior):
         raise BayeslinError("the unknown-noise reference needs normal or flat weight priors (w | sigma Gaussian), "
                             "not Student-t coefficients")
@@ -225,8 +273,20 @@ def unknown_noise_reference(phi, y, prior: WeightPrior, noise: Noise | float, gr
 # ---------------------------------------------------------------------------------------------
 
 
-class NIGPrior(NamedTuple):
-    """``w | s2 ~ N(mean, s2 * cov)``, ``s2 = sigma^2 ~ InvGamma(a, b)``. ``mean: (d,)``, ``cov: (d, d)``."""
+class NIGPrior(NamedTuple):  # numpydoc ignore=PR02
+    """``w | s2 ~ N(mean, s2 * cov)``, ``s2 = sigma^2 ~ InvGamma(a, b)``. ``mean: (d,)``, ``cov: (d, d)``.
+
+    Build it with :func:`nig_prior` (which validates).
+
+    Parameters
+    ----------
+    mean : (d,) ndarray
+        Prior mean of ``w``.
+    cov : (d, d) ndarray
+        ``V0``: the prior covariance of ``w`` is ``s2 * cov``.
+    a, b : float
+        Inverse-gamma shape and scale of ``s2``.
+    """
 
     mean: np.ndarray
     cov: np.ndarray
@@ -234,11 +294,20 @@ class NIGPrior(NamedTuple):
     b: float
 
 
-class NIGPosterior(NamedTuple):
+class NIGPosterior(NamedTuple):  # numpydoc ignore=PR02
     """Posterior of the same form: ``w | s2, y ~ N(mean, s2 * cov)``, ``s2 | y ~ InvGamma(a, b)``.
 
     ``mean: (..., d)``, ``cov: (..., d, d)`` (V_N), ``a, b: (...)``; numpy float64. Marginally
     ``w | y ~ Student-t(2a, mean, (b / a) cov)``.
+
+    Parameters
+    ----------
+    mean : (..., d) ndarray
+        ``m_N``.
+    cov : (..., d, d) ndarray
+        ``V_N``.
+    a, b : (...) ndarray
+        ``a_N``, ``b_N``.
     """
 
     mean: np.ndarray
@@ -248,40 +317,122 @@ class NIGPosterior(NamedTuple):
 
     @property
     def df(self) -> np.ndarray:
-        """Degrees of freedom of the Student-t marginal of ``w``: ``(...)``."""
+        """Degrees of freedom of the Student-t marginal of ``w``: ``(...)``.
+
+        Returns
+        -------
+        (...) ndarray
+            ``2 a``.
+        """
         return 2.0 * self.a
 
     @property
     def w_cov(self) -> np.ndarray:
-        """Marginal posterior covariance of ``w`` (needs ``a > 1``): ``(..., d, d)``."""
+        """Marginal posterior covariance of ``w`` (needs ``a > 1``): ``(..., d, d)``.
+
+        Returns
+        -------
+        (..., d, d) ndarray
+            ``b / (a - 1) cov``.
+        """
         return (self.b / (self.a - 1.0))[..., None, None] * self.cov
 
     @property
     def w_sd(self) -> np.ndarray:
+        """Marginal posterior sds of ``w`` (needs ``a > 1``): ``(..., d)``.
+
+        Returns
+        -------
+        (..., d) ndarray
+            ``sqrt(diag(w_cov))``.
+        """
         return np.sqrt(np.diagonal(self.w_cov, axis1=-2, axis2=-1))
 
     @property
     def sigma2_mean(self) -> np.ndarray:
-        """``E[sigma^2 | y] = b / (a - 1)``: ``(...)``."""
+        """``E[sigma^2 | y] = b / (a - 1)``: ``(...)``.
+
+        Returns
+        -------
+        (...) ndarray
+            The posterior mean of ``sigma^2``.
+        """
         return self.b / (self.a - 1.0)
 
     @property
     def sigma_mean(self) -> np.ndarray:
-        """``E[sigma | y] = sqrt(b) Gamma(a - 1/2) / Gamma(a)``: ``(...)``."""
+        """``E[sigma | y] = sqrt(b) Gamma(a - 1/2) / Gamma(a)``: ``(...)``.
+
+        Returns
+        -------
+        (...) ndarray
+            The posterior mean of sigma.
+        """
         return np.sqrt(self.b) * np.exp(scipy.special.gammaln(self.a - 0.5) - scipy.special.gammaln(self.a))
 
     @property
     def sigma_sd(self) -> np.ndarray:
+        """Posterior sd of sigma: ``(...)``.
+
+        Returns
+        -------
+        (...) ndarray
+            ``sqrt(E[sigma^2] - E[sigma]^2)`` (clipped at 0).
+        """
         return np.sqrt(np.maximum(self.sigma2_mean - self.sigma_mean**2, 0.0))
 
     def sigma_quantile(self, q) -> np.ndarray:
-        """Posterior quantiles of sigma (``sigma^2 ~ InvGamma(a, b)``). ``q: (k,)`` -> ``(..., k)``."""
+        """Posterior quantiles of sigma (``sigma^2 ~ InvGamma(a, b)``). ``q: (k,)`` -> ``(..., k)``.
+
+        Parameters
+        ----------
+        q : float or (k,) array_like
+            Probabilities in (0, 1).
+
+        Returns
+        -------
+        (..., k) ndarray
+            The quantiles.
+        """
         q = np.atleast_1d(np.asarray(q, dtype=float))
         return np.sqrt(scipy.stats.invgamma.ppf(q, self.a[..., None], scale=self.b[..., None]))
 
 
 def nig_prior(mean, cov, a: float, b: float) -> NIGPrior:
-    """Validated NIG prior; ``cov`` symmetric positive-definite, ``a, b > 0``."""
+    """Validated NIG prior; ``cov`` symmetric positive-definite, ``a, b > 0``.
+
+    Parameters
+    ----------
+    mean : float or (d,) array_like
+        Prior mean of ``w``.
+    cov : (d, d) array_like
+        ``V0`` (symmetric positive-definite).
+    a : float
+        Inverse-gamma shape (positive).
+    b : float
+        Inverse-gamma scale (positive).
+
+    Returns
+    -------
+    NIGPrior
+        The prior (float64).
+
+    Raises
+    ------
+    BayeslinError
+        One line: a bad ``mean``/``cov`` (as :func:`~bayeslin_jax.core.priors.mvn`) or a non-positive ``a``, ``b``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> from bayeslin_jax.core import nig
+    >>> x = np.linspace(-1.0, 1.0, 30)
+    >>> y = 2.0 + 0.3 * x + 0.1 * np.sin(20 * x)
+    >>> post = nig.nig_posterior(bl.linear()(x), y, nig.nig_prior([0.0, 0.0], np.eye(2), 2.0, 1.0))
+    >>> float(post.a), post.mean.shape
+    (17.0, (2,))
+    """
     base = mvn(mean, cov)
     for name, value in (("a", a), ("b", b)):
         if not np.isfinite(value) or value <= 0:
@@ -294,6 +445,20 @@ def nig_posterior(phi, y, prior: NIGPrior) -> NIGPosterior:
 
     ``Λ_N = V0^-1 + phi^T phi``, ``m_N = Λ_N^-1 (V0^-1 m0 + phi^T y)``, ``a_N = a0 + n/2``,
     ``b_N = b0 + (|y - phi m_N|^2 + (m_N - m0)^T V0^-1 (m_N - m0)) / 2`` (the cancellation-free form).
+
+    Parameters
+    ----------
+    phi : (..., n, d) array_like
+        The design.
+    y : (..., n) array_like
+        Observations.
+    prior : NIGPrior
+        The conjugate prior.
+
+    Returns
+    -------
+    NIGPosterior
+        ``m_N``, ``V_N``, ``a_N``, ``b_N`` (float64).
     """
     phi, y = np.asarray(phi, dtype=np.float64), np.asarray(y, dtype=np.float64)
     prior_precision = np.linalg.inv(prior.cov)
@@ -313,6 +478,20 @@ def nig_log_evidence(phi, y, prior: NIGPrior) -> np.ndarray:
     """``log p(y)`` under the NIG model (multivariate Student-t marginal), shape ``(...)``.
 
     ``log Γ(a_N) - log Γ(a0) + a0 log b0 - a_N log b_N + (log|V_N| - log|V0|)/2 - (n/2) log 2π``.
+
+    Parameters
+    ----------
+    phi : (..., n, d) array_like
+        The design.
+    y : (..., n) array_like
+        Observations.
+    prior : NIGPrior
+        The conjugate prior.
+
+    Returns
+    -------
+    (...) ndarray
+        The log evidence per dataset (float64).
     """
     post = nig_posterior(phi, y, prior)
     n = np.shape(y)[-1]
@@ -328,13 +507,41 @@ def nig_log_evidence(phi, y, prior: NIGPrior) -> np.ndarray:
 
 
 def nig_w_marginal(post: NIGPosterior) -> dist.MultivariateStudentT:
-    """Marginal posterior of ``w``: Student-t with ``2a`` dof, location ``mean``, scale ``(b/a) cov``."""
+    """Marginal posterior of ``w``: Student-t with ``2a`` dof, location ``mean``, scale ``(b/a) cov``.
+
+    Parameters
+    ----------
+    post : NIGPosterior
+        The posterior.
+
+    Returns
+    -------
+    numpyro.distributions.MultivariateStudentT
+        Event shape ``(d,)``.
+    """
     scale = (post.b / post.a)[..., None, None] * post.cov
     return dist.MultivariateStudentT(post.df, post.mean, np.linalg.cholesky(scale))
 
 
 def nig_sample(key: Array, post: NIGPosterior, num_draws: int) -> tuple[Array, Array]:
-    """Exact joint draws for one dataset (default jax dtype): ``w: (num_draws, d)``, ``sigma: (num_draws,)``."""
+    """Exact joint draws for one dataset (default jax dtype): ``w: (num_draws, d)``, ``sigma: (num_draws,)``.
+
+    Parameters
+    ----------
+    key : jax.Array
+        PRNG key.
+    post : NIGPosterior
+        The posterior of one dataset.
+    num_draws : int
+        Number of draws.
+
+    Returns
+    -------
+    w : (num_draws, d) array
+        Draws of the weights.
+    sigma : (num_draws,) array
+        The matching draws of the noise sd.
+    """
     s2_key, w_key = jax.random.split(key)
     s2 = dist.InverseGamma(jnp.asarray(post.a), jnp.asarray(post.b)).sample(s2_key, (num_draws,))
     z = jax.random.normal(w_key, (num_draws, post.mean.shape[-1]))

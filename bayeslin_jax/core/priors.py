@@ -7,8 +7,8 @@ happens once here, at the boundary, never inside jitted code. The dataclasses th
 that prior values travel as traced arguments (a new prior value does not recompile); what changes the program's
 structure (a :class:`TermPrior`'s per-coefficient families, its intercept index) is static pytree metadata.
 
-Weight priors
--------------
+Weight priors:
+
 * :class:`IndependentNormal`, :class:`MultivariateNormal`: Gaussian.
 * :class:`TermPrior`: independent per-coefficient priors, each ``"normal"``, ``"student_t"`` or ``"flat"``
   (improper, density 1), optionally on the *centred intercept* (rstanarm's and Bambi's convention): with
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -58,91 +58,237 @@ def _num(value) -> str:
 
 @partial(_pytree, data_fields=["mean", "scale"])
 @dataclass(frozen=True)
-class IndependentNormal:
-    """w_k ~ Normal(mean_k, scale_k) independently. ``mean, scale: (d,)``."""
+class IndependentNormal:  # numpydoc ignore=PR02
+    """Independent normal weights: ``w_k ~ Normal(mean_k, scale_k)``.
+
+    Build it with :func:`independent_normal` (which validates the values); both fields are traced pytree leaves.
+
+    Parameters
+    ----------
+    mean : (d,) array
+        Prior means.
+    scale : (d,) array
+        Prior standard deviations (positive).
+    """
 
     mean: Array
     scale: Array
 
     def distribution(self) -> dist.Distribution:
+        """The NumPyro distribution of ``w``.
+
+        Returns
+        -------
+        numpyro.distributions.Distribution
+            ``Normal(mean, scale).to_event(1)``: event shape ``(d,)``.
+        """
         return dist.Normal(self.mean, self.scale).to_event(1)
 
     @property
     def dim(self) -> int:
+        """Number of weights.
+
+        Returns
+        -------
+        int
+            ``d``.
+        """
         return int(self.mean.shape[-1])
 
     @property
     def is_proper(self) -> bool:
+        """Whether the prior is proper (always).
+
+        Returns
+        -------
+        bool
+            True.
+        """
         return True
 
     @property
     def is_gaussian(self) -> bool:
-        """Gaussian family (the exact posterior exists for known noise)."""
+        """Gaussian family (the exact posterior exists for known noise).
+
+        Returns
+        -------
+        bool
+            True.
+        """
         return True
 
     @property
     def kind(self) -> str:
+        """The prior's kind, as in :meth:`describe`.
+
+        Returns
+        -------
+        str
+            ``"independent"``.
+        """
         return "independent"
 
     @property
     def cov(self) -> Array:
-        """Prior covariance ``(d, d)``."""
+        """Prior covariance.
+
+        Returns
+        -------
+        (d, d) array
+            ``diag(scale^2)``.
+        """
         return jnp.diag(jnp.square(self.scale))
 
     @property
     def precision(self) -> Array:
-        """Prior precision ``(d, d)``."""
+        """Prior precision.
+
+        Returns
+        -------
+        (d, d) array
+            ``diag(1 / scale^2)``.
+        """
         return jnp.diag(1.0 / jnp.square(self.scale))
 
     def describe(self) -> dict:
-        """JSON-serialisable description."""
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "independent", "mean": [...], "scale": [...]}``.
+        """
         return {"kind": self.kind, "mean": _as_list(self.mean), "scale": _as_list(self.scale)}
 
     def text(self, feature_names) -> list[str]:
-        """One human line per coefficient, e.g. ``"m ~ Normal(0, 0.2)"``."""
+        """One human line per coefficient, e.g. ``"m ~ Normal(0, 0.2)"``.
+
+        Parameters
+        ----------
+        feature_names : sequence of str, length ``d``
+            The coefficients' names (the basis' feature names).
+
+        Returns
+        -------
+        list of str
+            One line per coefficient.
+        """
         return [f"{name} ~ Normal({_num(m)}, {_num(s)})"
                 for name, m, s in zip(feature_names, np.asarray(self.mean), np.asarray(self.scale), strict=True)]
 
 
 @partial(_pytree, data_fields=["mean", "cov", "scale_tril"])
 @dataclass(frozen=True)
-class MultivariateNormal:
-    """w ~ MVN(mean, cov). ``mean: (d,)``, ``cov, scale_tril: (d, d)`` (scale_tril = chol(cov))."""
+class MultivariateNormal:  # numpydoc ignore=PR02
+    """Multivariate normal weights: ``w ~ MVN(mean, cov)``.
+
+    Build it with :func:`mvn` or :func:`correlated_normal` (which validate ``cov`` and compute its Cholesky
+    factor).
+
+    Parameters
+    ----------
+    mean : (d,) array
+        Prior mean.
+    cov : (d, d) array
+        Prior covariance (symmetric positive-definite).
+    scale_tril : (d, d) array
+        ``chol(cov)``, lower triangular.
+    """
 
     mean: Array
     cov: Array
     scale_tril: Array
 
     def distribution(self) -> dist.Distribution:
+        """The NumPyro distribution of ``w``.
+
+        Returns
+        -------
+        numpyro.distributions.Distribution
+            ``MultivariateNormal(mean, scale_tril=scale_tril)``: event shape ``(d,)``.
+        """
         return dist.MultivariateNormal(self.mean, scale_tril=self.scale_tril)
 
     @property
     def dim(self) -> int:
+        """Number of weights.
+
+        Returns
+        -------
+        int
+            ``d``.
+        """
         return int(self.mean.shape[-1])
 
     @property
     def is_proper(self) -> bool:
+        """Whether the prior is proper (always).
+
+        Returns
+        -------
+        bool
+            True.
+        """
         return True
 
     @property
     def is_gaussian(self) -> bool:
+        """Gaussian family (the exact posterior exists for known noise).
+
+        Returns
+        -------
+        bool
+            True.
+        """
         return True
 
     @property
     def kind(self) -> str:
+        """The prior's kind, as in :meth:`describe`.
+
+        Returns
+        -------
+        str
+            ``"mvn"``.
+        """
         return "mvn"
 
     @property
     def precision(self) -> Array:
+        """Prior precision, from the Cholesky factor.
+
+        Returns
+        -------
+        (d, d) array
+            ``cov^-1 = L^-T L^-1`` with ``L = scale_tril``.
+        """
         eye = jnp.eye(self.mean.shape[-1], dtype=self.scale_tril.dtype)
         inv_tril = jax.scipy.linalg.solve_triangular(self.scale_tril, eye, lower=True)
         return inv_tril.T @ inv_tril
 
     def describe(self) -> dict:
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "mvn", "mean": [...], "cov": [[...], ...]}``.
+        """
         return {"kind": self.kind, "mean": _as_list(self.mean), "cov": _as_list(self.cov)}
 
     def text(self, feature_names) -> list[str]:
-        """One line per coefficient: its marginal, ``"b ~ Normal(0, 0.2) (joint MVN)"``."""
+        """One line per coefficient: its marginal, ``"b ~ Normal(0, 0.2) (joint MVN)"``.
+
+        Parameters
+        ----------
+        feature_names : sequence of str, length ``d``
+            The coefficients' names (the basis' feature names).
+
+        Returns
+        -------
+        list of str
+            One line per coefficient.
+        """
         sd = np.sqrt(np.diagonal(np.asarray(self.cov, dtype=np.float64)))
         return [f"{name} ~ Normal({_num(m)}, {_num(s)}) (joint MVN)"
                 for name, m, s in zip(feature_names, np.asarray(self.mean), sd, strict=True)]
@@ -156,20 +302,33 @@ class MultivariateNormal:
 @partial(jax.tree_util.register_dataclass, data_fields=["mean", "scale", "df", "shift"],
          meta_fields=["family", "intercept"])
 @dataclass(frozen=True)
-class TermPrior:
+class TermPrior:  # numpydoc ignore=PR02
     """Independent per-coefficient priors on ``u = L w`` (see the module docstring).
 
-    Attributes
+    Build it with :func:`term_prior` (or :func:`student_t_prior`, :func:`cauchy_prior`, :func:`flat_prior`),
+    which validate the values; ``family`` and ``intercept`` are static pytree metadata (they change the program),
+    the arrays are traced.
+
+    Parameters
     ----------
-    mean, scale, df : Array, shape ``(d,)``
+    mean, scale, df : (d,) array
         Location, scale and (Student-t) degrees of freedom of each coordinate ``u_j`` (placeholders, 0, 1, 1,
         where the family does not use them).
-    shift : Array, shape ``(d,)``
+    shift : (d,) array
         ``u_k = w_k + shift @ w`` for the intercept ``k`` (``shift[k] = 0``); zeros when ``intercept`` is None.
     family : tuple of str, length ``d`` (static)
         ``"normal"``, ``"student_t"`` or ``"flat"`` per coefficient.
     intercept : int or None (static)
         Index of the coefficient whose prior is on the centred intercept; None: ``u = w``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> prior = bl.term_prior(["student_t", "normal", "flat"], 0.0, [10.0, 1.0, 1.0], df=3)
+    >>> prior.family, prior.is_proper, prior.is_gaussian
+    (('student_t', 'normal', 'flat'), False, False)
+    >>> prior.text(["Intercept", "age", "bmi"])
+    ['Intercept ~ StudentT(3, 0, 10)', 'age ~ Normal(0, 1)', 'bmi ~ Flat']
     """
 
     mean: Array
@@ -181,20 +340,46 @@ class TermPrior:
 
     @property
     def dim(self) -> int:
+        """Number of weights.
+
+        Returns
+        -------
+        int
+            ``d = len(family)``.
+        """
         return len(self.family)
 
     @property
     def is_proper(self) -> bool:
-        """False when any coefficient is flat (improper: it cannot be simulated, it has no evidence)."""
+        """False when any coefficient is flat (improper: it cannot be simulated, it has no evidence).
+
+        Returns
+        -------
+        bool
+            Whether no coefficient is flat.
+        """
         return "flat" not in self.family
 
     @property
     def is_gaussian(self) -> bool:
-        """Every coefficient normal or flat: ``w | sigma, y`` is Gaussian (exact, precision form)."""
+        """Every coefficient normal or flat: ``w | sigma, y`` is Gaussian (exact, precision form).
+
+        Returns
+        -------
+        bool
+            Whether no coefficient is Student-t.
+        """
         return "student_t" not in self.family
 
     @property
     def kind(self) -> str:
+        """The prior's kind, as in :meth:`describe`.
+
+        Returns
+        -------
+        str
+            ``"term"``.
+        """
         return "term"
 
     def _indices(self, family: str) -> np.ndarray:
@@ -202,24 +387,58 @@ class TermPrior:
 
     @property
     def flat_indices(self) -> np.ndarray:
-        """Indices of the flat coefficients ``(k,)``."""
+        """Indices of the flat coefficients.
+
+        Returns
+        -------
+        (k,) ndarray of int
+            Positions ``j`` with ``family[j] == "flat"`` (empty if none).
+        """
         return self._indices("flat")
 
     @property
     def centring(self) -> Array:
-        """``L: (d, d)`` with ``u = L w`` (``I + e_k shift^T``; the identity without an intercept)."""
+        """The centring matrix ``L`` with ``u = L w``.
+
+        Returns
+        -------
+        (d, d) array
+            ``I + e_k shift^T`` for the intercept ``k``; the identity without an intercept.
+        """
         eye = jnp.eye(self.dim, dtype=self.shift.dtype)
         return eye if self.intercept is None else eye.at[self.intercept].add(self.shift)
 
     def to_centred(self, w: Array) -> Array:
-        """``w: (..., d)`` -> ``u = L w: (..., d)``."""
+        """Map weights to the prior's coordinates, ``u = L w``.
+
+        Parameters
+        ----------
+        w : (..., d) array
+            Weights (any leading axes).
+
+        Returns
+        -------
+        (..., d) array
+            ``u = L w`` (``w`` itself without an intercept).
+        """
         if self.intercept is None:
             return w
         k = self.intercept
         return w.at[..., k].set(w[..., k] + jnp.einsum("...d,d->...", w, self.shift))
 
     def from_centred(self, u: Array) -> Array:
-        """``u: (..., d)`` -> ``w = L^-1 u`` (``w_k = u_k - shift @ u``, as ``shift[k] = 0``)."""
+        """Map the prior's coordinates back to weights, ``w = L^-1 u``.
+
+        Parameters
+        ----------
+        u : (..., d) array
+            Centred coordinates (any leading axes).
+
+        Returns
+        -------
+        (..., d) array
+            ``w = L^-1 u``: ``w_k = u_k - shift @ u`` (as ``shift[k] = 0``), the other coordinates unchanged.
+        """
         if self.intercept is None:
             return u
         k = self.intercept
@@ -227,39 +446,89 @@ class TermPrior:
 
     @property
     def precision_diag(self) -> Array:
-        """Prior precision of ``u`` ``(d,)``: ``1 / scale^2``, 0 for flat coefficients (a Gaussian stand-in for
-        Student-t coefficients: the same scale)."""
+        """Prior precision of ``u``, coordinate by coordinate.
+
+        Returns
+        -------
+        (d,) array
+            ``1 / scale^2``, 0 for flat coefficients (a Gaussian stand-in for Student-t coefficients: the same
+            scale).
+        """
         flat = jnp.asarray(np.asarray(self.family) == "flat")
         return jnp.where(flat, 0.0, 1.0 / jnp.square(self.scale))
 
     @property
     def precision(self) -> Array:
-        """Prior precision of ``w`` ``(d, d)``: ``L^T diag(precision_diag) L`` (singular with flat coefficients)."""
+        """Prior precision of ``w``.
+
+        Returns
+        -------
+        (d, d) array
+            ``L^T diag(precision_diag) L`` (singular with flat coefficients).
+        """
         tril = self.centring
         return tril.T @ (self.precision_diag[:, None] * tril)
 
     @property
     def precision_mean(self) -> Array:
-        """``P0 m0 = L^T diag(precision_diag) mean``: the prior's share of the posterior's linear term ``(d,)``."""
+        """The prior's share of the posterior's linear term, ``P0 m0``.
+
+        Returns
+        -------
+        (d,) array
+            ``P0 m0 = L^T diag(precision_diag) mean``.
+        """
         return self.centring.T @ (self.precision_diag * self.mean)
 
     def gaussian_stand_in(self) -> TermPrior:
-        """The same prior with every Student-t coefficient replaced by a normal of the same scale."""
+        """The same prior with every Student-t coefficient replaced by a normal of the same scale.
+
+        Returns
+        -------
+        TermPrior
+            Same values and centring; ``family`` with ``"student_t"`` -> ``"normal"``.
+        """
         family = tuple("normal" if f == "student_t" else f for f in self.family)
         return TermPrior(self.mean, self.scale, self.df, self.shift, family, self.intercept)
 
     def distribution(self) -> dist.Distribution:
-        """NumPyro distribution of ``w``, event shape ``(d,)`` (support: real vectors); sampling refused if improper."""
+        """NumPyro distribution of ``w``, event shape ``(d,)`` (support: real vectors); sampling refused if improper.
+
+        Returns
+        -------
+        TermDistribution
+            ``log p(w) = sum_j log p_j((L w)_j)``.
+        """
         return TermDistribution(self)
 
     def describe(self) -> dict:
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            Keys ``kind`` (``"term"``), ``family``, ``mean``, ``scale``, ``df``, ``intercept``, ``shift``.
+        """
         return {"kind": self.kind, "family": list(self.family), "mean": _as_list(self.mean),
                 "scale": _as_list(self.scale), "df": _as_list(self.df), "intercept": self.intercept,
                 "shift": _as_list(self.shift)}
 
     def text(self, feature_names) -> list[str]:
-        """One human line per coefficient: ``"age ~ Normal(0, 12.3)"``, ``"Intercept ~ StudentT(3, 150, 190)"``,
-        ``"bmi ~ Flat"``; the centred intercept's line ends with ``"(at the predictor means)"``."""
+        """One human line per coefficient.
+
+        ``"age ~ Normal(0, 12.3)"``, ``"Intercept ~ StudentT(3, 150, 190)"``, ``"bmi ~ Flat"``; the centred
+        intercept's line ends with ``"(at the predictor means)"``.
+
+        Parameters
+        ----------
+        feature_names : sequence of str, length ``d``
+            The coefficients' names (the basis' feature names).
+
+        Returns
+        -------
+        list of str
+            One line per coefficient.
+        """
         lines = []
         for j, (name, family) in enumerate(zip(feature_names, self.family, strict=True)):
             m, s, df = (float(np.asarray(a)[j]) for a in (self.mean, self.scale, self.df))
@@ -279,6 +548,13 @@ class TermDistribution(dist.Distribution):
     Event shape ``(d,)``, support real vectors (so ``init_to_uniform`` and the engine's unconstrained space are the
     identity); flat coordinates add 0 to ``log_prob``. ``sample`` draws ``u`` coordinate-wise and returns
     ``L^-1 u``; it raises :class:`BayeslinError` (one line) when any coordinate is flat.
+
+    Parameters
+    ----------
+    prior : TermPrior
+        The per-coefficient prior.
+    validate_args : bool, optional
+        NumPyro's argument validation.
     """
 
     support = constraints.real_vector
@@ -289,6 +565,18 @@ class TermDistribution(dist.Distribution):
         super().__init__(batch_shape=(), event_shape=(prior.dim,), validate_args=validate_args)
 
     def log_prob(self, value: Array) -> Array:
+        """Log density of ``w`` (flat coordinates add 0).
+
+        Parameters
+        ----------
+        value : (..., d) array
+            Weights.
+
+        Returns
+        -------
+        (...) array
+            ``sum_j log p_j((L w)_j)`` over the normal and Student-t coordinates.
+        """
         prior = self.prior
         u = prior.to_centred(jnp.asarray(value))
         total = jnp.zeros(jnp.shape(u)[:-1], dtype=jnp.result_type(u, prior.mean))
@@ -301,6 +589,25 @@ class TermDistribution(dist.Distribution):
         return total
 
     def sample(self, key: Array, sample_shape: tuple[int, ...] = ()) -> Array:
+        """Draw ``u`` coordinate-wise from the prior and return ``w = L^-1 u``.
+
+        Parameters
+        ----------
+        key : jax.Array
+            PRNG key.
+        sample_shape : tuple of int, optional
+            Leading shape of the draws.
+
+        Returns
+        -------
+        (*sample_shape, d) array
+            Prior draws of ``w``.
+
+        Raises
+        ------
+        BayeslinError
+            When any coefficient is flat (an improper prior cannot be simulated).
+        """
         prior = self.prior
         if not prior.is_proper:
             raise BayeslinError(_IMPROPER_WEIGHTS)
@@ -318,7 +625,17 @@ class TermDistribution(dist.Distribution):
 
 
 class HalfStudentT(dist.Distribution):
-    """``|t|`` for ``t ~ StudentT(df, 0, scale)``: density ``2 StudentT(x; df, 0, scale)`` on ``x > 0``."""
+    """``|t|`` for ``t ~ StudentT(df, 0, scale)``: density ``2 StudentT(x; df, 0, scale)`` on ``x > 0``.
+
+    Parameters
+    ----------
+    df : float or array
+        Degrees of freedom (positive).
+    scale : float or array, optional
+        Scale (positive; default 1).
+    validate_args : bool, optional
+        NumPyro's argument validation.
+    """
 
     arg_constraints: ClassVar[dict] = {"df": constraints.positive, "scale": constraints.positive}
     support = constraints.positive
@@ -330,151 +647,429 @@ class HalfStudentT(dist.Distribution):
         super().__init__(batch_shape=batch_shape, validate_args=validate_args)
 
     def log_prob(self, value: Array) -> Array:
+        """Log density on ``x > 0``.
+
+        Parameters
+        ----------
+        value : array
+            Points ``x > 0``.
+
+        Returns
+        -------
+        array
+            ``log 2 + log StudentT(x; df, 0, scale)``.
+        """
         return jnp.log(2.0) + dist.StudentT(self.df, 0.0, self.scale).log_prob(value)
 
     def sample(self, key: Array, sample_shape: tuple[int, ...] = ()) -> Array:
+        """Draw ``|t|``.
+
+        Parameters
+        ----------
+        key : jax.Array
+            PRNG key.
+        sample_shape : tuple of int, optional
+            Leading shape of the draws.
+
+        Returns
+        -------
+        (*sample_shape, *batch_shape) array
+            Positive draws.
+        """
         return jnp.abs(dist.StudentT(self.df, 0.0, self.scale).sample(key, tuple(sample_shape) + self.batch_shape))
 
 
 class FlatPositive(dist.ImproperUniform):
-    """Improper ``p(sigma) ∝ 1`` on ``(0, inf)``: ``log_prob`` 0; ``sample`` refused in one line."""
+    """Improper ``p(sigma) ∝ 1`` on ``(0, inf)``: ``log_prob`` 0; ``sample`` refused in one line.
+
+    Parameters
+    ----------
+    validate_args : bool, optional
+        NumPyro's argument validation.
+    """
 
     def __init__(self, *, validate_args: bool | None = None):
         super().__init__(constraints.positive, (), (), validate_args=validate_args)
 
     def sample(self, key: Array, sample_shape: tuple[int, ...] = ()) -> Array:
+        """Refuse to sample: an improper prior has no draws.
+
+        Parameters
+        ----------
+        key : jax.Array
+            PRNG key (unused).
+        sample_shape : tuple of int, optional
+            Leading shape of the draws (unused).
+
+        Raises
+        ------
+        BayeslinError
+            Always (studies and SBC need a proper prior on sigma).
+        """
         raise BayeslinError(_IMPROPER_SIGMA)
 
 
 @partial(_pytree, data_fields=["sigma"])
 @dataclass(frozen=True)
-class KnownNoise:
-    """Observation noise with a known standard deviation ``sigma`` (scalar)."""
+class KnownNoise:  # numpydoc ignore=PR02
+    """Observation noise with a known standard deviation ``sigma`` (scalar).
+
+    Build it with :func:`known_noise` (which validates). ``is_proper`` is True.
+
+    Parameters
+    ----------
+    sigma : () array
+        The noise standard deviation (positive).
+    """
 
     sigma: Array
     is_proper = True
 
     @property
     def reference_scale(self) -> float:
+        """A typical noise sd: ``sigma`` itself.
+
+        Returns
+        -------
+        float
+            ``sigma``.
+        """
         return float(self.sigma)
 
     def describe(self) -> dict:
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "known", "sigma": ...}``.
+        """
         return {"kind": "known", "sigma": _as_list(self.sigma)}
 
     def text(self) -> str:
+        """One human line, e.g. ``"sigma = 0.1 (known)"``.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         return f"sigma = {_num(self.sigma)} (known)"
 
 
 @partial(_pytree, data_fields=["scale"])
 @dataclass(frozen=True)
-class HalfNormalNoise:
-    """Unknown noise: ``sigma ~ HalfNormal(scale)``."""
+class HalfNormalNoise:  # numpydoc ignore=PR02
+    """Unknown noise: ``sigma ~ HalfNormal(scale)``.
+
+    Build it with :func:`half_normal_noise` (which validates). ``is_proper`` is True.
+
+    Parameters
+    ----------
+    scale : () array
+        The half-normal's scale (positive).
+    """
 
     scale: Array
     is_proper = True
 
     def distribution(self) -> dist.Distribution:
+        """The NumPyro prior of ``sigma``.
+
+        Returns
+        -------
+        numpyro.distributions.Distribution
+            ``HalfNormal(scale)``.
+        """
         return dist.HalfNormal(self.scale)
 
     @property
     def reference_scale(self) -> float:
-        """A typical noise sd (the plug-in fallback of the whitening): the scale."""
+        """A typical noise sd (the plug-in fallback of the whitening): the scale.
+
+        Returns
+        -------
+        float
+            ``scale``.
+        """
         return float(self.scale)
 
     def describe(self) -> dict:
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "half_normal", "scale": ...}``.
+        """
         return {"kind": "half_normal", "scale": _as_list(self.scale)}
 
     def text(self) -> str:
+        """One human line, e.g. ``"sigma ~ HalfNormal(1)"``.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         return f"sigma ~ HalfNormal({_num(self.scale)})"
 
 
 @partial(_pytree, data_fields=["scale"])
 @dataclass(frozen=True)
-class HalfCauchyNoise:
-    """Unknown noise: ``sigma ~ HalfCauchy(scale)`` (Gelman 2006)."""
+class HalfCauchyNoise:  # numpydoc ignore=PR02
+    """Unknown noise: ``sigma ~ HalfCauchy(scale)`` (Gelman 2006).
+
+    Build it with :func:`half_cauchy_noise` (which validates). ``is_proper`` is True.
+
+    Parameters
+    ----------
+    scale : () array
+        The half-Cauchy's scale (positive).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> noise = bl.half_cauchy_noise(2.5)
+    >>> isinstance(noise, bl.HalfCauchyNoise), noise.text()
+    (True, 'sigma ~ HalfCauchy(2.5)')
+    """
 
     scale: Array
     is_proper = True
 
     def distribution(self) -> dist.Distribution:
+        """The NumPyro prior of ``sigma``.
+
+        Returns
+        -------
+        numpyro.distributions.Distribution
+            ``HalfCauchy(scale)``.
+        """
         return dist.HalfCauchy(self.scale)
 
     @property
     def reference_scale(self) -> float:
+        """A typical noise sd (the plug-in fallback of the whitening): the scale.
+
+        Returns
+        -------
+        float
+            ``scale``.
+        """
         return float(self.scale)
 
     def describe(self) -> dict:
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "half_cauchy", "scale": ...}``.
+        """
         return {"kind": "half_cauchy", "scale": _as_list(self.scale)}
 
     def text(self) -> str:
+        """One human line, e.g. ``"sigma ~ HalfCauchy(2.5)"``.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         return f"sigma ~ HalfCauchy({_num(self.scale)})"
 
 
 @partial(_pytree, data_fields=["df", "scale"])
 @dataclass(frozen=True)
-class HalfStudentTNoise:
-    """Unknown noise: ``sigma ~ HalfStudentT(df, scale)`` (rstanarm/brms' default family)."""
+class HalfStudentTNoise:  # numpydoc ignore=PR02
+    """Unknown noise: ``sigma ~ HalfStudentT(df, scale)`` (rstanarm/brms' default family).
+
+    Build it with :func:`half_t_noise` (which validates). ``is_proper`` is True.
+
+    Parameters
+    ----------
+    df : () array
+        Degrees of freedom (positive).
+    scale : () array
+        Scale (positive).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> noise = bl.half_t_noise(3, 2.5)
+    >>> isinstance(noise, bl.HalfStudentTNoise), noise.text()
+    (True, 'sigma ~ HalfStudentT(3, 2.5)')
+    """
 
     df: Array
     scale: Array
     is_proper = True
 
     def distribution(self) -> dist.Distribution:
+        """The NumPyro prior of ``sigma``.
+
+        Returns
+        -------
+        HalfStudentT
+            ``HalfStudentT(df, scale)``.
+        """
         return HalfStudentT(self.df, self.scale)
 
     @property
     def reference_scale(self) -> float:
+        """A typical noise sd (the plug-in fallback of the whitening): the scale.
+
+        Returns
+        -------
+        float
+            ``scale``.
+        """
         return float(self.scale)
 
     def describe(self) -> dict:
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "half_t", "df": ..., "scale": ...}``.
+        """
         return {"kind": "half_t", "df": _as_list(self.df), "scale": _as_list(self.scale)}
 
     def text(self) -> str:
+        """One human line, e.g. ``"sigma ~ HalfStudentT(3, 2.5)"``.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         return f"sigma ~ HalfStudentT({_num(self.df)}, {_num(self.scale)})"
 
 
 @partial(_pytree, data_fields=["rate"])
 @dataclass(frozen=True)
-class ExponentialNoise:
-    """Unknown noise: ``sigma ~ Exponential(rate)`` (rstanarm's default, rate 1 / sd(y))."""
+class ExponentialNoise:  # numpydoc ignore=PR02
+    """Unknown noise: ``sigma ~ Exponential(rate)`` (rstanarm's default, rate 1 / sd(y)).
+
+    Build it with :func:`exponential_noise` (which validates). ``is_proper`` is True.
+
+    Parameters
+    ----------
+    rate : () array
+        The rate (positive; the prior mean of ``sigma`` is ``1 / rate``).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> noise = bl.exponential_noise(2.0)
+    >>> isinstance(noise, bl.ExponentialNoise), noise.text(), noise.reference_scale
+    (True, 'sigma ~ Exponential(2)', 0.5)
+    """
 
     rate: Array
     is_proper = True
 
     def distribution(self) -> dist.Distribution:
+        """The NumPyro prior of ``sigma``.
+
+        Returns
+        -------
+        numpyro.distributions.Distribution
+            ``Exponential(rate)``.
+        """
         return dist.Exponential(self.rate)
 
     @property
     def reference_scale(self) -> float:
-        """The prior mean ``1 / rate``."""
+        """The prior mean ``1 / rate``.
+
+        Returns
+        -------
+        float
+            ``1 / rate``.
+        """
         return 1.0 / float(self.rate)
 
     def describe(self) -> dict:
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "exponential", "rate": ...}``.
+        """
         return {"kind": "exponential", "rate": _as_list(self.rate)}
 
     def text(self) -> str:
+        """One human line, e.g. ``"sigma ~ Exponential(2)"``.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         return f"sigma ~ Exponential({_num(self.rate)})"
 
 
 @partial(_pytree, data_fields=[])
 @dataclass(frozen=True)
 class FlatNoise:
-    """Unknown noise with the improper flat prior ``p(sigma) ∝ 1`` on ``(0, inf)``."""
+    """Unknown noise with the improper flat prior ``p(sigma) ∝ 1`` on ``(0, inf)``.
+
+    Build it with :func:`flat_noise`. ``is_proper`` is False: such a model can be fitted (where
+    :func:`posterior_is_proper` allows) but not simulated.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> noise = bl.flat_noise()
+    >>> isinstance(noise, bl.FlatNoise), noise.is_proper, noise.text()
+    (True, False, 'sigma ~ Flat on (0, inf) (improper)')
+    """
 
     is_proper = False
 
     def distribution(self) -> dist.Distribution:
+        """The NumPyro prior of ``sigma`` (improper: ``log_prob`` 0, no sampling).
+
+        Returns
+        -------
+        FlatPositive
+            The improper flat density on ``(0, inf)``.
+        """
         return FlatPositive()
 
     @property
     def reference_scale(self) -> float:
-        """No scale of its own: 1 (the plug-in noise comes from the data)."""
+        """No scale of its own: 1 (the plug-in noise comes from the data).
+
+        Returns
+        -------
+        float
+            1.0.
+        """
         return 1.0
 
     def describe(self) -> dict:
+        """JSON-serialisable description.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "flat"}``.
+        """
         return {"kind": "flat"}
 
     def text(self) -> str:
+        """One human line: ``"sigma ~ Flat on (0, inf) (improper)"``.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         return "sigma ~ Flat on (0, inf) (improper)"
 
 
@@ -483,8 +1078,20 @@ type Noise = KnownNoise | HalfNormalNoise | HalfCauchyNoise | HalfStudentTNoise 
 
 
 def is_gaussian_prior(prior: WeightPrior) -> bool:
-    """Whether ``w | sigma, y`` is Gaussian under ``prior`` (normal or flat coefficients): the exact posterior of
-    :mod:`bayeslin_jax.core.exact` exists for it (with known noise)."""
+    """Whether ``w | sigma, y`` is Gaussian under ``prior`` (normal or flat coefficients).
+
+    Then the exact posterior of :mod:`bayeslin_jax.core.exact` exists for it (with known noise).
+
+    Parameters
+    ----------
+    prior : WeightPrior
+        A weight prior (anything without an ``is_gaussian`` attribute counts as not Gaussian).
+
+    Returns
+    -------
+    bool
+        True for the normal priors and a :class:`TermPrior` of normal and flat coefficients.
+    """
     return bool(getattr(prior, "is_gaussian", False))
 
 
@@ -535,7 +1142,34 @@ def _check_scale(label: str, values) -> None:
 
 
 def independent_normal(mean, scale, dim: int) -> IndependentNormal:
-    """Validated independent-normal prior. ``mean``/``scale`` are scalars or ``(dim,)``."""
+    """Validated independent-normal prior ``w_k ~ Normal(mean_k, scale_k)``.
+
+    Parameters
+    ----------
+    mean : float or (dim,) array_like
+        Prior means (a scalar is used for every coefficient).
+    scale : float or (dim,) array_like
+        Prior standard deviations (positive).
+    dim : int
+        Number of coefficients ``d`` (the basis' ``dim``).
+
+    Returns
+    -------
+    IndependentNormal
+        The prior, with ``(dim,)`` arrays.
+
+    Raises
+    ------
+    BayeslinError
+        One line: a wrong length, NaN/inf, or a non-positive or absurd (overflowing) scale.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> prior = bl.independent_normal(0.0, [1.0, 0.5], 2)
+    >>> prior.text(["b", "m"])
+    ['b ~ Normal(0, 1)', 'm ~ Normal(0, 0.5)']
+    """
     mean_arr = _finite_vector("mean", mean, dim)
     scale_arr = _finite_vector("scale", scale, dim)
     _check_scale("prior scale", scale_arr)
@@ -543,7 +1177,32 @@ def independent_normal(mean, scale, dim: int) -> IndependentNormal:
 
 
 def mvn(mean, cov) -> MultivariateNormal:
-    """Validated multivariate-normal prior; ``cov`` must be symmetric positive-definite."""
+    """Validated multivariate-normal prior ``w ~ MVN(mean, cov)``.
+
+    Parameters
+    ----------
+    mean : float or (d,) array_like
+        Prior mean (a scalar is used for every coefficient).
+    cov : (d, d) array_like
+        Prior covariance; must be symmetric positive-definite.
+
+    Returns
+    -------
+    MultivariateNormal
+        The prior, with its Cholesky factor ``scale_tril``.
+
+    Raises
+    ------
+    BayeslinError
+        One line: not square, NaN/inf, not symmetric, not positive-definite, or absurd (overflowing) scales.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> prior = bl.mvn([0.0, 1.0], [[1.0, 0.5], [0.5, 2.0]])
+    >>> prior.text(["b", "m"])
+    ['b ~ Normal(0, 1) (joint MVN)', 'm ~ Normal(1, 1.414) (joint MVN)']
+    """
     cov_arr = _real("prior covariance", cov)
     if cov_arr.ndim != 2 or cov_arr.shape[0] != cov_arr.shape[1]:
         raise BayeslinError(f"prior covariance must be a square matrix, got shape {cov_arr.shape}")
@@ -564,7 +1223,35 @@ def mvn(mean, cov) -> MultivariateNormal:
 
 
 def correlated_normal(mean, scale, corr: float) -> MultivariateNormal:
-    """Two-feature MVN prior with marginal sds ``scale`` and correlation ``corr`` (tutorial's wish)."""
+    """Two-feature MVN prior with marginal sds ``scale`` and correlation ``corr`` (tutorial's wish).
+
+    Parameters
+    ----------
+    mean : float or (2,) array_like
+        Prior mean.
+    scale : float or (2,) array_like
+        Marginal prior standard deviations (positive).
+    corr : float
+        Correlation between the two coefficients, strictly between -1 and 1.
+
+    Returns
+    -------
+    MultivariateNormal
+        ``cov = [[s0^2, corr s0 s1], [corr s0 s1, s1^2]]``.
+
+    Raises
+    ------
+    BayeslinError
+        One line: a non-positive scale or ``|corr| >= 1``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> prior = bl.correlated_normal(0.0, 0.2, -0.5)
+    >>> np.round(np.asarray(prior.cov), 3).tolist()
+    [[0.04, -0.02], [-0.02, 0.04]]
+    """
     scale_arr = _finite_vector("scale", scale, 2)
     if np.any(scale_arr <= 0):
         raise BayeslinError(f"prior scale must be positive, got {scale_arr.tolist()}")
@@ -602,6 +1289,23 @@ def term_prior(family, mean=0.0, scale=1.0, df=None, *, intercept: int | None = 
     ------
     BayeslinError
         One line: unknown family, wrong length, NaN/inf, non-positive or absurd scale/df, a bad intercept index.
+
+    Examples
+    --------
+    A Student-t prior on the centred intercept (the predictor ``x`` has mean 2) and a normal slope:
+
+    >>> import bayeslin_jax as bl
+    >>> prior = bl.term_prior(["student_t", "normal"], [100.0, 0.0], [50.0, 1.0], df=[3, 1], intercept=0,
+    ...                       shift=[0.0, 2.0])
+    >>> type(prior).__name__
+    'TermPrior'
+    >>> prior.text(["Intercept", "x"])
+    ['Intercept ~ StudentT(3, 100, 50) (at the predictor means)', 'x ~ Normal(0, 1)']
+
+    All-normal families give the equivalent Gaussian prior:
+
+    >>> type(bl.term_prior("normal", 0.0, [1.0, 2.0])).__name__
+    'IndependentNormal'
     """
     lengths = [np.size(v) for v in (mean, scale, df, shift) if v is not None and np.ndim(v) > 0]
     if isinstance(family, str):
@@ -658,23 +1362,123 @@ def term_prior(family, mean=0.0, scale=1.0, df=None, *, intercept: int | None = 
 
 
 def student_t_prior(df, mean, scale, dim: int) -> WeightPrior:
-    """Independent ``w_k ~ StudentT(df_k, mean_k, scale_k)``; scalars or ``(dim,)`` arrays."""
+    """Independent ``w_k ~ StudentT(df_k, mean_k, scale_k)``; scalars or ``(dim,)`` arrays.
+
+    Parameters
+    ----------
+    df : float or (dim,) array_like
+        Degrees of freedom (positive).
+    mean : float or (dim,) array_like
+        Locations.
+    scale : float or (dim,) array_like
+        Scales (positive).
+    dim : int
+        Number of coefficients ``d``.
+
+    Returns
+    -------
+    WeightPrior
+        A :class:`TermPrior` of Student-t coefficients (see :func:`term_prior`).
+
+    Raises
+    ------
+    BayeslinError
+        One line, as for :func:`term_prior`.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.student_t_prior(3, 0.0, 2.5, 2).text(["b", "m"])
+    ['b ~ StudentT(3, 0, 2.5)', 'm ~ StudentT(3, 0, 2.5)']
+    """
     return term_prior(("student_t",) * dim, mean, scale, df)
 
 
 def cauchy_prior(mean, scale, dim: int) -> WeightPrior:
-    """Independent ``w_k ~ Cauchy(mean_k, scale_k)`` (Student-t with ``df = 1``)."""
+    """Independent ``w_k ~ Cauchy(mean_k, scale_k)`` (Student-t with ``df = 1``).
+
+    Parameters
+    ----------
+    mean : float or (dim,) array_like
+        Locations.
+    scale : float or (dim,) array_like
+        Scales (positive).
+    dim : int
+        Number of coefficients ``d``.
+
+    Returns
+    -------
+    WeightPrior
+        A :class:`TermPrior` of Student-t coefficients with ``df = 1``.
+
+    Raises
+    ------
+    BayeslinError
+        One line, as for :func:`term_prior`.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.cauchy_prior(0.0, 2.5, 2).text(["b", "m"])
+    ['b ~ StudentT(1, 0, 2.5)', 'm ~ StudentT(1, 0, 2.5)']
+    """
     return term_prior(("student_t",) * dim, mean, scale, 1.0)
 
 
 def flat_prior(dim: int) -> TermPrior:
-    """The improper flat prior ``p(w) ∝ 1`` on all ``dim`` coefficients (least squares' prior)."""
+    """The improper flat prior ``p(w) ∝ 1`` on all ``dim`` coefficients (least squares' prior).
+
+    Parameters
+    ----------
+    dim : int
+        Number of coefficients ``d`` (at least 1).
+
+    Returns
+    -------
+    TermPrior
+        Every family ``"flat"``: improper (no simulation, no evidence) but Gaussian-family (exact posteriors).
+
+    Raises
+    ------
+    BayeslinError
+        For ``dim < 1``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> prior = bl.flat_prior(2)
+    >>> prior.text(["b", "m"]), prior.is_proper, prior.is_gaussian
+    (['b ~ Flat', 'm ~ Flat'], False, True)
+    """
     if int(dim) < 1:
         raise BayeslinError(f"a prior needs at least one coefficient, got dim = {dim}")
-    return term_prior(("flat",) * int(dim), 0.0, 1.0)
+    return cast(TermPrior, term_prior(("flat",) * int(dim), 0.0, 1.0))  # all flat: always a TermPrior
 
 
 def known_noise(sigma: float) -> KnownNoise:
+    """Validated known noise: ``y ~ Normal(phi w, sigma)`` with ``sigma`` fixed.
+
+    Parameters
+    ----------
+    sigma : float
+        The noise standard deviation (positive, finite, one number).
+
+    Returns
+    -------
+    KnownNoise
+        The noise model.
+
+    Raises
+    ------
+    BayeslinError
+        One line: not one number, not positive and finite, or absurd (overflowing).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.known_noise(0.1).text()
+    'sigma = 0.1 (known)'
+    """
     arr = _real("noise sigma", sigma)
     if arr.ndim:
         _not_scalar("noise sigma", sigma)
@@ -701,26 +1505,129 @@ def _noise_value(label: str, value) -> float:
 
 
 def half_normal_noise(scale: float) -> HalfNormalNoise:
+    """Validated unknown noise ``sigma ~ HalfNormal(scale)``.
+
+    Parameters
+    ----------
+    scale : float
+        The half-normal's scale (positive, finite, one number).
+
+    Returns
+    -------
+    HalfNormalNoise
+        The noise prior.
+
+    Raises
+    ------
+    BayeslinError
+        One line: not one number, not positive and finite, or absurd (overflowing).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.half_normal_noise(1.0).text()
+    'sigma ~ HalfNormal(1)'
+    """
     return HalfNormalNoise(jnp.asarray(_noise_value("scale", scale)))
 
 
 def half_cauchy_noise(scale: float) -> HalfCauchyNoise:
-    """Validated ``sigma ~ HalfCauchy(scale)``."""
+    """Validated ``sigma ~ HalfCauchy(scale)``.
+
+    Parameters
+    ----------
+    scale : float
+        The half-Cauchy's scale (positive, finite, one number).
+
+    Returns
+    -------
+    HalfCauchyNoise
+        The noise prior.
+
+    Raises
+    ------
+    BayeslinError
+        One line: not one number, not positive and finite, or absurd (overflowing).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.half_cauchy_noise(2.5).text()
+    'sigma ~ HalfCauchy(2.5)'
+    """
     return HalfCauchyNoise(jnp.asarray(_noise_value("scale", scale)))
 
 
 def half_t_noise(df: float, scale: float) -> HalfStudentTNoise:
-    """Validated ``sigma ~ HalfStudentT(df, scale)``."""
+    """Validated ``sigma ~ HalfStudentT(df, scale)``.
+
+    Parameters
+    ----------
+    df : float
+        Degrees of freedom (positive, finite, one number).
+    scale : float
+        Scale (positive, finite, one number).
+
+    Returns
+    -------
+    HalfStudentTNoise
+        The noise prior.
+
+    Raises
+    ------
+    BayeslinError
+        One line: not one number, not positive and finite, or absurd (overflowing).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.half_t_noise(3, 2.5).text()
+    'sigma ~ HalfStudentT(3, 2.5)'
+    """
     return HalfStudentTNoise(jnp.asarray(_noise_value("df", df)), jnp.asarray(_noise_value("scale", scale)))
 
 
 def exponential_noise(rate: float) -> ExponentialNoise:
-    """Validated ``sigma ~ Exponential(rate)`` (mean ``1 / rate``)."""
+    """Validated ``sigma ~ Exponential(rate)`` (mean ``1 / rate``).
+
+    Parameters
+    ----------
+    rate : float
+        The rate (positive, finite, one number).
+
+    Returns
+    -------
+    ExponentialNoise
+        The noise prior.
+
+    Raises
+    ------
+    BayeslinError
+        One line: not one number, not positive and finite, or absurd (overflowing).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.exponential_noise(2.0).text()
+    'sigma ~ Exponential(2)'
+    """
     return ExponentialNoise(jnp.asarray(_noise_value("rate", rate)))
 
 
 def flat_noise() -> FlatNoise:
-    """The improper ``p(sigma) ∝ 1`` on ``(0, inf)``."""
+    """The improper ``p(sigma) ∝ 1`` on ``(0, inf)``.
+
+    Returns
+    -------
+    FlatNoise
+        The noise prior (fit only: :func:`posterior_is_proper` says when the posterior is proper).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.flat_noise().is_proper
+    False
+    """
     return FlatNoise()
 
 
@@ -735,14 +1642,21 @@ def posterior_is_proper(prior: WeightPrior, noise: Noise, phi) -> str | None:
     Parameters
     ----------
     prior : WeightPrior
+        The weight prior (:class:`TermPrior` flat coefficients are what can make the posterior improper).
     noise : Noise
-    phi : array_like, shape ``(n, d)`` or ``(..., n, d)``
+        The noise model (:class:`FlatNoise` needs enough data points).
+    phi : (n, d) or (..., n, d) array_like
         The design (every dataset of a batch is checked).
 
     Returns
     -------
     str or None
         None when the posterior is proper (always, for proper priors), else a one-line reason.
+
+    Raises
+    ------
+    BayeslinError
+        When ``phi`` is not a design with ``prior.dim`` columns.
 
     Notes
     -----
@@ -756,6 +1670,18 @@ def posterior_is_proper(prior: WeightPrior, noise: Noise, phi) -> str | None:
     ``sigma -> inf`` (the proper coefficients' share tends to 1), which is integrable iff ``n - k > 1``: ``n >= 2``
     with proper weights, ``n > d + 1`` with all weights flat. (Near ``sigma = 0``, ``exp(-RSS / 2 sigma^2)`` makes
     it integrable unless the data are fitted exactly, a null set.)
+
+    Examples
+    --------
+    Flat weights need at least as many (independent) points as coefficients:
+
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> phi = bl.polynomial(3)(np.array([0.0, 0.5, 1.0]))  # n = 3 points, d = 4 features
+    >>> print(bl.posterior_is_proper(bl.flat_prior(4), bl.known_noise(1.0), phi))
+    flat priors on 4 coefficients need their design columns to be linearly independent, but they have rank 3 ...
+    >>> print(bl.posterior_is_proper(bl.independent_normal(0.0, 1.0, 4), bl.known_noise(1.0), phi))
+    None
     """
     phi = np.asarray(phi, dtype=np.float64)
     if phi.ndim < 2 or phi.shape[-1] != prior.dim:
@@ -765,7 +1691,7 @@ def posterior_is_proper(prior: WeightPrior, noise: Noise, phi) -> str | None:
     k = int(flat.size)
     if k:
         design = phi
-        if prior.intercept is not None:
+        if isinstance(prior, TermPrior) and prior.intercept is not None:  # k > 0: always a TermPrior
             shift = np.asarray(prior.shift, dtype=np.float64)
             design = phi - phi[..., :, prior.intercept : prior.intercept + 1] * shift
         block = design[..., flat].reshape(-1, n, k)
@@ -787,14 +1713,43 @@ def _as_list(value):
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """Everything that defines a Bayesian linear regression: basis, weight prior, noise."""
+class ModelSpec:  # numpydoc ignore=PR02
+    """Everything that defines a Bayesian linear regression: basis, weight prior, noise.
+
+    A Gaussian ``ModelSpec`` is what :func:`bayeslin_jax.fit` and the workflows take (it becomes the built-in
+    Gaussian :class:`~bayeslin_jax.core.model.Model`, with the exact posterior where one exists).
+
+    Parameters
+    ----------
+    basis : Polynomial
+        The feature map ``x -> phi`` (:func:`~bayeslin_jax.core.basis.linear`,
+        :func:`~bayeslin_jax.core.basis.polynomial`, or a formula's ``Design``).
+    prior : WeightPrior
+        The weight prior, with ``basis.dim`` coefficients.
+    noise : Noise
+        The noise model (known sigma or a prior on sigma).
+
+    Raises
+    ------
+    BayeslinError
+        One line: a field of the wrong kind, or a prior whose length is not the basis' number of features.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> spec = bl.ModelSpec(bl.polynomial(2), bl.independent_normal(0.0, 1.0, 3), bl.half_normal_noise(1.0))
+    >>> spec.text()
+    ['w0 ~ Normal(0, 1)', 'w1 ~ Normal(0, 1)', 'w2 ~ Normal(0, 1)', 'sigma ~ HalfNormal(1)']
+    >>> spec.known_sigma, spec.is_proper
+    (False, True)
+    """
 
     basis: Polynomial
     prior: WeightPrior
     noise: Noise
 
     def __post_init__(self) -> None:
+        """Check the fields' kinds and that the prior has one weight per basis feature."""
         for label, value, kind in (("basis", self.basis, "a basis (bl.linear(), bl.polynomial(k), a Design)"),
                                    ("prior", self.prior, "a weight prior (bl.independent_normal, bl.mvn, ...)"),
                                    ("noise", self.noise, "a noise (bl.known_noise, bl.half_normal_noise, ...)")):
@@ -809,29 +1764,67 @@ class ModelSpec:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The coefficients' names (the basis' feature names).
+
+        Returns
+        -------
+        tuple of str
+            One name per coefficient, e.g. ``("b", "m")``.
+        """
         return self.basis.feature_names
 
     @property
     def known_sigma(self) -> bool:
+        """Whether the noise sd is known (:class:`KnownNoise`).
+
+        Returns
+        -------
+        bool
+            True for known noise.
+        """
         return isinstance(self.noise, KnownNoise)
 
     @property
     def prior_kind(self) -> str:
-        """``"independent"``, ``"mvn"`` or ``"term"`` (a :class:`TermPrior`)."""
+        """``"independent"``, ``"mvn"`` or ``"term"`` (a :class:`TermPrior`).
+
+        Returns
+        -------
+        str
+            The weight prior's ``kind``.
+        """
         return self.prior.kind
 
     def describe(self) -> dict:
-        """JSON-serialisable description (for stores and result files)."""
+        """JSON-serialisable description (for stores and result files).
+
+        Returns
+        -------
+        dict
+            Keys ``basis``, ``features``, ``prior`` and ``noise`` (the last two the parts' ``describe()``).
+        """
         prior, noise = self.prior.describe(), self.noise.describe()
         return {"basis": self.basis.name, "features": list(self.feature_names), "prior": prior, "noise": noise}
 
     @property
     def is_proper(self) -> bool:
-        """Both the weight prior and the noise prior are proper (the model can be simulated)."""
+        """Both the weight prior and the noise prior are proper (the model can be simulated).
+
+        Returns
+        -------
+        bool
+            Whether both priors are proper.
+        """
         return bool(self.prior.is_proper and self.noise.is_proper)
 
     def text(self) -> list[str]:
-        """Human lines: one per coefficient, then the noise (``"sigma ~ HalfNormal(1)"``)."""
+        """Human lines: one per coefficient, then the noise (``"sigma ~ HalfNormal(1)"``).
+
+        Returns
+        -------
+        list of str
+            ``d + 1`` lines.
+        """
         return [*self.prior.text(self.feature_names), self.noise.text()]
 
 
@@ -840,6 +1833,17 @@ def finite_moment_features(spec: ModelSpec) -> tuple[str, ...] | None:
 
     A Student-t coefficient with ``df <= 4`` (Cauchy included) has none, and the centred intercept's ``w_k =
     u_k - shift @ u`` inherits the tails of every coefficient it is shifted by.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+
+    Returns
+    -------
+    tuple of str or None
+        The names of the features with a finite fourth prior moment; None when every feature has one (a
+        Gaussian prior).
     """
     prior = spec.prior
     if not isinstance(prior, TermPrior):
@@ -857,6 +1861,33 @@ def tutorial_spec(prior: str = "independent", corr: float = -0.5, degree: int = 
 
     ``prior="mvn"`` gives the multivariate-normal prior the tutorial wanted, with the
     same marginal sds and correlation ``corr`` between intercept and slope (degree 1 only).
+
+    Parameters
+    ----------
+    prior : {"independent", "mvn"}, optional
+        Independent ``N(0, 0.2)`` weights, or the correlated MVN prior (degree 1 only).
+    corr : float, optional
+        The MVN prior's correlation between intercept and slope.
+    degree : int, optional
+        Polynomial degree of the basis (1: the tutorial's straight line, features ``b`` and ``m``).
+
+    Returns
+    -------
+    ModelSpec
+        Basis ``polynomial(degree)``, the chosen prior, ``known_noise(0.1)``.
+
+    Raises
+    ------
+    BayeslinError
+        An unknown ``prior``, or ``prior="mvn"`` with ``degree != 1``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> bl.tutorial_spec().text()
+    ['b ~ Normal(0, 0.2)', 'm ~ Normal(0, 0.2)', 'sigma = 0.1 (known)']
+    >>> bl.tutorial_spec("mvn").text()[0]
+    'b ~ Normal(0, 0.2) (joint MVN)'
     """
     basis = Polynomial(degree)
     if prior == "independent":

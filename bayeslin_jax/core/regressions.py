@@ -23,6 +23,11 @@ class InferenceOnly(dist.Distribution):
     space: 0 for real weights, 1 for sigma) instead of refusing, because the engine traces a model once with
     random values only to read its sites' shapes (:func:`bayeslin_jax.engine.sampling.inspect_model`). It is no
     draw from the prior: simulating such a model is refused up front (:mod:`bayeslin_jax.core.simulate`).
+
+    Parameters
+    ----------
+    base : numpyro.distributions.Distribution
+        The improper prior (its ``support`` and ``log_prob`` are used as they are).
     """
 
     pytree_data_fields = ("base",)
@@ -33,12 +38,45 @@ class InferenceOnly(dist.Distribution):
 
     @property
     def support(self):
+        """The base distribution's support.
+
+        Returns
+        -------
+        numpyro.distributions.constraints.Constraint
+            ``base.support``.
+        """
         return self.base.support
 
     def log_prob(self, value: Array) -> Array:
+        """The base distribution's log density.
+
+        Parameters
+        ----------
+        value : array
+            Points in the support.
+
+        Returns
+        -------
+        array
+            ``base.log_prob(value)``.
+        """
         return self.base.log_prob(value)
 
     def sample(self, key: Array, sample_shape: tuple[int, ...] = ()) -> Array:
+        """A fixed placeholder in the support (no draw): the image of 0 in unconstrained space.
+
+        Parameters
+        ----------
+        key : jax.Array
+            PRNG key (unused).
+        sample_shape : tuple of int, optional
+            Leading shape.
+
+        Returns
+        -------
+        (*sample_shape, *batch_shape, *event_shape) array
+            0 for real weights, 1 for sigma.
+        """
         transform = dist.biject_to(self.support)
         shape = tuple(sample_shape) + self.batch_shape + self.event_shape
         return transform(jnp.zeros(transform.inverse_shape(shape)))
@@ -61,9 +99,21 @@ def _noise_sd(noise: Noise) -> Array:
 
 
 def linear_regression(phi: Array, y: Array | None, prior: WeightPrior, noise: Noise) -> None:
-    """One dataset. ``phi: (n, d)``, ``y: (n,)`` or None (prior predictive).
+    """The Gaussian regression of one dataset: ``w ~ prior``, ``y ~ Normal(phi @ w, sigma)``.
 
-    Sites: ``w: (d,)``; ``sigma: ()`` (unknown noise only); ``y: (n,)`` (observed).
+    Sites: ``w: (d,)``; ``sigma: ()`` (unknown noise only); ``y: (n,)`` (observed); deterministic ``mu: (n,)``
+    when simulating.
+
+    Parameters
+    ----------
+    phi : (n, d) array
+        The design.
+    y : (n,) array or None
+        Observations, or None (prior predictive).
+    prior : WeightPrior
+        The weight prior (improper ones are inferred only).
+    noise : Noise
+        Known sigma or a prior on sigma.
     """
     w = _weights(prior)
     sigma = _noise_sd(noise)
@@ -91,6 +141,19 @@ def student_t_regression(
 
     Sites: ``w: (d,)``; ``sigma: ()`` (unknown noise only); ``nu: ()`` when ``nu`` is None
     (learned, ``nu ~ Gamma(2, 0.1)``), else ``nu`` is the fixed degrees of freedom; ``y: (n,)``.
+
+    Parameters
+    ----------
+    phi : (n, d) array
+        The design.
+    y : (n,) array, optional
+        Observations; None simulates.
+    prior : WeightPrior
+        The weight prior.
+    noise : Noise
+        Known sigma or a prior on sigma.
+    nu : () array, optional
+        Fixed degrees of freedom; None learns them.
     """
     w = _weights(prior)
     sigma = _noise_sd(noise)
@@ -135,6 +198,25 @@ def horseshoe_regression(
     Each half-Cauchy is sampled as ``a sqrt(b)`` (:func:`_half_cauchy`). Sites: ``w0: ()``, ``z: (D,)``,
     ``lambda_a, lambda_b: (D,)``, ``tau_a, tau_b, c2: ()`` (unless fixed), ``sigma: ()`` (unknown noise);
     deterministic ``tau: ()`` (unless fixed) and ``w: (d,)``; observed ``y: (n,)``.
+
+    Parameters
+    ----------
+    phi : (n, d) array
+        The design; column 0 is the intercept.
+    y : (n,) array, optional
+        Observations; None simulates.
+    intercept_scale : () array
+        ``w_0 ~ Normal(0, intercept_scale)``.
+    tau_scale : () array
+        ``tau0``: the global scale's scale, times sigma.
+    slab_scale : () array
+        The slab's scale.
+    noise : Noise
+        Known sigma or a prior on sigma.
+    slab_df : float or None, optional
+        The slab's degrees of freedom (static); None fixes ``c = slab_scale``.
+    tau : () array, optional
+        A fixed global scale; None learns it.
     """
     num_coef = phi.shape[-1] - 1
     sigma = _noise_sd(noise)
@@ -154,26 +236,28 @@ def horseshoe_regression(
 
 
 def horseshoe_shrinkage(sigma, tau, lam, c2, feature_var, num_points: int):
-    """Shrinkage factors ``kappa_j = 1 / (1 + n sigma^-2 s_j^2 tau^2 lambda~_j^2)`` (Piironen & Vehtari 2017,
-    with the regularized ``lambda~_j^2 = c^2 lambda_j^2 / (c^2 + tau^2 lambda_j^2)``).
+    """Shrinkage factors ``kappa_j = 1 / (1 + n sigma^-2 s_j^2 tau^2 lambda~_j^2)`` (Piironen & Vehtari 2017).
 
-    ``1 - kappa_j`` is how much of the data's estimate of ``w_j`` survives the prior (0: switched off, 1: free);
-    exact for features with ``Phi^T Phi = n diag(s^2)`` (orthogonal features). NumPy, any leading draw axes.
+    With the regularized ``lambda~_j^2 = c^2 lambda_j^2 / (c^2 + tau^2 lambda_j^2)``. ``1 - kappa_j`` is how much
+    of the data's estimate of ``w_j`` survives the prior (0: switched off, 1: free); exact for features with
+    ``Phi^T Phi = n diag(s^2)`` (orthogonal features). NumPy, any leading draw axes.
 
     Parameters
     ----------
-    sigma, tau, c2 : array, shape ``(...)``
+    sigma, tau : (...) array
         Per draw (or scalars when fixed).
-    lam : array, shape ``(..., D)``
+    lam : (..., D) array
         Local scales ``lambda_j`` (``lambda_a * sqrt(lambda_b)`` for :func:`horseshoe_regression`).
-    feature_var : array, shape ``(D,)``
+    c2 : (...) array
+        The slab's ``c^2`` per draw (or a scalar when fixed).
+    feature_var : (D,) array
         ``s_j^2``: the variance of feature ``j`` over the data points.
     num_points : int
         ``n``.
 
     Returns
     -------
-    ndarray, shape ``(..., D)``
+    (..., D) ndarray
         ``kappa`` in (0, 1).
     """
     sigma, tau, c2 = (np.asarray(v, dtype=float)[..., None] for v in (sigma, tau, c2))
@@ -183,9 +267,30 @@ def horseshoe_shrinkage(sigma, tau, lam, c2, feature_var, num_points: int):
 
 
 def highest_active(kappa, threshold: float = 0.5):
-    """Per draw, the largest ``j`` (1-based, i.e. the degree for a polynomial basis) with ``1 - kappa_j > threshold``;
+    """Per draw, the largest ``j`` (1-based, i.e. the degree for a polynomial basis) with ``1 - kappa_j > threshold``.
+
     0 when none is. ``kappa: (..., D)`` -> ``(...)`` ints. Thresholding ``1 - kappa`` at 1/2 is Carvalho, Polson &
-    Scott's (2010) decision rule for the horseshoe."""
+    Scott's (2010) decision rule for the horseshoe.
+
+    Parameters
+    ----------
+    kappa : (..., D) array_like
+        Shrinkage factors (:func:`horseshoe_shrinkage`).
+    threshold : float, optional
+        How much of ``1 - kappa_j`` counts as active (default 1/2).
+
+    Returns
+    -------
+    (...) ndarray of int
+        The highest active index per draw (0: none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayeslin_jax.core.regressions import highest_active
+    >>> highest_active(np.array([[0.1, 0.2, 0.9], [0.9, 0.9, 0.9]])).tolist()
+    [2, 0]
+    """
     active = (1.0 - np.asarray(kappa)) > threshold
     degree = np.arange(1, active.shape[-1] + 1)
     return np.max(np.where(active, degree, 0), axis=-1)
@@ -199,6 +304,17 @@ def glm_regression(phi: Array, y: Array | None = None, *, prior: WeightPrior, fa
 
     ``family="bernoulli"``: ``y ~ Bernoulli(logit^-1(eta))``; ``"poisson"``: ``y ~ Poisson(exp(eta))``.
     Sites: ``w: (d,)``; observed ``y: (n,)`` (0/1 or counts, as floats or ints).
+
+    Parameters
+    ----------
+    phi : (n, d) array
+        The design.
+    y : (n,) array, optional
+        Observations (0/1 or counts); None simulates.
+    prior : WeightPrior
+        The weight prior.
+    family : {"bernoulli", "poisson"}, optional
+        The observation family (static; default ``"bernoulli"``).
     """
     w = _weights(prior)
     eta = phi @ w

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +37,20 @@ BASIS_POST_SIGMA = 0.4
 BASIS_POST_CLUSTERS = ((-2.0, -1.0), (2.0, 3.0))
 
 
-class SimulatedData(NamedTuple):
-    """``x, y: (B, n)``; ``w: (B, d)`` true weights; ``sigma: (B,)`` true noise sd."""
+class SimulatedData(NamedTuple):  # numpydoc ignore=PR02
+    """``x, y: (B, n)``; ``w: (B, d)`` true weights; ``sigma: (B,)`` true noise sd.
+
+    Parameters
+    ----------
+    x : (B, n) array
+        Inputs (a design's row indices for :class:`DesignSimulator`).
+    y : (B, n) array
+        Observations.
+    w : (B, d) array
+        True weights.
+    sigma : (B,) array
+        True noise sd.
+    """
 
     x: Array
     y: Array
@@ -90,6 +102,37 @@ def tutorial_data(
     """The tutorial's generator: ``x ~ U(-1, 1)``, ``y = slope x + intercept + N(0, sigma)``.
 
     ``indices: (B,)`` global dataset indices. Returns ``w = [intercept, slope]`` per dataset.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    indices : (B,) array_like of int
+        Global dataset indices (dataset ``i`` depends only on ``(seed, i)``).
+    num_points : int, optional
+        Points per dataset (default 11).
+    intercept, slope : float, optional
+        The true line (default 2 and 0.3).
+    sigma : float, optional
+        The true noise sd (positive; default 0.1).
+
+    Returns
+    -------
+    SimulatedData
+        ``x, y: (B, num_points)``, ``w: (B, 2)``, ``sigma: (B,)``.
+
+    Raises
+    ------
+    BayeslinError
+        No indices, no points, or a non-positive ``sigma``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayeslin_jax.core import simulate
+    >>> data = simulate.tutorial_data(0, np.arange(3))
+    >>> data.x.shape, data.w.shape, data.sigma.shape
+    ((3, 11), (3, 2), (3,))
     """
     idx = _check_indices(indices)
     _check_points(num_points)
@@ -108,13 +151,32 @@ def basis_post_data(seed: int, indices, num_points: int = 20) -> SimulatedData:
 
     The first ``num_points // 2`` points have ``x ~ U(-2, -1)``, the rest ``x ~ U(2, 3)``. ``indices: (B,)``
     global dataset indices. Returns the monomial weights ``w = [0.5, 3, -2]`` and ``sigma = 0.4`` per dataset.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    indices : (B,) array_like of int
+        Global dataset indices.
+    num_points : int, optional
+        Points per dataset (at least 2; default 20).
+
+    Returns
+    -------
+    SimulatedData
+        ``x, y: (B, num_points)``, ``w: (B, 3)``, ``sigma: (B,)``.
+
+    Raises
+    ------
+    BayeslinError
+        No indices, or fewer than 2 points.
     """
     idx = _check_indices(indices)
     _check_points(num_points, needed=2)
     (low_a, high_a), (low_b, high_b) = BASIS_POST_CLUSTERS
     left = jnp.arange(num_points) < num_points // 2
 
-    def one(key):
+    def one(key):  # numpydoc ignore=GL08
         x_key, noise_key = jax.random.split(key)
         u = jax.random.uniform(x_key, (num_points,))
         x = jnp.where(left, low_a + (high_a - low_a) * u, low_b + (high_b - low_b) * u)
@@ -136,13 +198,37 @@ def prior_data(
     ``x_scale > 1`` makes polynomial features badly scaled (a hard case for samplers).
     For a fixed design basis (:class:`bayeslin_jax.workflows.design.Design`) ``x`` is its row indices
     (:class:`DesignSimulator`; ``num_points`` must equal its rows), so studies and SBC run on the user's design.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    indices : (B,) array_like of int
+        Global dataset indices (dataset ``i`` depends only on ``(seed, i)``).
+    spec : ModelSpec
+        The model whose prior gives the truth (must be proper).
+    num_points : int, optional
+        Points per dataset (default 11).
+    x_scale : float, optional
+        Half-width of the uniform ``x`` (positive; default 1).
+
+    Returns
+    -------
+    SimulatedData
+        ``x, y: (B, num_points)``, ``w: (B, d)``, ``sigma: (B,)``.
+
+    Raises
+    ------
+    BayeslinError
+        An improper prior, no indices or points, a non-positive ``x_scale``, or a fixed design with other
+        ``num_points``/``x_scale``.
     """
     _check_proper((spec.prior, spec.noise))
     rows = getattr(spec.basis, "num_rows", None)
     if rows is not None:  # a fixed design (a workflows.design.Design): x are its rows, only w and y are drawn
         if num_points != rows or x_scale != 1.0:
             raise BayeslinError(f"the design has {rows} rows: simulate with num_points={rows} and x_scale=1")
-        return DesignSimulator(spec.basis)(seed, indices, spec)
+        return DesignSimulator(cast(_FixedDesign, spec.basis))(seed, indices, spec)
     idx = _check_indices(indices)
     _check_points(num_points)
     if not x_scale > 0:
@@ -171,7 +257,7 @@ def _prior_data(
 # ---------------------------------------------------------------------------------------------
 
 
-class Simulator(Protocol):
+class Simulator(Protocol):  # numpydoc ignore=PR01
     """What studies, SBC and model comparison call to make datasets.
 
     ``simulator(seed, indices, spec) -> SimulatedData`` with ``indices: (B,)`` global dataset indices;
@@ -181,28 +267,91 @@ class Simulator(Protocol):
     signature works; a ``describe() -> dict`` method, if present, goes into store metadata.
     """
 
-    def __call__(self, seed: int, indices, spec: ModelSpec | None) -> SimulatedData: ...
+    def __call__(self, seed: int, indices, spec: ModelSpec | None) -> SimulatedData:
+        """Simulate the datasets ``indices``.
+
+        Parameters
+        ----------
+        seed : int
+            The run's seed.
+        indices : (B,) array_like of int
+            Global dataset indices.
+        spec : ModelSpec or None
+            The model being studied (None from model comparison).
+
+        Returns
+        -------
+        SimulatedData
+            The datasets.
+        """
+        ...
 
 
 @dataclass(frozen=True)
-class PriorSimulator:
-    """Truth from the spec's prior (and noise model), ``x ~ U(-x_scale, x_scale)``: :func:`prior_data`."""
+class PriorSimulator:  # numpydoc ignore=PR02
+    """Truth from the spec's prior (and noise model), ``x ~ U(-x_scale, x_scale)``: :func:`prior_data`.
+
+    Parameters
+    ----------
+    num_points : int, optional
+        Points per dataset (default 11).
+    x_scale : float, optional
+        Half-width of the uniform ``x`` (default 1).
+    """
 
     num_points: int = TUTORIAL_N
     x_scale: float = 1.0
 
     def __call__(self, seed: int, indices, spec: ModelSpec | None) -> SimulatedData:
+        """Simulate the datasets ``indices`` from ``spec``'s prior (:func:`prior_data`).
+
+        Parameters
+        ----------
+        seed : int
+            The run's seed.
+        indices : (B,) array_like of int
+            Global dataset indices.
+        spec : ModelSpec
+            The model (None is refused).
+
+        Returns
+        -------
+        SimulatedData
+            The datasets.
+
+        Raises
+        ------
+        BayeslinError
+            Without a spec, or as :func:`prior_data`.
+        """
         if spec is None:
             raise BayeslinError("the prior simulator draws the truth from a model's prior: it needs a spec")
         return prior_data(seed, indices, spec, self.num_points, self.x_scale)
 
     def describe(self) -> dict:
+        """JSON-ready identity (store metadata).
+
+        Returns
+        -------
+        dict
+            ``{"name": "prior", "num_points": ..., "x_scale": ...}``.
+        """
         return {"name": "prior", "num_points": self.num_points, "x_scale": self.x_scale}
 
 
 @dataclass(frozen=True)
-class TutorialSimulator:
-    """The tutorial's line ``y = slope x + intercept + N(0, sigma)``, ``x ~ U(-1, 1)``: :func:`tutorial_data`."""
+class TutorialSimulator:  # numpydoc ignore=PR02
+    """The tutorial's line ``y = slope x + intercept + N(0, sigma)``, ``x ~ U(-1, 1)``: :func:`tutorial_data`.
+
+    Parameters
+    ----------
+    num_points : int, optional
+        Points per dataset (default 11).
+    intercept, slope : float, optional
+        The true line (default 2 and 0.3).
+    sigma : float, optional
+        The true noise sd (default 0.1).
+    """
 
     num_points: int = TUTORIAL_N
     intercept: float = TUTORIAL_INTERCEPT
@@ -210,6 +359,27 @@ class TutorialSimulator:
     sigma: float = TUTORIAL_SIGMA
 
     def __call__(self, seed: int, indices, spec: ModelSpec | None = None) -> SimulatedData:
+        """Simulate the datasets ``indices`` (:func:`tutorial_data`).
+
+        Parameters
+        ----------
+        seed : int
+            The run's seed.
+        indices : (B,) array_like of int
+            Global dataset indices.
+        spec : ModelSpec, optional
+            The model being studied; its basis must have two features (a straight line).
+
+        Returns
+        -------
+        SimulatedData
+            The datasets.
+
+        Raises
+        ------
+        BayeslinError
+            A spec whose basis is not a straight line, or as :func:`tutorial_data`.
+        """
         if spec is not None and spec.basis.dim != 2:
             raise BayeslinError(
                 f"the tutorial simulator draws a straight line; basis {spec.basis.name} has {spec.basis.dim} features"
@@ -217,6 +387,13 @@ class TutorialSimulator:
         return tutorial_data(seed, indices, self.num_points, self.intercept, self.slope, self.sigma)
 
     def describe(self) -> dict:
+        """JSON-ready identity (store metadata).
+
+        Returns
+        -------
+        dict
+            ``{"name": "tutorial", ...}`` with the settings.
+        """
         return {"name": "tutorial", "num_points": self.num_points, "intercept": self.intercept,
                 "slope": self.slope, "sigma": self.sigma}
 
@@ -227,7 +404,28 @@ SIMULATORS: dict[str, Callable[..., Simulator]] = {"prior": PriorSimulator, "tut
 def get_simulator(simulator: str | Simulator = "prior", **options) -> Simulator:
     """A built-in simulator by name (``"prior"``, ``"tutorial"``) with ``options``, or a callable as is.
 
-    Raises :class:`BayeslinError` for an unknown name, or options given with a callable.
+    Parameters
+    ----------
+    simulator : {"prior", "tutorial"} or Simulator, optional
+        A built-in's name (default ``"prior"``) or any callable :class:`Simulator`.
+    **options
+        The built-in's settings (e.g. ``num_points``); none with a callable.
+
+    Returns
+    -------
+    Simulator
+        The simulator.
+
+    Raises
+    ------
+    BayeslinError
+        For an unknown name, options a built-in does not take, or options given with a callable.
+
+    Examples
+    --------
+    >>> from bayeslin_jax.core import simulate
+    >>> simulate.get_simulator("tutorial", num_points=7).describe()["num_points"]
+    7
     """
     if callable(simulator):
         if options:
@@ -242,24 +440,80 @@ def get_simulator(simulator: str | Simulator = "prior", **options) -> Simulator:
 
 
 def describe_simulator(simulator: Simulator) -> dict:
-    """JSON-ready identity of a simulator (store metadata): its ``describe()``, or its qualified name."""
+    """JSON-ready identity of a simulator (store metadata): its ``describe()``, or its qualified name.
+
+    Parameters
+    ----------
+    simulator : Simulator
+        Any simulator (a ``functools.partial`` is named after its function).
+
+    Returns
+    -------
+    dict
+        ``simulator.describe()``, or ``{"name": "<module>.<qualname>"}``.
+    """
     if hasattr(simulator, "describe"):
         return simulator.describe()
     func = getattr(simulator, "func", simulator)  # functools.partial
     return {"name": f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', type(func).__name__)}"}
 
 
-@dataclass(frozen=True)
-class DesignSimulator:
-    """A simulation study of the user's own design: ``x`` fixed (a :class:`~bayeslin_jax.workflows.design.Design`'s
-    rows, so ``x = 0 .. n-1`` row indices), ``w`` (and ``sigma`` if unknown) from the spec's prior, ``y`` simulated.
+class _FixedDesign(Protocol):
+    """What :class:`DesignSimulator` uses of a :class:`~bayeslin_jax.workflows.design.Design`."""
 
-    The spec's basis must be this design (it maps the row indices to the design rows).
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def num_rows(self) -> int: ...
+
+    @property
+    def formula(self) -> str: ...
+
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
+
+    def __call__(self, x: Array) -> Array: ...
+
+
+@dataclass(frozen=True)
+class DesignSimulator:  # numpydoc ignore=PR02
+    """A simulation study of the user's own design, ``x`` fixed and the truth from the spec's prior.
+
+    ``x`` are a :class:`~bayeslin_jax.workflows.design.Design`'s rows, so ``x = 0 .. n-1`` row indices; ``w`` (and
+    ``sigma`` if unknown) come from the spec's prior, ``y`` is simulated. The spec's basis must be this design (it
+    maps the row indices to the design rows).
+
+    Parameters
+    ----------
+    design : Design
+        The fixed design (a :class:`bayeslin_jax.workflows.design.Design`).
     """
 
-    design: object  # bayeslin_jax.workflows.design.Design (not imported here: formulaic stays out of the core)
+    design: _FixedDesign  # a workflows.design.Design (not imported here: formulaic stays out of the core)
 
     def __call__(self, seed: int, indices, spec: ModelSpec | None) -> SimulatedData:
+        """Simulate the datasets ``indices`` on the design.
+
+        Parameters
+        ----------
+        seed : int
+            The run's seed.
+        indices : (B,) array_like of int
+            Global dataset indices.
+        spec : ModelSpec
+            The model; its basis must be this design, its priors proper.
+
+        Returns
+        -------
+        SimulatedData
+            ``x`` the row indices ``(B, n)``, ``y: (B, n)``, ``w: (B, d)``, ``sigma: (B,)``.
+
+        Raises
+        ------
+        BayeslinError
+            Without a spec, another basis, an improper prior, or no indices.
+        """
         if spec is None:
             raise BayeslinError("the design simulator draws the truth from a model's prior: it needs a spec")
         if spec.basis != self.design:
@@ -271,6 +525,13 @@ class DesignSimulator:
         return _design_data(keys, spec.prior, spec.noise, rows, basis=spec.basis)
 
     def describe(self) -> dict:
+        """JSON-ready identity (store metadata).
+
+        Returns
+        -------
+        dict
+            ``{"name": "design", "formula": ..., "features": [...], "num_points": ...}``.
+        """
         return {"name": "design", "formula": self.design.formula, "features": list(self.design.feature_names),
                 "num_points": self.design.num_rows}
 
@@ -288,8 +549,18 @@ def _design_data(keys: Array, prior: WeightPrior, noise: Noise, rows: Array, *, 
 
     return SimulatedData(*map_datasets(one, keys))  # per-dataset program: same bits for any batch
 
-class ModelData(NamedTuple):
-    """Simulated datasets: ``x, y: (B, n)``; ``truth[site]: (B, *site_shape)`` for every site drawn."""
+class ModelData(NamedTuple):  # numpydoc ignore=PR02
+    """Simulated datasets: ``x, y: (B, n)``; ``truth[site]: (B, *site_shape)`` for every site drawn.
+
+    Parameters
+    ----------
+    x : (B, n) array
+        Inputs.
+    y : (B, n) array
+        Observations (floats, 0/1 and counts included).
+    truth : dict of str to array
+        ``{site: (B, *site_shape)}``: the true value of every latent and deterministic site.
+    """
 
     x: Array
     y: Array
@@ -301,6 +572,30 @@ def simulate_model(seed: int, indices, model: Model, num_points: int = TUTORIAL_
 
     ``indices: (B,)`` global dataset indices; dataset ``i`` depends only on ``(seed, i)``.
     ``y`` is returned as floats (0/1 and counts included).
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    indices : (B,) array_like of int
+        Global dataset indices.
+    model : Model
+        The model (its priors must be proper).
+    num_points : int, optional
+        Points per dataset (default 11; per-point arguments must have this many rows).
+    x_scale : float, optional
+        Half-width of the uniform ``x`` (positive; default 1).
+
+    Returns
+    -------
+    ModelData
+        ``x, y: (B, num_points)`` and the truth of every site.
+
+    Raises
+    ------
+    BayeslinError
+        One line: no indices or points, a non-positive ``x_scale``, per-point arguments of another length, an
+        improper prior, or the model's own error on simulated data.
     """
     idx = _check_indices(indices)
     _check_points(num_points)
@@ -332,17 +627,50 @@ def _simulate(keys: Array, params: dict, x_scale: Array, *, model: Model, num_po
 
 
 @dataclass(frozen=True)
-class ModelSimulator:
-    """Truth from ``model``'s prior (:func:`simulate_model`); the SBC/study simulator of a :class:`Model`."""
+class ModelSimulator:  # numpydoc ignore=PR02
+    """Truth from ``model``'s prior (:func:`simulate_model`); the SBC/study simulator of a :class:`Model`.
+
+    Parameters
+    ----------
+    model : Model
+        The model.
+    num_points : int, optional
+        Points per dataset (default 11).
+    x_scale : float, optional
+        Half-width of the uniform ``x`` (default 1).
+    """
 
     model: Model
     num_points: int = TUTORIAL_N
     x_scale: float = 1.0
 
     def __call__(self, seed: int, indices, spec=None) -> ModelData:
+        """Simulate the datasets ``indices`` (:func:`simulate_model`).
+
+        Parameters
+        ----------
+        seed : int
+            The run's seed.
+        indices : (B,) array_like of int
+            Global dataset indices.
+        spec : object, optional
+            Ignored (the model is the simulator's own).
+
+        Returns
+        -------
+        ModelData
+            The datasets.
+        """
         return simulate_model(seed, indices, self.model, self.num_points, self.x_scale)
 
     def describe(self) -> dict:
+        """JSON-ready identity (store metadata).
+
+        Returns
+        -------
+        dict
+            ``{"name": "model_prior", "model": ..., "num_points": ..., "x_scale": ...}``.
+        """
         return {"name": "model_prior", "model": self.model.name, "num_points": self.num_points,
                 "x_scale": self.x_scale}
 

@@ -6,6 +6,8 @@ site (:func:`pointwise_log_likelihood`), observed and constant data.
 
 from __future__ import annotations
 
+from typing import Any
+
 import arviz_base as azb
 import jax
 import jax.numpy as jnp
@@ -23,10 +25,24 @@ RESERVED_DIMS = ("chain", "draw", "dataset", "feature")
 
 
 def site_dims(model: Model, name: str, ndim: int, plates: tuple[str | None, ...] | None = None) -> list[str]:
-    """DataTree dims of a site with ``ndim`` event axes (after ``dataset``).
+    """Name the DataTree dims of a site with ``ndim`` event axes (after ``dataset``).
 
-    ``plates``: the plate name over each axis (:attr:`ModelSites.plates <bayeslin_jax.engine.sampling.ModelSites>`),
-    used as that axis' dim; axes without one are ``{name}_dim_{k}`` (the feature site's axis: ``feature``).
+    Parameters
+    ----------
+    model : Model
+        The model (its ``feature_site`` gets the ``feature`` dim).
+    name : str
+        The site.
+    ndim : int
+        Its event axes (after ``(B, C, S)``).
+    plates : tuple of str or None, optional
+        The plate name over each axis (:attr:`ModelSites.plates <bayeslin_jax.engine.sampling.ModelSites>`),
+        used as that axis' dim when it has ``ndim`` entries.
+
+    Returns
+    -------
+    list of str
+        ``["dataset", ...]``: a plate's name, ``feature`` for the feature site's axis, else ``{name}_dim_{k}``.
     """
     if name == model.feature_site and ndim == 1:
         return ["dataset", "feature"]
@@ -53,14 +69,32 @@ def _resolve_dims(dims: dict[str, list[str]], shapes: dict[str, tuple[int, ...]]
 
 def pointwise_log_likelihood(model: Model, samples: dict[str, Array], x: Array, y: Array,
                              latent: tuple[str, ...]) -> Array:
-    """``log p(y_j | theta)`` of the observed site: ``samples[site]: (B, C, S, ...)``, ``x: (B, n, ...)``,
-    ``y: (B, n)`` -> ``(B, C, S, n)``. ``latent``: the sample sites to condition on."""
+    """Compute ``log p(y_j | theta)`` of the observed site for every draw and data point.
 
-    def one(dataset_samples, x_i, y_i):
+    Parameters
+    ----------
+    model : Model
+        The fitted model.
+    samples : dict of str to array
+        ``{site: (B, C, S, ...)}`` draws (constrained).
+    x : array, shape ``(B, n, ...)``
+        The model's inputs (after the basis).
+    y : array, shape ``(B, n)``
+        Observations.
+    latent : tuple of str
+        The sample sites to condition on.
+
+    Returns
+    -------
+    array, shape ``(B, C, S, n)``
+        Pointwise log-likelihood.
+    """
+
+    def _one(dataset_samples, x_i, y_i):
         draws = {k: dataset_samples[k] for k in latent}
         return log_likelihood(model.bound, draws, x_i, y=y_i, batch_ndims=2, **model.params)[model.obs]
 
-    return jax.vmap(one)(samples, x, y)
+    return jax.vmap(_one)(samples, x, y)
 
 
 def model_datatree(
@@ -81,14 +115,16 @@ def model_datatree(
     result : NutsResult
         ``samples[site]: (B, C, S, ...)``, ``stats[name]: (B, C, S)``.
     model : Model
+        The fitted model.
     x : array, shape ``(B, n, ...)``
         The model's inputs (after the basis).
     y : array, shape ``(B, n)``
+        Observations.
     x_raw : array, shape ``(B, n)``, optional
         Raw inputs, stored as ``constant_data``.
     dataset_indices : array, shape ``(B,)``, optional
         ``dataset`` coordinates (default ``0..B-1``).
-    include_log_likelihood : bool
+    include_log_likelihood : bool, default True
         Add ``log_likelihood`` (the observed site, ``(C, S, B, n)``; needs the observed site in a plate).
     latent : tuple of str, optional
         The latent sites (default: from ``sites``).
@@ -106,7 +142,7 @@ def model_datatree(
         etc., dims ``chain, draw, dataset``), ``log_likelihood``, ``observed_data``, ``constant_data``.
     """
     num_datasets, num_obs = np.shape(y)
-    coords = {
+    coords: dict[str, Any] = {
         "dataset": np.arange(num_datasets) if dataset_indices is None else np.asarray(dataset_indices),
         "obs": np.arange(num_obs),
     }
@@ -114,7 +150,7 @@ def model_datatree(
         coords["feature"] = list(model.feature_names)
     if sites is None:
         sites = inspect_model(model, jnp.asarray(x), jnp.asarray(y))
-    samples = dict(result.samples)
+    samples: dict[str, Array | np.ndarray] = dict(result.samples)
     samples |= per_point_draws(model, samples, x, y, sites)
     plates = dict(sites.plates)
     for name in sites.per_point:  # a per-point axis outside any plate: the obs dim

@@ -376,7 +376,7 @@ def _summary_block(rows: jax.Array, tail_prob: float, quantiles: tuple[float, ..
 
 def summarize_rows(x: jax.Array, quantiles: Sequence[float] = (), *, tail_prob: float = TAIL_PROB,
                    block: int | None = None) -> dict[str, jax.Array]:
-    """:func:`draw_summaries` of ``x: (..., C, S)``, computed in fixed-size blocks of rows on x's device.
+    """Compute :func:`draw_summaries` of ``x: (..., C, S)`` in fixed-size blocks of rows on x's device.
 
     Studies and the SBC gate call this on each chunk of fits right after sampling (the host only writes).
     The rows (all leading axes flattened) are padded to whole blocks of ``block`` rows (default: 64 on CPU,
@@ -384,6 +384,18 @@ def summarize_rows(x: jax.Array, quantiles: Sequence[float] = (), *, tail_prob: 
     program: one compilation per ``(block, C, S, dtype, quantiles)`` whatever the number of rows, and, since
     each block runs :func:`~bayeslin_jax.core.batching.map_datasets` (one row's program per row on CPU),
     a row's numbers do not depend on the chunk size, the padding or its position.
+
+    Parameters
+    ----------
+    x : array, shape ``(..., C, S)``
+        Draws, chains and draws as the last two axes; every leading index is a row.
+    quantiles : sequence of float, length ``Q``, default ()
+        Probabilities in [0, 1] (static); none by default.
+    tail_prob : float, default 0.89
+        See :func:`chain_diagnostics`.
+    block : int, optional
+        Rows per compiled block (default 64 on CPU, twice
+        :data:`~bayeslin_jax.core.batching.ACCELERATOR_BLOCK` elsewhere).
 
     Returns
     -------

@@ -16,6 +16,9 @@ compares a posterior covariance with the exact one.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import cast
+
 import arviz_stats as azs
 import numpy as np
 import pandas as pd
@@ -31,7 +34,13 @@ DIAGNOSTIC_NAMES = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
 
 
 def tail_prob() -> float:
-    """The ``prob`` of tail ESS: ArviZ's ``stats.ci_prob`` rcParam, as ``arviz_stats.ess(method="tail")`` uses it."""
+    """Return the ``prob`` of tail ESS: ArviZ's ``stats.ci_prob`` rcParam, as ``ess(method="tail")`` uses it.
+
+    Returns
+    -------
+    float
+        0.89 unless the rcParam was changed: tail ESS is the smaller ESS of the ``1 - p`` and ``p`` quantiles.
+    """
     return float(validate_ci_prob(None))
 
 
@@ -72,7 +81,7 @@ def _with_dataset_dim(da: xr.DataArray) -> xr.DataArray:
     return da if "dataset" in da.dims else da.expand_dims(dataset=[0])
 
 
-def _element_names(site: str, da: xr.DataArray, event: list[str]) -> list[str]:
+def _element_names(site: str, da: xr.DataArray, event: list[Hashable]) -> list[str]:
     """Names of a site's elements: feature names on the ``feature`` dim, ``site`` for a scalar, else ``site[i,j]``."""
     if event == ["feature"]:
         return [str(v) for v in da["feature"].values]
@@ -100,13 +109,26 @@ def posterior_summary(tree: xr.DataTree) -> xr.Dataset:
     fields = {"mean": draws.mean((-2, -1)), "sd": draws.reshape(*draws.shape[:2], -1).std(-1, ddof=1)}
     fields |= chain_diagnostics(draws)
     table = xr.Dataset({name: (("dataset", "parameter"), v) for name, v in fields.items()}, coords=coords)
-    table["divergences"] = _with_dataset_dim(tree["sample_stats"]["diverging"]).sum(SAMPLE_DIMS)
+    table["divergences"] = _with_dataset_dim(cast(xr.DataArray, tree["sample_stats"]["diverging"])).sum(SAMPLE_DIMS)
     return table
 
 
 def parameter_draws(tree: xr.DataTree) -> tuple[np.ndarray, dict]:
-    """Every element of every posterior site side by side: draws ``(B, P, C, S)`` float64 and the coordinates
-    ``dataset (B)``, ``parameter (P)`` (``b``, ``tau``, ``z[3]``), ``site (P)`` of :func:`posterior_summary`."""
+    """Put every element of every posterior site side by side, with the coordinates of :func:`posterior_summary`.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        As for :func:`posterior_summary`.
+
+    Returns
+    -------
+    draws : numpy.ndarray, shape ``(B, P, C, S)``
+        Float64 draws of the ``P`` parameters (site elements) of the ``B`` datasets.
+    coords : dict
+        ``dataset (B)``, ``parameter (P)`` (names such as ``b``, ``tau``, ``z[3]``) and ``site (P)`` (the site of
+        each parameter).
+    """
     posterior = tree["posterior"].to_dataset()
     blocks, names, sites = [], [], []
     for site, da in posterior.data_vars.items():
@@ -114,7 +136,7 @@ def parameter_draws(tree: xr.DataTree) -> tuple[np.ndarray, dict]:
         event = [d for d in da.dims if d not in ("dataset", *SAMPLE_DIMS)]
         da = da.transpose("dataset", *event, *SAMPLE_DIMS)
         blocks.append(np.asarray(da.values, dtype=np.float64).reshape(da.sizes["dataset"], -1, *da.shape[-2:]))
-        element_names = _element_names(site, da, event)
+        element_names = _element_names(cast(str, site), da, event)
         names += element_names
         sites += [site] * len(element_names)
     dataset = _with_dataset_dim(posterior[next(iter(posterior.data_vars))])["dataset"].values
@@ -151,14 +173,37 @@ def credible_intervals(tree: xr.DataTree, ci_kind: str | None = None, ci_prob: f
 
 
 def select_dataset(tree: xr.DataTree, index: int) -> xr.DataTree:
-    """The DataTree of one dataset (by position), with the ``dataset`` dim dropped."""
+    """Select the DataTree of one dataset (by position), with the ``dataset`` dim dropped.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        A tree with the ``dataset`` dim.
+    index : int
+        Position along ``dataset``.
+
+    Returns
+    -------
+    xarray.DataTree
+        The one dataset's tree.
+    """
     return tree.isel(dataset=index)
 
 
 def summary(tree: xr.DataTree, index: int | None = 0) -> pd.DataFrame:
-    """ArviZ's summary table (mean, sd, ETI, MCSE, ESS, R-hat) of one dataset.
+    """Make ArviZ's summary table (mean, sd, ETI, MCSE, ESS, R-hat) of one dataset.
 
-    ``index``: position along ``dataset``; ``None`` for a tree without the ``dataset`` dim.
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        As for :func:`posterior_summary`.
+    index : int or None, default 0
+        Position along ``dataset``; None for a tree without the ``dataset`` dim.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``arviz_stats.summary`` of the dataset, unrounded: one row per parameter element.
     """
     one = tree if index is None else select_dataset(tree, index)
     return azs.summary(one, round_to="none")

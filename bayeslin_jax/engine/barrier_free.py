@@ -68,14 +68,26 @@ def _int():
     return jnp.result_type(int)
 
 
-class LaneCounts(NamedTuple):
+class LaneCounts(NamedTuple):  # numpydoc ignore=PR02
     """Leapfrog accounting of one device's FSM, for :func:`lane_utilization`.
 
-    ``warmup_steps, sampling_steps: (R,)`` leapfrog steps of each run in warm-up / sampling;
-    ``loop_steps``: steps the loop executed (each one executes every lane, busy or idle);
-    ``lanes``: lanes of the FSM; ``idle_warmup, idle_sampling``: idle lane-steps (a lane whose run
-    is done and whose queue is empty) while some busy lane was still in warm-up / while all busy
-    lanes were sampling. All scalars are 0-d arrays.
+    An idle lane-step is a step of a lane whose run is done and whose queue is empty. All scalars are 0-d
+    arrays.
+
+    Parameters
+    ----------
+    warmup_steps : int array, shape ``(R,)``
+        Leapfrog steps of each run in warm-up.
+    sampling_steps : int array, shape ``(R,)``
+        Leapfrog steps of each run in sampling.
+    loop_steps : int array, shape ``()``
+        Steps the loop executed (each one executes every lane, busy or idle).
+    lanes : int array, shape ``()``
+        Lanes of the FSM.
+    idle_warmup : int array, shape ``()``
+        Idle lane-steps while some busy lane was still in warm-up.
+    idle_sampling : int array, shape ``()``
+        Idle lane-steps while all busy lanes were sampling.
     """
 
     warmup_steps: Array
@@ -247,7 +259,9 @@ def _lane_step(lane: _Lane, args, shared, *, potential, config: NutsConfig, adap
         row = jnp.concatenate([z_new, jnp.stack([jnp.asarray(stats[k], dtype) for k in STAT_NAMES])])
     else:  # the statistics only enter the run's summaries
         row = z_new
-    chain = _select(iter_end, (z_new, tree.z_proposal_pe, tree.z_proposal_grad), (lane.z, lane.pe, lane.z_grad))
+    chain: tuple[Array, Array, Array] = _select(
+        iter_end, (z_new, tree.z_proposal_pe, tree.z_proposal_grad), (lane.z, lane.pe, lane.z_grad)
+    )
     rng_key, energy0, fresh, key_transition = _begin_iteration(*chain, lane.rng_key, adapt_new)
 
     # ---- the next doubling: of the same trajectory, or of a new one
@@ -286,7 +300,7 @@ def _take(tree, idx):
 
 def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfig, batch_size: int | None,
               draw_stats: bool = True):
-    """All runs of one device through one FSM of ``L = batch_size`` lanes (all runs at once if None).
+    """Run all runs of one device through one FSM of ``L = batch_size`` lanes (all runs at once if None).
 
     Parameters
     ----------
@@ -302,10 +316,11 @@ def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfi
         ``potential(args, shared)`` -> the potential energy ``U(z)`` of one run (``args``: one run's slice of
         ``run_args``; ``z``: a point shaped as one run's ``z0``).
     config : NutsConfig
+        Sampler settings (warm-up, draws, tree depth, adaptation, calibration).
     batch_size : int or None
         Lanes. With ``L < R`` the runs form a queue: a lane whose run is done takes the next one, so lanes
         idle only once the queue is empty.
-    draw_stats : bool
+    draw_stats : bool, default True
         Record every draw's :data:`~bayeslin_jax.engine.nuts.STAT_NAMES`; False: only accumulate each run's
         :data:`~bayeslin_jax.engine.nuts.SUMMARY_STAT_NAMES` in its lane (the ``(R, S)`` statistics never exist).
 
@@ -317,6 +332,7 @@ def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfi
         ``(R, S)`` per draw, or ``(R,)`` summaries (equal to
         :func:`~bayeslin_jax.engine.nuts.summarize_draw_stats` of the per-draw ones, up to float summation order).
     counts : LaneCounts
+        The FSM's leapfrog accounting, for :func:`lane_utilization`.
     """
     num_runs = sample_keys.shape[0]
     num_lanes = min(batch_size or num_runs, num_runs)
@@ -346,7 +362,7 @@ def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfi
 
     refills = max(num_lanes // REFILL_FRACTION, 1)  # lanes (re)filled per step at most
 
-    def refill(args):
+    def _refill(args):
         lanes, run, lane_args, next_run, target, new_run = args
         idx = jnp.where(target < num_lanes, new_run, 0)
         fresh = init(sample_keys[idx], z0_flat[idx], _take(run_args, idx))
@@ -354,7 +370,7 @@ def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfi
         return (jax.tree.map(put, lanes, fresh), put(run, new_run), jax.tree.map(put, lane_args, _take(run_args, idx)),
                 next_run + jnp.sum(target < num_lanes))  # fmt: skip
 
-    def body(carry):
+    def _body(carry):
         lanes, run, lane_args, next_run, record, ints, floats, count, idle_warm, idle_sampling = carry
         # the first done lanes take the next runs of the queue (at most `refills` per step)
         (done,) = jnp.nonzero(lanes.i >= total, size=refills, fill_value=num_lanes)
@@ -362,7 +378,7 @@ def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfi
         target = jnp.where((done < num_lanes) & (new_run < num_runs), done, num_lanes)  # out of range: none
         lanes, run, lane_args, next_run = jax.lax.cond(
             jnp.any(target < num_lanes),
-            refill,
+            _refill,
             lambda args: args[:4],
             (lanes, run, lane_args, next_run, target, new_run),
         )
@@ -380,10 +396,10 @@ def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfi
         idle_sampling = idle_sampling + jnp.where(warm_now, 0, idle)
         return lanes, run, lane_args, next_run, record, ints, floats, count + 1, idle_warm, idle_sampling
 
-    def running(carry):
+    def _running(carry):
         return jnp.any(carry[0].i < total) | (carry[3] < num_runs)
 
-    carry = jax.lax.while_loop(running, body, carry)
+    carry = jax.lax.while_loop(_running, _body, carry)
     *_, record, ints, floats, loop_steps, idle_warm, idle_sampling = carry
 
     draws = jax.vmap(jax.vmap(unravel))(record[..., :dim])
@@ -399,13 +415,23 @@ def run_block(sample_keys, z0, run_args, shared, *, potential, config: NutsConfi
 
 
 def lane_utilization(*counts: LaneCounts) -> dict[str, float]:
-    """Useful leapfrog steps / (steps executed x lanes), overall and in warm-up and sampling.
+    """Measure useful leapfrog steps / (steps executed x lanes), overall and in warm-up and sampling.
 
-    ``counts``: :class:`LaneCounts` of one or more devices (e.g. ``*NutsResult.lanes``); summed. A busy
-    lane's step is useful (it is one leapfrog of its run's NUTS, in warm-up or sampling); an idle
+    A busy lane's step is useful (it is one leapfrog of its run's NUTS, in warm-up or sampling); an idle
     lane's step is wasted and is charged to warm-up while some busy lane is still warming up, else to
     sampling. ``warmup = warm-up leapfrogs / (warm-up leapfrogs + idle steps charged to warm-up)``,
     likewise ``sampling``; ``overall = all leapfrogs / (lanes x loop steps)``.
+
+    Parameters
+    ----------
+    *counts : LaneCounts
+        Of one or more devices (e.g. ``*NutsResult.lanes``); summed.
+
+    Returns
+    -------
+    dict
+        ``overall``, ``warmup``, ``sampling`` (fractions in [0, 1]); ``lanes`` (all devices' lanes), ``runs``,
+        ``loop_steps`` (the longest device's), ``mean_steps_per_run`` and ``max_steps_per_run`` (leapfrogs).
     """
     warm = sum(int(np.asarray(c.warmup_steps).sum()) for c in counts)
     sampling = sum(int(np.asarray(c.sampling_steps).sum()) for c in counts)

@@ -24,9 +24,32 @@ _LIMIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*
 
 def estimate_draw_bytes(num_datasets: int, num_chains: int, num_draws: int, num_params: int,
                         dtype_bytes: int = 4) -> int:
-    """Bytes of the draws ``(num_datasets, num_chains, num_draws, num_params)`` of ``dtype_bytes`` each.
+    """Count the bytes of the draws ``(num_datasets, num_chains, num_draws, num_params)``.
 
     Exact integer arithmetic (no overflow for any size).
+
+    Parameters
+    ----------
+    num_datasets : int
+        Datasets ``B``.
+    num_chains : int
+        Chains per dataset ``C``.
+    num_draws : int
+        Draws per chain ``S``.
+    num_params : int
+        Scalar parameters per draw.
+    dtype_bytes : int, default 4
+        Bytes per value (4: float32).
+
+    Returns
+    -------
+    int
+        The product of the five.
+
+    Raises
+    ------
+    BayeslinError
+        Any of them not a non-negative integer.
     """
     values = (num_datasets, num_chains, num_draws, num_params, dtype_bytes)
     if not all(_integral(v) and int(v) >= 0 for v in values):
@@ -42,7 +65,13 @@ def _integral(value) -> bool:
 
 
 def physical_memory() -> int | None:
-    """Physical memory in bytes (``SC_PHYS_PAGES * SC_PAGE_SIZE``), None where unknown."""
+    """Return the physical memory in bytes (``SC_PHYS_PAGES * SC_PAGE_SIZE``).
+
+    Returns
+    -------
+    int or None
+        Bytes; None where the platform does not tell.
+    """
     try:
         return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
@@ -50,7 +79,24 @@ def physical_memory() -> int | None:
 
 
 def parse_limit(text: str) -> int:
-    """``"8GB"`` -> 8e9, ``"512MiB"`` -> 2^29, ``"1000000"`` -> 1e6 (bytes)."""
+    """Parse a memory size: ``"8GB"`` -> 8e9, ``"512MiB"`` -> 2^29, ``"1000000"`` -> 1e6 (bytes).
+
+    Parameters
+    ----------
+    text : str
+        A positive number with an optional unit (``B``, ``K``/``KB``, ``M``/``MB``, ``G``/``GB``, ``T``/``TB``
+        decimal; ``KiB``, ``MiB``, ``GiB``, ``TiB`` binary; case-insensitive).
+
+    Returns
+    -------
+    int
+        Bytes.
+
+    Raises
+    ------
+    BayeslinError
+        Not such a size, or not positive.
+    """
     match = _LIMIT.match(str(text))
     unit = match.group(2).upper() if match else None
     if match is None or unit not in _UNITS:
@@ -62,7 +108,19 @@ def parse_limit(text: str) -> int:
 
 
 def memory_limit() -> int | None:
-    """The limit :func:`check_memory` uses by default (None: unknown physical memory and no env setting)."""
+    """Return the limit :func:`check_memory` uses by default.
+
+    Returns
+    -------
+    int or None
+        ``$BAYESLIN_MEMORY_LIMIT`` (:func:`parse_limit`) when set, else :data:`DEFAULT_FRACTION` of
+        :func:`physical_memory`; None when neither is known.
+
+    Raises
+    ------
+    BayeslinError
+        ``$BAYESLIN_MEMORY_LIMIT`` is set but not a size.
+    """
     text = os.environ.get(LIMIT_ENV)
     if text:
         return parse_limit(text)
@@ -71,7 +129,18 @@ def memory_limit() -> int | None:
 
 
 def format_bytes(num: float) -> str:
-    """``14.9 GB``, ``512.0 MB`` (decimal units)."""
+    """Format a byte count for messages: ``14.9 GB``, ``512.0 MB`` (decimal units).
+
+    Parameters
+    ----------
+    num : float
+        Bytes.
+
+    Returns
+    -------
+    str
+        One decimal and the largest unit (``TB``, ``GB``, ``MB``, ``kB``) not above ``num``, else ``N bytes``.
+    """
     for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if num >= size:
             return f"{num / size:.1f} {unit}"
@@ -80,12 +149,31 @@ def format_bytes(num: float) -> str:
 
 def check_memory(estimate_bytes: int | float, what: str, limit_bytes: int | None = None, *,
                  purpose: str = "", hint: str = "") -> int:
-    """Refuse (one-line :class:`BayeslinError`, exit 2) an estimate above the limit; returns the estimate.
+    """Refuse (one-line :class:`BayeslinError`, exit 2) an estimate above the limit; return the estimate.
 
-    ``what`` names the computation (``"fit"``, ``"a chunk of 256 datasets"``), ``purpose`` what the memory
-    is for (``"for its draws"``), ``hint`` how to make it fit (``"lower --draws/--chains"``). ``limit_bytes``:
-    default :func:`memory_limit`. Message: ``fit would need 14.9 GB for its draws (limit 11.2 GB): lower
-    --draws/--chains``.
+    Parameters
+    ----------
+    estimate_bytes : int or float
+        The estimate (e.g. :func:`estimate_draw_bytes`).
+    what : str
+        Names the computation (``"fit"``, ``"a chunk of 256 datasets"``).
+    limit_bytes : int, optional
+        The limit (default :func:`memory_limit`; no check when that is None).
+    purpose : str, default ""
+        What the memory is for (``"for its draws"``).
+    hint : str, default ""
+        How to make it fit (``"lower --draws/--chains"``).
+
+    Returns
+    -------
+    int
+        ``estimate_bytes`` as an int.
+
+    Raises
+    ------
+    BayeslinError
+        The estimate is above the limit. Message: ``fit would need 14.9 GB for its draws (limit 11.2 GB): lower
+        --draws/--chains``.
     """
     limit = memory_limit() if limit_bytes is None else int(limit_bytes)
     if limit is None or estimate_bytes <= limit:

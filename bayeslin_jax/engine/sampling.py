@@ -19,6 +19,7 @@ observations outside the support of the observed site's distribution.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from functools import partial
 from typing import NamedTuple
 
@@ -51,15 +52,23 @@ from bayeslin_jax.engine.nuts import (
 PROGRESS_CHUNKS = 20
 
 
-class ModelSites(NamedTuple):
-    """What the engine needs to know about a model's sites.
+class ModelSites(NamedTuple):  # numpydoc ignore=PR02
+    """What the engine needs to know about a model's sites (:func:`inspect_model` reads them off a trace).
 
-    ``latent``: ``(name, unconstrained shape)`` of each latent sample site, sorted by name;
-    ``kept``: the sites returned as draws (latents and ``n``-independent deterministic sites), in
-    trace order; ``shapes``: their constrained shapes; ``per_point``: the ``numpyro.deterministic`` sites
-    whose shape depends on ``n`` (not drawn by the sampler: :func:`per_point_draws` recomputes them from the
-    latent draws on the full data); ``plates``: ``(site, axis labels)`` for every kept and per-point site,
-    the label of an axis being the name of the ``numpyro.plate`` over it, or None.
+    Parameters
+    ----------
+    latent : tuple of (str, tuple of int) pairs
+        ``(name, unconstrained shape)`` of each latent sample site, sorted by name.
+    kept : tuple of str
+        The sites returned as draws (latents and ``n``-independent deterministic sites), in trace order.
+    shapes : tuple of tuple of int
+        The constrained shapes of the ``kept`` sites.
+    per_point : tuple of str, default ()
+        The ``numpyro.deterministic`` sites whose shape depends on ``n`` (not drawn by the sampler:
+        :func:`per_point_draws` recomputes them from the latent draws on the full data).
+    plates : tuple of (str, tuple of str or None) pairs, default ()
+        ``(site, axis labels)`` for every kept and per-point site, the label of an axis being the name of the
+        ``numpyro.plate`` over it, or None.
     """
 
     latent: tuple[tuple[str, tuple[int, ...]], ...]
@@ -127,9 +136,16 @@ def inspect_model(model: Model, x: Array, y: Array) -> ModelSites:
     Parameters
     ----------
     model : Model
+        The model to check.
     x : array, shape ``(B, n, ...)``
         The model's inputs for B datasets (after the basis).
     y : array, shape ``(B, n)``
+        Observations.
+
+    Returns
+    -------
+    ModelSites
+        The latent, kept and per-point sites with their shapes and plates.
 
     Raises
     ------
@@ -229,7 +245,7 @@ def _per_point_all(draws: dict, x: Array, y: Array, params: dict, *, model: Mode
     return jax.lax.map(lambda args: one_dataset(*args), (draws, x, y))
 
 
-def per_point_draws(model: Model, samples: dict[str, Array], x: Array, y: Array, sites: ModelSites,
+def per_point_draws(model: Model, samples: Mapping[str, Array | np.ndarray], x: Array, y: Array, sites: ModelSites,
                     block: int = PER_POINT_BLOCK) -> dict[str, np.ndarray]:
     """The per-point ``numpyro.deterministic`` sites (``sites.per_point``), recomputed from the latent draws.
 
@@ -240,11 +256,13 @@ def per_point_draws(model: Model, samples: dict[str, Array], x: Array, y: Array,
     Parameters
     ----------
     model : Model
+        The fitted model.
     samples : dict
         ``{site: (B, C, S, *site_shape)}`` with every latent site of ``sites.latent`` (constrained).
     x : array, shape ``(B, n, ...)``
         The model's inputs (after the basis).
     y : array, shape ``(B, n)``
+        Observations.
     sites : ModelSites
         From :func:`inspect_model`.
     block : int
@@ -311,15 +329,43 @@ def sample_runs(
     num_devices: int | None = None,
     draw_stats: bool = True,
 ) -> NutsResult:
-    """The engine's driver (inputs already validated): split the datasets over local devices, key and
-    repeat them per chain, run each device's compiled program (asynchronously) and gather.
+    """Run the engine's driver on validated inputs: every (dataset, chain) run, on every local device.
 
-    ``x: (B, n, ...)``, ``y: (B, n)``; ``dtype``: of the initial points; ``dataset_keys: (B,)`` replaces
-    ``(seed, dataset_indices)`` (default indices ``0..B-1``). Each device runs the same single-device
-    program on its contiguous block of datasets (one partitioned program would round differently, and
-    NUTS turns an ulp into another chain), so ``"map"`` results are bit-identical for any device count.
-    Returns ``samples[site]: (B, C, S, ...)``, ``stats``: ``(B, C, S)`` or ``(B, C)`` (``draw_stats``),
-    ``lanes``: one :class:`~bayeslin_jax.engine.barrier_free.LaneCounts` per device for ``"barrier_free"``.
+    Splits the datasets over local devices, keys and repeats them per chain, runs each device's compiled
+    program (asynchronously) and gathers. Each device runs the same single-device program on its contiguous
+    block of datasets (one partitioned program would round differently, and NUTS turns an ulp into another
+    chain), so ``"map"`` results are bit-identical for any device count.
+
+    Parameters
+    ----------
+    seed : int or key array
+        Root of the ``INFER`` stream (unused with ``dataset_keys``).
+    x : array, shape ``(B, n, ...)``
+        The model's inputs (after the basis).
+    y : array, shape ``(B, n)``
+        Observations.
+    model : Model
+        The model to sample.
+    sites : ModelSites
+        From :func:`inspect_model`.
+    config : NutsConfig
+        Sampler settings and layout.
+    dtype : dtype
+        Of the initial points.
+    dataset_indices : int array, shape ``(B,)``, optional
+        Global dataset indices keying the randomness (default ``0..B-1``).
+    dataset_keys : key array, shape ``(B,)``, optional
+        One key per dataset, replacing ``(seed, dataset_indices)``.
+    num_devices : int, optional
+        Local devices to split the datasets over (default all).
+    draw_stats : bool, default True
+        Every draw's statistics ``(B, C, S)``; False: per-run summaries ``(B, C)``.
+
+    Returns
+    -------
+    NutsResult
+        ``samples[site]: (B, C, S, ...)``, ``stats``: ``(B, C, S)`` or ``(B, C)`` (``draw_stats``),
+        ``lanes``: one :class:`~bayeslin_jax.engine.barrier_free.LaneCounts` per device for ``"barrier_free"``.
     """
     num_datasets = x.shape[0]
     chains = config.num_chains
@@ -342,12 +388,12 @@ def sample_runs(
                            batch_size=config.resolved_batch_size(keys.shape[0]), draw_stats=draw_stats, dtype=dtype)
             pending.append((len(block), out))
 
-    def gather(*parts: Array) -> Array:
+    def _gather(*parts: Array) -> Array:
         per_dataset = [a.reshape(size, chains, *a.shape[1:]) for (size, _), a in zip(pending, parts, strict=True)]
         return per_dataset[0] if len(per_dataset) == 1 else jnp.concatenate([jax.device_get(a) for a in per_dataset])
 
-    samples = jax.tree.map(gather, *[out[0] for _, out in pending])
-    stats = jax.tree.map(gather, *[out[1] for _, out in pending])
+    samples = jax.tree.map(_gather, *[out[0] for _, out in pending])
+    stats = jax.tree.map(_gather, *[out[1] for _, out in pending])
     lanes = tuple(out[2] for _, out in pending) if len(pending[0][1]) == 3 else None
     return NutsResult(samples, stats, lanes)
 
@@ -378,6 +424,8 @@ def sample_model(
     y : array, shape ``(B, n)``
         Observations.
     model : Model
+        Any model of the user-model contract (:func:`bayeslin_jax.user_model`, :func:`bayeslin_jax.student_t`,
+        ...).
     config : NutsConfig, optional
         Sampler settings (default ``NutsConfig()``).
     dataset_indices : array, shape ``(B,)``, optional
@@ -386,7 +434,7 @@ def sample_model(
         Local devices to split the datasets over (default all).
     sites : ModelSites, optional
         From :func:`inspect_model` (computed here if None).
-    draw_stats : bool
+    draw_stats : bool, default True
         As in :func:`~bayeslin_jax.engine.nuts.sample_nuts`: False keeps only per-run summaries ``(B, C)``.
     dataset_keys : array of keys, shape ``(B,)``, optional
         One key per dataset instead of ``(seed, dataset_indices)``, as in :func:`~bayeslin_jax.engine.nuts.sample_nuts`.
@@ -395,7 +443,7 @@ def sample_model(
         ``"map"`` layout about :data:`PROGRESS_CHUNKS` chunks. Dataset ``i`` is keyed by its global index
         whatever its chunk, so ``"map"`` draws are bit-identical for any chunking (the vectorized layouts
         agree in distribution).
-    progress : bool
+    progress : bool, default False
         A tqdm bar of datasets done, on stderr.
 
     Returns
@@ -404,6 +452,38 @@ def sample_model(
         ``samples[site]: (B, C, S, *site_shape)`` for every kept site; ``stats[name]: (B, C, S)`` (or
         ``(B, C)`` summaries); ``lanes`` as in :func:`~bayeslin_jax.engine.nuts.sample_nuts` (one per device
         and chunk).
+
+    Raises
+    ------
+    BayeslinError
+        ``x`` and ``y`` not shaped ``(B, n, ...)`` and ``(B, n)``, zero datasets, ``chunk_size < 1``, or a model
+        the engine cannot run (:func:`inspect_model`).
+
+    Examples
+    --------
+    A NumPyro model of one dataset (a line with N(0, 1) priors and known noise 0.1), fitted to two datasets of
+    the tutorial at once and checked against its exact (conjugate) posterior:
+
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> import numpyro
+    >>> import numpyro.distributions as dist
+    >>> from bayeslin_jax.core import exact
+    >>> from bayeslin_jax.core.simulate import tutorial_data
+    >>> def line(x, y=None):
+    ...     b = numpyro.sample("b", dist.Normal(0.0, 1.0))
+    ...     m = numpyro.sample("m", dist.Normal(0.0, 1.0))
+    ...     with numpyro.plate("obs", x.shape[-1]):
+    ...         numpyro.sample("y", dist.Normal(b + m * x, 0.1), obs=y)
+    >>> data = tutorial_data(0, np.arange(2))  # 2 datasets of 11 points: x, y (2, 11)
+    >>> config = bl.NutsConfig(num_warmup=100, num_draws=100, num_chains=2)
+    >>> result = bl.sample_model(0, data.x, data.y, bl.user_model(line), config)
+    >>> {site: draws.shape for site, draws in result.samples.items()}  # (B, C, S)
+    {'b': (2, 2, 100), 'm': (2, 2, 100)}
+    >>> w = np.stack([result.samples["b"], result.samples["m"]], axis=-1)  # (B, C, S, 2)
+    >>> post = exact.posterior(bl.linear()(data.x), data.y, bl.independent_normal(0.0, 1.0, 2), 0.1)
+    >>> bool(np.all(np.abs(w.mean(axis=(1, 2)) - post.mean) < post.sd))  # within a posterior sd of the exact mean
+    True
     """
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim < 2 or y.ndim != 2 or x.shape[:2] != y.shape:
@@ -436,13 +516,31 @@ def sample_model(
     if len(parts) == 1:
         return parts[0]
     join = lambda *arrays: jnp.concatenate(arrays, axis=0)  # noqa: E731
-    lanes = None if parts[0].lanes is None else tuple(lane for part in parts for lane in part.lanes)
+    lanes = None if parts[0].lanes is None else tuple(lane for part in parts for lane in (part.lanes or ()))
     return NutsResult(jax.tree.map(join, *[p.samples for p in parts]), jax.tree.map(join, *[p.stats for p in parts]),
                       lanes)
 
 
 def chunk_bounds(num_datasets: int, chunk_size: int) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]``: consecutive chunks of ``chunk_size`` datasets (the last may be shorter)."""
+    """Split ``num_datasets`` datasets into consecutive chunks of ``chunk_size`` (the last may be shorter).
+
+    Parameters
+    ----------
+    num_datasets : int
+        Datasets to split.
+    chunk_size : int
+        Datasets per chunk, >= 1.
+
+    Returns
+    -------
+    list of (int, int)
+        ``[(start, stop), ...]`` covering ``0..num_datasets``.
+
+    Raises
+    ------
+    BayeslinError
+        ``chunk_size < 1``.
+    """
     if chunk_size < 1:
         raise BayeslinError(f"chunk_size must be >= 1, got {chunk_size}")
     return [(start, min(start + chunk_size, num_datasets)) for start in range(0, num_datasets, chunk_size)]
@@ -468,7 +566,8 @@ def sample_nuts(
     Parameters
     ----------
     seed : int or key
-        Root of the ``INFER`` stream; run (dataset ``i``, chain ``c``) uses ``fold_in(fold_in(root, i), c)``.
+        Root of the ``INFER`` stream; run (dataset ``i``, chain ``c``) uses ``fold_in(fold_in(root, i), c)``
+        (:func:`~bayeslin_jax.engine.nuts.run_keys`).
     phi : array, shape ``(B, n, d)``
         Design matrices (validated).
     y : array, shape ``(B, n)``
@@ -477,8 +576,8 @@ def sample_nuts(
         Prior of the ``d`` weights.
     noise : Noise
         Known sigma or its prior.
-    config : NutsConfig
-        Sampler settings and layout.
+    config : NutsConfig, optional
+        Sampler settings and layout (default ``NutsConfig()``).
     dataset_indices : array, shape ``(B,)``, optional
         Global dataset indices that key the randomness (default ``0..B-1``).
     num_devices : int, optional
@@ -486,7 +585,7 @@ def sample_nuts(
     dataset_keys : array of keys, shape ``(B,)``, optional
         One key per dataset instead of ``(seed, dataset_indices)`` (those give
         ``keys.dataset_keys(seed, keys.INFER, dataset_indices)``; SBC samplers get these).
-    draw_stats : bool
+    draw_stats : bool, default True
         Return every draw's statistics (:data:`STAT_NAMES`, ``(B, C, S)``); False: only their per-run
         summaries (:data:`SUMMARY_STAT_NAMES`, ``(B, C)``, reduced on the device by :func:`summarize_draw_stats`).
 
@@ -495,6 +594,37 @@ def sample_nuts(
     NutsResult
         ``samples["w"]: (B, C, S, d)`` (``samples["sigma"]: (B, C, S)`` for unknown noise) and
         ``stats``: per draw ``(B, C, S)`` or per run ``(B, C)`` (``draw_stats``).
+
+    Raises
+    ------
+    BayeslinError
+        ``phi`` and ``y`` not shaped ``(B, n, d)`` and ``(B, n)``, zero datasets, or a prior of another
+        dimension than ``d``.
+
+    Examples
+    --------
+    Two datasets of the tutorial (11 points each, the model of :func:`bayeslin_jax.tutorial_spec`), 2 chains each,
+    in one compiled program, against the exact (conjugate) posterior:
+
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> from bayeslin_jax.core import exact
+    >>> from bayeslin_jax.core.simulate import tutorial_data
+    >>> spec = bl.tutorial_spec()  # N(0, 0.2) priors on intercept and slope, known sigma = 0.1
+    >>> data = tutorial_data(0, np.arange(2))
+    >>> phi = spec.basis(data.x)  # design matrices (B, n, d)
+    >>> phi.shape
+    (2, 11, 2)
+    >>> config = bl.NutsConfig(num_warmup=100, num_draws=100, num_chains=2)
+    >>> result = bl.sample_nuts(0, phi, data.y, spec.prior, spec.noise, config)
+    >>> result.samples["w"].shape  # (B, C, S, d)
+    (2, 2, 100, 2)
+    >>> result.stats["diverging"].shape  # (B, C, S)
+    (2, 2, 100)
+    >>> post = exact.posterior(phi, data.y, spec.prior, spec.noise.sigma)
+    >>> mean = np.asarray(result.samples["w"]).mean(axis=(1, 2))  # (B, d)
+    >>> bool(np.all(np.abs(mean - post.mean) < post.sd))  # within a posterior sd of the exact mean
+    True
     """
     config = NutsConfig() if config is None else config
     if phi.ndim != 3 or y.ndim != 2 or phi.shape[:2] != y.shape:

@@ -55,11 +55,25 @@ def _stand_in(prior: WeightPrior) -> WeightPrior:
 
 def whitened_regression(phi_z: Array, y: Array | None = None, *, shift: Array, matrix: Array, prior: WeightPrior,
                         noise: Noise) -> None:
-    """The Gaussian regression in whitened coordinates for any weight prior. ``phi_z = phi A: (n, d)``,
-    ``y: (n,)`` (``y - phi c``); ``shift = c: (d,)``, ``matrix = A: (d, d)``.
+    """The Gaussian regression of one dataset in whitened coordinates ``w = c + A z``, for any weight prior.
 
     Site ``w: (d,)`` is ``z`` (flat; the prior enters as ``numpyro.factor("prior", log p(c + A z))``), then
     ``sigma: ()`` (unknown noise) and the observed ``y ~ N(phi_z z, sigma)`` in a plate.
+
+    Parameters
+    ----------
+    phi_z : array, shape ``(n, d)``
+        The whitened design ``phi A``.
+    y : array, shape ``(n,)``, optional
+        The shifted observations ``y - phi c`` (None: prior predictive).
+    shift : array, shape ``(d,)``
+        The shift ``c``.
+    matrix : array, shape ``(d, d)``
+        The whitening matrix ``A``.
+    prior : WeightPrior
+        The true prior of ``w``, evaluated at ``c + A z``.
+    noise : Noise
+        Known sigma or its prior.
     """
     z = numpyro.sample("w", InferenceOnly(dist.ImproperUniform(dist.constraints.real_vector, (), (phi_z.shape[-1],))))
     numpyro.factor("prior", prior.distribution().log_prob(shift + matrix @ z))
@@ -94,16 +108,48 @@ def _sample_factor_model(seed, phi_z, y_z, shift, matrix, prior, noise, config, 
 
 def sample_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, num_devices: int | None = None,
                     sampler=None, draw_stats: bool = True, progress: bool = False):
-    """NUTS on the whitened model of each dataset; draws of ``w`` back on the original scale.
+    """Run NUTS on the whitened model of each dataset; return the draws of ``w`` on the original scale.
 
-    ``phi: (B, n, d)``, ``y: (B, n)`` (float64 NumPy for accuracy). Dataset ``i`` uses the same random
-    stream as :func:`bayeslin_jax.engine.sample_nuts` would give it (``sampler``: that function, or a stand-in
-    with its signature). Returns a
-    :class:`~bayeslin_jax.engine.NutsResult` with float64 ``w: (B, C, S, d)`` and ``lp`` the log density
-    of ``w`` (the sampler's ``lp`` of ``z`` less ``log |det A|``), and the whitenings. ``draw_stats=False``:
-    per-run summaries of the statistics instead (as :func:`~bayeslin_jax.engine.sample_nuts`; no ``lp``).
-    ``progress``: a tqdm bar of datasets done, on stderr (one engine call per dataset: the draws do not depend
-    on it).
+    Each dataset gets its own whitening (from its own data) and its own engine call. Dataset ``i`` uses the same
+    random stream as :func:`bayeslin_jax.engine.sample_nuts` would give it.
+
+    Parameters
+    ----------
+    seed : int or key array
+        Root of the ``INFER`` stream, as for :func:`bayeslin_jax.engine.sample_nuts`.
+    phi : array, shape ``(B, n, d)``
+        Design matrices (converted to float64 NumPy for accuracy).
+    y : array, shape ``(B, n)``
+        Observations (converted to float64 NumPy).
+    prior : WeightPrior
+        Prior of the weights (a :class:`~bayeslin_jax.core.priors.TermPrior` runs the general engine on
+        :func:`whitened_regression`).
+    noise : Noise
+        Known sigma or its prior.
+    config : NutsConfig
+        Sampler settings.
+    num_devices : int, optional
+        Local devices to split over (default all).
+    sampler : callable, optional
+        :func:`bayeslin_jax.engine.sample_nuts` (the default) or a stand-in with its signature.
+    draw_stats : bool, default True
+        False: per-run summaries of the statistics instead (as :func:`~bayeslin_jax.engine.sample_nuts`; no
+        ``lp``).
+    progress : bool, default False
+        A tqdm bar of datasets done, on stderr (one engine call per dataset: the draws do not depend on it).
+
+    Returns
+    -------
+    result : NutsResult
+        Float64 ``w: (B, C, S, d)`` (and ``sigma`` for unknown noise); ``lp`` the log density of ``w`` (the
+        sampler's ``lp`` of ``z`` less ``log |det A|``).
+    white : Whitening
+        The whitenings, batched over datasets.
+
+    Raises
+    ------
+    BayeslinError
+        The whitening of the design is not finite.
     """
     import sys
 
@@ -148,13 +194,39 @@ def sample_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, num_
 
 def sample_design_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, config, dataset_indices=None,
                            num_devices: int | None = None, draw_stats: bool = True):
-    """NUTS for B datasets that share one fixed design (a study or SBC of the user's design), in one engine call.
+    """Run NUTS for B datasets that share one fixed design (a study or SBC of the user's design), in one call.
 
     One whitening for the whole batch, ``w = m0 + A z`` with ``A`` from the design, the prior and the known
     sigma (the noise prior's scale for learned noise), so dataset ``i`` depends on ``(seed, i)`` only, not on
     its batch. The prior on ``z`` is ``N(0, diag(z_scale^2))``, the same for every dataset; the posterior of
     ``z`` is isotropic (known noise) around ``A^-1 (posterior mean - m0)``. Same signature and output as
-    :func:`bayeslin_jax.engine.sample_nuts`; ``phi: (B, n, d)`` with ``phi[i] == phi[0]``.
+    :func:`bayeslin_jax.engine.sample_nuts`.
+
+    Parameters
+    ----------
+    seed : int or key array
+        Root of the ``INFER`` stream.
+    phi : array, shape ``(B, n, d)``
+        Design matrices, all equal (``phi[i] == phi[0]``; only ``phi[0]`` is whitened).
+    y : array, shape ``(B, n)``
+        Observations.
+    prior : WeightPrior
+        Prior of the weights.
+    noise : Noise
+        Known sigma or its prior.
+    config : NutsConfig
+        Sampler settings.
+    dataset_indices : int array, shape ``(B,)``, optional
+        Global dataset indices keying the randomness (default ``0..B-1``).
+    num_devices : int, optional
+        Local devices to split over (default all).
+    draw_stats : bool, default True
+        False: per-run summaries of the statistics.
+
+    Returns
+    -------
+    NutsResult
+        ``w: (B, C, S, d)`` on the original scale (``sigma`` for unknown noise); ``lp`` the log density of ``w``.
     """
     import jax.numpy as jnp
 
@@ -185,8 +257,20 @@ def sample_design_whitened(seed, phi, y, prior: WeightPrior, noise: Noise, confi
 
 
 def sampler_for(spec: ModelSpec):
-    """The engine call for batches of ``spec``: :func:`sample_design_whitened` for a fixed design basis
-    (:class:`bayeslin_jax.workflows.design.Design`), else :func:`bayeslin_jax.engine.sample_nuts`."""
+    """Choose the engine call for batches of ``spec``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The Gaussian model.
+
+    Returns
+    -------
+    callable
+        :func:`sample_design_whitened` for a fixed design basis (:class:`bayeslin_jax.workflows.design.Design`),
+        else :func:`bayeslin_jax.engine.sample_nuts`; both with :func:`~bayeslin_jax.engine.sample_nuts`'s
+        signature.
+    """
     from bayeslin_jax.engine import sample_nuts
 
     return sample_design_whitened if getattr(spec.basis, "num_rows", None) is not None else sample_nuts

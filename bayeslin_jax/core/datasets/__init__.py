@@ -14,14 +14,58 @@ NAMES = ("diabetes", "wampler1")
 
 
 def path(name: str) -> Path:
-    """The CSV file of dataset ``name``."""
+    """The CSV file of dataset ``name``.
+
+    Parameters
+    ----------
+    name : {"diabetes", "wampler1"}
+        The dataset.
+
+    Returns
+    -------
+    Path
+        The shipped CSV file.
+
+    Raises
+    ------
+    BayeslinError
+        For an unknown name.
+
+    Examples
+    --------
+    >>> from bayeslin_jax.core import datasets
+    >>> datasets.path("wampler1").name
+    'wampler1.csv'
+    """
     if name not in NAMES:
         raise BayeslinError(f"unknown dataset {name!r}: use one of {', '.join(NAMES)}")
     return Path(__file__).with_name(f"{name}.csv")
 
 
 def load(name: str):
-    """Dataset ``name`` as a pandas DataFrame."""
+    """Dataset ``name`` as a pandas DataFrame.
+
+    Parameters
+    ----------
+    name : {"diabetes", "wampler1"}
+        The dataset.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Its columns (``x, y`` for ``wampler1``; ``age, sex, bmi, bp, s1..s6, y`` for ``diabetes``).
+
+    Raises
+    ------
+    BayeslinError
+        For an unknown name.
+
+    Examples
+    --------
+    >>> from bayeslin_jax.core import datasets
+    >>> datasets.load("wampler1").shape
+    (21, 2)
+    """
     import pandas as pd
 
     return pd.read_csv(path(name))

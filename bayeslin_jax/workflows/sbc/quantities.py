@@ -45,11 +45,20 @@ PROJECTION_SEED = 20230  # the default random projections' directions (fixed: pa
 
 @dataclass(frozen=True)
 class Quantity:
-    """A named test quantity. ``fn(params, data) -> scalar`` for one draw of one dataset.
+    """A named test quantity: ``fn(params, data) -> scalar`` for one draw of one dataset.
 
-    ``linear``: the quantity is linear in the parameters (then its data-averaged-posterior
-    tests join the verdict family; for non-linear ones they are reported only, because their
-    moment statistics are heavy-tailed). ``definition``: human-readable, goes into store metadata.
+    Attributes
+    ----------
+    name : str
+        The quantity's name (unique within a run).
+    fn : callable
+        ``fn(params, data) -> scalar``, written with ``jax.numpy`` (see the module docstring).
+    linear : bool
+        The quantity is linear in the parameters (then its data-averaged-posterior tests join the
+        verdict family; for non-linear ones they are reported only, because their moment statistics
+        are heavy-tailed).
+    definition : str
+        Human-readable; goes into store metadata (default: the function's qualified name).
     """
 
     name: str
@@ -58,6 +67,13 @@ class Quantity:
     definition: str = ""
 
     def describe(self) -> dict:
+        """The quantity's identity (store metadata).
+
+        Returns
+        -------
+        dict
+            ``name``, ``linear`` and ``definition``.
+        """
         func = getattr(self.fn, "__qualname__", type(self.fn).__name__)
         return {"name": self.name, "linear": self.linear,
                 "definition": self.definition or f"{getattr(self.fn, '__module__', '?')}.{func}"}
@@ -79,7 +95,22 @@ def _component(k: int):
 
 
 def projection_directions(dim: int, num: int, seed: int = PROJECTION_SEED) -> np.ndarray:
-    """``(num, dim)`` unit vectors from a seeded standard normal (fixed, reproducible)."""
+    """Unit vectors from a seeded standard normal (fixed, reproducible).
+
+    Parameters
+    ----------
+    dim : int
+        Their dimension (the number of weights).
+    num : int
+        How many.
+    seed : int
+        The generator's seed (part of the quantities' definition).
+
+    Returns
+    -------
+    (num, dim) array
+        The directions, one per row.
+    """
     u = np.random.default_rng(seed).standard_normal((num, dim))
     return u / np.linalg.norm(u, axis=-1, keepdims=True)
 
@@ -88,10 +119,32 @@ def default_quantities(spec: ModelSpec, *, joint: bool = True, num_projections: 
                        predict_at: Sequence[float] = (), projection_seed: int = PROJECTION_SEED) -> list[Quantity]:
     """The default test quantities of the linear model ``spec`` (see the module docstring).
 
-    Order: weights, [sigma], ``loglik``, [``log_joint``], ``proj1..`` (``d >= 2`` only),
-    ``mu(x=...)`` at ``predict_at``. ``joint=False, num_projections=0, predict_at=...`` gives the
-    quantities of the built-in runner :func:`bayeslin_jax.workflows.sbc.run_sbc` (same names and order).
-    The same spec and options give the same (cached) objects, so their compiled evaluation is reused.
+    ``joint=False, num_projections=0, predict_at=...`` gives the quantities of the built-in runner
+    :func:`bayeslin_jax.workflows.sbc.run_sbc` (same names and order). The same spec and options give
+    the same (cached) objects, so their compiled evaluation is reused.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model (its basis, prior and noise).
+    joint : bool
+        Include ``log_joint``, the unnormalised log posterior density.
+    num_projections : int
+        Random projections ``proj1..`` of the weights (``d >= 2`` only).
+    predict_at : sequence of float
+        x values where the mean function ``mu(x=...)`` is a quantity.
+    projection_seed : int
+        Seed of the projections' directions (:func:`projection_directions`).
+
+    Returns
+    -------
+    list of Quantity
+        In order: weights, [sigma], ``loglik``, [``log_joint``], ``proj1..``, ``mu(x=...)``.
+
+    Raises
+    ------
+    BayeslinError
+        ``num_projections < 0``.
     """
     leaves = tuple(np.asarray(leaf).tobytes() for leaf in jax.tree.leaves((spec.prior, spec.noise)))
     key = (spec.basis, type(spec.prior), type(spec.noise), leaves, joint, num_projections,
@@ -138,8 +191,26 @@ def _default_quantities(spec: ModelSpec, joint: bool, num_projections: int, pred
 
 
 def as_quantities(quantities, spec: ModelSpec | None) -> tuple[Quantity, ...]:
-    """Normalise user input: None (defaults of ``spec``), a mapping ``name -> callable``, or a
-    sequence of :class:`Quantity` / named callables. Names must be unique."""
+    """Normalise user input to a tuple of :class:`Quantity`.
+
+    Parameters
+    ----------
+    quantities : None, mapping or sequence
+        None (the defaults of ``spec``), a mapping ``name -> callable`` (or :class:`Quantity`), or a
+        sequence of :class:`Quantity` / named callables. Names must be unique.
+    spec : ModelSpec or None
+        The model whose defaults None stands for.
+
+    Returns
+    -------
+    tuple of Quantity
+        The test quantities.
+
+    Raises
+    ------
+    BayeslinError
+        None without a spec, an entry that is not callable, no quantities, or repeated names.
+    """
     if quantities is None:
         if spec is None:
             raise BayeslinError("the default test quantities need a model spec: pass spec= or quantities=")
@@ -191,13 +262,45 @@ def evaluate(quantities: tuple[Quantity, ...], draws: Mapping[str, Array], truth
              data) -> tuple[Array, Array]:
     """All quantities on every draw and on the truth.
 
-    ``draws: {name: (B, S, ...)}``, ``truth: {name: (B, ...)}``, ``data``: a batch of datasets
-    (leading axis B) -> ``(B, S, Q)`` and ``(B, Q)``.
+    Parameters
+    ----------
+    quantities : tuple of Quantity
+        The Q test quantities.
+    draws : dict of (B, S, ...) arrays
+        ``{param: draws}``.
+    truth : dict of (B, ...) arrays
+        ``{param: true value}``.
+    data : SimulatedData
+        A batch of datasets (leading axis B).
+
+    Returns
+    -------
+    q_draws : (B, S, Q) array
+        The quantities of every draw.
+    q_true : (B, Q) array
+        The quantities of the truth.
+
+    Raises
+    ------
+    BayeslinError
+        A quantity that does not return a scalar per draw.
     """
     num = data.x.shape[0]
     padded = _bucket(num)  # few batch shapes get compiled; padding rows repeat the last dataset
 
     def pad(a):
+        """Repeat the last row up to the padded batch size.
+
+        Parameters
+        ----------
+        a : (B, ...) array
+            One leaf of the inputs.
+
+        Returns
+        -------
+        (padded, ...) array
+            ``a`` padded.
+        """
         a = jnp.asarray(a)
         return jnp.concatenate([a, jnp.repeat(a[-1:], padded - num, axis=0)]) if padded > num else a
 

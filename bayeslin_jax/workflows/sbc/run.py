@@ -36,6 +36,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -76,12 +77,25 @@ class Distortion:
 
     ``m``, ``s``: posterior mean and marginal sds of the weights (exact ones for the exact engine,
     the draws' own for NUTS). Identity by default. Applies to the weights only.
+
+    Attributes
+    ----------
+    sd_scale : float
+        Factor on the draws' spread about the posterior mean (``< 1`` under-, ``> 1`` over-dispersed).
+    shift_sd : float
+        Shift of every draw, in posterior sds.
+
+    Raises
+    ------
+    BayeslinError
+        ``sd_scale`` not positive and finite, or ``shift_sd`` not finite.
     """
 
     sd_scale: float = 1.0
     shift_sd: float = 0.0
 
     def __post_init__(self) -> None:
+        """Check the fields (raises :class:`BayeslinError`)."""
         if not (math.isfinite(self.sd_scale) and self.sd_scale > 0):
             raise BayeslinError(f"distortion sd_scale must be positive, got {self.sd_scale}")
         if not math.isfinite(self.shift_sd):
@@ -89,6 +103,13 @@ class Distortion:
 
     @property
     def is_identity(self) -> bool:
+        """Whether the distortion changes nothing (``sd_scale == 1`` and ``shift_sd == 0``).
+
+        Returns
+        -------
+        bool
+            True for the identity.
+        """
         return self.sd_scale == 1.0 and self.shift_sd == 0.0
 
 
@@ -96,8 +117,49 @@ class Distortion:
 class SbcConfig:
     """How to run SBC (hashable; part of a store's identity).
 
-    ``num_ranks``: L, the posterior draws each truth is ranked among (ranks in ``0..L``).
-    ``predict_at``: x values (in units of ``x_scale``) where the mean function is a test quantity.
+    Attributes
+    ----------
+    engine : {"nuts", "exact"}
+        ``"nuts"``: the batched NUTS engine (any model); ``"exact"``: exact conjugate draws (the
+        Gaussian model with known noise only).
+    num_ranks : int
+        L, the posterior draws each truth is ranked among (ranks in ``0..L``).
+    nuts : NutsConfig
+        The NUTS settings (engine ``"nuts"``); chains x draws must be at least L and draws per
+        chain at least 4 (for R-hat and ESS).
+    num_points : int, optional
+        Data points per simulation. None: the model's ``Model.num_points`` (fixed by per-point
+        arguments), else 11 (:meth:`points_for`).
+    x_scale : float
+        The simulated inputs are ``x ~ U(-x_scale, x_scale)``.
+    predict_at : tuple of float
+        x values (in units of ``x_scale``) where the mean function is a test quantity.
+    distortion : Distortion
+        A deliberately wrong posterior (identity by default), to show the checks have power.
+    rhat_max : float
+        Convergence gate: a simulation's R-hat must be at most this (above 1).
+    max_divergences : int
+        Convergence gate: at most this many divergent transitions per simulation.
+
+    Raises
+    ------
+    BayeslinError
+        An unknown engine, L not a positive integer, fewer NUTS draws than L (or fewer than 4 per
+        chain), a non-positive ``num_points`` or ``x_scale``, non-finite ``predict_at``,
+        ``rhat_max <= 1`` or ``max_divergences < 0``.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> config = bl.SbcConfig(engine="exact", num_ranks=19)
+    >>> config.points_for()
+    11
+    >>> config.describe()["num_ranks"]
+    19
+    >>> bl.SbcConfig(engine="nuts", num_ranks=999, nuts=bl.NutsConfig(num_chains=2, num_draws=100))
+    Traceback (most recent call last):
+    ...
+    bayeslin_jax.core.errors.BayeslinError: NUTS keeps 200 draws per dataset ... need chains x draws >= L
     """
 
     engine: str = "nuts"
@@ -111,12 +173,24 @@ class SbcConfig:
     max_divergences: int = 0
 
     def points_for(self, model: Model | None = None) -> int:
-        """Points per simulation: ``num_points``, else ``model.num_points`` (per-point arguments), else 11."""
+        """Points per simulation: ``num_points``, else ``model.num_points`` (per-point arguments), else 11.
+
+        Parameters
+        ----------
+        model : Model, optional
+            The simulation model, whose per-point arguments may fix the number of points.
+
+        Returns
+        -------
+        int
+            The number of data points of every simulated dataset.
+        """
         if self.num_points is not None:
             return self.num_points
         return (model.num_points if model is not None else None) or simulate.TUTORIAL_N
 
     def __post_init__(self) -> None:
+        """Check the fields (raises :class:`BayeslinError`)."""
         if self.engine not in ENGINES:
             raise BayeslinError(f"unknown engine {self.engine!r}: use 'nuts' or 'exact'")
         validation.integer("number of ranked draws L", self.num_ranks)
@@ -143,9 +217,12 @@ class SbcConfig:
     def describe(self) -> dict:
         """JSON-serialisable description (store metadata, result files).
 
-        ``nuts``: the same sampler record as a study store's
-        (:func:`~bayeslin_jax.workflows.store.sampler_identity`): every setting that changes the bits, the
-        resolved ``method`` included, not ``batch_size`` (speed only).
+        Returns
+        -------
+        dict
+            The fields; ``nuts`` (engine ``"nuts"`` only) is the same sampler record as a study store's
+            (:func:`~bayeslin_jax.workflows.store.sampler_identity`): every setting that changes the bits, the
+            resolved ``method`` included, not ``batch_size`` (speed only).
         """
         out = asdict(self)
         out["predict_at"] = [float(v) for v in self.predict_at]
@@ -162,7 +239,25 @@ class SbcConfig:
 
 
 def with_prior_scale(spec: ModelSpec, scale: float) -> ModelSpec:
-    """The same spec with the weights' prior sds set to ``scale`` (an MVN keeps its correlations)."""
+    """The same spec with the weights' prior sds set to ``scale`` (an MVN keeps its correlations).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The Gaussian model whose weight prior is rescaled.
+    scale : float
+        The new prior sd of every weight (flat coefficients of a term prior stay flat).
+
+    Returns
+    -------
+    ModelSpec
+        ``spec`` with the rescaled prior (e.g. a fit spec that is deliberately wrong).
+
+    Raises
+    ------
+    BayeslinError
+        ``scale`` not positive and finite.
+    """
     scale = float(scale)
     if not (math.isfinite(scale) and scale > 0):
         raise BayeslinError(f"prior scale must be positive and finite, got {scale}")
@@ -185,7 +280,20 @@ def with_prior_scale(spec: ModelSpec, scale: float) -> ModelSpec:
 
 
 def quantity_names(fit_spec: ModelSpec, config: SbcConfig) -> list[str]:
-    """Names of the test quantities, in storage order: weights, [sigma], loglik, mu(x=...)."""
+    """Names of the test quantities, in storage order: weights, [sigma], loglik, mu(x=...).
+
+    Parameters
+    ----------
+    fit_spec : ModelSpec
+        The fit model (its feature names, and whether it learns sigma).
+    config : SbcConfig
+        Gives ``predict_at`` and ``x_scale`` (the mean function's x values).
+
+    Returns
+    -------
+    list of str
+        One name per quantity.
+    """
     names = list(fit_spec.feature_names)
     if not fit_spec.known_sigma:
         names.append("sigma")
@@ -197,8 +305,25 @@ def quantity_names(fit_spec: ModelSpec, config: SbcConfig) -> list[str]:
 def evaluate_quantities(w: Array, sigma: Array, phi: Array, y: Array, phi_pred: Array, learn_sigma: bool) -> Array:
     """Test quantities of parameter values.
 
-    ``w: (B, ..., d)``, ``sigma: (B, ...)``, ``phi: (B, n, d)``, ``y: (B, n)``, ``phi_pred: (m, d)``
-    -> ``(B, ..., Q)``: weights, [sigma], ``log p(y | w, sigma)`` (summed over points), ``phi_pred @ w``.
+    Parameters
+    ----------
+    w : (B, ..., d) array
+        Weights (the truth, or draws with sample axes after the batch axis).
+    sigma : (B, ...) array
+        Noise sds, one per weight vector.
+    phi : (B, n, d) array
+        Design matrices.
+    y : (B, n) array
+        Observations.
+    phi_pred : (m, d) array
+        Basis at the ``predict_at`` x values.
+    learn_sigma : bool
+        Whether ``sigma`` is a quantity (the fit learns it).
+
+    Returns
+    -------
+    (B, ..., Q) array
+        Weights, [sigma], ``log p(y | w, sigma)`` (summed over points), ``phi_pred @ w``.
     """
     extra = w.ndim - 2  # sample axes between the batch axis and d
     expand = (slice(None),) + (None,) * extra
@@ -213,9 +338,22 @@ def evaluate_quantities(w: Array, sigma: Array, phi: Array, y: Array, phi_pred: 
 
 
 def distort(w: Array, mean: Array, sd: Array, sd_scale: Array | float, shift_sd: Array | float) -> Array:
-    """Apply a :class:`Distortion` (traced values). ``w: (B, ..., d)``; ``mean, sd: (B, d)``.
+    """Apply a :class:`Distortion` (traced values).
 
-    The identity (``sd_scale = 1``, ``shift_sd = 0``) returns ``w`` unchanged, bit for bit.
+    Parameters
+    ----------
+    w : (B, ..., d) array
+        Posterior draws of the weights.
+    mean, sd : (B, d) array
+        Posterior mean and marginal sds of the weights.
+    sd_scale, shift_sd : float or array
+        The :class:`Distortion`'s fields.
+
+    Returns
+    -------
+    (B, ..., d) array
+        The distorted draws. The identity (``sd_scale = 1``, ``shift_sd = 0``) returns ``w`` unchanged,
+        bit for bit.
     """
     expand = (slice(None),) + (None,) * (w.ndim - 2)
     m, s = mean[expand], sd[expand]
@@ -226,8 +364,23 @@ def distort(w: Array, mean: Array, sd: Array, sd_scale: Array | float, shift_sd:
 def rank_and_pit(truth: Array, draws: Array, jitter: Array, num_ranks: int) -> tuple[Array, Array]:
     """Randomised rank and PIT of the truth among L draws (see module docstring).
 
-    ``truth: (B, Q)``, ``draws: (B, L, Q)``, ``jitter: (B, Q)`` uniforms -> rank ``(B, Q)`` int32 in
-    ``0..L``, pit ``(B, Q)`` in (0, 1).
+    Parameters
+    ----------
+    truth : (B, Q) array
+        The test quantities of the truth.
+    draws : (B, L, Q) array
+        The test quantities of L posterior draws.
+    jitter : (B, Q) array
+        Uniforms on (0, 1) that break ties.
+    num_ranks : int
+        L.
+
+    Returns
+    -------
+    rank : (B, Q) int32 array
+        In ``0..L``.
+    pit : (B, Q) array
+        In (0, 1).
     """
     less = jnp.sum(draws < truth[:, None, :], axis=1)
     equal = jnp.sum(draws == truth[:, None, :], axis=1)
@@ -242,7 +395,20 @@ def _jitter(seed: int, indices, num_quantities: int) -> Array:
 
 
 def thin_positions(total: int, num_ranks: int) -> np.ndarray:
-    """``L`` evenly spaced positions among ``total`` draws: ``floor((l + 1/2) total / L)``."""
+    """``L`` evenly spaced positions among ``total`` draws: ``floor((l + 1/2) total / L)``.
+
+    Parameters
+    ----------
+    total : int
+        The number of draws (chain-major).
+    num_ranks : int
+        L, the number of positions to keep.
+
+    Returns
+    -------
+    (L,) int64 array
+        The positions, increasing.
+    """
     return np.floor((np.arange(num_ranks) + 0.5) * total / num_ranks).astype(np.int64)
 
 
@@ -332,17 +498,44 @@ def _ks_normal(samples: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndar
 
 def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec | Model, fit_spec: ModelSpec | Model | None = None,
               config: SbcConfig = SbcConfig()) -> xr.Dataset:
-    """Run SBC for the simulations ``indices: (B,)`` (global) -> ``xr.Dataset`` with dims
-    ``(dataset, quantity)``. A general :class:`Model` goes to :func:`model_sbc_chunk`.
+    """Run SBC for the simulations ``indices`` (global), one chunk of :func:`run_sbc`.
 
-    Variables: ``rank`` (int, 0..L), ``pit``, ``truth``, ``post_mean``, ``post_sd`` (over all draws
-    used) and ``gate_ok`` (dataset). NUTS adds ``rhat``, ``ess_bulk``, ``ess_tail``,
-    ``divergences`` and, when the fit has known noise, the comparison with the exact posterior:
-    ``exact_mean``, ``exact_sd``, ``mcse`` and ``ks`` (NaN for non-linear quantities).
+    A general :class:`Model` goes to :func:`model_sbc_chunk`.
+
+    Parameters
+    ----------
+    indices : (B,) int array
+        Global simulation indices (dataset ``i`` depends only on ``(seed, i)``).
+    seed : int
+        The run's seed.
+    sim_spec : ModelSpec or Model
+        The simulation model.
+    fit_spec : ModelSpec or Model, optional
+        The fit model (default: ``sim_spec``).
+    config : SbcConfig
+        Engine, L, NUTS settings, distortion and gates.
+
+    Returns
+    -------
+    xr.Dataset
+        Dims ``(dataset, quantity)``. Variables: ``rank`` (int, 0..L), ``pit``, ``truth``, ``post_mean``,
+        ``post_sd`` (over all draws used) and ``gate_ok`` (dataset). NUTS adds ``rhat``, ``ess_bulk``,
+        ``ess_tail``, ``divergences`` and, when the fit has known noise, the comparison with the exact
+        posterior: ``exact_mean``, ``exact_sd``, ``mcse`` and ``ks`` (NaN for non-linear quantities).
+
+    Raises
+    ------
+    BayeslinError
+        The specs do not fit together (different bases; a general Model with a Gaussian spec) or the
+        engine cannot fit them (the exact engine with learnt noise; a general Model with the exact
+        engine or a distortion).
     """
     if isinstance(sim_spec, Model) and sim_spec.spec is None:
-        return model_sbc_chunk(indices, seed=seed, model=sim_spec, fit_model=fit_spec, config=config)
-    sim_spec, fit_spec = _sbc_models(sim_spec, fit_spec, config)
+        # a Gaussian fit spec is refused there (one general Model and one Gaussian spec)
+        return model_sbc_chunk(indices, seed=seed, model=sim_spec, fit_model=cast("Model | None", fit_spec),
+                               config=config)
+    # the Gaussian path: _sbc_models turns Models of a spec into specs and refuses a general fit Model
+    sim_spec, fit_spec = cast("tuple[ModelSpec, ModelSpec]", _sbc_models(sim_spec, fit_spec, config))
     indices = np.asarray(indices, dtype=np.int64)
     num_datasets = len(indices)
     if config.engine == "exact":  # pad to a bucket size so that few shapes get compiled; sliced off below
@@ -369,7 +562,8 @@ def sbc_chunk(indices, *, seed: int, sim_spec: ModelSpec | Model, fit_spec: Mode
                                            dataset_indices=idx32, draw_stats=False)
     w = result.samples["w"]
     learn_sigma = not fit_spec.known_sigma
-    sigma = result.samples["sigma"] if learn_sigma else jnp.broadcast_to(fit_spec.noise.sigma, w.shape[:-1])
+    sigma = (result.samples["sigma"] if learn_sigma
+             else jnp.broadcast_to(cast(KnownNoise, fit_spec.noise).sigma, w.shape[:-1]))
     q_draws, truth = _nuts_quantities(w, sigma.astype(w.dtype), phi, data.y, data.w, data.sigma, phi_pred,
                                       scale, shift, learn_sigma=learn_sigma)
     compare = None
@@ -384,8 +578,23 @@ def chunk_dataset(indices, names, rank, pit, truth, post_mean, post_sd, gate_ok=
                   extra: dict | None = None) -> xr.Dataset:
     """One chunk's SBC results as an ``xr.Dataset`` over ``(dataset, quantity)`` (every SBC path writes this).
 
-    ``rank, pit, truth, post_mean, post_sd: (B, Q)``; ``gate_ok: (B,)`` (None: all pass); ``extra``: more
-    variables, ``{name: (dims, values)}``.
+    Parameters
+    ----------
+    indices : (B,) int array
+        Global simulation indices (the ``dataset`` coordinate).
+    names : sequence of str
+        The Q quantity names (the ``quantity`` coordinate).
+    rank, pit, truth, post_mean, post_sd : (B, Q) array
+        Ranks in ``0..L``, PITs, the truth's quantities and the posterior mean and sd of each.
+    gate_ok : (B,) bool array, optional
+        The convergence gate per simulation (None: all pass).
+    extra : dict, optional
+        More variables, ``{name: (dims, values)}``.
+
+    Returns
+    -------
+    xr.Dataset
+        ``rank`` (int32), ``pit``, ``truth``, ``post_mean``, ``post_sd`` (float64), ``gate_ok`` and ``extra``.
     """
     dims = ("dataset", "quantity")
     out = dict(extra or {})
@@ -400,31 +609,74 @@ def chunk_dataset(indices, names, rank, pit, truth, post_mean, post_sd, gate_ok=
     return xr.Dataset(out, coords={"dataset": np.asarray(indices), "quantity": list(names)})
 
 
-def ranked_nuts_chunk(indices, names, q_draws: Array, truth: Array, chain_divergences: Array, jitter: Array,
-                      config: SbcConfig, compare=None) -> xr.Dataset:
+def ranked_nuts_chunk(indices, names, q_draws: Array, truth: Array | np.ndarray, chain_divergences: Array,
+                      jitter: Array, config: SbcConfig, compare=None) -> xr.Dataset:
     """Gate, rank and summarise NUTS draws of the test quantities, for the Gaussian and any other model.
 
-    ``q_draws: (B, Q, C, S)`` (on the device; only the summaries and ranks come to the host), ``truth: (B, Q)``,
-    ``chain_divergences: (B, C)``, ``jitter: (B, Q)``. ``compare(flat, diag)``: extra variables from the draws
-    ``(B, Q, C*S)`` and their diagnostics (the exact-posterior comparison of the Gaussian model).
-    Adds ``rhat``, ``ess_bulk``, ``ess_tail`` ``(dataset, quantity)`` and ``divergences`` ``(dataset,)``.
+    Parameters
+    ----------
+    indices : (B,) int array
+        Global simulation indices.
+    names : sequence of str
+        The Q quantity names.
+    q_draws : (B, Q, C, S) array
+        The quantities of the draws (on the device; only the summaries and ranks come to the host).
+    truth : (B, Q) array
+        The quantities of the truth.
+    chain_divergences : (B, C) array
+        Divergent transitions per chain.
+    jitter : (B, Q) array
+        Uniform tie-breaks.
+    config : SbcConfig
+        L and the gate's thresholds.
+    compare : callable, optional
+        ``compare(flat, diag) -> {name: (dims, values)}``: extra variables from the draws ``(B, Q, C*S)``
+        and their diagnostics (the exact-posterior comparison of the Gaussian model).
+
+    Returns
+    -------
+    xr.Dataset
+        :func:`chunk_dataset`'s variables plus ``rhat``, ``ess_bulk``, ``ess_tail`` ``(dataset, quantity)``
+        and ``divergences`` ``(dataset,)``.
     """
     diag, divergences, gate_ok, flat, rank, pit = gate_and_rank(q_draws, truth, chain_divergences, jitter, config)
-    extra = {k: (("dataset", "quantity"), diag[k].astype(np.float32)) for k in ("rhat", "ess_bulk", "ess_tail")}
+    extra: dict[str, tuple[tuple[str, ...], Any]] = {
+        k: (("dataset", "quantity"), diag[k].astype(np.float32)) for k in ("rhat", "ess_bulk", "ess_tail")}
     extra["divergences"] = (("dataset",), divergences.astype(np.int32))
     if compare is not None:
         extra.update(compare(flat, diag))
     return chunk_dataset(indices, names, rank, pit, truth, diag["mean"], diag["sd"], gate_ok, extra)
 
 
-def convergence_gate(draws: Array, chain_divergences: Array, *, num_ranks: int, rhat_max: float,
+def convergence_gate(draws: Array, chain_divergences: Array | np.ndarray, *, num_ranks: int, rhat_max: float,
                      max_divergences: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """SBC's convergence gate of each simulation, from draws ``(B, P, C, S)`` and ``chain_divergences: (B, C)``.
+    """SBC's convergence gate of each simulation.
 
     The diagnostics are computed on the draws' device (:func:`~bayeslin_jax.diagnostics.device.summarize_rows`,
     ArviZ's definitions). A simulation passes with R-hat <= ``rhat_max``, min(bulk, tail ESS) >= ``num_ranks``
     (L) on every one of the ``P`` quantities and at most ``max_divergences`` divergent transitions.
-    Returns ``(diag, divergences, gate_ok)``: the diagnostics ``(B, P)`` (float64 on the host), ``(B,)``, ``(B,)``.
+
+    Parameters
+    ----------
+    draws : (B, P, C, S) array
+        P quantities, C chains of S draws, for each of B simulations.
+    chain_divergences : (B, C) array
+        Divergent transitions per chain.
+    num_ranks : int
+        L, the ESS each quantity needs.
+    rhat_max : float
+        The largest R-hat that passes.
+    max_divergences : int
+        The most divergent transitions that pass.
+
+    Returns
+    -------
+    diag : dict of (B, P) arrays
+        The diagnostics (float64 on the host).
+    divergences : (B,) array
+        Divergent transitions per simulation.
+    gate_ok : (B,) bool array
+        Whether the simulation passes.
     """
     diag = {k: np.asarray(v, dtype=np.float64) for k, v in summarize_rows(draws).items()}
     divergences = np.asarray(chain_divergences).sum(axis=1)
@@ -437,14 +689,34 @@ def convergence_gate(draws: Array, chain_divergences: Array, *, num_ranks: int, 
     return diag, divergences, gate_ok
 
 
-def gate_and_rank(q_draws: Array, truth: Array, chain_divergences: Array, jitter: Array, config: SbcConfig):
+def gate_and_rank(q_draws: Array, truth: Array | np.ndarray, chain_divergences: Array | np.ndarray, jitter: Array,
+                  config: SbcConfig):
     """The convergence gate and the ranks of NUTS draws of the test quantities (any model).
 
-    ``q_draws: (B, Q, C, S)``, ``truth: (B, Q)``, ``chain_divergences: (B, C)`` (the engine's ``draw_stats=False``
-    summary ``divergences``), ``jitter: (B, Q)``.
-    Returns ``(diag, divergences, gate_ok, flat, rank, pit)``: :func:`convergence_gate`'s diagnostics of each
-    quantity ``(B, Q)``, divergences ``(B,)`` and gate ``(B,)``, the draws ``(B, Q, C*S)`` chain-major, and rank and PIT
-    ``(B, Q)`` among ``L`` evenly thinned draws.
+    Parameters
+    ----------
+    q_draws : (B, Q, C, S) array
+        The quantities of the draws.
+    truth : (B, Q) array
+        The quantities of the truth.
+    chain_divergences : (B, C) array
+        The engine's ``draw_stats=False`` summary ``divergences``.
+    jitter : (B, Q) array
+        Uniform tie-breaks.
+    config : SbcConfig
+        L and the gate's thresholds.
+
+    Returns
+    -------
+    tuple
+        ``(diag, divergences, gate_ok, flat, rank, pit)``: :func:`convergence_gate`'s diagnostics of each
+        quantity ``(B, Q)``, divergences ``(B,)`` and gate ``(B,)``, the draws ``(B, Q, C*S)`` chain-major, and
+        rank and PIT ``(B, Q)`` among ``L`` evenly thinned draws.
+
+    Raises
+    ------
+    BayeslinError
+        ``chain_divergences`` is not ``(B, C)`` (e.g. per-draw flags).
     """
     num_ranks = config.num_ranks
     chain_divergences = np.asarray(chain_divergences)
@@ -459,14 +731,14 @@ def gate_and_rank(q_draws: Array, truth: Array, chain_divergences: Array, jitter
     return diag, divergences, gate_ok, flat, rank, pit
 
 
-def _compare_exact(flat: Array, mcse: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec,
+def _compare_exact(flat: Array | np.ndarray, mcse: np.ndarray, phi: Array, y: Array, fit_spec: ModelSpec,
                    config: SbcConfig, phi_pred: Array) -> dict[str, tuple]:
     """NUTS draws vs the exact posterior, for the quantities linear in ``w``.
 
     ``flat: (B, Q, C*S)`` draws, ``mcse: (B, Q)`` their MCSE of the mean.
     """
     flat = np.asarray(flat)  # the KS distances run on the host
-    post = exact.posterior(phi, y, fit_spec.prior, fit_spec.noise.sigma)
+    post = exact.posterior(phi, y, fit_spec.prior, cast(KnownNoise, fit_spec.noise).sigma)  # known noise only
     coef = _linear_coefficients(fit_spec, config, phi_pred)  # (Q, d)
     linear = ~np.isnan(coef).any(-1)
     a = np.where(linear[:, None], coef, 0.0)
@@ -486,7 +758,18 @@ def _compare_exact(flat: Array, mcse: np.ndarray, phi: Array, y: Array, fit_spec
 
 
 def default_chunk_size(config: SbcConfig) -> int:
-    """Simulations per chunk: large for the exact engine, a few minutes of CPU NUTS otherwise."""
+    """Simulations per chunk: large for the exact engine, a few minutes of CPU NUTS otherwise.
+
+    Parameters
+    ----------
+    config : SbcConfig
+        Its engine decides.
+
+    Returns
+    -------
+    int
+        10000 for the exact engine; for NUTS 200 on CPU, 1000 on an accelerator.
+    """
     if config.engine == "exact":
         return 10_000
     return 1000 if jax.default_backend() != "cpu" else 200
@@ -496,7 +779,23 @@ SBC_KIND = "sbc"
 
 
 def store_meta(seed: int, sim_spec: ModelSpec | Model, fit_spec: ModelSpec | Model, config: SbcConfig) -> dict:
-    """Identity of an SBC run (what a resumed store must match); a general model's also names its DAP quantities."""
+    """Identity of an SBC run (what a resumed store must match).
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    sim_spec, fit_spec : ModelSpec or Model
+        The simulation and fit models.
+    config : SbcConfig
+        The run's settings.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``seed``, both models' and the config's descriptions, ``x64`` and the package versions; a
+        general model's also names its DAP quantities (``dap_quantities``).
+    """
     meta = {
         "kind": SBC_KIND,
         "seed": int(seed),
@@ -525,13 +824,68 @@ def run_sbc(
 ) -> xr.Dataset:
     """SBC over simulations ``0 .. num_simulations - 1``.
 
-    ``sim_spec`` / ``fit_spec``: the Gaussian regression (a :class:`ModelSpec`, or the :class:`Model` of
-    :func:`~bayeslin_jax.core.model.linear`), which has the exact engine and the distortions; any other
-    :class:`Model` (a user's NumPyro model) is fitted by NUTS, every element of its SBC sites and ``loglik`` ranked
-    (:func:`model_sbc_chunk`); ``fit_spec`` may differ (e.g. a wrong prior, to show the checks have power).
-    With ``store`` the chunks go through :func:`bayeslin_jax.workflows.store.run_chunked` (resumable zarr
-    store, tqdm bar); without, they are computed in memory. Returns the per-simulation dataset of
-    :func:`sbc_chunk` (loaded) with attrs ``meta`` (JSON of :func:`store_meta`).
+    Parameters
+    ----------
+    num_simulations : int
+        N, the number of simulated datasets (at most 2^32).
+    seed : int
+        Seeds everything: dataset ``i`` depends only on ``(seed, i)``, so chunking and resuming change nothing.
+    sim_spec : ModelSpec or Model
+        The simulation model: the Gaussian regression (a :class:`ModelSpec`, or the :class:`Model` of
+        :func:`~bayeslin_jax.core.model.linear`), which has the exact engine and the distortions; any other
+        :class:`Model` (a user's NumPyro model) is fitted by NUTS, every element of its SBC sites and
+        ``loglik`` ranked (:func:`model_sbc_chunk`).
+    fit_spec : ModelSpec or Model, optional
+        The fit model (default: ``sim_spec``); it may differ (e.g. a wrong prior, to show the checks have
+        power), but not in its basis.
+    config : SbcConfig
+        Engine, L, NUTS settings, distortion and convergence gates.
+    chunk_size : int, optional
+        Simulations per chunk (default :func:`default_chunk_size`).
+    store : str or Path, optional
+        A resumable zarr store: the chunks go through :func:`bayeslin_jax.workflows.store.run_chunked`
+        (rerunning after an interruption computes only the missing chunks). Without, they are computed
+        in memory.
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    xr.Dataset
+        The per-simulation dataset of :func:`sbc_chunk` (loaded), dims ``(dataset, quantity)``, with attrs
+        ``meta`` (JSON of :func:`store_meta`). Feed it to :func:`~bayeslin_jax.workflows.sbc.stats.summarize`.
+
+    Raises
+    ------
+    BayeslinError
+        Invalid counts or seed; models that do not fit together or an engine that cannot fit them
+        (:func:`sbc_chunk`); a chunk that would not fit in memory; a general model without an observed
+        site; a ``store`` written with different settings.
+    StoreError
+        A damaged or locked ``store``.
+
+    Examples
+    --------
+    A quick SBC of the tutorial model with exact conjugate draws, then with deliberately
+    over-confident draws (sd halved), which the checks reject:
+
+    >>> import bayeslin_jax as bl
+    >>> from dataclasses import replace
+    >>> from bayeslin_jax.workflows.sbc import Distortion, summarize
+    >>> spec = bl.tutorial_spec()
+    >>> config = bl.SbcConfig(engine="exact", num_ranks=19)
+    >>> ds = bl.run_sbc(100, seed=1, sim_spec=spec, config=config)
+    >>> dict(ds.sizes)
+    {'dataset': 100, 'quantity': 6}
+    >>> [str(q) for q in ds["quantity"].values]
+    ['b', 'm', 'loglik', 'mu(x=-1)', 'mu(x=0.5)', 'mu(x=1.5)']
+    >>> bool(ds["rank"].min() >= 0), bool(ds["rank"].max() <= 19)
+    (True, True)
+    >>> summarize(ds).passed
+    True
+    >>> broken = replace(config, distortion=Distortion(sd_scale=0.5))
+    >>> summarize(bl.run_sbc(100, seed=1, sim_spec=spec, config=broken)).verdict
+    'fail'
     """
     sim_spec, fit_spec = _sbc_models(sim_spec, fit_spec, config)
     config = replace(config, num_points=config.points_for(sim_spec if isinstance(sim_spec, Model) else None))
@@ -552,6 +906,23 @@ def run_sbc(
     meta = store_meta(seed, sim_spec, fit_spec, config)
 
     def compute(indices: np.ndarray) -> xr.Dataset:
+        """One chunk: :func:`sbc_chunk` of ``indices``.
+
+        Parameters
+        ----------
+        indices : (B,) int array
+            Global simulation indices.
+
+        Returns
+        -------
+        xr.Dataset
+            The chunk's results.
+
+        Raises
+        ------
+        BayeslinError
+            The simulation model has no observed site.
+        """
         try:
             return sbc_chunk(indices, seed=seed, sim_spec=sim_spec, fit_spec=fit_spec, config=config)
         except KeyError as err:  # simulating a model whose prior trace lacks its observed site
@@ -565,9 +936,29 @@ def run_sbc(
 
 def run_chunks(compute, num_simulations: int, chunk_size: int, *, meta: dict, store: str | Path | None = None,
                progress: bool = False) -> xr.Dataset:
-    """``compute(indices)`` over simulations ``0 .. num_simulations - 1`` in chunks: through the
-    resumable store (:func:`bayeslin_jax.workflows.store.run_chunked`) when ``store`` is given, else in memory.
-    Returns the concatenated dataset (loaded) with attrs ``meta`` (JSON)."""
+    """``compute(indices)`` over simulations ``0 .. num_simulations - 1`` in chunks.
+
+    Parameters
+    ----------
+    compute : callable
+        ``compute(indices: (B,) int64 array) -> xr.Dataset`` over ``(dataset, ...)``.
+    num_simulations : int
+        N.
+    chunk_size : int
+        Simulations per chunk.
+    meta : dict
+        The run's identity (a resumed store must match it).
+    store : str or Path, optional
+        Through the resumable store (:func:`bayeslin_jax.workflows.store.run_chunked`) when given, else in
+        memory.
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    xr.Dataset
+        The concatenated dataset (loaded) with attrs ``meta`` (JSON).
+    """
     if store is not None:
         ds = run_chunked(store, meta=meta, num_items=num_simulations, chunk_size=chunk_size,
                          compute=compute, progress=progress, desc="simulations").load()
@@ -584,10 +975,41 @@ def run_chunks(compute, num_simulations: int, chunk_size: int, *, meta: dict, st
 
 
 def open_sbc(path: str | Path) -> xr.Dataset:
-    """Open an SBC store written by :func:`run_sbc` (every chunk verified; loaded), attrs ``meta`` (JSON).
+    """Open an SBC store written by :func:`run_sbc` (every chunk verified; loaded).
 
-    A damaged chunk raises :class:`~bayeslin_jax.core.errors.StoreError` naming it; an incomplete store
-    or one that is not an SBC store raises :class:`BayeslinError`.
+    Parameters
+    ----------
+    path : str or Path
+        The store's directory.
+
+    Returns
+    -------
+    xr.Dataset
+        The per-simulation dataset, as :func:`run_sbc` returned it, with attrs ``meta`` (JSON).
+
+    Raises
+    ------
+    StoreError
+        A damaged chunk (named in the message).
+    BayeslinError
+        An incomplete store, or one that is not an SBC store.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import bayeslin_jax as bl
+    >>> config = bl.SbcConfig(engine="exact", num_ranks=19)
+    >>> path = Path(tempfile.mkdtemp()) / "sbc"
+    >>> ds = bl.run_sbc(100, seed=1, sim_spec=bl.tutorial_spec(), config=config, store=path)
+    >>> back = bl.open_sbc(path)
+    >>> dict(back.sizes)
+    {'dataset': 100, 'quantity': 6}
+    >>> bool((back["rank"] == ds["rank"]).all())
+    True
+    >>> import json
+    >>> json.loads(back.attrs["meta"])["config"]["engine"]
+    'exact'
     """
     meta = read_identity(path).get("meta", {})
     if meta.get("kind") != SBC_KIND:
@@ -606,7 +1028,25 @@ def _sbc_sites(model: Model, sites: ModelSites) -> tuple[str, ...]:
 
 
 def model_quantity_names(model: Model, sites: ModelSites) -> list[str]:
-    """Names of the test quantities: every element of the SBC sites, then ``loglik``."""
+    """Names of the test quantities: every element of the SBC sites, then ``loglik``.
+
+    Parameters
+    ----------
+    model : Model
+        The fit model (its ``quantities``, else every kept site; its feature names).
+    sites : ModelSites
+        The model's sites (:func:`~bayeslin_jax.engine.sampling.inspect_model`).
+
+    Returns
+    -------
+    list of str
+        ``site`` for scalars, the feature names for the feature site, ``site[i,j]`` for other elements.
+
+    Raises
+    ------
+    BayeslinError
+        A quantity names a site the model does not have.
+    """
     shapes = dict(zip(sites.kept, sites.shapes, strict=True))
     names: list[str] = []
     for site in _sbc_sites(model, sites):
@@ -631,10 +1071,32 @@ def _quantities(model: Model, sites: ModelSites, values: dict[str, Array], x: Ar
 
 def model_sbc_chunk(indices, *, seed: int, model: Model, fit_model: Model | None = None,
                     config: SbcConfig | None = None) -> xr.Dataset:
-    """SBC for simulations ``indices: (B,)`` -> ``xr.Dataset`` with dims ``(dataset, quantity)``.
+    """SBC of a general model (fitted by NUTS) for the simulations ``indices``.
 
-    Variables: ``rank`` (0..L), ``pit``, ``truth``, ``post_mean``, ``post_sd``, ``rhat``, ``ess_bulk``,
-    ``ess_tail``, ``divergences`` (dataset) and ``gate_ok`` (dataset), as :func:`sbc_chunk`.
+    Parameters
+    ----------
+    indices : (B,) int array
+        Global simulation indices.
+    seed : int
+        The run's seed.
+    model : Model
+        The simulation model (its prior trace draws the truth and the data).
+    fit_model : Model, optional
+        The fit model (default: ``model``).
+    config : SbcConfig, optional
+        NUTS settings, L and the gates (default ``SbcConfig()``).
+
+    Returns
+    -------
+    xr.Dataset
+        Dims ``(dataset, quantity)``. Variables: ``rank`` (0..L), ``pit``, ``truth``, ``post_mean``, ``post_sd``,
+        ``rhat``, ``ess_bulk``, ``ess_tail``, ``divergences`` (dataset) and ``gate_ok`` (dataset), as
+        :func:`sbc_chunk`.
+
+    Raises
+    ------
+    BayeslinError
+        The models do not fit together, or the simulation draws no truth for a latent site of the fit model.
     """
     config = SbcConfig() if config is None else config
     model, fit = _sbc_models(model, fit_model, config)  # the checks of run_sbc and sbc_chunk

@@ -1,7 +1,7 @@
 """SBC of any sampler: the user-sampler contract, adapters, and the chunked, resumable runner.
 
-The contract
-------------
+.. rubric:: The contract
+
 A *sampler* is a callable::
 
     sampler(keys, data, num_draws) -> {param: draws}      # or a SamplerResult
@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +59,7 @@ from jax import Array
 from bayeslin_jax.core import exact, simulate, validation
 from bayeslin_jax.core import keys as keyring
 from bayeslin_jax.core.errors import BayeslinError
-from bayeslin_jax.core.priors import ModelSpec
+from bayeslin_jax.core.priors import KnownNoise, ModelSpec
 from bayeslin_jax.core.simulate import SimulatedData
 from bayeslin_jax.engine import NutsConfig, sample_nuts
 from bayeslin_jax.workflows.sbc import quantities as qmod
@@ -76,24 +76,46 @@ from bayeslin_jax.workflows.store import versions
 
 @dataclass(frozen=True)
 class SamplerInfo:
-    """A sampler's declared identity: ``name`` and ``version`` (store metadata; resume key)."""
+    """A sampler's declared identity: ``name`` and ``version`` (store metadata; resume key).
+
+    Attributes
+    ----------
+    name : str
+        The sampler's name.
+    version : str
+        Its version: a store is resumed only by the same name and version.
+    details : mapping
+        More JSON-serialisable settings recorded with it (e.g. the NUTS settings).
+    """
 
     name: str
     version: str = "unversioned"
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict:
+        """The identity as a JSON-serialisable dict (store metadata).
+
+        Returns
+        -------
+        dict
+            ``name``, ``version`` and the ``details``.
+        """
         return {"name": str(self.name), "version": str(self.version), **dict(self.details)}
 
 
 class SamplerResult(NamedTuple):
     """What a sampler may return instead of a plain dict: draws and an optional per-dataset gate.
 
-    ``draws: {param: (B, S, ...)}``; ``gate_ok: (B,)`` bool or None (all trusted).
+    Attributes
+    ----------
+    draws : dict of (B, S, ...) arrays
+        ``{param: draws}``, at least L near-independent draws per dataset.
+    gate_ok : (B,) bool array, optional
+        Which datasets' draws to trust (e.g. convergence checks passed); None: all.
     """
 
     draws: Mapping[str, Array]
-    gate_ok: Array | None = None
+    gate_ok: Array | np.ndarray | None = None
 
 
 class Sampler(Protocol):
@@ -103,22 +125,50 @@ class Sampler(Protocol):
 
 
 def with_info(sampler: Callable, name: str, version: str = "unversioned", **details) -> Callable:
-    """Attach :class:`SamplerInfo` to a callable (returns it, wrapped if attributes cannot be set)."""
+    """Attach :class:`SamplerInfo` to a callable (returns it, wrapped if attributes cannot be set).
+
+    Parameters
+    ----------
+    sampler : callable
+        A sampler (see the module docstring).
+    name : str
+        Its name.
+    version : str
+        Its version (a store is resumed only by the same version).
+    **details
+        More settings to record (JSON-serialisable).
+
+    Returns
+    -------
+    callable
+        ``sampler`` itself with an ``info`` attribute, or a wrapper with the same signature.
+    """
     info = SamplerInfo(name, version, details)
     try:
-        sampler.info = info
+        cast(Any, sampler).info = info
         return sampler
     except (AttributeError, TypeError):
         def wrapped(*args, **kwargs):
             return sampler(*args, **kwargs)
 
-        wrapped.info = info
-        wrapped.__signature__ = inspect.signature(sampler)
+        cast(Any, wrapped).info = info
+        cast(Any, wrapped).__signature__ = inspect.signature(sampler)
         return wrapped
 
 
 def sampler_info(sampler: Callable) -> SamplerInfo:
-    """The declared :class:`SamplerInfo` of a sampler (``info`` attribute, else its qualified name)."""
+    """The declared :class:`SamplerInfo` of a sampler (``info`` attribute, else its qualified name).
+
+    Parameters
+    ----------
+    sampler : callable
+        A sampler (a ``functools.partial`` is named after its function).
+
+    Returns
+    -------
+    SamplerInfo
+        Its ``info``, else its ``name``/``version`` attributes or qualified name, version ``"unversioned"``.
+    """
     info = getattr(sampler, "info", None)
     if isinstance(info, SamplerInfo):
         return info
@@ -135,7 +185,19 @@ def sampler_info(sampler: Callable) -> SamplerInfo:
 
 @dataclass(frozen=True)
 class NutsSampler:
-    """The batched NUTS engine of the built-in model as an SBC sampler (see :func:`nuts_sampler`)."""
+    """The batched NUTS engine of the built-in model as an SBC sampler (see :func:`nuts_sampler`).
+
+    Attributes
+    ----------
+    spec : ModelSpec
+        The fit model.
+    config : NutsConfig
+        The NUTS settings.
+    rhat_max : float
+        Gate: the largest R-hat that passes.
+    max_divergences : int
+        Gate: the most divergent transitions that pass.
+    """
 
     spec: ModelSpec
     config: NutsConfig = field(default_factory=NutsConfig)
@@ -144,6 +206,13 @@ class NutsSampler:
 
     @property
     def info(self) -> SamplerInfo:
+        """The sampler's identity: name ``bayeslin.nuts``, the NUTS settings, the spec and the gate.
+
+        Returns
+        -------
+        SamplerInfo
+            Name, version and details.
+        """
         return SamplerInfo("bayeslin.nuts", "1", {"nuts": self.config.identity(), "spec": self.spec.describe(),
                                                   "rhat_max": self.rhat_max, "max_divergences": self.max_divergences})
 
@@ -169,13 +238,27 @@ def nuts_sampler(spec: ModelSpec, config: NutsConfig | None = None, rhat_max: fl
                  max_divergences: int = 0) -> NutsSampler:
     """The batched NUTS engine (all datasets of a chunk in one compiled program) as an SBC sampler.
 
-    Returns ``{"w": (B, C * S, d)[, "sigma": (B, C * S)]}`` (chains concatenated, chain-major; the
-    runner thins them evenly to L) and a gate per dataset: R-hat <= ``rhat_max``, min(bulk, tail
-    ESS) >= L over the parameters, divergences <= ``max_divergences``. The draws are those of
-    ``run_sbc(config=SbcConfig(engine="nuts", nuts=config))`` for the same seed and datasets.
-
     For another model on the same engine: write a sampler that calls it with ``keys`` (one per
     dataset) and returns its flattened draws the same way; nothing else changes.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The fit model.
+    config : NutsConfig, optional
+        The NUTS settings (default ``NutsConfig()``); chains x draws must be at least L.
+    rhat_max : float
+        Gate: the largest R-hat that passes.
+    max_divergences : int
+        Gate: the most divergent transitions that pass.
+
+    Returns
+    -------
+    NutsSampler
+        A sampler returning ``{"w": (B, C * S, d)[, "sigma": (B, C * S)]}`` (chains concatenated,
+        chain-major; the runner thins them evenly to L) and a gate per dataset: R-hat <= ``rhat_max``,
+        min(bulk, tail ESS) >= L over the parameters, divergences <= ``max_divergences``. The draws are
+        those of ``run_sbc(config=SbcConfig(engine="nuts", nuts=config))`` for the same seed and datasets.
     """
     return NutsSampler(spec, NutsConfig() if config is None else config, rhat_max, max_divergences)
 
@@ -195,14 +278,27 @@ def _exact_draws(keys, x, y, prior, sigma, sd_scale, *, basis, num_draws: int, n
 
 @dataclass(frozen=True)
 class ExactSampler:
-    """Exact conjugate draws of the built-in model (known noise) as an SBC sampler, optionally
-    deliberately broken (for power studies and tests):
+    """Exact conjugate draws of the built-in model (known noise) as an SBC sampler.
 
-    * ``sd_scale``: draws scaled about the posterior mean (under-/over-dispersed);
-    * ``ignore_correlation``: independent draws from the exact *marginals* (every weight's
-      marginal is exact; the joint is wrong wherever the posterior is correlated);
-    * ``data_fraction``: condition on the first ``ceil(fraction * n)`` points only (a calibrated
-      posterior for every parameter, but of less data: only data-dependent quantities see it).
+    Optionally deliberately broken (for power studies and tests).
+
+    Attributes
+    ----------
+    spec : ModelSpec
+        The fit model (known noise).
+    sd_scale : float
+        Draws scaled about the posterior mean (under-/over-dispersed).
+    ignore_correlation : bool
+        Independent draws from the exact *marginals* (every weight's marginal is exact; the joint is
+        wrong wherever the posterior is correlated).
+    data_fraction : float
+        Condition on the first ``ceil(fraction * n)`` points only (a calibrated posterior for every
+        parameter, but of less data: only data-dependent quantities see it).
+
+    Raises
+    ------
+    BayeslinError
+        The spec learns sigma, ``sd_scale <= 0`` or ``data_fraction`` outside (0, 1].
     """
 
     spec: ModelSpec
@@ -211,6 +307,7 @@ class ExactSampler:
     data_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        """Check the fields (raises :class:`BayeslinError`)."""
         if not self.spec.known_sigma:
             raise BayeslinError("the exact sampler needs known noise (the spec learns sigma)")
         if not (self.sd_scale > 0 and 0 < self.data_fraction <= 1):
@@ -219,13 +316,20 @@ class ExactSampler:
 
     @property
     def info(self) -> SamplerInfo:
+        """The sampler's identity: name ``bayeslin.exact``, the spec and the deliberate breakages.
+
+        Returns
+        -------
+        SamplerInfo
+            Name, version and details.
+        """
         return SamplerInfo("bayeslin.exact", "1", {"spec": self.spec.describe(), "sd_scale": self.sd_scale,
                                                    "ignore_correlation": self.ignore_correlation,
                                                    "data_fraction": self.data_fraction})
 
     def __call__(self, keys: Array, data: SimulatedData, num_draws: int) -> dict[str, Array]:
         num_points = max(1, math.ceil(self.data_fraction * data.x.shape[-1]))
-        w = _exact_draws(keys, data.x, data.y, self.spec.prior, self.spec.noise.sigma,
+        w = _exact_draws(keys, data.x, data.y, self.spec.prior, cast(KnownNoise, self.spec.noise).sigma,
                          jnp.asarray(self.sd_scale, dtype=data.x.dtype), basis=self.spec.basis,
                          num_draws=num_draws, num_points=num_points, ignore_correlation=self.ignore_correlation)
         return {"w": w}
@@ -241,8 +345,27 @@ def _digest(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def draws_from_datatree(tree, group: str = "posterior", dataset_dim: str = "dataset") -> dict[str, np.ndarray]:
-    """``{var: (N, C * S, ...)}`` from an ArviZ DataTree whose ``group`` has dims
-    ``(chain, draw, dataset, ...)`` in any order (chains concatenated, chain-major)."""
+    """Per-dataset draws from an ArviZ DataTree whose ``group`` has dims ``(chain, draw, dataset, ...)``.
+
+    Parameters
+    ----------
+    tree : DataTree
+        The draws; the dims may come in any order.
+    group : str
+        The group holding them.
+    dataset_dim : str
+        The name of the dataset dimension.
+
+    Returns
+    -------
+    dict of (N, C * S, ...) arrays
+        ``{var: draws}``, chains concatenated, chain-major.
+
+    Raises
+    ------
+    BayeslinError
+        No such group, a variable without the chain, draw or dataset dim, or no variables.
+    """
     try:
         ds = tree[group].to_dataset() if hasattr(tree[group], "to_dataset") else tree[group]
     except KeyError:
@@ -267,6 +390,21 @@ class PrecomputedDraws:
     Also accepts an ArviZ DataTree (see :func:`draws_from_datatree`). Its identity (store
     metadata) is a hash of the arrays. Dataset ``i``'s draws must be the posterior of the dataset
     ``i`` that the run's simulator and seed produce.
+
+    Parameters
+    ----------
+    draws : dict of (N, S, ...) arrays or DataTree
+        The draws of datasets ``0..N-1``, one N for all parameters.
+    name : str
+        The sampler's name (store metadata).
+    version : str, optional
+        Its version (default: a hash of the arrays).
+
+    Raises
+    ------
+    BayeslinError
+        Not a non-empty dict or DataTree, or arrays that are not all ``(N, S, ...)`` with one N; when
+        called, a dataset index beyond N.
     """
 
     def __init__(self, draws, name: str = "precomputed", version: str | None = None) -> None:
@@ -280,7 +418,7 @@ class PrecomputedDraws:
         if any(s is None for s in sizes.values()) or len(set(sizes.values())) != 1:
             shapes = {k: v.shape for k, v in self.draws.items()}
             raise BayeslinError(f"precomputed draws must all be (N, S, ...) with one N, got shapes {shapes}")
-        self.num_datasets = next(iter(sizes.values()))
+        self.num_datasets = cast(int, next(iter(sizes.values())))  # checked just above: never None
         self.info = SamplerInfo(name, version or _digest(self.draws), {"num_datasets": int(self.num_datasets)})
 
     def __call__(self, keys: Array, data: SimulatedData, num_draws: int, *, indices: np.ndarray) -> dict:
@@ -293,8 +431,15 @@ class PrecomputedDraws:
 
 @dataclass(frozen=True, eq=False)
 class DatasetSimulator:
-    """Stored datasets as a simulator: ``data`` holds N datasets (``SimulatedData`` with leading N);
-    ``simulator(seed, indices, spec)`` returns rows ``indices`` (the seed is ignored)."""
+    """Stored datasets as a simulator: ``simulator(seed, indices, spec)`` returns rows ``indices``.
+
+    The seed is ignored.
+
+    Attributes
+    ----------
+    data : SimulatedData
+        N datasets (``SimulatedData`` with leading N).
+    """
 
     data: SimulatedData
 
@@ -305,12 +450,35 @@ class DatasetSimulator:
         return SimulatedData(*(jnp.asarray(np.asarray(a)[idx]) for a in self.data))
 
     def describe(self) -> dict:
+        """The simulator's identity (store metadata).
+
+        Returns
+        -------
+        dict
+            ``name``, ``num_datasets`` and a ``digest`` of the arrays.
+        """
         arrays = {name: np.asarray(v) for name, v in self.data._asdict().items()}
         return {"name": "stored datasets", "num_datasets": int(self.data.x.shape[0]), "digest": _digest(arrays)}
 
 
 def as_sampler(sampler) -> Callable:
-    """A callable sampler from a callable, a dict of precomputed draws or a DataTree."""
+    """A callable sampler from a callable, a dict of precomputed draws or a DataTree.
+
+    Parameters
+    ----------
+    sampler : callable, dict of arrays or DataTree
+        A sampler, or precomputed draws (:class:`PrecomputedDraws`).
+
+    Returns
+    -------
+    callable
+        The sampler.
+
+    Raises
+    ------
+    BayeslinError
+        Anything else.
+    """
     if isinstance(sampler, Mapping | xr.DataTree):
         return PrecomputedDraws(sampler)
     if not callable(sampler):
@@ -324,7 +492,18 @@ def as_sampler(sampler) -> Callable:
 
 
 def truth_params(data: SimulatedData) -> dict[str, Array]:
-    """The true parameters of a simulated batch: ``{"w": (B, d), "sigma": (B,)}``."""
+    """The true parameters of a simulated batch.
+
+    Parameters
+    ----------
+    data : SimulatedData
+        B simulated datasets.
+
+    Returns
+    -------
+    dict
+        ``{"w": (B, d), "sigma": (B,)}``.
+    """
     return {"w": data.w, "sigma": data.sigma}
 
 
@@ -395,10 +574,36 @@ def _accepts_indices(sampler: Callable) -> bool:
 
 def sampler_chunk(indices, *, sampler: Callable, simulator: simulate.Simulator, spec: ModelSpec | None,
                   quantities: tuple[qmod.Quantity, ...], seed: int, num_ranks: int) -> xr.Dataset:
-    """SBC of ``sampler`` for simulations ``indices: (B,)`` -> ``xr.Dataset`` ``(dataset, quantity)``.
+    """SBC of ``sampler`` for the simulations ``indices``, one chunk of :func:`run_sampler_sbc`.
 
-    Variables as :func:`bayeslin_jax.workflows.sbc.run.sbc_chunk`: ``rank``, ``pit``, ``truth``,
-    ``post_mean``, ``post_sd`` (over all returned draws), ``gate_ok``.
+    Parameters
+    ----------
+    indices : (B,) int array
+        Global simulation indices.
+    sampler : callable
+        The sampler (see the module docstring).
+    simulator : Simulator
+        ``simulator(seed, indices, spec) -> SimulatedData``.
+    spec : ModelSpec or None
+        The model, passed to the simulator.
+    quantities : tuple of Quantity
+        The test quantities.
+    seed : int
+        The run's seed.
+    num_ranks : int
+        L.
+
+    Returns
+    -------
+    xr.Dataset
+        ``(dataset, quantity)``; variables as :func:`bayeslin_jax.workflows.sbc.run.sbc_chunk`: ``rank``,
+        ``pit``, ``truth``, ``post_mean``, ``post_sd`` (over all returned draws), ``gate_ok``.
+
+    Raises
+    ------
+    BayeslinError
+        Bad simulator or sampler output (wrong shapes, too few draws, NaN or inf), or a test quantity that
+        is NaN or inf.
     """
     indices = np.asarray(indices, dtype=np.int64)
     num = len(indices)
@@ -425,7 +630,29 @@ def sampler_chunk(indices, *, sampler: Callable, simulator: simulate.Simulator, 
 
 def sampler_meta(seed: int, sampler: Callable, simulator: simulate.Simulator, spec: ModelSpec | None,
                  quantities: tuple[qmod.Quantity, ...], num_ranks: int) -> dict:
-    """Identity of a user-sampler SBC run (store metadata; what a resumed store must match)."""
+    """Identity of a user-sampler SBC run (store metadata; what a resumed store must match).
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    sampler : callable
+        The sampler (its :func:`sampler_info`).
+    simulator : Simulator
+        The simulator (its description).
+    spec : ModelSpec or None
+        The model.
+    quantities : tuple of Quantity
+        The test quantities (their descriptions; the linear ones are listed).
+    num_ranks : int
+        L.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``seed``, ``sampler``, ``simulator``, ``spec``, ``quantities``, ``linear_quantities``,
+        ``config``, ``x64`` and ``versions``.
+    """
     info = sampler_info(sampler)
     return {
         "kind": "sbc",
@@ -480,6 +707,8 @@ def run_sampler_sbc(
         Resumable zarr store (:func:`bayeslin_jax.workflows.store.run_chunked`): rerunning after an
         interruption computes only the missing chunks. The sampler's name and version are part
         of its identity.
+    progress : bool
+        Show a tqdm bar.
 
     Returns
     -------
@@ -487,6 +716,15 @@ def run_sampler_sbc(
         ``(dataset, quantity)`` variables ``rank``, ``pit``, ``truth``, ``post_mean``,
         ``post_sd`` and ``gate_ok``; attrs ``meta`` (JSON). Feed it to
         :func:`bayeslin_jax.workflows.sbc.summarize` and the plots of :mod:`bayeslin_jax.workflows.sbc.plots`.
+
+    Raises
+    ------
+    BayeslinError
+        Invalid counts; a sampler that is not a callable or draws; bad test quantities; bad simulator or
+        sampler output (a one-line message naming the expected and the received shape); a ``store``
+        written with different settings.
+    StoreError
+        A damaged or locked ``store``.
     """
     validation.integer("number of ranked draws L", num_ranks)
     validation.integer("number of simulations", num_simulations)
@@ -497,6 +735,18 @@ def run_sampler_sbc(
     meta = sampler_meta(seed, sampler, simulator, spec, quantities, int(num_ranks))
 
     def compute(indices: np.ndarray) -> xr.Dataset:
+        """One chunk: :func:`sampler_chunk` of ``indices``.
+
+        Parameters
+        ----------
+        indices : (B,) int array
+            Global simulation indices.
+
+        Returns
+        -------
+        xr.Dataset
+            The chunk's results.
+        """
         return sampler_chunk(indices, sampler=sampler, simulator=simulator, spec=spec, quantities=quantities,
                              seed=seed, num_ranks=int(num_ranks))
 

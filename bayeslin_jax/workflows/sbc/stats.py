@@ -59,7 +59,20 @@ ECDF_REFINE_BELOW = 0.1  # simulated p-values below this are refined (exact / bo
 
 
 def rank_counts(ranks: np.ndarray, num_ranks: int) -> np.ndarray:
-    """``ranks: (N, Q)`` in ``0..L`` -> counts ``(Q, L + 1)``."""
+    """How often each rank occurs, per quantity.
+
+    Parameters
+    ----------
+    ranks : (N, Q) or (N,) int array
+        Ranks in ``0..L``.
+    num_ranks : int
+        L.
+
+    Returns
+    -------
+    (Q, L + 1) int array
+        The counts of ranks ``0..L``.
+    """
     ranks = np.asarray(ranks)
     if ranks.ndim == 1:
         ranks = ranks[:, None]
@@ -185,8 +198,7 @@ def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULAT
                  bound_below: float = ECDF_BOUND_BELOW) -> dict[str, np.ndarray]:
     """The simultaneous ECDF test per quantity, with p-values that have no simulation floor.
 
-    ``ranks: (N, Q)`` in ``0..L``. Returns ``gamma``, ``log10_gamma``, ``p`` (never 0: clipped at
-    the smallest positive float), ``log10_p`` and ``method`` ``(Q,)``, one of
+    The ``method`` of each p-value is one of
 
     * ``"bound"``: where ``L * gamma < bound_below`` (decisive for any family), the union bound
       ``p <= L * gamma`` (each of the L points is outside its band with probability at most
@@ -202,6 +214,29 @@ def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULAT
     (bound or exact) only where it is below ``refine_below`` (default 0.1), where decisions are
     made; above it the simulated value stands (``method`` ``"simulated"``, resolution
     ``1 / (num_sims + 1)``, irrelevant there). ``refine_below=1`` refines every p-value.
+
+    Parameters
+    ----------
+    ranks : (N, Q) int array
+        Ranks in ``0..L``.
+    num_ranks : int
+        L.
+    num_sims : int
+        M, the multinomial null draws of the simulated p-value (cached).
+    seed : int
+        Seed of the null draws.
+    budget : float
+        The most transition-matrix entries the exact recursion may evaluate per quantity.
+    refine_below : float
+        Simulated p-values below this are refined (bound or exact).
+    bound_below : float
+        Where ``L * gamma`` is below this, the union bound is the p-value.
+
+    Returns
+    -------
+    dict of (Q,) arrays
+        ``gamma``, ``log10_gamma``, ``p`` (never 0: clipped at the smallest positive float), ``log10_p``
+        (unclipped) and ``method``.
     """
     counts = rank_counts(ranks, num_ranks)
     total = int(counts[0].sum())
@@ -234,19 +269,55 @@ def ecdf_pvalues(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULAT
 
 
 def ecdf_test(ranks: np.ndarray, num_ranks: int, num_sims: int = ECDF_SIMULATIONS, seed: int = 0):
-    """Simultaneous ECDF band test per quantity. ``ranks: (N, Q)`` -> ``(gamma (Q,), p (Q,))``.
+    """Simultaneous ECDF band test per quantity.
 
-    ``p`` from :func:`ecdf_pvalues` (exact where affordable; never 0).
+    Parameters
+    ----------
+    ranks : (N, Q) int array
+        Ranks in ``0..L``.
+    num_ranks : int
+        L.
+    num_sims : int
+        Null draws of the simulated p-value.
+    seed : int
+        Seed of the null draws.
+
+    Returns
+    -------
+    gamma : (Q,) array
+        Säilynoja's statistic.
+    p : (Q,) array
+        From :func:`ecdf_pvalues` (exact where affordable; never 0).
     """
     out = ecdf_pvalues(ranks, num_ranks, num_sims, seed)
     return out["gamma"], out["p"]
 
 
 def ecdf_band(total: int, num_ranks: int, prob: float, num_sims: int = ECDF_SIMULATIONS, seed: int = 0):
-    """Simultaneous ``prob`` band of ``N * ECDF(z_i)`` at ``z_i = i / (L + 1)`` -> ``(z, lower, upper)``.
+    """Simultaneous ``prob`` band of ``N * ECDF(z_i)`` at ``z_i = i / (L + 1)``.
 
     An ECDF inside the band (``lower <= c_i <= upper`` for all i) is exactly a non-rejection at
     level ``1 - prob`` (up to Monte-Carlo ties).
+
+    Parameters
+    ----------
+    total : int
+        N, the number of ranks.
+    num_ranks : int
+        L.
+    prob : float
+        The band's simultaneous coverage, e.g. 0.95.
+    num_sims : int
+        Null draws that calibrate the band.
+    seed : int
+        Seed of the null draws.
+
+    Returns
+    -------
+    z : (L,) array
+        The evaluation points.
+    lower, upper : (L,) array
+        The band's bounds on the counts below each ``z_i``.
     """
     null = _gamma_null(total, num_ranks, num_sims, seed)
     gamma_level = np.quantile(null, 1.0 - prob)
@@ -257,23 +328,71 @@ def ecdf_band(total: int, num_ranks: int, prob: float, num_sims: int = ECDF_SIMU
 
 
 def chi2_bins(num_ranks: int, total: int, max_bins: int = 20) -> int:
-    """Bins for the chi-square test: at most 20, at most L + 1, expected count >= 5."""
+    """Bins for the chi-square test: at most 20, at most L + 1, expected count >= 5.
+
+    Parameters
+    ----------
+    num_ranks : int
+        L.
+    total : int
+        N, the number of ranks.
+    max_bins : int
+        The most bins.
+
+    Returns
+    -------
+    int
+        The number of bins (at least 2).
+    """
     return int(max(2, min(max_bins, num_ranks + 1, total // 5)))
 
 
 def chi2_test(ranks: np.ndarray, num_ranks: int, num_bins: int | None = None):
-    """Chi-square test of binned ranks per quantity -> ``(statistic (Q,), p (Q,), bins)``.
+    """Chi-square test of binned ranks per quantity.
 
     Rank values ``0..L`` are split into contiguous bins as equal as possible; expected counts are
-    proportional to the number of rank values in each bin. ``p`` comes from ``chi2.logsf`` and is
-    clipped at the smallest positive float, never 0 (:func:`chi2_log10_p` gives the unclipped log).
+    proportional to the number of rank values in each bin.
+
+    Parameters
+    ----------
+    ranks : (N, Q) int array
+        Ranks in ``0..L``.
+    num_ranks : int
+        L.
+    num_bins : int, optional
+        Default :func:`chi2_bins`.
+
+    Returns
+    -------
+    statistic : (Q,) array
+        The chi-square statistics.
+    p : (Q,) array
+        From ``chi2.logsf``, clipped at the smallest positive float, never 0 (:func:`chi2_log10_p`
+        gives the unclipped log).
+    bins : int
+        The number of bins used.
     """
     statistic, log_p, num_bins = _chi2(ranks, num_ranks, num_bins)
     return statistic, np.maximum(np.exp(log_p), np.finfo(float).tiny), num_bins
 
 
 def chi2_log10_p(ranks: np.ndarray, num_ranks: int, num_bins: int | None = None) -> np.ndarray:
-    """``log10`` of the chi-square test's p-value per quantity ``(Q,)``, in log space (no underflow)."""
+    """``log10`` of the chi-square test's p-value per quantity, in log space (no underflow).
+
+    Parameters
+    ----------
+    ranks : (N, Q) int array
+        Ranks in ``0..L``.
+    num_ranks : int
+        L.
+    num_bins : int, optional
+        Default :func:`chi2_bins`.
+
+    Returns
+    -------
+    (Q,) array
+        ``log10 p`` of :func:`chi2_test`, unclipped.
+    """
     return _chi2(ranks, num_ranks, num_bins)[1] / np.log(10.0)
 
 
@@ -289,9 +408,17 @@ def _chi2(ranks: np.ndarray, num_ranks: int, num_bins: int | None):
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm step-down adjusted p-values (family-wise error control), same shape as the input.
+    """Holm step-down adjusted p-values (family-wise error control).
 
-    NaN entries are left out of the family (and stay NaN).
+    Parameters
+    ----------
+    pvalues : array_like
+        The family's p-values, any shape; NaN entries are left out of the family.
+
+    Returns
+    -------
+    array
+        The adjusted p-values, same shape as the input (NaN stays NaN).
     """
     p = np.asarray(pvalues, dtype=float)
     flat = p.ravel()
@@ -309,11 +436,22 @@ def holm(pvalues) -> np.ndarray:
 
 
 def coverage(pit: np.ndarray, levels=COVERAGE_LEVELS) -> dict[str, np.ndarray]:
-    """Central-interval coverage from PIT values ``(N, Q)``.
+    """Central-interval coverage from PIT values.
 
     The truth is inside the central ``level`` interval iff ``|pit - 1/2| < level / 2``; under
-    calibration that happens with probability exactly ``level``. Returns ``observed (Q, K)``,
-    ``lower/upper (Q, K)`` (Clopper-Pearson 95%) and ``p (Q, K)`` (exact binomial test).
+    calibration that happens with probability exactly ``level``.
+
+    Parameters
+    ----------
+    pit : (N, Q) array
+        PIT values.
+    levels : sequence of float
+        The K nominal coverages.
+
+    Returns
+    -------
+    dict of (Q, K) arrays
+        ``observed``, ``lower``/``upper`` (Clopper-Pearson 95%) and ``p`` (exact binomial test).
     """
     pit = np.asarray(pit)
     total = pit.shape[0]
@@ -329,11 +467,24 @@ def coverage(pit: np.ndarray, levels=COVERAGE_LEVELS) -> dict[str, np.ndarray]:
 
 
 def data_averaged_posterior(truth: np.ndarray, post_mean: np.ndarray, post_sd: np.ndarray) -> dict[str, np.ndarray]:
-    """Data-averaged posterior vs prior per quantity; inputs ``(N, Q)``.
+    """Data-averaged posterior vs prior per quantity.
 
     Under calibration ``E[post_mean] = E[truth]`` and ``E[post_sd^2 + post_mean^2] = E[truth^2]``.
     Paired one-sample t-tests for both (centred at the truths' mean for numerical stability); also
     the implied means and sds.
+
+    Parameters
+    ----------
+    truth : (N, Q) array
+        The truths (prior draws).
+    post_mean, post_sd : (N, Q) array
+        The posterior means and sds.
+
+    Returns
+    -------
+    dict of (Q,) arrays
+        ``dap_mean``, ``prior_mean``, ``dap_sd``, ``prior_sd``, ``t_mean``, ``t_moment``, ``p_mean`` and
+        ``p_moment``.
     """
     n = truth.shape[0]
     centre = truth.mean(0)
@@ -341,6 +492,18 @@ def data_averaged_posterior(truth: np.ndarray, post_mean: np.ndarray, post_sd: n
     d_moment = post_sd**2 + (post_mean - centre) ** 2 - (truth - centre) ** 2
 
     def t(d):
+        """One-sample t statistic of ``d`` per quantity (0 where ``d`` is constant).
+
+        Parameters
+        ----------
+        d : (N, Q) array
+            Paired differences.
+
+        Returns
+        -------
+        (Q,) array
+            The t statistics.
+        """
         sd = d.std(0, ddof=1)
         return np.where(sd > 0, d.mean(0) / (np.where(sd > 0, sd, 1.0) / np.sqrt(n)), 0.0)
 
@@ -371,6 +534,17 @@ def compare_exact(ds: xr.Dataset) -> dict[str, np.ndarray] | None:
     0 and 1) and a KS test of ``z ~ N(0, 1)``; medians of ``|mean error| / exact sd``, of
     ``sd_nuts / sd_exact`` and of the KS distance of the draws from the exact marginal (with
     ``KS * sqrt(ESS_bulk)``, about 0.83 for ESS independent draws).
+
+    Parameters
+    ----------
+    ds : xr.Dataset
+        An SBC dataset of NUTS runs (``exact_mean``, ``exact_sd``, ``mcse``, ``ks``, ``ess_bulk``).
+
+    Returns
+    -------
+    dict of (Q,) arrays or None
+        ``z_mean``, ``z_sd``, ``z_ks_p``, ``err_sd_median``, ``sd_ratio_median``, ``ks_median`` and
+        ``ks_sqrt_ess_median`` (NaN for non-linear quantities); None without exact columns.
     """
     if "exact_mean" not in ds:
         return None
@@ -404,6 +578,18 @@ def dap_in_family(quantities, linear=None) -> np.ndarray:
     as user-sampler runs record them). For ``loglik`` and ``sigma`` the moment
     statistic is skewed and heavy-tailed; measured under exact calibration its t-test p-values
     were anti-conservative (p < 0.005 in 2.6% of runs at N = 100), so they are reported only.
+
+    Parameters
+    ----------
+    quantities : sequence of str
+        The quantity names.
+    linear : sequence of str, optional
+        The names of the linear quantities (default: all but ``loglik`` and ``sigma``).
+
+    Returns
+    -------
+    (Q,) bool array
+        Whether each quantity's DAP tests join the family.
     """
     if linear is not None:
         return np.array([str(q) in set(linear) for q in quantities], dtype=bool)
@@ -421,12 +607,31 @@ def _dap_mask(meta: dict, quantities) -> np.ndarray:
 def calibration_tests(rank: np.ndarray, truth: np.ndarray, post_mean: np.ndarray, post_sd: np.ndarray,
                       num_ranks: int, dap_mask: np.ndarray | None = None, ecdf_sims: int = ECDF_SIMULATIONS,
                       ecdf_refine_below: float = ECDF_REFINE_BELOW) -> dict:
-    """The verdict family for ``(N, Q)`` inputs: ECDF, chi-square, DAP mean and DAP sd tests.
+    """The verdict family: ECDF, chi-square, DAP mean and DAP sd tests.
 
-    ``dap_mask: (Q,)`` quantities whose DAP tests join the family (default all). Returns the
-    pieces and ``holm``: ``(4, Q)`` Holm-adjusted p-values (rows: ECDF, chi2, DAP mean, DAP second
-    moment; NaN outside the family). Calibration is rejected at ``alpha`` iff
-    ``nanmin(holm) < alpha``.
+    Calibration is rejected at ``alpha`` iff ``nanmin(holm) < alpha``.
+
+    Parameters
+    ----------
+    rank : (N, Q) int array
+        Ranks in ``0..L``.
+    truth, post_mean, post_sd : (N, Q) array
+        The truths and the posterior means and sds.
+    num_ranks : int
+        L.
+    dap_mask : (Q,) bool array, optional
+        Quantities whose DAP tests join the family (default all).
+    ecdf_sims : int
+        Null draws of the simulated ECDF p-value.
+    ecdf_refine_below : float
+        Simulated ECDF p-values below this are refined (:func:`ecdf_pvalues`).
+
+    Returns
+    -------
+    dict
+        The pieces (``ecdf_gamma``, ``ecdf_p``, ``chi2``, ``chi2_p``, ``chi2_bins``, ``ecdf_log10_p``,
+        ``ecdf_method``, ``chi2_log10_p``, ``dap``) and ``holm``: ``(4, Q)`` Holm-adjusted p-values (rows:
+        ECDF, chi2, DAP mean, DAP second moment; NaN outside the family).
     """
     ecdf = ecdf_pvalues(rank, num_ranks, num_sims=ecdf_sims, refine_below=ecdf_refine_below)
     gamma, ecdf_p = ecdf["gamma"], ecdf["p"]
@@ -442,7 +647,40 @@ def calibration_tests(rank: np.ndarray, truth: np.ndarray, post_mean: np.ndarray
 
 @dataclass
 class SbcReport:
-    """Everything :func:`summarize` concludes; ``table()`` for people, ``to_dict()`` for JSON."""
+    """Everything :func:`summarize` concludes; ``table()`` for people, ``to_dict()`` for JSON.
+
+    Attributes
+    ----------
+    meta : dict
+        The run's metadata (``attrs["meta"]`` of the SBC dataset).
+    alpha : float
+        The family-wise level.
+    num_simulations : int
+        Simulations in the dataset.
+    num_used : int
+        Simulations in the tests (those passing the gate, unless failed ones are included).
+    num_ranks : int
+        L.
+    quantities : list of str
+        The Q quantity names.
+    uniformity : dict
+        ECDF and chi-square results per quantity (``ecdf_p``, ``chi2_p``, their Holm-adjusted and
+        ``log10`` values, ...).
+    coverage : dict of (Q, K) arrays
+        :func:`coverage` with ``p_holm``.
+    dap : dict of (Q,) arrays
+        :func:`data_averaged_posterior` with ``p_mean_holm`` and ``p_moment_holm``.
+    gates : dict
+        The diagnostics gate: failures, by check, and whether they were included.
+    compare : dict of (Q,) arrays, optional
+        NUTS vs exact posterior (:func:`compare_exact`); None without exact columns.
+    levels : tuple of float
+        The coverage levels.
+    verdict : str
+        ``"pass"``, ``"fail"`` (calibration tests reject) or ``"not converged"`` (too many gated).
+    reasons : list of str
+        Why the verdict is not a pass.
+    """
 
     meta: dict
     alpha: float
@@ -461,23 +699,56 @@ class SbcReport:
 
     @property
     def family_size(self) -> int:
+        """The number of tests in the verdict family (the Holm adjustment's m).
+
+        Returns
+        -------
+        int
+            Tests with a p-value.
+        """
         return int(sum(np.sum(~np.isnan(v)) for v in (self.uniformity["ecdf_p_holm"], self.uniformity["chi2_p_holm"],
                                                        self.dap["p_mean_holm"], self.dap["p_moment_holm"])))
 
     @property
     def passed(self) -> bool:
+        """Whether the verdict is ``"pass"``.
+
+        Returns
+        -------
+        bool
+            True for a pass.
+        """
         return self.verdict == "pass"
 
     def holm_min(self) -> np.ndarray:
-        """Smallest Holm-adjusted p-value of each quantity's four tests, ``(Q,)``."""
+        """Smallest Holm-adjusted p-value of each quantity's four tests.
+
+        Returns
+        -------
+        (Q,) array
+            NaN-ignoring minimum over ECDF, chi-square, DAP mean and DAP moment.
+        """
         return np.nanmin([self.uniformity["ecdf_p_holm"], self.uniformity["chi2_p_holm"],
                           self.dap["p_mean_holm"], self.dap["p_moment_holm"]], axis=0)
 
     def quantity_verdicts(self) -> list[str]:
+        """Per-quantity verdicts: ``"FAIL"`` where :meth:`holm_min` is below ``alpha``, else ``"pass"``.
+
+        Returns
+        -------
+        list of str
+            One per quantity.
+        """
         return ["FAIL" if p < self.alpha else "pass" for p in self.holm_min()]
 
     def table(self) -> str:
-        """The pass/fail table (plain text)."""
+        """The pass/fail table (plain text).
+
+        Returns
+        -------
+        str
+            Per-quantity p-values, verdicts and coverage, the gate and the overall verdict.
+        """
         cfg = self.meta.get("config", {})
         engine = cfg.get("engine", "?")
         dist = cfg.get("distortion", {})
@@ -547,7 +818,13 @@ class SbcReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """JSON-serialisable summary (NaN -> null)."""
+        """JSON-serialisable summary (NaN -> null).
+
+        Returns
+        -------
+        dict
+            The verdict, reasons, counts, gates, per-quantity results and ``meta``.
+        """
         per_quantity = {}
         verdicts = self.quantity_verdicts()
         for q, name in enumerate(self.quantities):
@@ -578,6 +855,20 @@ class SbcReport:
         }
 
     def to_json(self, path=None, indent: int = 2) -> str:
+        """The summary as JSON text, optionally written (atomically) to ``path``.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Where to write it (parent directories are created).
+        indent : int
+            JSON indentation.
+
+        Returns
+        -------
+        str
+            The JSON of :meth:`to_dict` (NaN -> null).
+        """
         text = json.dumps(self.to_dict(), indent=indent, default=_json_default)
         if path is not None:
             from pathlib import Path
@@ -617,8 +908,32 @@ def summarize(ds: xr.Dataset | str | Path, alpha: float = 0.05, include_failed: 
 
     Simulations failing the diagnostics gate are left out of the tests unless ``include_failed``.
     The overall verdict fails if the uniformity family rejects, or if more than
-    ``max_gate_failure`` of the simulations fail the gate (unreliable inference). ``ds`` may be
-    the path of an SBC store: it is opened with :func:`bayeslin_jax.workflows.sbc.run.open_sbc` (verified).
+    ``max_gate_failure`` of the simulations fail the gate (unreliable inference).
+
+    Parameters
+    ----------
+    ds : xr.Dataset, str or Path
+        The per-simulation dataset of :func:`~bayeslin_jax.workflows.sbc.run.run_sbc` (or
+        :func:`~bayeslin_jax.workflows.sbc.samplers.run_sampler_sbc`), or the path of an SBC store: it is
+        opened with :func:`bayeslin_jax.workflows.sbc.run.open_sbc` (verified).
+    alpha : float
+        The family-wise level of the verdict.
+    include_failed : bool
+        Rank the simulations that fail the gate too (also done when fewer than 2 pass it).
+    max_gate_failure : float
+        The largest fraction of simulations that may fail the gate.
+    ecdf_sims : int
+        Null draws of the simulated ECDF p-value.
+
+    Returns
+    -------
+    SbcReport
+        The verdict (``"pass"``, ``"fail"`` or ``"not converged"``), its reasons and every test's results.
+
+    Raises
+    ------
+    BayeslinError
+        Fewer than 2 simulations; for a path, what :func:`~bayeslin_jax.workflows.sbc.run.open_sbc` raises.
     """
     if not isinstance(ds, xr.Dataset):
         from bayeslin_jax.workflows.sbc.run import open_sbc  # imports JAX: only when reading a store
