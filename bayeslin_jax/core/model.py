@@ -331,7 +331,7 @@ def flat_parameters(values: dict, sites: tuple[str, ...], lead_ndim: int) -> tup
     -------
     names : list of str
         ``P`` element names, e.g. ``["tau", "z[0]", "z[1]"]``.
-    columns : (*lead, P) ndarray
+    columns : (\\*lead, P) ndarray
         The elements side by side, float64.
     """
     names, columns = [], []

@@ -600,7 +600,7 @@ class TermDistribution(dist.Distribution):
 
         Returns
         -------
-        (*sample_shape, d) array
+        (\\*sample_shape, d) array
             Prior draws of ``w``.
 
         Raises
@@ -673,7 +673,7 @@ class HalfStudentT(dist.Distribution):
 
         Returns
         -------
-        (*sample_shape, *batch_shape) array
+        (\\*sample_shape, \\*batch_shape) array
             Positive draws.
         """
         return jnp.abs(dist.StudentT(self.df, 0.0, self.scale).sample(key, tuple(sample_shape) + self.batch_shape))

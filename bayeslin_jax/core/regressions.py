@@ -74,7 +74,7 @@ class InferenceOnly(dist.Distribution):
 
         Returns
         -------
-        (*sample_shape, *batch_shape, *event_shape) array
+        (\\*sample_shape, \\*batch_shape, \\*event_shape) array
             0 for real weights, 1 for sigma.
         """
         transform = dist.biject_to(self.support)

@@ -44,10 +44,10 @@ PROJECTION_SEED = 20230  # the default random projections' directions (fixed: pa
 
 
 @dataclass(frozen=True)
-class Quantity:
+class Quantity:  # numpydoc ignore=PR02
     """A named test quantity: ``fn(params, data) -> scalar`` for one draw of one dataset.
 
-    Attributes
+    Parameters
     ----------
     name : str
         The quantity's name (unique within a run).

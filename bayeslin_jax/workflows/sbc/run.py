@@ -72,13 +72,13 @@ ENGINES = ("nuts", "exact")
 
 
 @dataclass(frozen=True)
-class Distortion:
+class Distortion:  # numpydoc ignore=PR02
     """A deliberately wrong posterior: ``w' = m + sd_scale (w - m) + shift_sd * s``.
 
     ``m``, ``s``: posterior mean and marginal sds of the weights (exact ones for the exact engine,
     the draws' own for NUTS). Identity by default. Applies to the weights only.
 
-    Attributes
+    Parameters
     ----------
     sd_scale : float
         Factor on the draws' spread about the posterior mean (``< 1`` under-, ``> 1`` over-dispersed).
@@ -114,10 +114,10 @@ class Distortion:
 
 
 @dataclass(frozen=True)
-class SbcConfig:
+class SbcConfig:  # numpydoc ignore=PR02
     """How to run SBC (hashable; part of a store's identity).
 
-    Attributes
+    Parameters
     ----------
     engine : {"nuts", "exact"}
         ``"nuts"``: the batched NUTS engine (any model); ``"exact"``: exact conjugate draws (the
@@ -822,7 +822,7 @@ def run_sbc(
     store: str | Path | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
-    """SBC over simulations ``0 .. num_simulations - 1``.
+    """SBC over simulations ``0, ..., num_simulations - 1``.
 
     Parameters
     ----------
@@ -936,7 +936,7 @@ def run_sbc(
 
 def run_chunks(compute, num_simulations: int, chunk_size: int, *, meta: dict, store: str | Path | None = None,
                progress: bool = False) -> xr.Dataset:
-    """``compute(indices)`` over simulations ``0 .. num_simulations - 1`` in chunks.
+    """``compute(indices)`` over simulations ``0, ..., num_simulations - 1`` in chunks.
 
     Parameters
     ----------

@@ -75,10 +75,10 @@ from bayeslin_jax.workflows.store import versions
 
 
 @dataclass(frozen=True)
-class SamplerInfo:
+class SamplerInfo:  # numpydoc ignore=PR02
     """A sampler's declared identity: ``name`` and ``version`` (store metadata; resume key).
 
-    Attributes
+    Parameters
     ----------
     name : str
         The sampler's name.
@@ -103,10 +103,10 @@ class SamplerInfo:
         return {"name": str(self.name), "version": str(self.version), **dict(self.details)}
 
 
-class SamplerResult(NamedTuple):
+class SamplerResult(NamedTuple):  # numpydoc ignore=PR02
     """What a sampler may return instead of a plain dict: draws and an optional per-dataset gate.
 
-    Attributes
+    Parameters
     ----------
     draws : dict of (B, S, ...) arrays
         ``{param: draws}``, at least L near-independent draws per dataset.
@@ -118,7 +118,7 @@ class SamplerResult(NamedTuple):
     gate_ok: Array | np.ndarray | None = None
 
 
-class Sampler(Protocol):
+class Sampler(Protocol):  # numpydoc ignore=PR01
     """``sampler(keys: (B,), data: SimulatedData, num_draws: int) -> {param: (B, S >= L, ...)}``."""
 
     def __call__(self, keys: Array, data: SimulatedData, num_draws: int) -> Mapping[str, Array] | SamplerResult: ...
@@ -184,10 +184,10 @@ def sampler_info(sampler: Callable) -> SamplerInfo:
 
 
 @dataclass(frozen=True)
-class NutsSampler:
+class NutsSampler:  # numpydoc ignore=PR02
     """The batched NUTS engine of the built-in model as an SBC sampler (see :func:`nuts_sampler`).
 
-    Attributes
+    Parameters
     ----------
     spec : ModelSpec
         The fit model.
@@ -277,12 +277,12 @@ def _exact_draws(keys, x, y, prior, sigma, sd_scale, *, basis, num_draws: int, n
 
 
 @dataclass(frozen=True)
-class ExactSampler:
+class ExactSampler:  # numpydoc ignore=PR02
     """Exact conjugate draws of the built-in model (known noise) as an SBC sampler.
 
     Optionally deliberately broken (for power studies and tests).
 
-    Attributes
+    Parameters
     ----------
     spec : ModelSpec
         The fit model (known noise).
@@ -430,12 +430,12 @@ class PrecomputedDraws:
 
 
 @dataclass(frozen=True, eq=False)
-class DatasetSimulator:
+class DatasetSimulator:  # numpydoc ignore=PR02
     """Stored datasets as a simulator: ``simulator(seed, indices, spec)`` returns rows ``indices``.
 
     The seed is ignored.
 
-    Attributes
+    Parameters
     ----------
     data : SimulatedData
         N datasets (``SimulatedData`` with leading N).
@@ -681,7 +681,7 @@ def run_sampler_sbc(
     store: str | Path | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
-    """SBC of any sampler over simulations ``0 .. num_simulations - 1`` (see the module docstring).
+    """SBC of any sampler over simulations ``0, ..., num_simulations - 1`` (see the module docstring).
 
     Parameters
     ----------

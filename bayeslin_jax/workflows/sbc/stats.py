@@ -646,10 +646,10 @@ def calibration_tests(rank: np.ndarray, truth: np.ndarray, post_mean: np.ndarray
 
 
 @dataclass
-class SbcReport:
+class SbcReport:  # numpydoc ignore=PR02
     """Everything :func:`summarize` concludes; ``table()`` for people, ``to_dict()`` for JSON.
 
-    Attributes
+    Parameters
     ----------
     meta : dict
         The run's metadata (``attrs["meta"]`` of the SBC dataset).
