@@ -205,3 +205,212 @@ def test_save_writes_png_and_closes(tutorial, tmp_path):
     path = plots.save(fig, tmp_path / "nested" / "dir" / "data.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout: labels on every panel, densities over the whole axis, legends and names off the data
+# ---------------------------------------------------------------------------------------------
+
+
+def _drawn(fig):
+    """Draw ``fig`` (layout engines run at draw time) and return its renderer."""
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _overlap(a, b, tol: float = 0.5) -> bool:
+    """Whether two display-space boxes overlap by more than ``tol`` pixels each way."""
+    return a.x0 + tol < b.x1 and b.x0 + tol < a.x1 and a.y0 + tol < b.y1 and b.y0 + tol < a.y1
+
+
+def _data_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+
+
+def _assert_density_spans_axis(ax, line, draws=None):
+    """The curve covers the axes' x range and its tails reach ~0 (1% of the peak) at both ends."""
+    gx, gy = (np.asarray(v, dtype=float) for v in line.get_data())
+    lo, hi = ax.get_xlim()
+    span = hi - lo
+    assert gx.min() <= lo + 1e-3 * span and gx.max() >= hi - 1e-3 * span, (gx.min(), gx.max(), lo, hi)
+    assert gy[0] < 0.01 * gy.max() and gy[-1] < 0.01 * gy.max(), (gy[0], gy[-1], gy.max())
+    if draws is not None:
+        assert gx.min() < draws.min() and gx.max() > draws.max()
+
+
+def test_trace_figure_labels_every_panel_and_pads_the_densities(tutorial):
+    spec, x, y, _, w = tutorial
+    sigma = np.abs(w[:, :200, 0]) * 0.05
+    samples = {"w": w[:, :200], "sigma": sigma}
+    fig = plots.trace_figure(_tree(samples, spec, x, y), title="trace")
+    _drawn(fig)
+    axes = _data_axes(fig)
+    assert len(axes) == 6 and all(ax.get_ylabel() for ax in axes)
+    trace_axes = [ax for ax in axes if ax.get_xlabel() == "Draw"]
+    assert sorted(ax.get_ylabel() for ax in trace_axes) == ["sigma", "w[b]", "w[m]"]  # one line, not "w\nb"
+    draws = {"w[b]": w[:, :200, 0], "w[m]": w[:, :200, 1], "sigma": sigma}
+    dist_axes = [ax for ax in axes if ax not in trace_axes]
+    assert {ax.get_xlabel() for ax in dist_axes} == set(draws)
+    for ax in dist_axes:
+        assert ax.get_ylabel() == "density"
+        assert len(ax.lines) == CHAINS
+        for chain, line in enumerate(ax.lines):
+            _assert_density_spans_axis(ax, line, draws[ax.get_xlabel()][chain])
+    for legend in fig.legends:  # the chain legend is outside every panel
+        box = legend.get_window_extent()
+        assert not any(_overlap(box, ax.get_window_extent()) for ax in axes)
+    plt.close(fig)
+
+
+def test_padded_kde_of_a_positive_parameter_near_zero_stops_at_zero():
+    draws = np.abs(np.random.default_rng(0).normal(0.0, 1.0, (2, 500)))
+    import xarray as xr
+
+    kde = plots._padded_kde(xr.Dataset({"sigma": (("chain", "draw"), draws)}))["sigma"]
+    grid = kde.sel(plot_axis="x").values
+    edge = grid[:, 0] - (grid[:, 1] - grid[:, 0]) / 2  # grid points are bin centres: the first bin starts at 0
+    assert grid.shape == (2, 512) and np.allclose(edge, 0.0) and np.all(grid.max(axis=1) > draws.max())
+    assert np.allclose(grid[0], grid[1])  # one grid for both chains
+
+
+def test_pair_figure_diagonal_densities_span_the_axis(tutorial):
+    spec, x, y, post, w = tutorial
+    fig = plots.pair_figure(_tree({"w": w[:, :200]}, spec, x, y), post)
+    _drawn(fig)
+    assert all(ax.get_ylabel() for ax in _data_axes(fig))
+    diagonal = [ax for ax in _data_axes(fig) if ax.get_ylabel().startswith("density of")]
+    assert sorted(ax.get_ylabel() for ax in diagonal) == ["density of b", "density of m"]
+    for ax in diagonal:
+        curves = [line for line in ax.lines if len(line.get_xdata()) > 1]
+        assert len(curves) == 2  # NUTS marginal KDE and the exact density
+        for line in curves:
+            _assert_density_spans_axis(ax, line)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("figure", ["fit", "lines", "data"])
+def test_legend_is_off_the_data(tutorial, figure):
+    spec, x, y, post, w = tutorial
+    if figure == "fit":
+        fig = plots.posterior_fit_figure(x, y, spec, {"w": w}, post, num_lines=30)
+    elif figure == "lines":
+        fig = plots.lines_figure(x, y, plots.thin_draws(w, 200), spec.basis, "lines", true_w=np.array([1.9, 0.2]))
+    else:
+        fig = plots.data_figure(x, y, true_w=np.array([1.9, 0.2]))
+    renderer = _drawn(fig)
+    ax = fig.axes[0]
+    box = ax.get_legend().get_window_extent(renderer)
+    points = ax.transData.transform(np.column_stack([x, y]))
+    inside = (box.x0 <= points[:, 0]) & (points[:, 0] <= box.x1) & (box.y0 <= points[:, 1]) & (points[:, 1] <= box.y1)
+    assert not inside.any(), "the legend covers data points"
+    assert not _overlap(box, ax.get_window_extent(renderer)), "the legend lies over the plotting area"
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 + 0.5, "the legend is cut off"
+    plt.close(fig)
+
+
+class _FakeFit:
+    """What ``parameter_figure`` reads of a FitResult: ``flat_draws`` and ``diagnostics``."""
+
+    def __init__(self, names, flat, exact_mean=None, exact_sd=None):
+        import xarray as xr
+
+        self.names, self.flat = list(names), flat
+        table = {"mean": (("dataset", "parameter"), flat.mean(0)[None])}
+        if exact_mean is not None:
+            table["exact_mean"] = (("dataset", "parameter"), np.asarray(exact_mean)[None])
+            table["exact_sd"] = (("dataset", "parameter"), np.asarray(exact_sd)[None])
+        self.table = xr.Dataset(table)
+
+    def flat_draws(self, dataset=0):
+        return self.names, self.flat
+
+    def diagnostics(self):
+        return self.table
+
+
+LONG_NAME = "income:C(region, Treatment('north'))[T.south]:C(age_group)[T.65+]:hours_per_week"
+
+
+def _survey_fit():
+    """Draws on the scales of a raw-units survey fit: ``income`` ~2e-4, ``Intercept`` ~-1, sigma ~9."""
+    rng = np.random.default_rng(1)
+    loc = np.array([9.2, -1.0, 0.08, 2.07e-4, 6.2e-4, -0.73, -0.9])
+    scale = np.array([0.45, 3.6, 0.05, 1.7e-5, 5e-5, 0.05, 2.0])
+    names = ["sigma", "Intercept", "age", "income", LONG_NAME, "hours", "C(region)[T.north]"]
+    flat = loc + scale * rng.normal(size=(800, len(loc)))
+    return _FakeFit(names, flat, exact_mean=np.r_[np.nan, loc[1:]], exact_sd=np.r_[np.nan, scale[1:]])
+
+
+def _texts(fig, renderer):
+    """Display boxes of every title, axis label, offset text and visible tick label, with their owner axes."""
+    boxes = []
+    for k, ax in enumerate(ax for ax in fig.axes if ax.get_visible()):
+        texts = [ax.title, ax.xaxis.label, ax.yaxis.label, ax.xaxis.get_offset_text()]
+        lo, hi = sorted(ax.get_xlim())
+        texts += [t for t, at in zip(ax.get_xticklabels(), ax.get_xticks(), strict=True) if lo <= at <= hi]
+        texts += ax.get_yticklabels()
+        for text in texts:
+            if text.get_visible() and text.get_text().strip():
+                boxes.append((k, text.get_text(), text.get_window_extent(renderer)))
+    return boxes
+
+
+def test_parameter_figure_long_names_and_small_values_do_not_overlap():
+    fig = plots.parameter_figure(_survey_fit(), title="survey")
+    renderer = _drawn(fig)
+    axes = _data_axes(fig)
+    assert len(axes) == 7 and all(ax.get_ylabel() == "density" for ax in axes)
+    assert any("\n" in ax.get_title() for ax in axes)  # the long name is wrapped
+    boxes = _texts(fig, renderer)
+    for i, (_, text_a, a) in enumerate(boxes):
+        for _, text_b, b in boxes[i + 1 :]:
+            assert not _overlap(a, b), f"{text_a!r} overlaps {text_b!r}"
+    for owner, text, box in boxes:  # no name or tick label runs into another panel
+        for k, ax in enumerate(axes):
+            if k != owner:
+                assert not _overlap(box, ax.get_window_extent(renderer)), f"{text!r} runs into panel {k}"
+    for legend in fig.legends:
+        assert not any(_overlap(legend.get_window_extent(renderer), ax.get_window_extent(renderer)) for ax in axes)
+    for ax in axes[1:]:  # the exact density (red) over ±4 sd where known
+        assert len(ax.lines) == 1
+    plt.close(fig)
+
+
+def _sbc_dataset(num: int = 60, num_ranks: int = 19):
+    """A per-simulation SBC dataset with uniform ranks (what ``run_sbc`` returns), no sampling."""
+    import json
+
+    import xarray as xr
+
+    rng = np.random.default_rng(2)
+    quantities = ["b", "m", "loglik", "mu(x=1.5) of a rather long quantity name"]
+    shape = (num, len(quantities))
+    rank = rng.integers(0, num_ranks + 1, shape)
+    exact_mean = rng.normal(size=shape)
+    exact_mean[:, 2] = np.nan
+    mcse = np.full(shape, 0.01)
+    dims = ("dataset", "quantity")
+    return xr.Dataset(
+        {"rank": (dims, rank), "pit": (dims, (rank + rng.uniform(size=shape)) / (num_ranks + 1)),
+         "gate_ok": ("dataset", np.ones(num, bool)), "exact_mean": (dims, exact_mean),
+         "post_mean": (dims, exact_mean + mcse * rng.normal(size=shape)), "mcse": (dims, mcse)},
+        coords={"dataset": np.arange(num), "quantity": quantities},
+        attrs={"meta": json.dumps({"config": {"num_ranks": num_ranks}})},
+    )
+
+
+@pytest.mark.parametrize("kind", ["ecdf_pit", "rank_hist", "coverage", "nuts_vs_exact"])
+def test_sbc_panels_have_axis_labels(kind):
+    from bayeslin_jax.workflows.sbc import plots as sbc_plots
+
+    pc = getattr(sbc_plots, f"plot_{kind}")(_sbc_dataset())
+    fig = pc.viz["figure"].item()
+    renderer = _drawn(fig)
+    axes = _data_axes(fig)
+    assert len(axes) == (3 if kind == "nuts_vs_exact" else 4)
+    for ax in axes:
+        assert ax.get_ylabel().strip() and ax.get_xlabel().strip(), (kind, ax.get_title())
+    assert any("\n" in ax.get_title() for ax in axes)  # the long quantity name is wrapped
+    titles = [ax.title.get_window_extent(renderer) for ax in axes]
+    assert not any(_overlap(a, b) for i, a in enumerate(titles) for b in titles[i + 1 :])
+    plt.close(fig)

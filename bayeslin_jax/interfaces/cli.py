@@ -75,7 +75,9 @@ class _Parser(argparse.ArgumentParser):
         raise BayeslinError(f"{message} (see '{self.prog} --help')")
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(  # numpydoc ignore=PR01
+    argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
+):
     """Descriptions and epilogs as written, and each option's default after its help (``(default: 1000)``).
 
     A default of None or False is not printed (the help says what happens without the option), nor one the help
@@ -88,12 +90,21 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         switch = action.nargs == 0  # store_true / store_false / store_const: the flag's help says what it does
         if switch or action.default is None or action.default is False or "%(default)" in text or "(default" in text:
             return text
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or ""  # never None here: action.help is set
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``bayeslin`` parser: global flags and one sub-parser per entry of :data:`COMMANDS` (``--help`` of each
-    shows every default, :class:`HelpFormatter`)."""
+    """Build the ``bayeslin`` parser: global flags and one sub-parser per entry of :data:`COMMANDS`.
+
+    Each sub-command's ``--help`` shows every default (:class:`HelpFormatter`). Importing and calling
+    this needs no JAX (the docs' CLI reference is generated from it).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; a usage error raises :class:`~bayeslin_jax.core.errors.BayeslinError` (one line, exit
+        status 2) instead of exiting. Each sub-parser's namespace carries its command module as ``_module``.
+    """
     parser = _Parser(
         prog="bayeslin",
         description=__doc__.splitlines()[0],
@@ -124,10 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def join_negative_lists(argv: list[str]) -> list[str]:
-    """``["--prior-mean", "-0.07,0.1"]`` -> ``["--prior-mean=-0.07,0.1"]``.
+    """Join an option and a negative list value: ``["--prior-mean", "-0.07,0.1"]`` -> ``["--prior-mean=-0.07,0.1"]``.
 
     argparse takes a value that starts with ``-`` and is not a plain number for an option and
     refuses it; a comma- or semicolon-separated list of numbers never is one.
+
+    Parameters
+    ----------
+    argv : list of str
+        Command-line arguments (without the program name).
+
+    Returns
+    -------
+    list of str
+        ``argv`` with each such pair joined by ``=``.
     """
     out: list[str] = []
     for token in argv:
@@ -140,8 +161,14 @@ def join_negative_lists(argv: list[str]) -> list[str]:
 
 
 def default_cache_dir() -> Path:
-    """Where the CLI keeps JAX's persistent compilation cache: ``$BAYESLIN_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/bayeslin/jax`` (``~/.cache/bayeslin/jax``)."""
+    """Folder where the CLI keeps JAX's persistent compilation cache.
+
+    Returns
+    -------
+    Path
+        ``$BAYESLIN_CACHE_DIR`` if set and non-empty, else ``$XDG_CACHE_HOME/bayeslin/jax``
+        (``~/.cache/bayeslin/jax``).
+    """
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bayeslin" / "jax"
@@ -152,14 +179,27 @@ def configure_jax(x64: bool, cpu_devices: int | None, compile_cache: Path | None
 
     Several CPU devices let the engine run blocks of datasets in parallel, one per core, with
     bit-identical results (see ``engine.sample_nuts``); an explicit
-    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins. ``cpu_devices=None``: all cores;
-    an explicit count that cannot take effect (the backend already exists) is reported on stderr.
-    ``compile_cache``: folder of JAX's persistent compilation cache (every program is cached, so a
-    second run of the same shapes skips compiling); None disables it.
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins.
 
     JAX is not imported here when it is not loaded yet: the settings go into its ``JAX_*``
     environment variables, read when a command first imports it, so ``--help`` and input errors
     stay fast.
+
+    Parameters
+    ----------
+    x64 : bool
+        Compute in float64 (``jax_enable_x64``).
+    cpu_devices : int or None
+        CPU cores exposed to JAX as devices; None: all cores. An explicit count that cannot take
+        effect (the backend already exists) is reported on stderr.
+    compile_cache : Path, optional
+        Folder of JAX's persistent compilation cache (every program is cached, so a second run of
+        the same shapes skips compiling); None disables it.
+
+    Raises
+    ------
+    BayeslinError
+        ``cpu_devices`` is smaller than 1.
     """
     explicit = cpu_devices is not None
     cpu_devices = (os.cpu_count() or 1) if cpu_devices is None else cpu_devices
@@ -190,7 +230,7 @@ def configure_jax(x64: bool, cpu_devices: int | None, compile_cache: Path | None
                       f"{existing} device(s)", file=sys.stderr)
 
 
-def _chain(err: BaseException):
+def _chain(err: BaseException | None) -> Iterator[BaseException]:
     """``err`` and its causes/contexts, outermost first."""
     seen = set()
     while err is not None and id(err) not in seen:
@@ -212,7 +252,7 @@ def _raised_in(err: BaseException, packages: tuple[str, ...]) -> bool:
     return False
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -266,10 +306,21 @@ def _cli_signals_and_warnings() -> Iterator[None]:
 
 
 def describe_failure(err: BaseException, store: str | None = None, writes_store: bool = False) -> tuple[int, str]:
-    """``(exit status, one-line message)`` for any exception that ends a command.
+    """Exit status and one-line message for any exception that ends a command.
 
-    ``store``: the store path the command reads or writes, named in messages about it;
-    ``writes_store``: the command computes into it (and resumes it when rerun).
+    Parameters
+    ----------
+    err : BaseException
+        What ended the command (Ctrl-C and SIGTERM included).
+    store : str, optional
+        The store path the command reads or writes, named in messages about it.
+    writes_store : bool, default False
+        Whether the command computes into ``store`` (and resumes it when rerun).
+
+    Returns
+    -------
+    tuple of (int, str)
+        The exit status (see the module docstring) and the message, without the ``error:`` prefix.
     """
     if isinstance(err, Terminated):
         if writes_store and store is not None and Path(store).exists():
@@ -297,11 +348,23 @@ def describe_failure(err: BaseException, store: str | None = None, writes_store:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see the module docstring).
+    """Run the command line.
 
     SIGTERM is handled like Ctrl-C (one line, exit 143, stores resumable); warnings print as one line; a
     ``sys.exit`` called by user code (a ``--model`` file) while a command runs is an error (exit 2), while
-    ``--help`` and usage errors end the parse as usual.
+    ``--help`` and usage errors end the parse as usual. Every failure prints one line ``error: ...`` on
+    stderr (``BAYESLIN_DEBUG=1`` adds the traceback).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``). Only without them (the program itself) does an
+        interruption exit the process at once.
+
+    Returns
+    -------
+    int
+        The exit status (see the module docstring).
     """
     with _cli_signals_and_warnings():
         return _main(argv)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import Predictive
 
@@ -37,7 +38,24 @@ ZOOM_RANGE = (-3.0, 3.0)
 
 
 def prior_draws(key: jax.Array, phi: jax.Array, spec: priors.ModelSpec, num: int) -> np.ndarray:
-    """``num`` prior weight draws ``(num, d)`` from the NumPyro model's prior predictive (``y=None``)."""
+    """Draw prior weights from the NumPyro model's prior predictive (``y=None``).
+
+    Parameters
+    ----------
+    key : jax.Array
+        PRNG key.
+    phi : (n, d) array
+        Design matrix (the model needs it; the weights' prior does not depend on it).
+    spec : ModelSpec
+        The model: prior and noise.
+    num : int
+        Number of draws.
+
+    Returns
+    -------
+    (num, d) array
+        The weight draws.
+    """
     predictive = Predictive(linear_regression, num_samples=num, return_sites=["w"])
     return np.asarray(predictive(key, phi, None, spec.prior, spec.noise)["w"])
 
@@ -52,11 +70,38 @@ def _weight_rows(table) -> dict[str, dict[str, float]]:
 def run_prior(
     kind: str, spec: priors.ModelSpec, seed: int, config: NutsConfig, prior_lines: int, x, y, true_w, out: Path
 ) -> tuple[dict, list[Path]]:
-    """Prior lines, NUTS, diagnostics and figures for one prior. ``x, y: (n,)``, ``true_w: (d,)``."""
+    """Prior lines, NUTS, diagnostics and figures for one prior.
+
+    Parameters
+    ----------
+    kind : {"independent", "mvn"}
+        Which prior (a key of :data:`PRIOR_LABELS`); names the figure files ``<kind>_*.png``.
+    spec : ModelSpec
+        The tutorial model with that prior.
+    seed : int
+        Seed of the prior lines, NUTS and the band's noise.
+    config : NutsConfig
+        Sampler settings.
+    prior_lines : int
+        Prior lines to draw.
+    x, y : (n,) array
+        The data.
+    true_w : (d,) array
+        The true weights (drawn as the true line).
+    out : Path
+        Folder the figures are written into.
+
+    Returns
+    -------
+    record : dict
+        ``spec``, ``weights`` (exact vs NUTS per weight), ``corr_bm`` (exact and NUTS) and ``divergences``.
+    figures : list of Path
+        The figures written: prior lines, posterior lines, trace, predictive band, pair plot.
+    """
     label = PRIOR_LABELS[kind]
     phi = spec.basis(x)  # (n, d)
-    prior_key = keyring.dataset_keys(seed, keyring.PRIOR_PREDICTIVE, [0])[0]
-    band_key = keyring.dataset_keys(seed, keyring.POSTERIOR_PREDICTIVE, [0])[0]
+    prior_key = keyring.dataset_keys(seed, keyring.PRIOR_PREDICTIVE, jnp.asarray([0]))[0]
+    band_key = keyring.dataset_keys(seed, keyring.POSTERIOR_PREDICTIVE, jnp.asarray([0]))[0]
     figures = []
 
     w_prior = prior_draws(prior_key, phi, spec, prior_lines)
@@ -75,6 +120,7 @@ def run_prior(
 
     result = fit(x, y, spec, seed=seed, config=config, log_likelihood=False)
     one, post = result.tree, result.exact
+    assert post is not None, "the tutorial's noise sd is known: the exact posterior exists"
     samples = {"w": result.draws("w")}  # (C, S, d)
 
     draws = plots.thin_draws(samples["w"], 200)
@@ -120,7 +166,18 @@ def run_prior(
 
 
 def format_table(records: dict[str, dict]) -> str:
-    """Plain-text exact-vs-NUTS table, one row per (prior, weight), then correlations/divergences."""
+    """Format the plain-text exact-vs-NUTS table: one row per (prior, weight), then correlations/divergences.
+
+    Parameters
+    ----------
+    records : dict of str to dict
+        One record of :func:`run_prior` per prior (``demo_summary.json``'s ``priors``).
+
+    Returns
+    -------
+    str
+        The table, lines joined by newlines; ``z = (NUTS mean - exact mean) / MCSE(mean)`` per weight.
+    """
     cols = ["exact_mean", "nuts_mean", "exact_sd", "nuts_sd", "r_hat", "ess_bulk", "ess_tail", "mcse_mean"]
     fmt = {"r_hat": "{:9.3f}", "ess_bulk": "{:9.0f}", "ess_tail": "{:9.0f}"}
     head = f"{'prior':<12}{'weight':<7}" + "".join(f"{c:>11}" for c in cols) + f"{'z':>7}"

@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import arviz_plots as azp
 import arviz_stats as azs
@@ -37,7 +37,7 @@ from bayeslin_jax.core.basis import Polynomial
 from bayeslin_jax.core.data import strict_json, validate_xy
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.core.model import Model, as_model, linear
-from bayeslin_jax.core.priors import HalfNormalNoise, ModelSpec, WeightPrior
+from bayeslin_jax.core.priors import HalfNormalNoise, KnownNoise, ModelSpec, WeightPrior
 from bayeslin_jax.diagnostics.datatree import model_datatree
 from bayeslin_jax.diagnostics.host import select_dataset
 from bayeslin_jax.engine import NutsConfig, sample_nuts
@@ -71,25 +71,54 @@ def _basis_exact_loo(basis: Polynomial, x: Array, y: Array, prior: WeightPrior, 
 
 
 def spec_log_evidence(spec: ModelSpec, x, y) -> np.ndarray:
-    """Exact log marginal likelihood of ``spec`` in float64. ``x, y: (..., n)`` -> ``(...)``.
+    """Exact log marginal likelihood of ``spec`` in float64.
 
     Known noise: the conjugate formula; ``HalfNormalNoise``: quadrature over sigma.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        A Gaussian regression with a Gaussian weight prior and known or HalfNormal noise.
+    x, y : array_like, shape ``(..., n)``
+        The data; leading dims are datasets.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(...)``
+        ``log p(y | x)`` per dataset, float64.
     """
     with jax.enable_x64(True):
         x64, y64 = jnp.asarray(np.asarray(x, dtype=np.float64)), jnp.asarray(np.asarray(y, dtype=np.float64))
         if spec.known_sigma:
-            return np.asarray(_basis_log_evidence(spec.basis, x64, y64, _x64(spec.prior), _x64(spec.noise.sigma)))
+            sigma = cast(KnownNoise, spec.noise).sigma
+            return np.asarray(_basis_log_evidence(spec.basis, x64, y64, _x64(spec.prior), _x64(sigma)))
         phi_np, y_np = np.asarray(spec.basis(x64)), np.asarray(y64)
     return nig.unknown_noise_reference(phi_np, y_np, spec.prior, spec.noise).log_evidence
 
 
 def exact_loo(phi: Array, y: Array, prior: WeightPrior, sigma: Array | float) -> Array:
-    """Exact leave-one-out log predictive densities (known noise). ``phi: (..., n, d)`` -> ``(..., n)``.
+    """Exact leave-one-out log predictive densities (known noise).
 
     Entry ``i`` is ``log p(y_i | y_{-i})``; their sum is the exact ``elpd_loo`` that PSIS-LOO estimates.
     Removing point ``i`` from the conjugate posterior (Sherman-Morrison) gives, with ``h_i = phi_i V_N phi_i^T``
     and ``mu_i = phi_i w_N``: ``y_i | y_{-i} ~ N(mu_i - h_i (y_i - mu_i) / (s^2 - h_i), s^4 / (s^2 - h_i))``
     (``0 <= h_i < s^2``). O(n d^2).
+
+    Parameters
+    ----------
+    phi : array, shape ``(..., n, d)``
+        The design matrices.
+    y : array, shape ``(..., n)``
+        The observations.
+    prior : WeightPrior
+        A Gaussian weight prior.
+    sigma : float or array
+        The known noise sd.
+
+    Returns
+    -------
+    jax.Array, shape ``(..., n)``
+        ``log p(y_i | y_{-i})`` per point.
     """
     post = exact.posterior(phi, y, prior, sigma)
     mu, sd_mean, _ = exact.predictive(post, phi, sigma)
@@ -105,7 +134,8 @@ def _spec_exact_loo(spec: ModelSpec, x, y) -> float:
         return float("nan")
     with jax.enable_x64(True):
         x64, y64 = jnp.asarray(np.asarray(x, dtype=np.float64)), jnp.asarray(np.asarray(y, dtype=np.float64))
-        return float(jnp.sum(_basis_exact_loo(spec.basis, x64, y64, _x64(spec.prior), _x64(spec.noise.sigma))))
+        sigma = cast(KnownNoise, spec.noise).sigma  # known: checked above
+        return float(jnp.sum(_basis_exact_loo(spec.basis, x64, y64, _x64(spec.prior), _x64(sigma))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,11 +270,11 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class Comparison:
+class Comparison:  # numpydoc ignore=PR02
     """What :func:`compare` returns: PSIS-LOO of every model on every dataset (and the exact evidence where
     every model has one).
 
-    Attributes
+    Parameters
     ----------
     names : tuple of str
         The models, in the order given.
@@ -265,6 +295,24 @@ class Comparison:
         What the comparison could not do (e.g. why there is no evidence column), one line each.
     batched : bool
         True when ``x, y`` had a leading dataset axis.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.linspace(-1.0, 1.0, 20)
+    >>> y = 0.5 + 0.3 * x + 0.1 * rng.standard_normal(20)
+    >>> models = {"line": bl.tutorial_spec(), "quadratic": bl.tutorial_spec(degree=2)}
+    >>> comparison = bl.compare(models, x, y, num_warmup=100, num_draws=100, num_chains=2)
+    >>> comparison.names
+    ('line', 'quadratic')
+    >>> comparison.elpd.dims
+    ('dataset', 'model')
+    >>> comparison.has_evidence, comparison.winner(by="evidence")  # exact, both models have an evidence
+    (True, 'quadratic')
+    >>> sorted(comparison.wins().columns)
+    ['evidence_win_rate', 'evidence_wins', 'loo_win_rate', 'loo_wins']
     """
 
     names: tuple[str, ...]
@@ -277,11 +325,24 @@ class Comparison:
 
     @property
     def num_datasets(self) -> int:
+        """How many datasets were compared.
+
+        Returns
+        -------
+        int
+            ``B``; 1 for one dataset.
+        """
         return len(self.tables)
 
     @property
     def has_evidence(self) -> bool:
-        """True when every model has an exact log evidence (the ``log_evidence`` columns exist)."""
+        """Whether every model has an exact log evidence.
+
+        Returns
+        -------
+        bool
+            True when the ``log_evidence`` columns exist.
+        """
         return "log_evidence" in self.per_dataset
 
     def _position(self, dataset: int) -> int:
@@ -290,16 +351,56 @@ class Comparison:
         return int(dataset) % self.num_datasets
 
     def table(self, dataset: int = 0) -> pd.DataFrame:
-        """The ``arviz_stats.compare`` table of one dataset (position), with the columns of :attr:`tables`."""
+        """The ``arviz_stats.compare`` table of one dataset, with the columns of :attr:`tables`.
+
+        Parameters
+        ----------
+        dataset : int
+            Position of the dataset (negative counts from the end).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by model name, best LOO first (a copy).
+
+        Raises
+        ------
+        BayeslinError
+            A position outside the datasets.
+        """
         return self.tables[self._position(dataset)].copy()
 
     @property
     def elpd(self) -> xr.DataArray:
-        """PSIS-LOO ELPD of every model on every dataset, dims ``(dataset, model)``."""
+        """PSIS-LOO ELPD of every model on every dataset.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(dataset, model)``.
+        """
         return self.per_dataset["elpd_loo"]
 
     def winner(self, dataset: int = 0, by: str = "loo") -> str | None:
-        """The model ranked first on one dataset by ``"loo"`` or ``"evidence"`` (None: no evidence)."""
+        """The model ranked first on one dataset.
+
+        Parameters
+        ----------
+        dataset : int
+            Position of the dataset.
+        by : {"loo", "evidence"}
+            Rank by PSIS-LOO ELPD or by exact log evidence.
+
+        Returns
+        -------
+        str or None
+            The model's name; None for ``by="evidence"`` when some model has no evidence.
+
+        Raises
+        ------
+        BayeslinError
+            Another ``by``, or a position outside the datasets.
+        """
         if by not in ("loo", "evidence"):
             raise BayeslinError(f"by must be 'loo' or 'evidence', got {by!r}")
         if by == "evidence" and not self.has_evidence:
@@ -308,9 +409,14 @@ class Comparison:
         return self.names[int(np.argmin(ranks.values))]
 
     def wins(self) -> pd.DataFrame:
-        """Per model: on how many datasets (and which fraction) it ranks first by PSIS-LOO, and by exact evidence
-        where every model has one. Index ``model``; columns ``loo_wins, loo_win_rate[, evidence_wins,
-        evidence_win_rate]``."""
+        """Per model: on how many datasets (and which fraction) it ranks first.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``model``; columns ``loo_wins, loo_win_rate`` (by PSIS-LOO) and, where every model has an exact
+            evidence, ``evidence_wins, evidence_win_rate``.
+        """
         columns = {}
         for by, rank in (("loo", "loo_rank"), ("evidence", "evidence_rank")):
             if rank not in self.per_dataset:
@@ -322,9 +428,16 @@ class Comparison:
 
     @property
     def pareto_k_warnings(self) -> list[dict]:
-        """Every (dataset, model) whose PSIS-LOO is unreliable: a Pareto ``k`` above ArviZ's threshold ``good_k``
-        (``min(1 - 1/log10(S), 0.7)`` for ``S`` draws; 0.7 from 2,200 draws). Each entry: ``dataset``, ``model``,
-        ``pareto_k_max``, ``good_k``, ``num_bad`` (points above it)."""
+        """Every (dataset, model) whose PSIS-LOO is unreliable.
+
+        Unreliable: a Pareto ``k`` above ArviZ's threshold ``good_k`` (``min(1 - 1/log10(S), 0.7)`` for ``S`` draws;
+        0.7 from 2,200 draws).
+
+        Returns
+        -------
+        list of dict
+            Each entry: ``dataset``, ``model``, ``pareto_k_max``, ``good_k``, ``num_bad`` (points above it).
+        """
         out = []
         for i, loos in enumerate(self.loo):
             for name, loo in loos.items():
@@ -343,6 +456,11 @@ class Comparison:
         :meth:`wins`), ``datasets`` (per dataset: ``dataset``, ``winner``, ``evidence_winner``, ``table``: per
         model the row of :meth:`table`), ``pareto_k_warnings``, ``problems`` (per model, its convergence
         problems), ``notes``.
+
+        Returns
+        -------
+        dict
+            The record described above.
         """
         wins = self.wins()
         first = next(iter(self.results.values()))
@@ -370,7 +488,20 @@ class Comparison:
         return json.loads(strict_json(payload))
 
     def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
-        """Strict JSON of :meth:`to_dict` (written to ``path`` if given)."""
+        """Strict JSON of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Also write the text (and a final newline) there, atomically.
+        indent : int
+            JSON indentation.
+
+        Returns
+        -------
+        str
+            The JSON text.
+        """
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
             atomic.atomic_write_text(path, text + "\n")
@@ -432,6 +563,24 @@ def compare(
     BayeslinError
         Fewer than two models, a model that is not one, bad data, or a model that cannot run on them (e.g. a GLM
         on data outside its support), before any fit; one line.
+
+    Examples
+    --------
+    A line and a quadratic, both with the tutorial's priors and known noise, on 20 points of a line:
+
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.linspace(-1.0, 1.0, 20)
+    >>> y = 0.5 + 0.3 * x + 0.1 * rng.standard_normal(20)
+    >>> models = {"line": bl.tutorial_spec(), "quadratic": bl.tutorial_spec(degree=2)}
+    >>> comparison = bl.compare(models, x, y, num_warmup=100, num_draws=100, num_chains=2)
+    >>> sorted(comparison.table().index)  # the models, one row each (best PSIS-LOO first in the table)
+    ['line', 'quadratic']
+    >>> "log_evidence" in comparison.table().columns  # exact evidence: every model has one here
+    True
+    >>> comparison.elpd.shape  # (dataset, model)
+    (1, 2)
     """
     checked = _check_any_models(models)
     config = resolve_config(config, sampler_options)
@@ -458,12 +607,13 @@ def _comparison(models: dict[str, Model], results: dict[str, FitResult], x: np.n
         notes.append(f"no log_evidence column: {', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no "
                      "exact evidence (only Gaussian regressions with a proper Gaussian prior and known or "
                      "HalfNormal sigma do)")
-    else:
-        evidence = np.stack([spec_log_evidence(_gaussian_spec(models[n]), x, y) for n in names], axis=-1)
+    specs = {name: _gaussian_spec(model) for name, model in models.items()}
+    if not lacking:  # every model has an evidence, so a Gaussian spec
+        evidence = np.stack([spec_log_evidence(cast(ModelSpec, specs[n]), x, y) for n in names], axis=-1)
     exact_loo = None
-    if any(_gaussian_spec(m) is not None and _gaussian_spec(m).known_sigma for m in models.values()):
-        exact_loo = np.array([[_spec_exact_loo(_gaussian_spec(models[n]), x[i], y[i])
-                               if _gaussian_spec(models[n]) is not None else float("nan") for n in names]
+    if any(spec is not None and spec.known_sigma for spec in specs.values()):
+        exact_loo = np.array([[_spec_exact_loo(s, x[i], y[i]) if (s := specs[n]) is not None else float("nan")
+                               for n in names]
                               for i in range(num)])
     tables = []
     for i, loo in enumerate(loos):
@@ -504,11 +654,20 @@ def _comparison(models: dict[str, Model], results: dict[str, FitResult], x: np.n
 # ---------------------------------------------------------------------------------------------
 
 
-class ModelComparison(NamedTuple):
-    """``table``: ArviZ compare columns (rank, elpd, p, elpd_diff, weight, se, dse, ...) plus ``pareto_k_max``,
-    ``warning``, ``elpd_loo_exact`` (known-noise Gaussian models; NaN otherwise) and, where every model has one,
-    ``log_evidence``, ``log_evidence_diff`` (vs the best), ``evidence_rank``; indexed by model name, best LOO
-    first. ``trees``: one DataTree per model (dataset dim dropped); ``loo``: the ArviZ ``ELPDData`` per model.
+class ModelComparison(NamedTuple):  # numpydoc ignore=PR02
+    """The comparison of several models on one dataset.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ArviZ compare columns (rank, elpd, p, elpd_diff, weight, se, dse, ...) plus ``pareto_k_max``,
+        ``warning``, ``elpd_loo_exact`` (known-noise Gaussian models; NaN otherwise) and, where every model has
+        one, ``log_evidence``, ``log_evidence_diff`` (vs the best), ``evidence_rank``; indexed by model name,
+        best LOO first.
+    trees : dict of str to xarray.DataTree
+        One DataTree per model (dataset dim dropped).
+    loo : dict
+        The ArviZ ``ELPDData`` per model.
     """
 
     table: pd.DataFrame
@@ -527,7 +686,24 @@ def _check_models(models: dict[str, ModelSpec], minimum: int = 2) -> None:
 
 
 def fit_tree(model: Model | ModelSpec, x, y, seed: int = 0, config: NutsConfig = DEFAULT_CONFIG) -> xr.DataTree:
-    """NUTS fit of one dataset (``x, y: (n,)``) -> DataTree with log_likelihood, dataset dim dropped."""
+    """NUTS fit of one dataset, as a DataTree.
+
+    Parameters
+    ----------
+    model : Model or ModelSpec
+        The model.
+    x, y : array_like, shape ``(n,)``
+        One dataset.
+    seed : int
+        Root of every random stream.
+    config : NutsConfig
+        Sampler settings.
+
+    Returns
+    -------
+    xarray.DataTree
+        :attr:`FitResult.tree <bayeslin_jax.workflows.fit.FitResult.tree>`, with ``log_likelihood``.
+    """
     return fit(x, y, model, seed=seed, config=config).tree
 
 
@@ -539,9 +715,30 @@ def compare_models(
     config: NutsConfig = DEFAULT_CONFIG,
     plot_path: str | Path | None = None,
 ) -> ModelComparison:
-    """:func:`compare` of one dataset (``x, y: (n,)``), returned as release 0.1 did.
+    """:func:`compare` of one dataset, returned as release 0.1 did.
 
-    Writes the ArviZ compare plot to ``plot_path`` (PNG) if given.
+    Parameters
+    ----------
+    models : dict of str to Model or ModelSpec
+        At least two named models.
+    x, y : array_like, shape ``(n,)``
+        One dataset.
+    seed : int
+        Root of every model's random streams.
+    config : NutsConfig
+        Sampler settings.
+    plot_path : str or Path, optional
+        Write the ArviZ compare plot there (PNG).
+
+    Returns
+    -------
+    ModelComparison
+        ``table`` (as :meth:`Comparison.table`), ``trees`` and ``loo`` per model.
+
+    Raises
+    ------
+    BayeslinError
+        ``x, y`` of several datasets, and what :func:`compare` refuses.
     """
     x_arr, _ = validate_xy(x, y, min_points=2)
     if x_arr.ndim != 1:
@@ -557,7 +754,19 @@ def compare_models(
 def plot_comparison(table: pd.DataFrame, path: str | Path | None = None, title: str | None = None):
     """ArviZ ``plot_compare`` of ELPD differences; tick labels carry the exact ``Δ log evidence``.
 
-    ``table``: :func:`compare_models` ``.table``. Saves a PNG if ``path``; returns the matplotlib figure.
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A comparison table (:meth:`Comparison.table`, :func:`compare_models` ``.table``).
+    path : str or Path, optional
+        Save the figure there as PNG.
+    title : str, optional
+        The title (default: what the plot shows).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     labelled = table.copy()
     if "log_evidence_diff" in table:
@@ -580,9 +789,17 @@ def plot_comparison(table: pd.DataFrame, path: str | Path | None = None, title: 
 
 
 def batch_loo(tree: xr.DataTree) -> xr.Dataset:
-    """PSIS-LOO per dataset of a batched DataTree (dims chain, draw, dataset, obs): :func:`loo_per_dataset`.
+    """PSIS-LOO per dataset of a batched DataTree: :func:`loo_per_dataset`.
 
-    Returns ``(dataset,)`` variables ``elpd_loo, se, p_loo, pareto_k_max``.
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        ``log_likelihood`` dims ``(chain, draw, dataset, obs)``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``(dataset,)`` variables ``elpd_loo, se, p_loo, pareto_k_max``.
     """
     fits = loo_per_dataset(tree)
     dataset = tree["posterior"]["dataset"].values
@@ -597,10 +814,17 @@ def batch_loo(tree: xr.DataTree) -> xr.Dataset:
     )
 
 
-class BatchWins(NamedTuple):
-    """``table``: per model ``evidence_win_rate``, ``mean_log_evidence`` (and ``loo_win_rate``,
-    ``mean_elpd_loo``, ``max_pareto_k`` with LOO). ``per_dataset``: ``xr.Dataset`` with dims
-    ``(dataset, model)``: ``log_evidence`` (and ``elpd_loo``, ``elpd_loo_se``, ``pareto_k_max``)."""
+class BatchWins(NamedTuple):  # numpydoc ignore=PR02
+    """Win rates of several models over a batch of datasets.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Per model ``evidence_win_rate``, ``mean_log_evidence`` (and ``loo_win_rate``, ``mean_elpd_loo``,
+        ``max_pareto_k`` with LOO).
+    per_dataset : xarray.Dataset
+        Dims ``(dataset, model)``: ``log_evidence`` (and ``elpd_loo``, ``elpd_loo_se``, ``pareto_k_max``).
+    """
 
     table: pd.DataFrame
     per_dataset: xr.Dataset
@@ -626,6 +850,33 @@ def batch_model_wins(
     generator), called as ``simulator(seed, indices, None)`` (the data come from no single model); datasets
     ``0 .. num_datasets-1`` (or ``dataset_indices``). Evidence: one vectorised call per model.
     LOO: one batched NUTS call per model (``config``), then :func:`batch_loo`.
+
+    Parameters
+    ----------
+    specs : dict of str to ModelSpec
+        At least two named Gaussian specs.
+    seed : int
+        Root of the simulator's and the sampler's random streams.
+    num_datasets : int
+        Simulate datasets ``0 .. num_datasets-1``.
+    simulator : str or Simulator
+        The data-generating process.
+    loo : bool
+        Also rank by PSIS-LOO (NUTS fits).
+    config : NutsConfig
+        Sampler settings for the LOO fits.
+    dataset_indices : array_like of int, optional
+        Instead of ``num_datasets``: these dataset indices.
+
+    Returns
+    -------
+    BatchWins
+        ``table`` per model and ``per_dataset`` ``(dataset, model)``.
+
+    Raises
+    ------
+    BayeslinError
+        Fewer than two specs, a model that is not a ModelSpec, a bad ``num_datasets`` or simulator.
     """
     _check_models(specs)
     if dataset_indices is None:
@@ -647,7 +898,9 @@ def batch_model_wins(
         results = []
         for spec in specs.values():
             phi = spec.basis(data.x)
-            result = sample_nuts(seed, phi, data.y, spec.prior, spec.noise, config, dataset_indices=indices)
+            # cast: sample_nuts takes any integer array (it calls jnp.asarray), though annotated jax.Array
+            result = sample_nuts(seed, phi, data.y, spec.prior, spec.noise, config,
+                                 dataset_indices=cast(Any, indices))
             tree = model_datatree(result, linear(spec), phi, data.y, x_raw=data.x, dataset_indices=indices)
             results.append(batch_loo(tree))
         loo_ds = xr.concat(results, dim=pd.Index(names, name="model")).transpose("dataset", "model")

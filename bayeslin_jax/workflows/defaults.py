@@ -22,6 +22,7 @@ meaning); the ``intercept_*`` options set the intercept's prior on centred predi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, SupportsFloat
 
 import numpy as np
 
@@ -46,7 +47,27 @@ SIGMA_CONFLICT_FACTOR = 3.0
 
 
 def family_name(text: str | None, allowed: tuple[str, ...], what: str) -> str:
-    """``"student-t"`` -> ``"student_t"`` (and ``"half-t"``, ...); None -> ``"auto"``; unknown: one line."""
+    """Read a prior family name: ``"student-t"`` -> ``"student_t"`` (and ``"half-t"``, ...); None -> ``"auto"``.
+
+    Parameters
+    ----------
+    text : str or None
+        The name as given (case, ``-`` and aliases such as ``"t"``, ``"exp"``, ``"halfnormal"`` are accepted).
+    allowed : tuple of str
+        The names allowed here (e.g. :data:`WEIGHT_FAMILIES`).
+    what : str
+        What is named, for the error message (``"weight prior"``).
+
+    Returns
+    -------
+    str
+        One of ``allowed``.
+
+    Raises
+    ------
+    BayeslinError
+        A name not in ``allowed`` (one line listing them).
+    """
     name = "auto" if text is None else str(text).strip().lower().replace("-", "_")
     name = {"independent": "normal", "t": "student_t", "studentt": "student_t", "halfnormal": "half_normal",
             "halfcauchy": "half_cauchy", "half_student_t": "half_t", "exp": "exponential"}.get(name, name)
@@ -57,7 +78,20 @@ def family_name(text: str | None, allowed: tuple[str, ...], what: str) -> str:
 
 
 def intercept_index(phi: np.ndarray, names: tuple[str, ...] | None = None) -> int | None:
-    """The intercept column of ``phi: (n, d)``: the first column equal to 1 in every row (None if none)."""
+    """The intercept column of a design: the first column equal to 1 in every row.
+
+    Parameters
+    ----------
+    phi : (n, d) array
+        The design.
+    names : tuple of str, optional
+        The column names (unused: the column's values decide).
+
+    Returns
+    -------
+    int or None
+        The column's position; None if there is none.
+    """
     ones = np.flatnonzero(np.all(np.asarray(phi) == 1.0, axis=0))
     return int(ones[0]) if ones.size else None
 
@@ -70,9 +104,24 @@ def _positive(value, what: str) -> float:
 
 
 def response_scale(y: np.ndarray, likelihood: str) -> tuple[float, float]:
-    """``(location, scale)`` of the response the rule scales by: ``(mean(y), sd(y))``, or ``(0, 1)`` for GLMs.
+    """The location and scale of the response that the default rule scales by.
 
-    A constant response has no scale: one line.
+    Parameters
+    ----------
+    y : (n,) array
+        The response.
+    likelihood : str
+        The model family (:data:`SCALED_LIKELIHOODS` or :data:`GLM_LIKELIHOODS`).
+
+    Returns
+    -------
+    location, scale : float
+        ``(mean(y), sd(y))`` (``ddof = 1``), or ``(0, 1)`` for the GLM families.
+
+    Raises
+    ------
+    BayeslinError
+        Fewer than two points, or a constant response (it has no scale).
     """
     if likelihood in GLM_LIKELIHOODS:
         return 0.0, 1.0
@@ -86,7 +135,25 @@ def response_scale(y: np.ndarray, likelihood: str) -> tuple[float, float]:
 
 
 def predictor_scales(phi: np.ndarray, intercept: int | None) -> np.ndarray:
-    """``sd(phi_j)`` per column (1 for the intercept); a constant non-intercept column is one line."""
+    """The sd of every design column, ``sd(phi_j)`` (``ddof = 1``), 1 for the intercept.
+
+    Parameters
+    ----------
+    phi : (n, d) array
+        The design.
+    intercept : int or None
+        The intercept column (:func:`intercept_index`).
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(d,)``
+        The scales.
+
+    Raises
+    ------
+    BayeslinError
+        A constant column other than the intercept.
+    """
     phi = np.asarray(phi, dtype=np.float64)
     sd = np.std(phi, axis=0, ddof=1) if phi.shape[0] > 1 else np.ones(phi.shape[1])
     if intercept is not None:
@@ -98,10 +165,10 @@ def predictor_scales(phi: np.ndarray, intercept: int | None) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class PriorChoice:
+class PriorChoice:  # numpydoc ignore=PR02
     """What a user asked for (None: the default rule decides). Families use ``_`` (``student_t``, ``half_t``).
 
-    Attributes
+    Parameters
     ----------
     prior, prior_mean, prior_scale, prior_df
         The weights' family (:data:`WEIGHT_FAMILIES`), mean and scale (a number or one per coefficient) and
@@ -115,6 +182,14 @@ class PriorChoice:
     sigma_prior, sigma_prior_scale, sigma_prior_df
         The noise prior (:data:`NOISE_FAMILIES`); ``sigma_prior_scale`` alone keeps release 0.2's meaning,
         ``HalfNormal(scale)``.
+    notes : tuple of str
+        Free-form notes carried along (not compared).
+
+    Raises
+    ------
+    BayeslinError
+        An unknown family, or options that contradict each other (e.g. ``sigma`` with a sigma prior, a df for a
+        family without one, a mean or scale for a flat prior).
     """
 
     prior: str = "auto"
@@ -133,6 +208,7 @@ class PriorChoice:
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
+        """Normalize the family names; refuse options that contradict each other (see the class's Raises)."""
         object.__setattr__(self, "prior", family_name(self.prior, (*WEIGHT_FAMILIES, "mvn"), "weight prior"))
         object.__setattr__(self, "intercept_prior",
                            family_name(self.intercept_prior, INTERCEPT_FAMILIES, "intercept prior"))
@@ -161,17 +237,37 @@ class PriorChoice:
 
     @property
     def touches_intercept(self) -> bool:
-        """Whether any intercept option was given."""
+        """Whether any intercept option was given.
+
+        Returns
+        -------
+        bool
+            True when an ``intercept_*`` field is set.
+        """
         return (self.intercept_prior != "auto" or self.intercept_mean is not None or self.intercept_scale is not None
                 or self.intercept_df is not None)
 
     @property
     def touches_sigma(self) -> bool:
+        """Whether any noise option was given.
+
+        Returns
+        -------
+        bool
+            True when ``sigma`` or a ``sigma_prior*`` field is set.
+        """
         return (self.sigma is not None or self.sigma_prior != "auto" or self.sigma_prior_scale is not None
                 or self.sigma_prior_df is not None)
 
     @property
     def touches_weights(self) -> bool:
+        """Whether any weight (or intercept) option was given.
+
+        Returns
+        -------
+        bool
+            True when a ``prior*`` or ``intercept_*`` field is set.
+        """
         return (self.prior != "auto" or self.prior_mean is not None or self.prior_scale is not None
                 or self.prior_df is not None or self.prior_cov is not None or self.touches_intercept)
 
@@ -186,16 +282,65 @@ def _vector(value, dim: int, what: str) -> np.ndarray:
 
 
 def weight_prior(phi: np.ndarray, y: np.ndarray, choice: PriorChoice, likelihood: str = "gaussian"):
-    """The weight prior of ``choice`` on the design ``phi: (n, d)`` with response ``y: (n,)`` (see the module
-    docstring for the rule). Returns a :data:`~bayeslin_jax.core.priors.WeightPrior`."""
+    """The weight prior of ``choice`` on a design (see the module docstring for the rule).
+
+    Parameters
+    ----------
+    phi : (n, d) array
+        The design.
+    y : (n,) array
+        The response.
+    choice : PriorChoice
+        What the user asked for.
+    likelihood : str
+        The model family (a GLM family scales by 1 instead of sd(y)).
+
+    Returns
+    -------
+    WeightPrior
+        A :data:`~bayeslin_jax.core.priors.WeightPrior`.
+
+    Raises
+    ------
+    BayeslinError
+        A choice that does not fit the design (intercept options without an intercept column, a vector of the
+        wrong length, a non-positive scale), a constant response or column.
+    """
     return weight_prior_with_text(phi, y, choice, likelihood)[0]
 
 
 def weight_prior_with_text(phi: np.ndarray, y: np.ndarray, choice: PriorChoice, likelihood: str = "gaussian",
                            names: tuple[str, ...] | None = None):
-    """:func:`weight_prior` and one human line per coefficient (``names``: the feature names; default ``w[k]``),
-    written per coefficient as chosen (the centred intercept's line says so) even where the prior is stored as the
-    equivalent multivariate normal."""
+    """:func:`weight_prior` and one human line per coefficient.
+
+    The lines are written per coefficient as chosen (the centred intercept's line says so) even where the prior is
+    stored as the equivalent multivariate normal.
+
+    Parameters
+    ----------
+    phi : (n, d) array
+        The design.
+    y : (n,) array
+        The response.
+    choice : PriorChoice
+        What the user asked for.
+    likelihood : str
+        The model family.
+    names : tuple of str, optional
+        The feature names (default ``w[k]``).
+
+    Returns
+    -------
+    prior : WeightPrior
+        As :func:`weight_prior`.
+    lines : list of str
+        One line per coefficient (``age ~ Normal(0, 14.7)``).
+
+    Raises
+    ------
+    BayeslinError
+        As :func:`weight_prior`.
+    """
     from bayeslin_jax.core import priors
 
     names = tuple(f"w[{k}]" for k in range(np.shape(phi)[1])) if names is None else tuple(names)
@@ -221,7 +366,7 @@ def _weight_terms(phi: np.ndarray, y: np.ndarray, choice: PriorChoice, likelihoo
     if choice.prior == "tutorial":
         return priors.independent_normal(0.0, 0.2, dim)
     if choice.prior == "mvn":
-        mean = 0.0 if choice.prior_mean is None else choice.prior_mean
+        mean: Any = 0.0 if choice.prior_mean is None else choice.prior_mean
         cov = np.asarray(choice.prior_cov, dtype=np.float64)
         return priors.mvn(np.broadcast_to(np.asarray(mean, dtype=float), (cov.shape[0],)) if np.ndim(mean) == 0
                           else mean, cov)
@@ -268,7 +413,26 @@ def _weight_terms(phi: np.ndarray, y: np.ndarray, choice: PriorChoice, likelihoo
 
 
 def noise_prior(y: np.ndarray, choice: PriorChoice):
-    """The noise of ``choice`` for the response ``y: (n,)``: known, or learned with a prior scaled by sd(y)."""
+    """The noise of ``choice``: known, or learned with a prior scaled by sd(y).
+
+    Parameters
+    ----------
+    y : (n,) array
+        The response.
+    choice : PriorChoice
+        What the user asked for.
+
+    Returns
+    -------
+    Noise
+        A :data:`~bayeslin_jax.core.priors.Noise`: ``KnownNoise`` for ``sigma``, else the chosen prior (default
+        ``Exponential(1 / sd(y))``).
+
+    Raises
+    ------
+    BayeslinError
+        A non-positive scale or df, a constant response.
+    """
     from bayeslin_jax.core import priors
 
     if choice.sigma is not None:
@@ -291,7 +455,18 @@ def noise_prior(y: np.ndarray, choice: PriorChoice):
 
 
 def tutorial_choice(choice: PriorChoice) -> PriorChoice:
-    """``prior="tutorial"`` also means the tutorial's known sigma = 0.1 unless the noise was chosen."""
+    """Add the tutorial's known ``sigma = 0.1`` to ``prior="tutorial"``, unless the noise was chosen.
+
+    Parameters
+    ----------
+    choice : PriorChoice
+        A choice with ``prior="tutorial"``.
+
+    Returns
+    -------
+    PriorChoice
+        ``choice``, with ``sigma=0.1`` when it set no noise option.
+    """
     import dataclasses
 
     return dataclasses.replace(choice, sigma=0.1) if not choice.touches_sigma else choice
@@ -301,7 +476,23 @@ FAMILIES = ("gaussian", "student_t", "horseshoe", "bernoulli", "poisson")
 
 
 def model_family(text: str) -> str:
-    """``"student-t"``/``"normal"``/``"glm-bernoulli"`` -> one of :data:`FAMILIES` (one line if unknown)."""
+    """Read a model family name: ``"student-t"``, ``"normal"``, ``"robust"`` -> one of :data:`FAMILIES`.
+
+    Parameters
+    ----------
+    text : str
+        The name as given (case, ``-`` and aliases accepted).
+
+    Returns
+    -------
+    str
+        One of :data:`FAMILIES`.
+
+    Raises
+    ------
+    BayeslinError
+        An unknown name (one line listing the families).
+    """
     name = str(text).strip().lower().replace("-", "_")
     name = {"normal": "gaussian", "linear": "gaussian", "t": "student_t", "robust": "student_t"}.get(name, name)
     if name not in FAMILIES:
@@ -317,6 +508,38 @@ def build_model(family: str, basis, phi: np.ndarray, y: np.ndarray, choice: Prio
     ``family``: ``gaussian`` (-> :func:`~bayeslin_jax.core.model.linear`), ``student_t`` (``nu``), ``horseshoe``
     (``expected_nonzero``, ``slab_scale``, ``slab_df``; its intercept scale is ``2.5 sd(y)`` around 0 unless the
     intercept scale is given), ``bernoulli`` or ``poisson`` (:func:`~bayeslin_jax.core.model.glm`).
+
+    Parameters
+    ----------
+    family : str
+        The family (:func:`model_family` reads it).
+    basis : Polynomial or Design
+        The basis (its ``feature_names`` name the prior lines).
+    phi : (n, d) array
+        The basis applied to the data.
+    y : (n,) array
+        The response.
+    choice : PriorChoice, optional
+        What the user asked for (default: the rule decides everything).
+    nu : float or "learn"
+        Student-t degrees of freedom.
+    expected_nonzero : float
+        Horseshoe: the expected number of non-zero slopes.
+    slab_scale : float
+        Horseshoe: the slab's scale.
+    slab_df : float or None
+        Horseshoe: the slab's degrees of freedom.
+
+    Returns
+    -------
+    Model
+        The model, its prior lines in ``info["priors"]`` (the horseshoe's: from its ``info``).
+
+    Raises
+    ------
+    BayeslinError
+        An unknown family, noise options for a GLM family, weight prior options for the horseshoe, and what
+        :func:`weight_prior` and :func:`noise_prior` refuse.
     """
     import dataclasses
 
@@ -349,8 +572,19 @@ def build_model(family: str, basis, phi: np.ndarray, y: np.ndarray, choice: Prio
 
 
 def prior_lines(model) -> list[str]:
-    """One human line per prior of a model (``age ~ Normal(0, 14.7)``, ``sigma ~ Exponential(0.013)``); the
-    horseshoe: its global and slab scales; a user model: one line saying its priors are its own."""
+    """One human line per prior of a model (``age ~ Normal(0, 14.7)``, ``sigma ~ Exponential(0.013)``).
+
+    Parameters
+    ----------
+    model : Model
+        Any model.
+
+    Returns
+    -------
+    list of str
+        The weights' lines and the noise's; the horseshoe: its global and slab scales; a user model: one line
+        saying its priors are its own.
+    """
     if model.info.get("priors"):
         return list(model.info["priors"])
     spec = getattr(model, "spec", None)
@@ -372,7 +606,7 @@ def prior_lines(model) -> list[str]:
     return lines or [f"priors: those written in model {model.name!r}"]
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: SupportsFloat) -> str:
     return f"{float(value):.4g}"
 
 
@@ -400,8 +634,19 @@ def _noise_text(noise) -> str:
 
 
 def prior_moments(prior) -> tuple[np.ndarray, np.ndarray] | None:
-    """Marginal prior ``(mean, sd)`` of each weight ``(d,)`` where the prior has them (NaN sd for flat or
-    heavy-tailed coordinates; those are not checked), or None."""
+    """Marginal prior mean and sd of each weight, where the prior has them.
+
+    Parameters
+    ----------
+    prior : WeightPrior
+        A weight prior.
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        ``(mean, sd)``, each ``(d,)`` (NaN sd for flat or heavy-tailed coordinates and for a centred intercept;
+        those are not checked); None for a prior without them.
+    """
     from bayeslin_jax.core.priors import IndependentNormal, MultivariateNormal
 
     if isinstance(prior, IndependentNormal):
@@ -425,10 +670,21 @@ def prior_moments(prior) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def prior_warnings(result) -> list[str]:
-    """One line per prior that dominates the data (posterior sd above 0.9 prior sds) or conflicts with it
-    (posterior mean more than 4 prior sds from the prior mean), and per known sigma more than a factor 3 from the
-    residual sd, each naming the flag that changes it. ``result``: a :class:`~bayeslin_jax.workflows.fit.FitResult`
-    of a built-in model; a user model's priors are its own (no lines)."""
+    """One line per prior that dominates the data or conflicts with it.
+
+    Dominates: posterior sd above 0.9 prior sds; conflicts: posterior mean more than 4 prior sds from the prior
+    mean, or a known sigma more than a factor 3 from the residual sd. Each line names the flag that changes it.
+
+    Parameters
+    ----------
+    result : FitResult
+        A :class:`~bayeslin_jax.workflows.fit.FitResult` of a built-in model.
+
+    Returns
+    -------
+    list of str
+        The lines, prefixed ``dataset i:`` in a batch; none for a user model (its priors are its own).
+    """
     model = result.model
     spec = model.spec
     prior = spec.prior if spec is not None else model.params.get("prior")

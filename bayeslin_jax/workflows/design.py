@@ -23,6 +23,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -34,14 +35,14 @@ INTERCEPT = "Intercept"
 
 
 @dataclass(frozen=True, eq=False)
-class Design:
+class Design:  # numpydoc ignore=PR02
     """A fixed design matrix with term names, usable as ``ModelSpec.basis``.
 
     Its input ``x`` is the row index of each observation (``0 .. n-1``), so that simulation studies and
     SBC can reuse the design with ``x: (B, n)`` as for any basis; :meth:`transform` maps a new data
     table through the same formula (same categorical levels and transforms).
 
-    Attributes
+    Parameters
     ----------
     formula : str
         The right-hand side that built it (``"bmi + C(sex)"``).
@@ -49,24 +50,65 @@ class Design:
         One name per column (formulaic's: ``Intercept``, ``bmi``, ``C(sex)[T.2]``, ``bmi:bp``).
     matrix : numpy.ndarray, shape ``(n, d)``
         The design matrix, float64.
+    model_spec : formulaic.ModelSpec, optional
+        formulaic's record of the formula (categorical levels, transforms) that :meth:`transform` applies to new
+        data; None for a design built from a matrix alone.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> data = {"age": rng.uniform(20.0, 60.0, 30), "group": np.array(["a", "b", "c"] * 10)}
+    >>> data["y"] = 1.0 + 0.05 * data["age"] + np.array([0.0, 0.5, -0.5] * 10) + 0.3 * rng.standard_normal(30)
+    >>> design, y = bl.load_design(data, "y ~ age + C(group)")
+    >>> design.feature_names
+    ('Intercept', 'age', 'C(group)[T.b]', 'C(group)[T.c]')
+    >>> design.dim, design.num_rows
+    (4, 30)
+    >>> design(np.arange(3)).shape  # row indices -> design rows
+    (3, 4)
+    >>> design.transform({"age": [30.0, 40.0], "group": ["b", "a"]})  # new rows through the same formula
+    array([[ 1., 30.,  1.,  0.],
+           [ 1., 40.,  0.,  0.]])
     """
 
     formula: str
     feature_names: tuple[str, ...]
     matrix: np.ndarray
-    model_spec: object = field(default=None, repr=False)
+    model_spec: Any = field(default=None, repr=False)
 
     @property
     def dim(self) -> int:
+        """The number of columns (terms).
+
+        Returns
+        -------
+        int
+            ``d``, the length of :attr:`feature_names`.
+        """
         return len(self.feature_names)
 
     @property
     def name(self) -> str:
-        """``design <digest>: <formula>``; the digest of the matrix keeps study stores of different data apart."""
+        """The basis name: ``design <digest>: <formula>``.
+
+        Returns
+        -------
+        str
+            The digest of the matrix keeps study stores of different data apart.
+        """
         return f"design {self._identity()[-1][:10]}: {self.formula}"
 
     @property
     def num_rows(self) -> int:
+        """The number of rows (observations).
+
+        Returns
+        -------
+        int
+            ``n``.
+        """
         return int(self.matrix.shape[0])
 
     def _identity(self) -> tuple:
@@ -80,17 +122,41 @@ class Design:
         return hash(self._identity())
 
     def __call__(self, x):
-        """Row indices ``x: (..., n)`` -> design rows ``phi: (..., n, d)`` (traceable under ``jit``)."""
+        """Map row indices to design rows (traceable under ``jit``).
+
+        Parameters
+        ----------
+        x : array_like, shape ``(..., n)``
+            Row indices ``0 .. num_rows - 1`` (any numeric dtype; truncated to integers).
+
+        Returns
+        -------
+        jax.Array, shape ``(..., n, d)``
+            The design rows.
+        """
         import jax.numpy as jnp
 
         rows = jnp.asarray(x)
         return jnp.take(jnp.asarray(self.matrix), rows.astype(jnp.int32), axis=0)
 
     def transform(self, data) -> np.ndarray:
-        """The design rows of a new table ``(m, d)`` through the same formula (prediction).
+        """The design rows of a new table through the same formula (prediction).
 
-        Bad rows are one line, as in :func:`load_design`: a missing column or value, a categorical level the
-        fitted data did not have, a term that evaluates to NaN or inf.
+        Parameters
+        ----------
+        data : pandas.DataFrame, dict of columns or CSV path
+            ``m`` new rows with the formula's predictor columns.
+
+        Returns
+        -------
+        numpy.ndarray, shape ``(m, d)``
+            The design rows, float64, with the same categorical levels and transforms as the fitted data.
+
+        Raises
+        ------
+        BayeslinError
+            One line, as in :func:`load_design`: a missing column or value, a categorical level the fitted data
+            did not have, a term that evaluates to NaN or inf; or a design without a formula.
         """
         if self.model_spec is None:
             raise BayeslinError("this design has no formula to apply to new data")
@@ -106,10 +172,26 @@ class Design:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV file with a header row (``-`` reads standard input); one-line errors for what goes wrong.
+    """Read a CSV file with a header row; one-line errors for what goes wrong.
 
     The text is read as :func:`bayeslin_jax.core.data.load_csv` reads it (UTF-8, byte-order mark dropped, binary
-    files refused); duplicate column names and ragged rows are errors naming the file.
+    files refused).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; ``-`` reads standard input.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per header field (names stripped of spaces).
+
+    Raises
+    ------
+    BayeslinError
+        Duplicate column names, ragged rows, a stray word in a numeric column, unreadable CSV; naming the file
+        (and line).
     """
     from bayeslin_jax.core.data import _read_text
 
@@ -133,13 +215,30 @@ def read_table(path: str | Path) -> pd.DataFrame:
             numbers = pd.to_numeric(values, errors="coerce")
             bad = numbers.isna() & values.notna()
             if numbers.notna().sum() > bad.sum() and bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise BayeslinError(f"{name}:{row + 2}: column {column!r}: non-numeric value {values.iloc[row]!r}")
+                first = int(np.flatnonzero(bad.to_numpy())[0])
+                raise BayeslinError(f"{name}:{first + 2}: column {column!r}: non-numeric value "
+                                    f"{values.iloc[first]!r}")
     return table
 
 
 def as_table(data) -> pd.DataFrame:
-    """A DataFrame from a DataFrame, a mapping of columns, or a CSV path."""
+    """A DataFrame from a DataFrame, a mapping of columns, or a CSV path.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, dict of columns, or str / Path of a CSV file
+        The table; a DataFrame is returned as is.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table.
+
+    Raises
+    ------
+    BayeslinError
+        Columns of unequal lengths, a CSV that cannot be read (:func:`read_table`), or another type.
+    """
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, str | Path):
@@ -157,7 +256,27 @@ def _quote(name: str) -> str:
 
 
 def columns_formula(columns, response: str = "y", intercept: bool = True) -> str:
-    """``["bmi", "bp"]`` -> ``"y ~ bmi + bp"`` (names that are not identifiers are back-quoted)."""
+    """The formula of a list of columns: ``["bmi", "bp"]`` -> ``"y ~ bmi + bp"``.
+
+    Parameters
+    ----------
+    columns : str or sequence of str
+        The predictor columns (names that are not identifiers are back-quoted).
+    response : str
+        The response column.
+    intercept : bool
+        False drops the intercept (``y ~ 0 + bmi + bp``).
+
+    Returns
+    -------
+    str
+        The formula.
+
+    Raises
+    ------
+    BayeslinError
+        No columns given.
+    """
     columns = [c.strip() for c in ([columns] if isinstance(columns, str) else columns) if c.strip()]
     if not columns:
         raise BayeslinError("no predictor columns given")
@@ -281,6 +400,19 @@ def load_design(data, formula: str | None = None, *, columns=None, response: str
     BayeslinError
         One line naming the column or term: unknown column, missing values, non-numeric response,
         constant term, rank-deficient design, formula syntax.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> data = {"age": rng.uniform(20.0, 60.0, 30), "group": np.array(["a", "b", "c"] * 10)}
+    >>> data["y"] = 1.0 + 0.05 * data["age"] + np.array([0.0, 0.5, -0.5] * 10) + 0.3 * rng.standard_normal(30)
+    >>> design, y = bl.load_design(data, "y ~ age + C(group)")
+    >>> design.feature_names, design.matrix.shape, y.shape
+    (('Intercept', 'age', 'C(group)[T.b]', 'C(group)[T.c]'), (30, 4), (30,))
+    >>> bl.load_design(data, columns=["age"])[0].feature_names  # columns plus an intercept: y ~ age
+    ('Intercept', 'age')
     """
     from formulaic import Formula, model_matrix
     from formulaic.errors import FormulaicError
@@ -293,13 +425,15 @@ def load_design(data, formula: str | None = None, *, columns=None, response: str
     if len(table) == 0:
         raise BayeslinError("the data table has no rows")
     if columns is not None:
-        names = [c.strip() for c in (columns.split(",") if isinstance(columns, str) else columns)]
-        unknown = [c for c in [*names, response] if c not in table.columns]
+        picked = [c.strip() for c in (columns.split(",") if isinstance(columns, str) else columns)]
+        unknown = [c for c in [*picked, response] if c not in table.columns]
         if unknown:
             raise BayeslinError(f"unknown column {unknown[0]!r}: the data has columns {', '.join(table.columns)}")
-        formula = columns_formula(names, response)
-    elif "~" not in formula:
-        formula = f"{_quote(response)} ~ {formula}"
+        formula = columns_formula(picked, response)
+    else:
+        formula = cast(str, formula)  # a string: checked above
+        if "~" not in formula:
+            formula = f"{_quote(response)} ~ {formula}"
     try:
         parsed = Formula(formula)
     except FormulaicError as err:
@@ -382,6 +516,29 @@ def fit_formula(
     ------
     BayeslinError
         One line: a bad formula or column, a prior option that does not apply to the model, an improper posterior.
+
+    Examples
+    --------
+    Three groups and a numeric predictor in a pandas DataFrame, the noise sd known (``sigma=0.3``), so that the
+    exact posterior is there to check NUTS against:
+
+    >>> import pandas as pd
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> data = {"age": rng.uniform(20.0, 60.0, 30), "group": np.array(["a", "b", "c"] * 10)}
+    >>> data["y"] = 1.0 + 0.05 * data["age"] + np.array([0.0, 0.5, -0.5] * 10) + 0.3 * rng.standard_normal(30)
+    >>> frame = pd.DataFrame(data)
+    >>> result = bl.fit_formula("y ~ age + C(group)", frame, sigma=0.3, num_warmup=100, num_draws=100,
+    ...                         num_chains=2)
+    >>> table = result.summary()
+    >>> list(table.index)  # one row per term
+    ['Intercept', 'age', 'C(group)[T.b]', 'C(group)[T.c]']
+    >>> bool((abs(table["mean"] - table["exact_mean"]) < table["exact_sd"]).all())
+    True
+
+    Without ``sigma`` (and ``priors``) the priors are scaled to the data and sigma is learned;
+    ``result.priors()`` lists them.
     """
     design, y = load_design(data, formula, columns=columns, response=response)
     choice = merge_priors(priors, prior_scale=prior_scale, prior_mean=prior_mean, sigma=sigma,
@@ -392,8 +549,25 @@ def fit_formula(
 
 
 def merge_priors(priors, **shorthands):
-    """``priors`` (None, dict or PriorChoice) with the non-None ``shorthands`` (PriorChoice fields) added;
-    None when nothing was given."""
+    """Add the prior shorthands of :func:`fit_formula` to ``priors``.
+
+    Parameters
+    ----------
+    priors : None, dict or PriorChoice
+        The prior choices given.
+    **shorthands
+        PriorChoice fields (``prior_scale=``, ``sigma=``, ...); the None ones are dropped.
+
+    Returns
+    -------
+    PriorChoice or None
+        ``priors`` with the given shorthands replaced; None when nothing was given.
+
+    Raises
+    ------
+    BayeslinError
+        An unknown field, or choices that contradict each other (:class:`~bayeslin_jax.workflows.defaults.PriorChoice`).
+    """
     import dataclasses
 
     from bayeslin_jax.workflows.fit import as_prior_choice
@@ -407,12 +581,39 @@ def merge_priors(priors, **shorthands):
 
 def design_model(design: Design, y, model=None, *, priors=None, table=None, model_options: dict | None = None,
                  columns: dict[str, str] | None = None, source: str = "the data"):
-    """The :class:`~bayeslin_jax.core.model.Model` that :func:`fit_formula` fits on ``design`` (``y: (n,)``).
+    """The :class:`~bayeslin_jax.core.model.Model` that :func:`fit_formula` fits on ``design``.
 
-    ``model``: a family name (None: ``"gaussian"``) -> :func:`bayeslin_jax.workflows.defaults.build_model` on the
-    design with ``priors``; a user Model -> the model with the design as its basis (its function gets the
-    design rows ``x: (n, d)``) and its per-point arguments bound to the columns of ``table``
-    (:func:`bind_columns`; ``columns`` maps argument -> column explicitly).
+    Parameters
+    ----------
+    design : Design
+        The design.
+    y : (n,) array
+        The response (the default priors are scaled to it).
+    model : str or Model, optional
+        A family name (None: ``"gaussian"``) -> :func:`bayeslin_jax.workflows.defaults.build_model` on the design
+        with ``priors``; a user Model -> the model with the design as its basis (its function gets the design rows
+        ``x: (n, d)``) and its per-point arguments bound to the columns of ``table``.
+    priors : PriorChoice or dict, optional
+        Prior choices for a family name.
+    table : pandas.DataFrame, optional
+        The data table, for a user model's per-point arguments (:func:`bind_columns`).
+    model_options : dict, optional
+        Family options (``nu``, ``expected_nonzero``, ``slab_scale``, ``slab_df``).
+    columns : dict of str to str, optional
+        A user model's argument -> column, explicitly.
+    source : str
+        What the table is, for error messages (``"the data"``, a file name).
+
+    Returns
+    -------
+    Model
+        The model to fit.
+
+    Raises
+    ------
+    BayeslinError
+        Prior or family options for a user model, model columns for a family, a user model with a basis of its
+        own, a per-point argument without a column; one line.
     """
     import dataclasses
 
@@ -433,7 +634,8 @@ def design_model(design: Design, y, model=None, *, priors=None, table=None, mode
     if model.basis is not None and not isinstance(model.basis, Design):
         raise BayeslinError(f"model {model.name!r} has its own basis ({model.basis.name}): a formula gives the design; "
                             "build the model without basis=")
-    model = dataclasses.replace(model, basis=design)
+    # cast: Model.basis is annotated Polynomial, but any basis (dim, feature_names, name, __call__) is one
+    model = dataclasses.replace(model, basis=cast(Any, design))
     if table is None:
         return model
     return bind_columns(model, table, columns or {}, num_points=design.num_rows, source=source)
@@ -450,7 +652,18 @@ def _signature(model):
 
 
 def model_arguments(model) -> list[str]:
-    """The keyword arguments a user model's function takes besides ``x`` and ``y`` and its static ones."""
+    """The keyword arguments a user model's function takes besides ``x`` and ``y`` and its static ones.
+
+    Parameters
+    ----------
+    model : Model
+        A user model.
+
+    Returns
+    -------
+    list of str
+        The argument names, in the function's order.
+    """
     bound = {k for k, _ in model.static}
     return [name for name, p in _signature(model).items()
             if name not in ("x", "y") and name not in bound and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
@@ -484,10 +697,29 @@ def bind_columns(model, table, columns: dict[str, str] | None = None, *, num_poi
     an array argument with one row per point, or a required keyword of the function with no column is one line
     naming it: never a silent placeholder.
 
+    Parameters
+    ----------
+    model : Model
+        A user model.
+    table : pandas.DataFrame
+        The data table.
+    columns : dict of str to str, optional
+        Argument -> column, explicitly (``--model-column ARG=COLUMN``).
+    num_points : int
+        The number of observations (rows).
+    source : str
+        What the table is, for error messages.
+
     Returns
     -------
     Model
         The model with the bound arguments in ``params`` and ``per_point``.
+
+    Raises
+    ------
+    BayeslinError
+        An explicit column that is not in the table, a per-point argument without a column, a column with missing
+        values; one line naming it.
     """
     import dataclasses
 
@@ -528,8 +760,33 @@ def bind_columns(model, table, columns: dict[str, str] | None = None, *, num_poi
 
 
 def fit_design(y, model, *, seed: int = 0, config, log_likelihood: bool = True, whiten: bool = True):
-    """Fit ``y: (n,)`` with ``model`` (a Model or ModelSpec) whose basis is a :class:`Design`; see
-    :func:`fit_formula`."""
+    """Fit a response with a model whose basis is a :class:`Design`; see :func:`fit_formula`.
+
+    Parameters
+    ----------
+    y : (n,) array
+        The response.
+    model : Model or ModelSpec
+        The model (:func:`design_model`); its basis is the design.
+    seed : int
+        Root of every random stream.
+    config : NutsConfig
+        Sampler settings.
+    log_likelihood : bool
+        Store pointwise log-likelihoods in the DataTree.
+    whiten : bool
+        Sample the whitened model where there is one.
+
+    Returns
+    -------
+    FitResult
+        One dataset; ``constant_data.x`` holds the row indices.
+
+    Raises
+    ------
+    BayeslinError
+        Fewer rows than the model needs, and what :func:`~bayeslin_jax.workflows.fit.fit_inputs` refuses.
+    """
     from bayeslin_jax.core.model import as_model
 
     model = as_model(model)
@@ -568,6 +825,28 @@ def predict_formula(result, data) -> pd.DataFrame:
     pandas.DataFrame
         ``m`` rows: ``mean``, ``sd`` of the fitted mean over the NUTS draws, and for known noise ``exact_mean``,
         ``exact_sd`` from the exact posterior.
+
+    Raises
+    ------
+    BayeslinError
+        ``result`` is not a one-dataset :func:`fit_formula` result, its model has no feature site, or the new rows
+        are bad (:meth:`Design.transform`).
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> data = {"age": rng.uniform(20.0, 60.0, 30), "group": np.array(["a", "b", "c"] * 10)}
+    >>> data["y"] = 1.0 + 0.05 * data["age"] + np.array([0.0, 0.5, -0.5] * 10) + 0.3 * rng.standard_normal(30)
+    >>> result = bl.fit_formula("y ~ age + C(group)", data, sigma=0.3, num_warmup=100, num_draws=100,
+    ...                         num_chains=2)
+    >>> new = {"age": [30.0, 40.0, 50.0], "group": ["b", "a", "c"]}
+    >>> table = bl.predict_formula(result, new)
+    >>> table.shape, list(table.columns)
+    ((3, 4), ['mean', 'sd', 'exact_mean', 'exact_sd'])
+    >>> bool((abs(table["mean"] - table["exact_mean"]) < table["exact_sd"]).all())
+    True
     """
     from bayeslin_jax.workflows.fit import FitResult
 

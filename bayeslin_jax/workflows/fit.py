@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ from bayeslin_jax.core import exact
 from bayeslin_jax.core.data import square_limit, strict_json, validate_xy
 from bayeslin_jax.core.errors import BayeslinError
 from bayeslin_jax.core.model import Model, as_model
-from bayeslin_jax.core.priors import ModelSpec
+from bayeslin_jax.core.priors import KnownNoise, ModelSpec
 from bayeslin_jax.core.validation import check_seed
 from bayeslin_jax.diagnostics import host as diagnostics
 from bayeslin_jax.diagnostics.datatree import model_datatree
@@ -43,8 +44,18 @@ ESS_PER_CHAIN_MIN = 100
 
 
 def min_points(model: Model | ModelSpec) -> int:
-    """Fewest observations a dataset needs: for the Gaussian regression one per weight, plus one when sigma is
-    learned; one for any other model."""
+    """Fewest observations a dataset needs.
+
+    Parameters
+    ----------
+    model : Model or ModelSpec
+        The model to fit.
+
+    Returns
+    -------
+    int
+        For the Gaussian regression one per weight, plus one when sigma is learned; one for any other model.
+    """
     spec = model if isinstance(model, ModelSpec) else model.spec
     return 1 if spec is None else spec.basis.dim + (0 if spec.known_sigma else 1)
 
@@ -121,6 +132,35 @@ def fit(
     ------
     BayeslinError
         Bad data (non-finite, mismatched shapes, too few points), model or settings, in one line.
+
+    See Also
+    --------
+    bayeslin_jax.fit_formula : Several predictors, from a formula and a data table.
+    bayeslin_jax.compare : Several models on the same data, by PSIS-LOO and exact evidence.
+
+    Examples
+    --------
+    The tutorial's model (``N(0, 0.2)`` weights, known ``sigma = 0.1``) on 20 simulated points; its posterior is
+    known exactly, so NUTS can be checked against it:
+
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.linspace(-1.0, 1.0, 20)
+    >>> y = 0.5 + 0.3 * x + 0.1 * rng.standard_normal(20)
+    >>> result = bl.fit(x, y, bl.tutorial_spec(), num_warmup=100, num_draws=100, num_chains=2)
+    >>> result.feature_names
+    ('b', 'm')
+    >>> np.asarray(result.exact.mean, dtype=float).round(3)  # the exact posterior mean of intercept and slope
+    array([0.476, 0.265])
+    >>> table = result.summary()
+    >>> list(table.columns[:5])
+    ['site', 'mean', 'sd', 'eti89_lb', 'eti89_ub']
+    >>> bool((abs(table["mean"] - table["exact_mean"]) < 0.05).all())  # NUTS agrees with the exact posterior
+    True
+
+    Without a model, ``bl.fit(x, y)`` fits the linear model with data-scaled priors and sigma learned
+    (``result.priors()`` lists them); ``priors={"sigma": 0.1}`` fixes the noise instead.
     """
     config = _config(config, sampler_options)
     dtype = jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
@@ -139,6 +179,7 @@ def fit(
     batched = x_arr.ndim == 2
     x_batch = x_arr if batched else x_arr[None]
     y_batch = y_arr if batched else y_arr[None]
+    inputs: np.ndarray | jax.Array
     if model.spec is not None:  # the basis in float64: the exact posterior and the whitening stay oracles
         inputs = exact.design_matrix64(model.basis, x_batch)
         with np.errstate(over="ignore"):  # an overflow to inf in the working dtype is what the check reports
@@ -150,13 +191,34 @@ def fit(
 
 
 def default_model(family: str, x, y, *, basis=None, priors=None, **family_options) -> Model:
-    """A built-in model of ``family`` with priors scaled to the data ``x, y: ([B,] n)`` (a batch pooled).
+    """A built-in model of ``family`` with priors scaled to the data (a batch pooled).
 
-    ``basis``: default the linear basis (features ``b``, ``m``); ``priors``: a
-    :class:`~bayeslin_jax.workflows.defaults.PriorChoice` or a dict of its fields; ``family_options``: ``nu``
-    (Student-t), ``expected_nonzero``, ``slab_scale``, ``slab_df`` (horseshoe). The priors are those of
-    :func:`bayeslin_jax.workflows.defaults.build_model`; :func:`~bayeslin_jax.workflows.defaults.prior_lines`
-    prints them.
+    The priors are those of :func:`bayeslin_jax.workflows.defaults.build_model`;
+    :func:`~bayeslin_jax.workflows.defaults.prior_lines` prints them.
+
+    Parameters
+    ----------
+    family : str
+        ``"gaussian"``, ``"student_t"``, ``"horseshoe"``, ``"bernoulli"`` or ``"poisson"``
+        (:func:`~bayeslin_jax.workflows.defaults.model_family` reads aliases such as ``"student-t"``).
+    x, y : array_like, shape ``([B,] n)``
+        The data the priors are scaled to; a batch is pooled.
+    basis : Polynomial, optional
+        Default the linear basis (features ``b``, ``m``).
+    priors : PriorChoice or dict, optional
+        A :class:`~bayeslin_jax.workflows.defaults.PriorChoice` or a dict of its fields.
+    **family_options
+        ``nu`` (Student-t), ``expected_nonzero``, ``slab_scale``, ``slab_df`` (horseshoe).
+
+    Returns
+    -------
+    Model
+        The model, its prior lines in ``info["priors"]``.
+
+    Raises
+    ------
+    BayeslinError
+        An unknown family or prior option, a prior option that does not apply to the family, a constant response.
     """
     from bayeslin_jax.core.basis import Polynomial
     from bayeslin_jax.workflows.defaults import build_model
@@ -170,8 +232,23 @@ def default_model(family: str, x, y, *, basis=None, priors=None, **family_option
 
 
 def as_prior_choice(priors):
-    """``priors`` (None, a dict of :class:`~bayeslin_jax.workflows.defaults.PriorChoice` fields, or one) ->
-    a PriorChoice; one line for an unknown field."""
+    """Read ``priors`` as a :class:`~bayeslin_jax.workflows.defaults.PriorChoice`.
+
+    Parameters
+    ----------
+    priors : None, dict or PriorChoice
+        None (the default rule), a dict of PriorChoice fields, or a PriorChoice (returned as is).
+
+    Returns
+    -------
+    PriorChoice
+        The choice.
+
+    Raises
+    ------
+    BayeslinError
+        ``priors`` of another type, or an unknown field (one line naming it and the known ones).
+    """
     from bayeslin_jax.workflows.defaults import PriorChoice
 
     if priors is None or isinstance(priors, PriorChoice):
@@ -201,12 +278,48 @@ def fit_inputs(
     whiten: bool = True,
     progress: bool | None = None,
 ) -> FitResult:
-    """:func:`fit` from validated model inputs ``(B, n, ...)`` (for the Gaussian regression: design matrices
-    ``phi: (B, n, d)`` in float64) and ``y: (B, n)``.
+    """:func:`fit` from validated model inputs.
 
-    ``x: (B, n)`` goes into the DataTree's ``constant_data``; ``batched=False`` drops the dataset dim (B = 1).
     The exact posterior is computed in float64 (:func:`bayeslin_jax.core.exact.posterior64`) whatever JAX's
-    precision, so that it stays an oracle on ill-conditioned designs. ``progress``: as in :func:`fit`.
+    precision, so that it stays an oracle on ill-conditioned designs.
+
+    Parameters
+    ----------
+    inputs : array_like, shape ``(B, n, ...)``
+        The model's inputs per dataset; for the Gaussian regression the design matrices ``phi: (B, n, d)`` in
+        float64.
+    y : (B, n) array
+        The responses.
+    model : Model or ModelSpec
+        The model (a ModelSpec is the Gaussian regression ``linear(spec)``).
+    x : (B, n) array, optional
+        The raw inputs, stored in the DataTree's ``constant_data`` (default: none stored).
+    batched : bool
+        False drops the dataset dim of the result (then ``B = 1``).
+    seed : int
+        Root of every random stream; dataset ``i`` uses ``(seed, i)`` only.
+    config : NutsConfig
+        Sampler settings.
+    log_likelihood : bool
+        Store pointwise log-likelihoods in the DataTree.
+    num_devices : int, optional
+        Local devices to split the batch over (default: all).
+    whiten : bool
+        Sample the whitened model where there is one (as in :func:`fit`).
+    progress : bool, optional
+        A bar of datasets done, as in :func:`fit`.
+
+    Returns
+    -------
+    FitResult
+        As :func:`fit` returns it; the DataTree's attributes carry ``reparameterization``, ``converged``,
+        ``problems`` and ``priors``.
+
+    Raises
+    ------
+    BayeslinError
+        An improper posterior, a design too ill-conditioned for an exact posterior, too little memory for the
+        draws, non-finite NUTS means; one line.
     """
     if progress is None:
         import sys
@@ -219,8 +332,9 @@ def fit_inputs(
     dtype = jnp.zeros(()).dtype
     check_proper(model, inputs, y)
     post = None
-    if model.has_exact:
-        post = exact.posterior64(inputs, y, spec.prior, spec.noise.sigma)
+    if model.has_exact:  # the Gaussian regression with known noise
+        spec = cast(ModelSpec, spec)
+        post = exact.posterior64(inputs, y, spec.prior, cast(KnownNoise, spec.noise).sigma)
         _check_exact(post, inputs, spec, np.arange(np.shape(y)[-1], dtype=float) if x is None else np.asarray(x))
     from bayeslin_jax.engine.memory import check_memory, estimate_draw_bytes
 
@@ -237,7 +351,8 @@ def fit_inputs(
         result = sample_model(seed, inputs_j, y_j, sampled, config, num_devices=num_devices, progress=progress)
         if sampled is not model:  # the whitened coordinates are the sampler's, not the model's
             result = result._replace(samples={k: v for k, v in result.samples.items() if k != WHITE_SITE})
-    tree = model_datatree(result, model, inputs_j, y_j, x_raw=None if x is None else np.asarray(x),
+    # cast: model_datatree's x_raw takes any array (it calls np.asarray), though annotated jax.Array
+    tree = model_datatree(result, model, inputs_j, y_j, x_raw=None if x is None else cast(Any, np.asarray(x)),
                           include_log_likelihood=log_likelihood)
     label_levels(tree, model)
     if not batched:
@@ -257,13 +372,26 @@ def fit_inputs(
     return fitted
 
 
-def label_levels(tree, model):
-    """Coordinates for a user model's sites, in place: the level names of its factorized columns
-    (:func:`~bayeslin_jax.workflows.design.bind_columns`) and, on a formula's design, the term names.
+def label_levels(tree: xr.DataTree, model: Model) -> xr.DataTree:
+    """Label a user model's sites, in place, with level names and term names.
 
-    A posterior dim (other than chain, draw, dataset) without coordinates (or with the default ``0 .. J-1``) gets
-    the names of the one candidate of its length: a factorized argument's levels, or the design's terms (for a user
-    model that declares no feature site). Two candidates of one length label neither (never a wrong label).
+    The names are the level names of its factorized columns (:func:`~bayeslin_jax.workflows.design.bind_columns`)
+    and, on a formula's design, the term names. A posterior dim (other than chain, draw, dataset) without
+    coordinates (or with the default ``0 .. J-1``) gets the names of the one candidate of its length: a factorized
+    argument's levels, or the design's terms (for a user model that declares no feature site). Two candidates of
+    one length label neither (never a wrong label).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        The fit's DataTree; its ``posterior`` group is relabelled.
+    model : Model
+        The fitted model (``info["levels"]``, its basis).
+
+    Returns
+    -------
+    xarray.DataTree
+        ``tree`` itself.
     """
     levels = dict(model.info.get("levels") or {})
     basis = model.basis
@@ -276,11 +404,11 @@ def label_levels(tree, model):
         by_size.setdefault(len(names), []).append(arg)
     post = tree["posterior"].to_dataset()
 
-    def unlabelled(dim) -> bool:  # no coordinate, or the default 0 .. J-1
+    def _unlabelled(dim) -> bool:  # no coordinate, or the default 0 .. J-1
         return dim not in post.coords or np.array_equal(np.asarray(post.coords[dim]), np.arange(post.sizes[dim]))
 
     coords = {dim: levels[by_size[size][0]] for dim, size in post.sizes.items()
-              if dim not in ("chain", "draw", "dataset", "feature") and unlabelled(dim)
+              if dim not in ("chain", "draw", "dataset", "feature") and _unlabelled(dim)
               and len(by_size.get(size, [])) == 1}
     if coords:
         import xarray as xr
@@ -318,8 +446,21 @@ class _AffineReparam:
 
 
 def whitened_regression(x, y=None, *, white_matrix, regression, **kwargs) -> None:
-    """``regression(x, y, **kwargs)`` with its weights ``w`` sampled as ``w = white_matrix @ z``
-    (``white_matrix: (d, d)``, traced)."""
+    """Run ``regression(x, y, **kwargs)`` with its weights ``w`` sampled as ``w = white_matrix @ z``.
+
+    Parameters
+    ----------
+    x : (n, d) array
+        The design, as ``regression`` takes it.
+    y : (n,) array, optional
+        The observations (None: prior predictive).
+    white_matrix : (d, d) array
+        The whitening map (traced).
+    regression : callable
+        A NumPyro regression function with a weight site ``w``.
+    **kwargs
+        Passed on to ``regression``.
+    """
     import numpyro
 
     with numpyro.handlers.reparam(config={"w": _AffineReparam(white_matrix)}):
@@ -327,10 +468,24 @@ def whitened_regression(x, y=None, *, white_matrix, regression, **kwargs) -> Non
 
 
 def preconditioned(model: Model, inputs) -> Model:
-    """The model NUTS samples for a built-in Student-t or GLM regression on the design ``inputs: (B, n, d)``: the
-    same posterior with ``w = A z``, ``A = R^-1 sqrt(n - 1)`` from the thin QR of the (pooled) design (rstanarm's
-    ``QR = TRUE``), so that raw-scale, correlated predictors sample as well as standardized ones. Every other model
-    is returned as is. The draws of ``w`` are unchanged in distribution (an invertible linear map)."""
+    """The model NUTS samples for a built-in Student-t or GLM regression on a design.
+
+    The same posterior with ``w = A z``, ``A = R^-1 sqrt(n - 1)`` from the thin QR of the (pooled) design
+    (rstanarm's ``QR = TRUE``), so that raw-scale, correlated predictors sample as well as standardized ones.
+    The draws of ``w`` are unchanged in distribution (an invertible linear map).
+
+    Parameters
+    ----------
+    model : Model
+        The model to fit.
+    inputs : (B, n, d) array
+        Its design matrices.
+
+    Returns
+    -------
+    Model
+        The whitened model, or ``model`` itself (every other model, or a design without full column rank).
+    """
     import dataclasses
 
     if model.name not in _PRECONDITIONED or model.feature_site != "w" or model.fn is whitened_regression:
@@ -350,10 +505,26 @@ def preconditioned(model: Model, inputs) -> Model:
 
 
 def check_proper(model: Model, inputs, y) -> None:
-    """Refuse an improper prior (flat weights or flat sigma) whose posterior is improper on this design:
-    one line from :func:`bayeslin_jax.core.priors.posterior_is_proper` (``inputs: (B, n, d)``)."""
-    params = model.params if model.spec is None else {"prior": model.spec.prior, "noise": model.spec.noise}
-    prior, noise = params.get("prior"), params.get("noise")
+    """Refuse an improper prior (flat weights or flat sigma) whose posterior is improper on this design.
+
+    Parameters
+    ----------
+    model : Model
+        The model to fit.
+    inputs : (B, n, d) array
+        Its design matrices.
+    y : (B, n) array
+        The responses.
+
+    Raises
+    ------
+    BayeslinError
+        One line from :func:`bayeslin_jax.core.priors.posterior_is_proper`, naming the dataset of a batch.
+    """
+    params: dict[str, Any] = (model.params if model.spec is None
+                              else {"prior": model.spec.prior, "noise": model.spec.noise})
+    prior: Any = params.get("prior")
+    noise: Any = params.get("noise")
     if prior is None or (getattr(prior, "is_proper", True) and getattr(noise, "is_proper", True)):
         return
     from bayeslin_jax.core.priors import posterior_is_proper
@@ -375,8 +546,22 @@ def _x_range(x: np.ndarray) -> str:
 
 
 def check_features(phi: np.ndarray, basis, x: np.ndarray) -> None:
-    """Refuse basis features ``phi: (B, n, d)`` (of ``basis`` on raw ``x``) whose sums of squares overflow their
-    dtype."""
+    """Refuse basis features whose sums of squares overflow their dtype.
+
+    Parameters
+    ----------
+    phi : (B, n, d) array
+        The features, in the working dtype.
+    basis : Polynomial
+        The basis that made them (named in the message).
+    x : array
+        The raw inputs (their range is named in the message).
+
+    Raises
+    ------
+    BayeslinError
+        One line: the largest feature, the dtype's limit, and what to do (rescale x, a lower degree, float64).
+    """
     limit = square_limit(phi.dtype, phi.shape[-2])
     biggest = float(np.max(np.abs(phi))) if np.isfinite(phi).all() else float("inf")
     if biggest > limit:
@@ -414,10 +599,10 @@ def _select(post: exact.GaussianPosterior, index: int) -> exact.GaussianPosterio
 
 
 @dataclass(frozen=True)
-class FitResult:
+class FitResult:  # numpydoc ignore=PR02
     """What :func:`fit` returns, for every model.
 
-    Attributes
+    Parameters
     ----------
     tree : xarray.DataTree
         ArviZ DataTree: ``posterior`` (every kept site: ``(chain, draw, [dataset,] *site_dims)``; ``w`` has the
@@ -426,10 +611,34 @@ class FitResult:
         The exact posterior where the model has one (:meth:`Model.exact <bayeslin_jax.core.model.Model.exact>`):
         ``mean ([B,] d)``, ``cov ([B,] d, d)``; None otherwise.
     model : Model
+        The fitted model (a ModelSpec given to :func:`fit` is its Gaussian regression ``linear(spec)``).
     config : NutsConfig
+        The sampler settings used.
     seed : int
+        The root seed used.
     batched : bool
         True when ``x, y`` had a leading dataset axis.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.linspace(-1.0, 1.0, 20)
+    >>> y = 0.5 + 0.3 * x + 0.1 * rng.standard_normal(20)
+    >>> result = bl.fit(x, y, bl.tutorial_spec(), num_warmup=100, num_draws=100, num_chains=2)
+    >>> result.sites, result.feature_names, result.num_datasets
+    (('w',), ('b', 'm'), 1)
+    >>> result.draws("w").shape  # (chain, draw, feature)
+    (2, 100, 2)
+    >>> result.priors()
+    ['b ~ Normal(0, 0.2)', 'm ~ Normal(0, 0.2)', 'sigma = 0.1 (known)']
+    >>> np.asarray(result.exact.sd, dtype=float).round(3)  # the exact posterior sd of intercept and slope
+    array([0.022, 0.036])
+    >>> list(result.summary().index)
+    ['b', 'm']
+    >>> "exact_cov" in result.to_dict()
+    True
     """
 
     tree: xr.DataTree
@@ -441,36 +650,82 @@ class FitResult:
 
     @property
     def spec(self) -> ModelSpec | Model:
-        """The Gaussian regression's :class:`ModelSpec` (release 0.1's name), or the model itself."""
+        """The Gaussian regression's :class:`ModelSpec` (release 0.1's name), or the model itself.
+
+        Returns
+        -------
+        ModelSpec or Model
+            ``model.spec`` where the model has one, else ``model``.
+        """
         return self.model if self.model.spec is None else self.model.spec
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The names of the feature site's elements (the basis features or formula terms).
+
+        Returns
+        -------
+        tuple of str
+            ``model.feature_names`` (empty for a model without a basis).
+        """
         return self.model.feature_names
 
     @property
     def num_datasets(self) -> int:
+        """How many datasets the result holds.
+
+        Returns
+        -------
+        int
+            The ``dataset`` dim's length; 1 for a one-dataset fit.
+        """
         return int(self.tree["posterior"].sizes["dataset"]) if self.batched else 1
 
     @property
     def sites(self) -> tuple[str, ...]:
-        """The posterior's sites: latent ones, and every ``numpyro.deterministic`` (per-point ones included)."""
+        """The posterior's sites: latent ones, and every ``numpyro.deterministic`` (per-point ones included).
+
+        Returns
+        -------
+        tuple of str
+            The names of the ``posterior`` group's variables.
+        """
         return tuple(self.tree["posterior"].data_vars)
 
     def draws(self, name: str = "w") -> np.ndarray:
-        """Posterior draws of site ``name`` as NumPy: ``([B,] C, S, *site_shape)``, e.g. ``w: ([B,] C, S, d)``."""
+        """Posterior draws of one site as NumPy.
+
+        Parameters
+        ----------
+        name : str
+            The site (default ``"w"``, the weights of the built-in models); see :attr:`sites`.
+
+        Returns
+        -------
+        numpy.ndarray, shape ``([B,] C, S, *site_shape)``
+            E.g. ``w: ([B,] C, S, d)``: datasets (a batch only), chains, draws, then the site's own dims.
+
+        Raises
+        ------
+        BayeslinError
+            The model has no site ``name`` (one line listing its sites).
+        """
         if name not in self.tree["posterior"]:
             raise BayeslinError(f"model {self.model.name!r} has no site {name!r}: its sites are {list(self.sites)}")
         lead = (["dataset"] if self.batched else []) + ["chain", "draw"]
         return np.asarray(self.tree["posterior"][name].transpose(*lead, ...))
 
     def diagnostics(self) -> xr.Dataset:
-        """:func:`~bayeslin_jax.diagnostics.host.posterior_summary` (dims ``dataset, parameter``) + exact posterior.
+        """The diagnostics of every parameter, next to the exact posterior where there is one.
 
-        ``parameter``: every element of every site (coordinate ``site`` names its site). Adds ``exact_mean``,
-        ``exact_sd`` and ``z = (mean - exact_mean) / mcse_mean`` on the feature site where the model has an
-        exact posterior (NaN elsewhere), and ``max_tree_depth_hits`` (draws whose tree reached
-        ``config.max_tree_depth``). A one-dataset fit has a ``dataset`` dim of length 1 here.
+        Returns
+        -------
+        xarray.Dataset
+            :func:`~bayeslin_jax.diagnostics.host.posterior_summary` (dims ``dataset, parameter``; ``parameter``:
+            every element of every site, coordinate ``site`` names its site), plus ``exact_mean``, ``exact_sd``
+            and ``z = (mean - exact_mean) / mcse_mean`` on the feature site where the model has an exact posterior
+            (NaN elsewhere), and ``max_tree_depth_hits`` (draws whose tree reached ``config.max_tree_depth``).
+            A one-dataset fit has a ``dataset`` dim of length 1 here. A copy: changing it changes nothing here.
         """
         return self._diagnostics.copy()
 
@@ -492,9 +747,10 @@ class FitResult:
         return table
 
     def summary(self, ci_kind: str | None = None, ci_prob: float | None = None) -> pd.DataFrame:
-        """One row per parameter (every element of every site; and dataset, for a batch): NUTS mean/sd, a credible
-        interval, R-hat, bulk/tail ESS, MCSE, its ``site``; exact mean/sd and z where the model has an exact
-        posterior.
+        """One row per parameter: NUTS mean/sd, a credible interval, R-hat, ESS, MCSE, and the exact posterior.
+
+        A row per element of every site (and per dataset, for a batch): NUTS mean/sd, a credible interval, R-hat,
+        bulk/tail ESS, MCSE, its ``site``; exact mean/sd and z where the model has an exact posterior.
 
         Parameters
         ----------
@@ -523,16 +779,44 @@ class FitResult:
         return frame
 
     def arviz_summary(self, dataset: int = 0) -> pd.DataFrame:
-        """ArviZ's own summary table (mean, sd, ETI, MCSE, ESS, R-hat) of one dataset."""
+        """ArviZ's own summary table (mean, sd, ETI, MCSE, ESS, R-hat) of one dataset.
+
+        Parameters
+        ----------
+        dataset : int
+            Position of the dataset in a batch (ignored for one dataset).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``arviz_stats.summary`` of that dataset's posterior, one row per parameter.
+        """
         return diagnostics.summary(self.tree, dataset if self.batched else None)
 
     def correlation_table(self, dataset: int = 0) -> pd.DataFrame:
-        """Exact vs NUTS posterior covariance and correlation of the weights (models with an exact posterior)."""
+        """Exact vs NUTS posterior covariance and correlation of the weights (models with an exact posterior).
+
+        Parameters
+        ----------
+        dataset : int
+            Position of the dataset in a batch (ignored for one dataset).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per pair of features (index ``pair``, e.g. ``"b,m"``): ``cov_exact``, ``cov_nuts``,
+            ``cov_mcse``, ``corr_exact``, ``corr_nuts``, ``corr_diff``.
+
+        Raises
+        ------
+        BayeslinError
+            The model has no exact posterior (e.g. sigma learned).
+        """
         if self.exact is None:
             raise BayeslinError(f"model {self.model.name!r} has no exact posterior: correlation_table needs "
                                 "known sigma")
         cov = np.asarray(self.exact.cov)
-        draws = self.draws(self.model.feature_site)
+        draws = self.draws(cast(str, self.model.feature_site))  # the Gaussian regression's "w"
         if self.batched:
             cov, draws = cov[dataset], draws[dataset]
         return diagnostics.correlation_table(cov, draws, self.feature_names)
@@ -544,6 +828,11 @@ class FitResult:
         is one chain), bulk or tail ESS < 100 per chain (parameters that vary), divergences, draws that hit the
         maximum tree depth; non-finite draws. The worst R-hat and ESS are printed with the digits that put them
         on the failing side of the threshold (1.0139 -> 1.014; ESS as an integer, rounded down).
+
+        Returns
+        -------
+        list of str
+            One line per problem, prefixed ``dataset i:`` in a batch; empty when the fit converged.
         """
         table = self.diagnostics()
         lines: list[str] = []
@@ -591,12 +880,24 @@ class FitResult:
         return repr(value)
 
     def priors(self) -> list[str]:
-        """The priors the fit used, one line each (``age ~ Normal(0, 14.7)``; data-scaled defaults included)."""
+        """The priors the fit used, one line each (``age ~ Normal(0, 14.7)``; data-scaled defaults included).
+
+        Returns
+        -------
+        list of str
+            One line per prior (weights, then sigma), as stored in the DataTree's ``priors`` attribute.
+        """
         return [line for line in self.tree.attrs.get("priors", "").splitlines() if line]
 
     def prior_warnings(self) -> list[str]:
-        """One line per prior that dominates the data or conflicts with it
-        (:func:`bayeslin_jax.workflows.defaults.prior_warnings`)."""
+        """One line per prior that dominates the data or conflicts with it.
+
+        Returns
+        -------
+        list of str
+            :func:`bayeslin_jax.workflows.defaults.prior_warnings` of this result (empty when none, and for a user
+            model).
+        """
         from bayeslin_jax.workflows.defaults import prior_warnings
 
         return prior_warnings(self)
@@ -610,6 +911,11 @@ class FitResult:
         ``divergences``, ``max_tree_depth_hits``, ``problems`` (one line each, as :meth:`problems`), ``converged``
         (no problems), ``reparameterization`` (``"whiten"`` or ``"none"``); for a batch, ``datasets``: one such
         record per dataset.
+
+        Returns
+        -------
+        dict
+            The record described above (JSON-serializable but for non-finite floats).
         """
         table = self.diagnostics()
         records = [self._record(table, i) for i in range(table.sizes["dataset"])]
@@ -632,7 +938,8 @@ class FitResult:
         """The record of dataset ``index`` (position)."""
         row = table.isel(dataset=index)
         columns = ("mean", "sd", "rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd", "exact_mean", "exact_sd")
-        features, parameters = {}, {}
+        features: dict[str, dict[str, float]] = {}
+        parameters: dict[str, dict[str, float]] = {}
         for k, (name, site) in enumerate(zip(np.asarray(table["parameter"]), np.asarray(table["site"]), strict=True)):
             on_features = site == self.model.feature_site
             (features if on_features else parameters)[str(name)] = {
@@ -643,7 +950,7 @@ class FitResult:
         record: dict = {"features": features, "parameters": parameters, "divergences": int(row["divergences"]),
                         "max_tree_depth_hits": int(row["max_tree_depth_hits"])}
         if features:
-            w = self.draws(self.model.feature_site)
+            w = self.draws(cast(str, self.model.feature_site))  # features found: the model has a feature site
             w = (w[index] if self.batched else w).reshape(-1, len(features)).astype(float)
             record["nuts_cov"] = np.cov(w, rowvar=False).reshape(len(features), len(features)).tolist()
         if self.batched:
@@ -656,7 +963,17 @@ class FitResult:
     def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
         """Strict JSON of :meth:`to_dict`: non-finite numbers become null, their paths listed under ``non_finite``.
 
-        Written to ``path`` if given (see :func:`bayeslin_jax.core.data.strict_json`).
+        Parameters
+        ----------
+        path : str or Path, optional
+            Also write the text (and a final newline) there, atomically.
+        indent : int
+            JSON indentation.
+
+        Returns
+        -------
+        str
+            The JSON text (see :func:`bayeslin_jax.core.data.strict_json`); what ``bayeslin fit --json`` writes.
         """
         text = strict_json(self.to_dict(), indent=indent)
         if path is not None:
@@ -666,7 +983,20 @@ class FitResult:
         return text
 
     def flat_draws(self, dataset: int = 0) -> tuple[list[str], np.ndarray]:
-        """Every parameter's draws of one dataset, chains pooled: names ``(P,)`` and draws ``(C * S, P)``."""
+        """Every parameter's draws of one dataset, chains pooled.
+
+        Parameters
+        ----------
+        dataset : int
+            Position of the dataset in a batch (ignored for one dataset).
+
+        Returns
+        -------
+        names : list of str
+            ``(P,)``: every element of every site, as in :meth:`diagnostics`.
+        draws : numpy.ndarray, shape ``(C * S, P)``
+            The draws, float64.
+        """
         names = [str(n) for n in np.asarray(self._diagnostics["parameter"])]
         columns = []
         for site in self.sites:
@@ -693,6 +1023,7 @@ class FitResult:
         Returns
         -------
         matplotlib.figure.Figure
+            The figure (also saved to ``path`` if given).
 
         Raises
         ------
@@ -707,7 +1038,7 @@ class FitResult:
         dataset = 0 if dataset is None else int(dataset)
         if not 0 <= dataset < self.num_datasets:
             raise BayeslinError(f"dataset={dataset} is outside this result's {self.num_datasets} dataset(s)")
-        label = f"dataset {int(self.tree['posterior']['dataset'][dataset])}" if self.batched else None
+        label = f"dataset {int(self.tree['posterior'].coords['dataset'].values[dataset])}" if self.batched else None
         if self.model.spec is None or not isinstance(self.model.basis, Polynomial):
             fig = plots.parameter_figure(self, dataset, title=label)
         else:

@@ -84,7 +84,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -93,6 +93,9 @@ from tqdm.auto import tqdm
 
 from bayeslin_jax.core import atomic, validation
 from bayeslin_jax.core.errors import BayeslinError, StoreError, StoreWarning
+
+if TYPE_CHECKING:
+    from zarr.core.array_spec import ArrayConfigParams
 
 ITEM_DIM = "dataset"
 CHUNK_DIM = "chunk"
@@ -107,7 +110,8 @@ TIMINGS = ("chunk_compute_seconds", "chunk_write_seconds", "chunk_finished_at")
 # Rewritten as chunks finish; chunk_start/stop are written once.
 PER_CHUNK_BOOKKEEPING = ("chunk_done", *TIMINGS, CHECKSUMS)
 BOOKKEEPING = ("chunk_start", "chunk_stop", *PER_CHUNK_BOOKKEEPING)
-ALWAYS_WRITE = {"write_empty_chunks": True}  # a file for every chunk, even one equal to the fill value
+# a file for every chunk, even one equal to the fill value
+ALWAYS_WRITE: ArrayConfigParams = {"write_empty_chunks": True}
 ROOT = "zarr.json"
 ROOT_CHECKSUM_ATTR = "bayeslin_root_checksum"
 RUNS_ATTR = "bayeslin_runs"
@@ -120,7 +124,13 @@ _LEFTOVER = re.compile(r"^(zarr\.[0-9a-f]+\.partial|\.zarr\.json\.[0-9a-f]+\.tmp
 
 
 def versions() -> dict[str, str]:
-    """Versions whose change could change results (part of a store's identity)."""
+    """Versions whose change could change results (part of a store's identity).
+
+    Returns
+    -------
+    dict of str to str
+        ``{"bayeslin_jax": ..., "jax": ..., "numpyro": ...}``: the installed version of each.
+    """
     import jax
     import numpyro
 
@@ -130,7 +140,23 @@ def versions() -> dict[str, str]:
 
 
 def canonical_meta(meta: dict) -> dict:
-    """JSON round trip of ``meta`` (tuples -> lists, keys -> str): what the store keeps and compares."""
+    """JSON round trip of ``meta`` (tuples -> lists, keys -> str): what the store keeps and compares.
+
+    Parameters
+    ----------
+    meta : dict
+        Store metadata (settings that determine the results).
+
+    Returns
+    -------
+    dict
+        ``meta`` as it reads back from JSON.
+
+    Raises
+    ------
+    BayeslinError
+        ``meta`` is not JSON-serialisable.
+    """
     try:
         return json.loads(json.dumps(meta, sort_keys=True, allow_nan=True))
     except (TypeError, ValueError) as err:
@@ -138,13 +164,42 @@ def canonical_meta(meta: dict) -> dict:
 
 
 def chunk_bounds(first_item: int, num_items: int, chunk_size: int) -> list[tuple[int, int]]:
-    """Global ``[start, stop)`` of every chunk."""
+    """Global ``[start, stop)`` of every chunk.
+
+    Parameters
+    ----------
+    first_item : int
+        Index of the first item.
+    num_items : int
+        Number of items.
+    chunk_size : int
+        Items per chunk (the last chunk may be shorter).
+
+    Returns
+    -------
+    list of (int, int)
+        ``(start, stop)`` of each chunk, in order.
+    """
     stop_all = first_item + num_items
     return [(s, min(s + chunk_size, stop_all)) for s in range(first_item, stop_all, chunk_size)]
 
 
 def diff_paths(stored, wanted, prefix: str = "") -> list[str]:
-    """Dotted paths where two JSON values differ, e.g. ``['meta.seed']``."""
+    """Dotted paths where two JSON values differ, e.g. ``['meta.seed']``.
+
+    Parameters
+    ----------
+    stored, wanted : JSON value
+        The two values (dicts are compared key by key, anything else with ``==``).
+    prefix : str
+        Dotted path of the values themselves (for the recursion).
+
+    Returns
+    -------
+    list of str
+        The paths where they differ (a key present in one only counts); ``['<root>']`` when two non-dict
+        values differ at the top.
+    """
     if isinstance(stored, dict) and isinstance(wanted, dict):
         out = []
         for key in sorted(set(stored) | set(wanted)):
@@ -179,7 +234,18 @@ def _why(err: BaseException) -> str:
 
 
 def is_store(path: str | Path) -> bool:
-    """Whether ``path`` looks like a zarr store (has a root ``zarr.json``; not yet verified)."""
+    """Whether ``path`` looks like a zarr store (has a root ``zarr.json``; not yet verified).
+
+    Parameters
+    ----------
+    path : str or Path
+        The candidate store directory.
+
+    Returns
+    -------
+    bool
+        True when ``path/zarr.json`` is a file.
+    """
     return (Path(path) / "zarr.json").is_file()
 
 
@@ -189,13 +255,29 @@ def sampler_identity(nuts) -> dict:
     :meth:`NutsConfig.identity` (every field but the layout) plus the resolved ``method`` (``map``, ``vmap`` or
     ``barrier_free``: the kernels round differently, so a store never mixes two); ``batch_size``, the chunk size
     and the device count change only speed and are left out. Study and SBC stores both record this.
+
+    Parameters
+    ----------
+    nuts : NutsConfig
+        The sampler settings.
+
+    Returns
+    -------
+    dict
+        The settings that change the bits, ``method`` resolved.
     """
     return {**nuts.identity(), "method": nuts.resolved_method()}
 
 
 @contextlib.contextmanager
 def quiet_leftovers() -> Iterator[None]:
-    """Hide zarr's warning about a crash's leftover temporary file in the root folder (it is no store node)."""
+    """Hide zarr's warning about a crash's leftover temporary file in the root folder (it is no store node).
+
+    Yields
+    ------
+    None
+        Inside the block, that warning is filtered out.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Object at (zarr\.[0-9a-f]+\.partial|\.zarr\.json\.[0-9a-f]+\.tmp) "
                                 r"is not recognized")
@@ -261,6 +343,25 @@ def read_root(path: str | Path, warn_legacy: bool = False) -> dict:
     A bayeslin store's root holds ``bayeslin_root_checksum``: the sha256 of the canonical JSON of the whole
     document but its informational attrs (creation host and time, run records) and the checksum itself. A
     store written before it (format 2) is read with a :class:`StoreWarning`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+    warn_legacy : bool
+        Warn (:class:`StoreWarning`) when the store predates root checksums.
+
+    Returns
+    -------
+    dict
+        The parsed root document (zarr group metadata, ``attributes`` included). A zarr group not written by
+        bayeslin is returned unchecked (the caller says so).
+
+    Raises
+    ------
+    StoreError
+        The root ``zarr.json`` is missing, unreadable or fails its checksum (the message says whether an intact
+        previous copy exists), or the store has no checksums at all.
     """
     path = Path(path)
     try:
@@ -291,8 +392,26 @@ def read_root(path: str | Path, warn_legacy: bool = False) -> dict:
     return doc
 
 
-def open_group(path: str | Path, mode: str = "r") -> zarr.Group:
-    """The store's zarr group after :func:`read_root`; an unreadable root ``zarr.json`` raises :class:`StoreError`."""
+def open_group(path: str | Path, mode: Literal["r", "r+", "a", "w", "w-"] = "r") -> zarr.Group:
+    """The store's zarr group after :func:`read_root`; an unreadable root ``zarr.json`` raises :class:`StoreError`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+    mode : {"r", "r+", "a", "w", "w-"}
+        zarr's open mode.
+
+    Returns
+    -------
+    zarr.Group
+        The store's root group.
+
+    Raises
+    ------
+    StoreError
+        The root metadata is damaged or cannot be parsed by zarr.
+    """
     if is_store(path):
         read_root(path)
     try:
@@ -318,6 +437,15 @@ def write_root(path: str | Path, doc: dict, previous: bytes | None = None) -> No
     in its own folder (``O_EXCL | O_NOFOLLOW``), is fsynced, renamed into place, and the folder fsynced. A
     crash or power loss at any moment leaves the old or the new root, each intact, and an intact previous copy.
     Call with the writer lock held.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+    doc : dict
+        The new root document (its ``bayeslin_root_checksum`` attr is recomputed).
+    previous : bytes, optional
+        The current root's bytes, kept as the previous copy first; None: no previous copy is written.
     """
     path = Path(path)
     if previous is not None:
@@ -327,7 +455,22 @@ def write_root(path: str | Path, doc: dict, previous: bytes | None = None) -> No
 
 
 def update_root_attrs(path: str | Path, changes: dict) -> None:
-    """Set root attrs (e.g. a run record) through :func:`write_root`; call with the writer lock held."""
+    """Set root attrs (e.g. a run record) through :func:`write_root`; call with the writer lock held.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+    changes : dict
+        Attrs to set (JSON round-tripped); the others are kept.
+
+    Raises
+    ------
+    StoreError
+        The current root metadata is damaged.
+    BayeslinError
+        ``changes`` is not JSON-serialisable.
+    """
     path = Path(path)
     current = (path / ROOT).read_bytes()
     doc = read_root(path)
@@ -346,7 +489,25 @@ def _remove_leftovers(path: Path) -> None:
 
 
 def read_identity(path: str | Path) -> dict:
-    """The identity (``meta``, ``num_items``, ``first_item``, ``chunk_size``) a store was created with."""
+    """The identity (``meta``, ``num_items``, ``first_item``, ``chunk_size``) a store was created with.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+
+    Returns
+    -------
+    dict
+        The ``bayeslin_store`` attr: ``format``, ``meta``, ``num_items``, ``first_item``, ``chunk_size``.
+
+    Raises
+    ------
+    BayeslinError
+        ``path`` is not a zarr store, or one not written by bayeslin.
+    StoreError
+        Its root ``zarr.json`` is missing (the variables are there) or damaged.
+    """
     path = Path(path)
     if not is_store(path):
         if (path / "chunk_done" / "zarr.json").is_file():
@@ -424,7 +585,7 @@ def _state(crc: int | None) -> str:
 
 def _check_metadata(path: Path, group: zarr.Group) -> dict:
     """Verify metadata and write-once files against the creation record; returns the record."""
-    integrity = dict(group.attrs).get(INTEGRITY_ATTR)
+    integrity = cast("dict[str, Any] | None", dict(group.attrs).get(INTEGRITY_ATTR))
     if integrity is None:
         raise StoreError(f"store {path} has no checksums (written by an older bayeslin): it cannot be verified; "
                          "rerun into a new output path")
@@ -439,6 +600,11 @@ def _check_metadata(path: Path, group: zarr.Group) -> dict:
             raise StoreError(f"store {path}: file {rel} of variable {rel.split('/')[0]!r} (written at creation) is "
                              f"{_state(got)}; it cannot be recomputed: move the store away and rerun")
     return integrity
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    """``group[name]`` as the array it is (a store's variables and bookkeeping are arrays, never groups)."""
+    return cast(zarr.Array, group[name])
 
 
 def _read_rows(array: zarr.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -457,8 +623,20 @@ def _read_rows(array: zarr.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class Damage:
-    """One damaged chunk of one variable (``chunk``: index in the store; items ``[start, stop)``)."""
+class Damage:  # numpydoc ignore=PR02
+    """One damaged chunk of one variable.
+
+    Parameters
+    ----------
+    chunk : int
+        Index of the chunk in the store.
+    start, stop : int
+        Its items ``[start, stop)``.
+    variable : str
+        The damaged variable (or bookkeeping array).
+    problem : str
+        What is wrong, e.g. ``"missing"`` or ``"altered (checksum mismatch)"``.
+    """
 
     chunk: int
     start: int
@@ -467,6 +645,18 @@ class Damage:
     problem: str
 
     def describe(self, path: str | Path) -> str:
+        """One line naming the store, the chunk (with its item range), the variable and the problem.
+
+        Parameters
+        ----------
+        path : str or Path
+            The store, as the message shows it.
+
+        Returns
+        -------
+        str
+            E.g. ``"store s.zarr: chunk 3 (datasets 768-1023) of variable 'rhat' is missing"``.
+        """
         return (f"store {path}: chunk {self.chunk} ({ITEM_DIM}s {self.start}-{self.stop - 1}) of variable "
                 f"{self.variable!r} is {self.problem}")
 
@@ -477,15 +667,30 @@ def find_damage(path: str | Path) -> list[Damage]:
     Returns the damaged ``(chunk, variable)`` pairs (empty when the store is intact). Damage that
     no recomputation can repair (root or variable metadata, files written at creation) raises
     :class:`StoreError` instead.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+
+    Returns
+    -------
+    list of Damage
+        One entry per damaged ``(chunk, variable)``; an unreadable done flag or checksum record counts too.
+
+    Raises
+    ------
+    StoreError
+        Unrepairable damage (root or variable metadata, write-once files, unreadable bookkeeping).
     """
     path = Path(path)
     group = open_group(path)
     try:
         integrity = _check_metadata(path, group)
-        identity = dict(group.attrs)[IDENTITY_ATTR]
+        identity = cast("dict[str, Any]", dict(group.attrs)[IDENTITY_ATTR])
         starts, stops = np.array(chunk_bounds(identity["first_item"], identity["num_items"], identity["chunk_size"])).T
-        done, done_ok = _read_rows(group["chunk_done"])
-        sums, sums_ok = _read_rows(group[CHECKSUMS])
+        done, done_ok = _read_rows(_array(group, "chunk_done"))
+        sums, sums_ok = _read_rows(_array(group, CHECKSUMS))
         file = _chunk_files(path, [*integrity["arrays"], CHECKSUMS])
     except StoreError:
         raise
@@ -510,6 +715,16 @@ def verify(path: str | Path) -> None:
 
     Damage confined to a chunk's timings (bookkeeping a resume rebuilds, that no result depends on) is a
     :class:`StoreWarning` line instead.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+
+    Raises
+    ------
+    StoreError
+        A done chunk's file is missing or altered, or the metadata is damaged.
     """
     damage = find_damage(path)
     results = [d for d in damage if d.variable not in TIMINGS]
@@ -527,8 +742,19 @@ def _warn_timings(path: str | Path, damage: list[Damage]) -> None:
 
 
 def done_mask(path: str | Path) -> np.ndarray:
-    """``(num_chunks,)`` bool: which chunks are flagged completely on disk (an unreadable flag counts as not)."""
-    done, ok = _read_rows(open_group(path)["chunk_done"])
+    """Which chunks are flagged completely on disk (an unreadable flag counts as not).
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+
+    Returns
+    -------
+    (num_chunks,) bool array
+        True for each chunk whose ``chunk_done`` flag is 1.
+    """
+    done, ok = _read_rows(_array(open_group(path), "chunk_done"))
     return ok & (done == 1)
 
 
@@ -538,7 +764,18 @@ def done_mask(path: str | Path) -> np.ndarray:
 
 
 def lock_path(path: str | Path) -> Path:
-    """The lock file of the store at ``path``: ``.<name>.lock`` next to it."""
+    """The lock file of the store at ``path``: ``.<name>.lock`` next to it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+
+    Returns
+    -------
+    Path
+        ``path.parent / ".<name>.lock"``.
+    """
     path = Path(path)
     return path.parent / f".{path.name}.lock"
 
@@ -584,7 +821,21 @@ def _open_lock(path: Path, lock: Path) -> int:
 def writer_lock(path: str | Path) -> Iterator[None]:
     """Hold the exclusive writer lock of the store at ``path`` (see the module docstring).
 
-    Raises :class:`StoreError` at once if another process holds it.
+    Parameters
+    ----------
+    path : str or Path
+        The store directory (its parent is created if missing).
+
+    Yields
+    ------
+    None
+        The lock is held inside the block and released (its file removed) on exit.
+
+    Raises
+    ------
+    StoreError
+        At once, if another process holds the lock (the message names its pid and host), or the lock file
+        cannot be created or is a link.
     """
     path = Path(path)
     lock = lock_path(path)
@@ -642,7 +893,7 @@ def _validate_chunk(ds: xr.Dataset, indices: np.ndarray) -> None:
 
 def _per_chunk_arrays(template: xr.Dataset) -> list[str]:
     """Variables written chunk by chunk (first dim ``dataset``, not the index itself, not empty)."""
-    return [name for name, var in template.variables.items()
+    return [cast(str, name) for name, var in template.variables.items()
             if ITEM_DIM in var.dims and name != ITEM_DIM and all(var.shape[1:])]
 
 
@@ -672,7 +923,7 @@ def _create(path: Path, template: xr.Dataset, identity: dict, bounds: list[tuple
         group = zarr.open_group(str(tmp), mode="r+")
         for name, var in template.variables.items():
             if ITEM_DIM in var.dims:
-                group[name].resize((num_items, *var.shape[1:]))
+                _array(group, cast(str, name)).resize((num_items, *var.shape[1:]))
         per_chunk = [*_per_chunk_arrays(template), ITEM_DIM, *TIMINGS]
         num_chunks = len(bounds)
         starts = np.fromiter((b[0] for b in bounds), dtype=np.int64, count=num_chunks)
@@ -717,17 +968,17 @@ def _write_chunk(path: Path, ds: xr.Dataset, offset: slice) -> None:
     other = [name for name, var in ds.variables.items() if ITEM_DIM not in var.dims]
     ds.drop_vars(other).to_zarr(path, region={ITEM_DIM: offset}, mode="r+", consolidated=False,
                                 write_empty_chunks=True)
-    index = zarr.open_group(str(path), mode="r+")[ITEM_DIM]  # a region write leaves the index coordinate alone
+    index = _array(zarr.open_group(str(path), mode="r+"), ITEM_DIM)  # a region write leaves the index coordinate alone
     index.with_config(ALWAYS_WRITE)[offset] = ds[ITEM_DIM].values.astype(index.dtype)
 
 
 def _mark_done(path: Path, chunk: int, compute_s: float, write_s: float) -> None:
     """Write the chunk's timings, record the checksums of its files (timings included), then flag it done (last)."""
     group = zarr.open_group(str(path), mode="r+")
-    names = group.attrs[INTEGRITY_ATTR]["arrays"]
-    group["chunk_compute_seconds"].with_config(ALWAYS_WRITE)[chunk] = compute_s
-    group["chunk_write_seconds"].with_config(ALWAYS_WRITE)[chunk] = write_s
-    group["chunk_finished_at"].with_config(ALWAYS_WRITE)[chunk] = time.time()
+    names = cast("list[str]", cast("dict[str, Any]", group.attrs[INTEGRITY_ATTR])["arrays"])
+    _array(group, "chunk_compute_seconds").with_config(ALWAYS_WRITE)[chunk] = compute_s
+    _array(group, "chunk_write_seconds").with_config(ALWAYS_WRITE)[chunk] = write_s
+    _array(group, "chunk_finished_at").with_config(ALWAYS_WRITE)[chunk] = time.time()
     sums = []
     file = _chunk_files(path, names)
     for name in names:
@@ -735,12 +986,13 @@ def _mark_done(path: Path, chunk: int, compute_s: float, write_s: float) -> None
         if crc is None:
             raise StoreError(f"store {path}: chunk {chunk} of variable {name!r} is missing right after writing it")
         sums.append(crc)
-    group[CHECKSUMS].with_config(ALWAYS_WRITE)[chunk] = np.array(sums, dtype=np.uint32)
-    group["chunk_done"].with_config(ALWAYS_WRITE)[chunk] = 1  # last: counts only once everything above is on disk
+    _array(group, CHECKSUMS).with_config(ALWAYS_WRITE)[chunk] = np.array(sums, dtype=np.uint32)
+    # last: the chunk counts only once everything above is on disk
+    _array(group, "chunk_done").with_config(ALWAYS_WRITE)[chunk] = 1
 
 
 def _unmark(path: Path, chunk: int) -> None:
-    zarr.open_group(str(path), mode="r+")["chunk_done"].with_config(ALWAYS_WRITE)[chunk] = 0
+    _array(zarr.open_group(str(path), mode="r+"), "chunk_done").with_config(ALWAYS_WRITE)[chunk] = 0
 
 
 def _write_error(path: Path, chunk: int, start: int, stop: int, desc: str, err: OSError) -> StoreError:
@@ -797,11 +1049,52 @@ def run_chunked(
 
     ``record()``: called once every chunk is written, still under the writer lock; its dict is appended to
     the store's ``bayeslin_runs`` attr (informational: not part of the root checksum).
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory (created if missing; an empty directory counts as missing).
+    meta : dict
+        JSON-serialisable settings that determine the results (part of the store's identity).
+    num_items : int
+        Number of items this store holds.
+    chunk_size : int
+        Items per chunk (part of the identity).
+    compute : callable, optional
+        ``compute(indices: (k,) int64) -> xr.Dataset``: a chunk in one step.
+    progress : bool
+        Show the tqdm bar.
+    desc : str
+        Plural name of the items (the bar's label and error messages).
+    first_item : int
+        Global index of the first item.
+    launch : callable, optional
+        ``launch(indices) -> handle``: a chunk's device part (with ``finish``, instead of ``compute``).
+    finish : callable, optional
+        ``finish(handle) -> xr.Dataset``: a chunk's host part.
+    overlap : bool
+        Pipeline ``launch`` of chunk k+1 with ``finish`` of chunk k.
+    record : callable, optional
+        ``record() -> dict``: the run record appended to ``bayeslin_runs``.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`open_store` of the complete store.
+
+    Raises
+    ------
+    BayeslinError
+        Neither ``compute`` nor both ``launch`` and ``finish``; a store at ``path`` written with other settings,
+        or a path that is not a bayeslin store; a chunk dataset of the wrong shape or coords.
+    StoreError
+        Another process is writing the store, its metadata is damaged beyond repair, or a chunk cannot be
+        written (full disk, permissions): completed chunks are kept and a rerun resumes.
     """
-    if (compute is None) == (launch is None and finish is None) or (launch is None) != (finish is None):
-        raise BayeslinError("run_chunked needs either compute, or both launch and finish")
-    if compute is not None:
+    if compute is not None and launch is None and finish is None:
         launch, finish = (lambda indices: indices), compute
+    elif compute is not None or launch is None or finish is None:
+        raise BayeslinError("run_chunked needs either compute, or both launch and finish")
     validation.integer(f"number of {desc}", num_items)
     validation.integer("chunk size", chunk_size)
     if first_item < 0:
@@ -843,8 +1136,18 @@ def run_chunked(
 
 
 @dataclass(frozen=True)
-class Steps:
-    """How :func:`_run_chunks` computes a chunk: ``finish(launch(indices))``, pipelined when ``overlap``."""
+class Steps:  # numpydoc ignore=PR02
+    """How :func:`_run_chunks` computes a chunk: ``finish(launch(indices))``, pipelined when ``overlap``.
+
+    Parameters
+    ----------
+    launch : callable
+        ``launch(indices: (k,) int64) -> handle``, the device part.
+    finish : callable
+        ``finish(handle) -> xr.Dataset``, the host part.
+    overlap : bool
+        Launch chunk k+1 in a worker thread while chunk k is finished.
+    """
 
     launch: Callable[[np.ndarray], Any]
     finish: Callable[[Any], xr.Dataset]
@@ -857,7 +1160,9 @@ class _Launched:
     def __init__(self, chunk: int, start: int, stop: int, launch: Callable[[np.ndarray], Any], background: bool):
         self.chunk, self.start, self.stop = chunk, start, stop
         self.indices = np.arange(start, stop, dtype=np.int64)
-        self._launch, self._out, self._err = launch, None, None
+        self._launch = launch
+        self._out: Any = None
+        self._err: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"bayeslin-chunk-{chunk}", daemon=True)
         if background:
             self._thread.start()
@@ -945,6 +1250,25 @@ def open_store(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     Every done chunk is verified first (:func:`verify`): damage raises :class:`StoreError`. An
     incomplete store raises :class:`BayeslinError` unless ``allow_incomplete``, in which case
     only the finished chunks' items are returned (attrs ``complete=False``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+    allow_incomplete : bool
+        Return the finished chunks of an incomplete store instead of raising.
+
+    Returns
+    -------
+    xarray.Dataset
+        The data variables over ``dataset`` (lazily loaded), attr ``complete``.
+
+    Raises
+    ------
+    StoreError
+        A done chunk or the metadata is damaged, or zarr cannot open the store.
+    BayeslinError
+        ``path`` is not a bayeslin store, or the store is incomplete and not ``allow_incomplete``.
     """
     path = Path(path)
     identity = read_identity(path)
@@ -976,6 +1300,21 @@ def chunk_log(path: str | Path) -> xr.Dataset:
 
     Never fails on damaged bookkeeping: an unreadable or altered row reads as NaN (timings) or 0 (flags,
     checksums), with one :class:`StoreWarning` line. A damaged root ``zarr.json`` is an error.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+
+    Returns
+    -------
+    xarray.Dataset
+        The bookkeeping arrays over dim ``chunk`` (``chunk_checksum`` also over ``checksum_array``).
+
+    Raises
+    ------
+    StoreError
+        The root metadata is damaged.
     """
     path = Path(path)
     group = open_group(path)
@@ -989,7 +1328,7 @@ def chunk_log(path: str | Path) -> xr.Dataset:
         if name not in names:
             continue
         try:
-            values, ok = _read_rows(group[name])
+            values, ok = _read_rows(_array(group, name))
         except Exception:
             values, ok = None, np.zeros(num_chunks, dtype=bool)
         if values is None or values.shape[0] != num_chunks:

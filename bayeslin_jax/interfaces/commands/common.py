@@ -6,7 +6,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -15,10 +15,31 @@ from bayeslin_jax.core.errors import BayeslinError
 if TYPE_CHECKING:  # the CLI imports JAX only when a command runs
     from bayeslin_jax.core.priors import ModelSpec
     from bayeslin_jax.engine import NutsConfig
+    from bayeslin_jax.workflows.defaults import PriorChoice
+    from bayeslin_jax.workflows.design import Design
+    from bayeslin_jax.workflows.fit import FitResult
 
 
 def parse_vector(text: str, name: str) -> np.ndarray:
-    """``"0,0.5"`` -> array; a single number is a scalar (broadcast later)."""
+    """Parse a flag's number or comma-separated numbers: ``"0,0.5"`` -> ``array([0., 0.5])``.
+
+    Parameters
+    ----------
+    text : str
+        The flag's value.
+    name : str
+        The flag, named in the error message (``--prior-mean``).
+
+    Returns
+    -------
+    ndarray
+        A 1-D array for a list; a 0-D array (a scalar, broadcast later) for a single number.
+
+    Raises
+    ------
+    BayeslinError
+        ``text`` is not a number or a comma-separated list of numbers.
+    """
     try:
         return np.array([float(v) for v in text.split(",")]) if "," in text else np.array(float(text))
     except ValueError:
@@ -26,7 +47,25 @@ def parse_vector(text: str, name: str) -> np.ndarray:
 
 
 def parse_matrix(text: str, name: str) -> np.ndarray:
-    """``"0.04,-0.02;-0.02,0.04"`` -> 2-D array (rows separated by ';')."""
+    """Parse a flag's matrix, rows separated by ``;``: ``"0.04,-0.02;-0.02,0.04"`` -> a ``(2, 2)`` array.
+
+    Parameters
+    ----------
+    text : str
+        The flag's value.
+    name : str
+        The flag, named in the error message (``--prior-cov``).
+
+    Returns
+    -------
+    (rows, cols) array
+        The matrix.
+
+    Raises
+    ------
+    BayeslinError
+        A value is not a number, or the rows have different lengths.
+    """
     try:
         rows = [[float(v) for v in row.split(",")] for row in text.split(";")]
     except ValueError:
@@ -37,7 +76,23 @@ def parse_matrix(text: str, name: str) -> np.ndarray:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--warmup 0`` would leave NUTS unadapted: refused)."""
+    """Parse an integer >= 1: an argparse ``type`` (``--warmup 0`` would leave NUTS unadapted: refused).
+
+    Parameters
+    ----------
+    text : str
+        The flag's value.
+
+    Returns
+    -------
+    int
+        The value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        ``text`` is not an integer >= 1 (argparse turns it into a usage error).
+    """
     try:
         value = int(text)
     except ValueError:
@@ -66,7 +121,21 @@ def _check_writable_folder(path: Path, flag: str, target: Path) -> None:
 
 
 def check_output_file(path: str | None, flag: str) -> None:
-    """Refuse, before any compute, an output file path that cannot be written (None: nothing to check)."""
+    """Refuse, before any compute, an output file path that cannot be written.
+
+    Parameters
+    ----------
+    path : str or None
+        The output file; None: nothing to check.
+    flag : str
+        The flag that gave it, named in the error message (``--json``).
+
+    Raises
+    ------
+    BayeslinError
+        ``path`` is a directory, its nearest existing parent is not a writable directory, or it
+        exists and is not writable.
+    """
     if path is None:
         return
     target = Path(path)
@@ -78,7 +147,21 @@ def check_output_file(path: str | None, flag: str) -> None:
 
 
 def check_output_dir(path: str | None, flag: str) -> None:
-    """Refuse, before any compute, an output folder that cannot be created or written (None: nothing to check)."""
+    """Refuse, before any compute, an output folder that cannot be created or written.
+
+    Parameters
+    ----------
+    path : str or None
+        The output folder; None: nothing to check.
+    flag : str
+        The flag that gave it, named in the error message (``--out``).
+
+    Raises
+    ------
+    BayeslinError
+        ``path`` exists and is not a directory, or its nearest existing ancestor is not a
+        writable directory.
+    """
     if path is None:
         return
     target = Path(path)
@@ -94,12 +177,17 @@ TUTORIAL_PRIOR_SCALE, TUTORIAL_SIGMA = "0.2", 0.1
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser, data: bool = False) -> None:
-    """The model's prior and noise flags.
+    """Add the model's prior and noise flags (the ``model`` group).
 
-    ``data=True`` (``fit``, ``compare``: a user's data): no prior flag means the data-scaled defaults of
-    :mod:`bayeslin_jax.workflows.defaults`, sigma learned, and the intercept flags exist. ``data=False`` (``study``,
-    ``sbc``: simulated data, no data to scale by): the defaults are the tutorial's N(0, 0.2) weights and known
-    sigma = 0.1, printed when the command runs.
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    data : bool, default False
+        True (``fit``, ``compare``: a user's data): no prior flag means the data-scaled defaults of
+        :mod:`bayeslin_jax.workflows.defaults`, sigma learned, and the intercept flags exist. False
+        (``study``, ``sbc``: simulated data, no data to scale by): the defaults are the tutorial's
+        N(0, 0.2) weights and known sigma = 0.1, printed when the command runs.
     """
     group = parser.add_argument_group("model")
     group.add_argument("--basis", default="linear", help="'linear' (features b, m) or 'poly<k>', e.g. poly5")
@@ -145,9 +233,26 @@ def add_spec_arguments(parser: argparse.ArgumentParser, data: bool = False) -> N
                        help="--sigma-prior half-t: degrees of freedom (default 3)")
 
 
-def prior_choice_from_args(args: argparse.Namespace):
-    """The prior flags -> :class:`~bayeslin_jax.workflows.defaults.PriorChoice` (``--prior horseshoe`` is a model:
-    its weights' options are left out)."""
+def prior_choice_from_args(args: argparse.Namespace) -> PriorChoice:
+    """Turn the prior flags into a :class:`~bayeslin_jax.workflows.defaults.PriorChoice`.
+
+    ``--prior horseshoe`` is a model, not a weight prior: its weights' options are left out.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_spec_arguments`.
+
+    Returns
+    -------
+    PriorChoice
+        The choice, not yet resolved against data.
+
+    Raises
+    ------
+    BayeslinError
+        Malformed numbers or inconsistent flags, in the flags' words (``--prior-df``).
+    """
     from bayeslin_jax.workflows.defaults import PriorChoice
 
     family = "auto" if args.prior == "horseshoe" else args.prior
@@ -182,10 +287,30 @@ def _flag_words(message: str) -> str:
     return message
 
 
-def spec_from_args(args: argparse.Namespace, basis=None) -> ModelSpec:
-    """The model flags -> :class:`ModelSpec` with no data to scale by (``study``, ``sbc``): the tutorial's defaults
-    (N(0, 0.2) weights, known sigma = 0.1) for what the flags leave out. ``basis`` (a formula's design) replaces
-    ``--basis``."""
+def spec_from_args(args: argparse.Namespace, basis: Any = None) -> ModelSpec:
+    """Turn the model flags into a :class:`~bayeslin_jax.core.priors.ModelSpec` with no data to scale by.
+
+    For ``study`` and ``sbc``: the tutorial's defaults (N(0, 0.2) weights, known sigma = 0.1) for what
+    the flags leave out.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_spec_arguments`.
+    basis : Polynomial or Design, optional
+        The features (a formula's design); replaces ``--basis``.
+
+    Returns
+    -------
+    ModelSpec
+        The model.
+
+    Raises
+    ------
+    BayeslinError
+        A flat (improper) prior, which a simulation cannot draw from, a ``--sigma-prior`` without
+        ``--sigma-prior-scale``, or invalid flags.
+    """
     from bayeslin_jax.core.basis import parse_basis
     from bayeslin_jax.core.priors import ModelSpec
     from bayeslin_jax.workflows.defaults import PriorChoice, noise_prior, weight_prior
@@ -209,8 +334,16 @@ def spec_from_args(args: argparse.Namespace, basis=None) -> ModelSpec:
     return ModelSpec(basis, weight_prior(phi, np.zeros(1), choice), noise_prior(np.zeros(1), choice))
 
 
-def print_model_priors(model, out=None) -> None:
-    """``priors:`` and one line per prior of a study's or an SBC run's model (the tutorial's defaults say so)."""
+def print_model_priors(model: Any, out: TextIO | None = None) -> None:
+    """Print ``priors:`` and one line per prior of a study's or an SBC run's model (the tutorial's defaults say so).
+
+    Parameters
+    ----------
+    model : ModelSpec or Model
+        The model simulated and fitted.
+    out : file-like, optional
+        Where to print (default ``sys.stdout``).
+    """
     import sys
 
     from bayeslin_jax.core.model import as_model
@@ -229,6 +362,17 @@ def _replace(choice, **changes):
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, draws: int = 1000) -> None:
+    """Add the sampler flags (the ``sampler`` group): chains, warm-up, draws, target acceptance, mass matrix, seed.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    warmup : int, default 1000
+        Default of ``--warmup``.
+    draws : int, default 1000
+        Default of ``--draws``.
+    """
     group = parser.add_argument_group("sampler")
     group.add_argument("--chains", type=positive_int, default=4, help="chains per dataset")
     group.add_argument("--warmup", type=positive_int, default=warmup,
@@ -248,8 +392,21 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, warmup: int = 1000, d
                        help="root of every random stream, in [0, 2^32): dataset i uses (seed, i) only")
 
 
-def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:
-    """Sampler flags -> :class:`NutsConfig`; ``layout`` adds e.g. ``method``, ``batch_size``."""
+def config_from_args(args: argparse.Namespace, **layout: Any) -> NutsConfig:
+    """Turn the sampler flags into a :class:`~bayeslin_jax.engine.NutsConfig`.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_sampler_arguments`.
+    **layout : Any
+        More ``NutsConfig`` fields, e.g. ``method``, ``batch_size``.
+
+    Returns
+    -------
+    NutsConfig
+        The sampler settings.
+    """
     from bayeslin_jax.engine import NutsConfig
 
     return NutsConfig(
@@ -264,7 +421,15 @@ def config_from_args(args: argparse.Namespace, **layout) -> NutsConfig:
 
 
 def add_design_arguments(parser: argparse.ArgumentParser, design_file: bool = True) -> None:
-    """``--formula`` / ``--columns`` / ``--response`` (and ``--design CSV`` for simulation commands)."""
+    """Add ``--formula`` / ``--columns`` / ``--response`` (and ``--design CSV`` for simulation commands).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    design_file : bool, default True
+        Also add ``--design`` (the CSV of a fixed design for ``study`` and ``sbc``).
+    """
     group = parser.add_argument_group("several predictors (formulaic formula or a list of columns)")
     if design_file:
         group.add_argument("--design", help="CSV of the fixed design: x from its rows, w from the prior, y simulated")
@@ -274,8 +439,27 @@ def add_design_arguments(parser: argparse.ArgumentParser, design_file: bool = Tr
     group.add_argument("--response", default="y", help="response column for --columns (default y)")
 
 
-def design_from_args(args: argparse.Namespace, path):
-    """``(Design, y)`` from ``--formula``/``--columns`` on the CSV ``path``, or None when neither is given."""
+def design_from_args(args: argparse.Namespace, path: str | None) -> tuple[Design, np.ndarray] | None:
+    """Load the design of ``--formula`` / ``--columns`` from a CSV file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_design_arguments` (and ``--basis``).
+    path : str or None
+        The CSV file (the data, or ``--design``).
+
+    Returns
+    -------
+    tuple of (Design, ndarray) or None
+        The design and the response column ``y: (n,)``; None when neither flag is given.
+
+    Raises
+    ------
+    BayeslinError
+        ``--design`` without a formula or columns, a formula without a CSV, ``--basis`` with a formula,
+        or an unreadable file or formula.
+    """
     if args.formula is None and args.columns is None:
         if getattr(args, "design", None) is not None:
             raise BayeslinError("--design needs --formula or --columns")
@@ -292,9 +476,21 @@ def design_from_args(args: argparse.Namespace, path):
 EXIT_NOT_CONVERGED = 1  # ``bayeslin fit --strict`` when NUTS did not converge
 
 
-def report_fit(result, args: argparse.Namespace) -> int:
-    """The end of ``bayeslin fit`` for any model: divergences, one ``warning:`` line per convergence problem,
-    ``--json``, ``--plot``; returns the exit status (:data:`EXIT_NOT_CONVERGED` under ``--strict`` with problems)."""
+def report_fit(result: FitResult, args: argparse.Namespace) -> int:
+    """Finish ``bayeslin fit`` for any model: divergences, one ``warning:`` line per problem, ``--json``, ``--plot``.
+
+    Parameters
+    ----------
+    result : FitResult
+        The fit.
+    args : argparse.Namespace
+        Parsed flags (``json_path``, ``plot_path``, ``strict``).
+
+    Returns
+    -------
+    int
+        The exit status: :data:`EXIT_NOT_CONVERGED` under ``--strict`` when NUTS did not converge, else 0.
+    """
     import sys
 
     payload = result.to_dict()

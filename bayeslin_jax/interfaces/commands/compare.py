@@ -32,6 +32,7 @@ import dataclasses
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,11 +46,23 @@ from bayeslin_jax.interfaces.commands.common import (
     design_from_args,
 )
 
+if TYPE_CHECKING:  # the CLI imports JAX only when a command runs
+    from bayeslin_jax.core.basis import Polynomial
+    from bayeslin_jax.core.model import Model
+    from bayeslin_jax.workflows.design import Design
+
 DEFAULT_MODELS = ("normal=normal", "student-t=student-t")
 SPECS = "normal, student-t[:NU], bernoulli, poisson, horseshoe[:P0] or FILE.py:OBJ"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``bayeslin compare``: the data, the models, the design, the priors and the sampler.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    """
     parser.add_argument("data", help="CSV file with columns x and y ('-': stdin)")
     group = parser.add_argument_group("comparison")
     group.add_argument(
@@ -73,7 +86,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_models(items: list[str] | None) -> list[tuple[str, str]]:
-    """``["a=normal", "student-t:4"]`` -> ``[("a", "normal"), ("student-t:4", "student-t:4")]``; one-line errors."""
+    """Parse the ``--model`` values into ``(name, spec)`` pairs.
+
+    ``["a=normal", "student-t:4"]`` -> ``[("a", "normal"), ("student-t:4", "student-t:4")]``.
+
+    Parameters
+    ----------
+    items : list of str or None
+        The ``--model`` values, ``NAME=SPEC`` or ``SPEC``; None: :data:`DEFAULT_MODELS`.
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        ``(name, spec)`` per model, in order.
+
+    Raises
+    ------
+    BayeslinError
+        An empty name or spec, duplicate names, or fewer than two models.
+    """
     items = list(DEFAULT_MODELS) if items is None else items
     pairs = []
     for item in items:
@@ -101,12 +132,42 @@ def _number(text: str, what: str, flag: str) -> float:
     return value
 
 
-def build_model(name: str, spec_text: str, args: argparse.Namespace, basis, phi: np.ndarray, y: np.ndarray,
-                table=None):
-    """One ``--model NAME=SPEC`` -> a :class:`~bayeslin_jax.core.model.Model` on ``basis``, its priors scaled to the
-    data (``phi: (n, d)``: the basis on the pooled data, ``y: (n,)``) by the prior flags
-    (:func:`bayeslin_jax.workflows.defaults.build_model`); ``FILE.py:OBJ``: the user's model (with a formula, the
-    design as its basis and its per-point arguments from the ``table``'s columns)."""
+def build_model(name: str, spec_text: str, args: argparse.Namespace, basis: Any, phi: np.ndarray, y: np.ndarray,
+                table: Any = None) -> Model:
+    """Build the model of one ``--model NAME=SPEC``, its priors scaled to the data by the prior flags.
+
+    The priors come from :func:`bayeslin_jax.workflows.defaults.build_model`; ``FILE.py:OBJ`` is the
+    user's model (with a formula: the design as its basis and its per-point arguments from the
+    ``table``'s columns).
+
+    Parameters
+    ----------
+    name : str
+        The model's name (in messages).
+    spec_text : str
+        ``SPEC``: ``normal``, ``student-t[:NU]``, ``bernoulli``, ``poisson``, ``horseshoe[:P0]`` or ``FILE.py:OBJ``.
+    args : argparse.Namespace
+        Parsed flags (the prior flags, ``data``).
+    basis : Polynomial or Design
+        The features.
+    phi : (n, d) array
+        The basis on the pooled data.
+    y : (n,) array
+        The pooled response.
+    table : pandas.DataFrame, optional
+        The data's table (a formula's per-point arguments for a user model).
+
+    Returns
+    -------
+    Model
+        The model.
+
+    Raises
+    ------
+    BayeslinError
+        An unknown ``SPEC``, an option a model does not take, noise flags for a GLM, or an invalid
+        horseshoe ``P0``.
+    """
     from bayeslin_jax.interfaces.commands.common import prior_choice_from_args
     from bayeslin_jax.workflows import defaults
     from bayeslin_jax.workflows.design import Design, design_model
@@ -147,8 +208,30 @@ def build_model(name: str, spec_text: str, args: argparse.Namespace, basis, phi:
 # ----------------------------------------------------------------------------- data
 
 
-def load_datasets(path: str, column: str | None, dtype) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``x, y``: ``(n,)`` (no ``column``) or ``(B, n)`` split by ``column``; and the dataset labels ``(B,)``."""
+def load_datasets(path: str, column: str | None, dtype: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read columns ``x``, ``y`` of a CSV file, split into datasets by the values of ``column``.
+
+    Parameters
+    ----------
+    path : str
+        The CSV file (``-``: stdin).
+    column : str or None
+        ``--dataset-column``; None: one dataset.
+    dtype : numpy dtype
+        The working dtype the data must fit.
+
+    Returns
+    -------
+    x, y : array
+        ``(n,)`` without ``column``, else ``(B, n)`` in order of first appearance.
+    labels : list of str
+        The dataset labels ``(B,)`` (``["0"]`` for one dataset).
+
+    Raises
+    ------
+    BayeslinError
+        Missing or non-numeric columns, empty labels, or datasets of different sizes.
+    """
     from bayeslin_jax.core.data import load_csv, validate_xy
 
     if column is None:
@@ -195,6 +278,7 @@ def _prepare(args: argparse.Namespace):
     pairs = parse_models(args.models)
     prior_choice_from_args(args)  # the prior flags, checked once before the data
     loaded = design_from_args(args, args.data)
+    basis: Design | Polynomial
     if loaded is not None:  # a formula: one dataset, x the row indices of its design
         if args.dataset_column is not None:
             raise BayeslinError("--dataset-column splits columns x, y: with --formula compare one dataset")
@@ -261,6 +345,18 @@ def _print_results(comparison, labels: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bayeslin compare``: check every input, fit every model, print and write the comparison.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        The exit status, 0 (failures raise and are reported by :func:`bayeslin_jax.interfaces.cli.main`).
+    """
     models, x, y, labels, config = _prepare(args)
     from bayeslin_jax.workflows.compare import compare
     from bayeslin_jax.workflows.defaults import prior_lines

@@ -15,6 +15,15 @@ QUICK = {"warmup": 200, "draws": 100, "chains": 2}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``bayeslin demo``.
+
+    Flags: output folder, seed, sampler size, prior lines, the MVN prior's correlation, --quick.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    """
     parser.add_argument("--out", default="bayeslin_demo", help="output folder for PNGs and demo_summary.json")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, prior draws and NUTS (default 0)")
     parser.add_argument("--warmup", type=int, default=1000, help="NUTS tuning steps per chain (tutorial: 1000)")
@@ -38,6 +47,21 @@ def _settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bayeslin demo``.
+
+    Run the tutorial with both priors, print the exact-vs-NUTS table and the files written.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 (failures raise :class:`~bayeslin_jax.core.errors.BayeslinError`, reported by
+        :func:`bayeslin_jax.interfaces.cli.main`).
+    """
     import matplotlib
 
     from bayeslin_jax.core import priors

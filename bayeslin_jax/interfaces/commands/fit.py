@@ -18,6 +18,7 @@ problems print ``warning: ...`` lines on stderr (and
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -34,8 +35,20 @@ from bayeslin_jax.interfaces.commands.common import (
 )
 from bayeslin_jax.interfaces.commands.models import add_model_arguments, check_applicable, data_model_from_args
 
+if TYPE_CHECKING:  # the CLI imports JAX only when a command runs
+    from bayeslin_jax.workflows.fit import FitResult
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``bayeslin fit``.
+
+    Flags: the data, the design, the priors, the model, the sampler, --strict, --json and --plot.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    """
     parser.add_argument("data", help="CSV file with columns x and y, or those of --formula/--columns ('-': stdin)")
     add_design_arguments(parser, design_file=False)
     add_spec_arguments(parser, data=True)
@@ -92,8 +105,16 @@ def _fit(args: argparse.Namespace):
     return result, f"y ~ {design.formula}" + ("" if model.name == "linear" else f" ({model.name})")
 
 
-def print_priors(result, out=None) -> None:
-    """The priors the fit used, one line each (``priors:`` header; the data-scaled defaults say so)."""
+def print_priors(result: FitResult, out: TextIO | None = None) -> None:
+    """Print the priors the fit used, one line each, under a ``priors:`` header (the data-scaled defaults say so).
+
+    Parameters
+    ----------
+    result : FitResult
+        The fit (its ``tree.attrs["priors"]``); nothing is printed when it records none.
+    out : file-like, optional
+        Where to print (default ``sys.stdout``).
+    """
     import sys
 
     lines = [line for line in result.tree.attrs.get("priors", "").splitlines() if line]
@@ -105,6 +126,22 @@ def print_priors(result, out=None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bayeslin fit``.
+
+    Fit the data, print the priors, the NUTS (and exact) posterior and any warning, write --json / --plot.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        :data:`~bayeslin_jax.interfaces.commands.common.EXIT_NOT_CONVERGED` under ``--strict`` when NUTS did
+        not converge, else 0 (failures raise :class:`~bayeslin_jax.core.errors.BayeslinError`, reported by
+        :func:`bayeslin_jax.interfaces.cli.main`).
+    """
     result, model = _fit(args)
     config, spec = result.config, result.spec
     n = int(result.tree["observed_data"].sizes["obs"])

@@ -8,7 +8,7 @@ with them, the general engine (:mod:`bayeslin_jax.engine.sampling`) and its simu
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -23,9 +23,16 @@ NU_DEFAULT, EXPECTED_NONZERO_DEFAULT, SLAB_SCALE_DEFAULT, SLAB_DF_DEFAULT = "lea
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the likelihood / shrinkage / GLM / user-model flags (``--prior horseshoe`` is one of ``--prior``'s
-    choices). Flags that belong to one model default to None here, so that :func:`check_applicable` can refuse
-    them with any other model; the help says their defaults."""
+    """Add the likelihood / shrinkage / GLM / user-model flags (``--prior horseshoe`` is one of ``--prior``'s choices).
+
+    Flags that belong to one model default to None here, so that :func:`check_applicable` can refuse
+    them with any other model; the help says their defaults.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    """
     group = parser.add_argument_group("models beyond the conjugate case")
     group.add_argument("--likelihood", choices=("normal", "student-t"), default="normal",
                        help="observation noise: normal or student-t (robust regression)")
@@ -51,17 +58,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: flag -> (attribute, the value that means "not given")
-_MODEL_FLAGS = {
+_MODEL_FLAGS: dict[str, tuple[str, object]] = {
     "--nu": ("nu", None), "--expected-nonzero": ("expected_nonzero", None), "--slab-scale": ("slab_scale", None),
     "--slab-df": ("slab_df", None), "--model-column": ("model_column", []),
 }
-_PRIOR_FLAGS = {
+_PRIOR_FLAGS: dict[str, tuple[str, object]] = {
     "--prior": ("prior", "auto"), "--prior-mean": ("prior_mean", None), "--prior-df": ("prior_df", None),
     "--prior-cov": ("prior_cov", None), "--intercept-prior": ("intercept_prior", "auto"),
     "--intercept-mean": ("intercept_mean", None), "--intercept-scale": ("intercept_scale", None),
     "--intercept-df": ("intercept_df", None),
 }
-_NOISE_FLAGS = {"--sigma": ("sigma", None), "--sigma-prior": ("sigma_prior", "auto"),
+_NOISE_FLAGS: dict[str, tuple[str, object]] = {"--sigma": ("sigma", None), "--sigma-prior": ("sigma_prior", "auto"),
                 "--sigma-prior-scale": ("sigma_prior_scale", None), "--sigma-prior-df": ("sigma_prior_df", None)}
 
 
@@ -71,8 +78,23 @@ def _given(args: argparse.Namespace, flags: dict) -> list[str]:
 
 
 def model_kind(args: argparse.Namespace) -> str:
-    """Which model the flags ask for: ``gaussian``, ``student_t``, ``horseshoe``, ``bernoulli``, ``poisson`` or
-    ``user`` (one line when two are combined)."""
+    """Name the model the flags ask for.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_model_arguments` (and ``--prior``).
+
+    Returns
+    -------
+    str
+        ``gaussian``, ``student_t``, ``horseshoe``, ``bernoulli``, ``poisson`` or ``user``.
+
+    Raises
+    ------
+    BayeslinError
+        Two models are combined (one line).
+    """
     horseshoe_prior = args.prior == "horseshoe"
     kinds = [k for k, on in (("user", bool(getattr(args, "model", None))), ("student_t", args.likelihood != "normal"),
                              (args.family, args.family != "gaussian"), ("horseshoe", horseshoe_prior)) if on]
@@ -90,6 +112,23 @@ def check_applicable(args: argparse.Namespace, kind: str | None = None) -> str:
     horseshoe's flags need ``--prior horseshoe``; ``--model-column`` needs ``--model``; a user model takes no prior,
     noise or family flags (its priors are written in it); a GLM family has no noise sd. (The prior flags' own
     combinations are checked by :class:`~bayeslin_jax.workflows.defaults.PriorChoice`.)
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags.
+    kind : str, optional
+        The model's kind (default: :func:`model_kind` of ``args``).
+
+    Returns
+    -------
+    str
+        The model's kind.
+
+    Raises
+    ------
+    BayeslinError
+        A flag that does not apply to that model, or two models combined.
     """
     kind = model_kind(args) if kind is None else kind
     needs = {"--nu": "student_t", "--expected-nonzero": "horseshoe", "--slab-scale": "horseshoe",
@@ -120,8 +159,19 @@ def _default_scale(args: argparse.Namespace):
     return None if hasattr(args, "intercept_prior") else TUTORIAL_PRIOR_SCALE
 
 
-def family_options(args: argparse.Namespace) -> dict:
-    """The family options of the flags (their defaults where not given)."""
+def family_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Collect the family options of the flags, their defaults where not given.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_model_arguments`.
+
+    Returns
+    -------
+    dict of str to Any
+        ``nu``, ``expected_nonzero``, ``slab_scale`` and ``slab_df``.
+    """
     return {
         "nu": NU_DEFAULT if args.nu is None else args.nu,
         "expected_nonzero": EXPECTED_NONZERO_DEFAULT if args.expected_nonzero is None else args.expected_nonzero,
@@ -131,7 +181,24 @@ def family_options(args: argparse.Namespace) -> dict:
 
 
 def load_user_model(reference: str) -> Model:
-    """``FILE.py:NAME`` -> the :class:`Model` (or NumPyro function, wrapped) named ``NAME`` in ``FILE.py``."""
+    """Import a user's model: the :class:`~bayeslin_jax.core.model.Model` (or NumPyro function) ``NAME`` in ``FILE.py``.
+
+    Parameters
+    ----------
+    reference : str
+        ``FILE.py:NAME``.
+
+    Returns
+    -------
+    Model
+        The model; a plain NumPyro function is wrapped by :func:`~bayeslin_jax.core.model.user_model`.
+
+    Raises
+    ------
+    BayeslinError
+        A malformed reference, a missing or non-Python file, a file that fails to import (one line),
+        or no model named ``NAME`` in it.
+    """
     import importlib.util
     from pathlib import Path
 
@@ -143,6 +210,8 @@ def load_user_model(reference: str) -> Model:
     if not Path(path).is_file():
         raise BayeslinError(f"--model: no such file {path!r}")
     spec = importlib.util.spec_from_file_location(f"bayeslin_user_model_{Path(path).stem}", path)
+    if spec is None or spec.loader is None:  # not a Python source file (e.g. model.txt)
+        raise BayeslinError(f"--model: {path} is not a Python file (give FILE.py:NAME)")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -159,9 +228,32 @@ def load_user_model(reference: str) -> Model:
 
 
 def with_columns(model: Model, columns: list[str], data_path: str, num_points: int | None = None) -> Model:
-    """``model`` with its per-point arguments taken from the data file's columns
-    (:func:`bayeslin_jax.workflows.design.bind_columns`: matched by name; ``--model-column ARG=COLUMN`` maps one
-    explicitly; text columns are factorized)."""
+    """Bind a model's per-point arguments to the data file's columns.
+
+    :func:`bayeslin_jax.workflows.design.bind_columns`: matched by name; ``--model-column ARG=COLUMN`` maps one
+    explicitly; text columns are factorized.
+
+    Parameters
+    ----------
+    model : Model
+        The user's model.
+    columns : list of str
+        The ``--model-column`` values, ``ARG`` or ``ARG=COLUMN``.
+    data_path : str
+        The CSV file.
+    num_points : int, optional
+        Points per dataset (default: the table's rows).
+
+    Returns
+    -------
+    Model
+        ``model`` with the arguments bound.
+
+    Raises
+    ------
+    BayeslinError
+        A malformed ``--model-column``, or columns that do not fit the model's arguments.
+    """
     from bayeslin_jax.workflows.design import bind_columns, read_table
 
     table = read_table(data_path)
@@ -176,10 +268,25 @@ def with_columns(model: Model, columns: list[str], data_path: str, num_points: i
 
 
 def model_from_args(args: argparse.Namespace, num_points: int) -> Model | None:
-    """The :class:`Model` the flags ask for with no data to scale by (``study``, ``sbc``), or None for the plain
-    Gaussian linear model (:func:`~bayeslin_jax.interfaces.commands.common.spec_from_args`).
+    """Build the model the flags ask for with no data to scale by (``study``, ``sbc``).
 
-    ``num_points``: data points per dataset (the horseshoe's ``tau0`` depends on it).
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags.
+    num_points : int
+        Data points per dataset (the horseshoe's ``tau0`` depends on it).
+
+    Returns
+    -------
+    Model or None
+        The model; None for the plain Gaussian linear model
+        (:func:`~bayeslin_jax.interfaces.commands.common.spec_from_args`).
+
+    Raises
+    ------
+    BayeslinError
+        Flags that do not apply to the model, or invalid priors.
     """
     kind = check_applicable(args)
     if kind == "user":
@@ -198,10 +305,37 @@ def model_from_args(args: argparse.Namespace, num_points: int) -> Model | None:
     return glm(spec.prior, spec.basis, kind)
 
 
-def data_model_from_args(args: argparse.Namespace, basis, phi: np.ndarray, y: np.ndarray, data_path: str) -> Model:
-    """The :class:`Model` the flags ask for on a user's data (``fit``, ``compare``): a built-in family with priors
-    scaled to the data (``phi: (n, d)``: the basis on the data, ``y: (n,)``), or ``--model`` with its per-point
-    arguments bound to the data's columns and, with a formula, the design as its basis."""
+def data_model_from_args(args: argparse.Namespace, basis: Any, phi: np.ndarray | None, y: np.ndarray,
+                         data_path: str) -> Model:
+    """Build the model the flags ask for on a user's data (``fit``, ``compare``).
+
+    A built-in family with priors scaled to the data, or ``--model`` with its per-point arguments
+    bound to the data's columns and, with a formula, the design as its basis.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags.
+    basis : Polynomial or Design
+        The features.
+    phi : (n, d) array or None
+        The basis on the data (None only with ``--model``, which does not use it).
+    y : (n,) array
+        The response.
+    data_path : str
+        The CSV file (the per-point arguments' columns).
+
+    Returns
+    -------
+    Model
+        The model.
+
+    Raises
+    ------
+    BayeslinError
+        Flags that do not apply to the model, a user model with its own basis and a formula, or
+        invalid priors.
+    """
     import dataclasses
 
     from bayeslin_jax.interfaces.commands.common import prior_choice_from_args
@@ -215,7 +349,7 @@ def data_model_from_args(args: argparse.Namespace, basis, phi: np.ndarray, y: np
         if isinstance(basis, Design):
             if model.basis is not None:
                 raise BayeslinError(f"--model {args.model} has its own basis: --formula gives the design")
-            model = dataclasses.replace(model, basis=basis)
+            model = dataclasses.replace(model, basis=cast(Any, basis))  # a Design is a basis (Model.basis: Polynomial)
         return with_columns(model, args.model_column, data_path, num_points=len(y))
     options = family_options(args)
     if kind != "student_t":
@@ -223,6 +357,7 @@ def data_model_from_args(args: argparse.Namespace, basis, phi: np.ndarray, y: np
     if kind != "horseshoe":
         for name in ("expected_nonzero", "slab_scale", "slab_df"):
             options.pop(name)
+    assert phi is not None, "the features are computed for every built-in model"  # only --model comes without
     return build_model(kind, basis, phi, y, prior_choice_from_args(args), **options)
 
 

@@ -8,6 +8,15 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``bayeslin report``.
+
+    Flags: the store, the output folder, the checks' thresholds, --allow-incomplete and --strict.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    """
     parser.add_argument("store", help="study store (or directory of per-process parts) written by `bayeslin study`")
     parser.add_argument("--out", required=True, help="directory for report.txt, report.json, report.png, failed.csv")
     parser.add_argument("--max-rhat", type=float, default=1.01, help="fail a dataset whose largest R-hat is above this")
@@ -21,6 +30,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bayeslin report``.
+
+    Write report.txt, report.json, report.png and failed.csv of a study store and print the text.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        1 under ``--strict`` when any dataset failed a check, else 0 (failures raise
+        :class:`~bayeslin_jax.core.errors.BayeslinError`, reported by
+        :func:`bayeslin_jax.interfaces.cli.main`).
+    """
     from bayeslin_jax.interfaces.commands.common import check_output_dir
     from bayeslin_jax.workflows.studies.report import Checks, write_report
 

@@ -30,6 +30,15 @@ PREDICT_AT_DEFAULT = "-1,0.5,1.5"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``bayeslin sbc``.
+
+    Flags: the store, the number of simulations, the engine, the model, the sampler and the SBC settings.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    """
     parser.add_argument("--out", required=True, help="store directory (zarr); rerun with the same flags to resume")
     parser.add_argument("--simulations", type=positive_int, default=1000, help="simulated datasets (default 1000)")
     parser.add_argument("--engine", choices=("nuts", "exact"), default="nuts",
@@ -87,6 +96,22 @@ def _spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bayeslin sbc``.
+
+    Simulate, fit and rank into a resumable store, print the pass/fail table, write --json / --plots.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when calibration passes, 1 when it fails (failures raise
+        :class:`~bayeslin_jax.core.errors.BayeslinError`, reported by
+        :func:`bayeslin_jax.interfaces.cli.main`).
+    """
     from bayeslin_jax.interfaces.commands.common import parse_vector
     from bayeslin_jax.workflows.sbc import run as sbc
     from bayeslin_jax.workflows.sbc import stats as sbc_stats

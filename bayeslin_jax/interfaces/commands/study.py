@@ -25,6 +25,15 @@ from bayeslin_jax.interfaces.commands.models import add_model_arguments, model_f
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``bayeslin study``.
+
+    Flags: the model, the design, the sampler and its layout, the simulation, the store, multi-process.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    """
     add_spec_arguments(parser)
     add_design_arguments(parser)
     add_model_arguments(parser)
@@ -60,13 +69,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_seed(seed: int) -> None:
-    """A ``--seed`` outside ``[0, 2^32)`` is refused (:func:`bayeslin_jax.core.validation.check_seed`)."""
+    """Refuse a ``--seed`` outside ``[0, 2^32)`` (:func:`bayeslin_jax.core.validation.check_seed`).
+
+    Parameters
+    ----------
+    seed : int
+        The ``--seed`` value.
+
+    Raises
+    ------
+    BayeslinError
+        ``seed`` is outside ``[0, 2^32)``.
+    """
     from bayeslin_jax.core.validation import check_seed as check
 
     check(seed, "--seed")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bayeslin study``.
+
+    Run (or resume) the chunked simulation study into its store and print where it is.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 (failures raise :class:`~bayeslin_jax.core.errors.BayeslinError`, reported by
+        :func:`bayeslin_jax.interfaces.cli.main`).
+    """
     from bayeslin_jax.workflows.studies import run as study
 
     check_seed(args.seed)

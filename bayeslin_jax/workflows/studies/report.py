@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import xarray as xr
@@ -25,8 +27,28 @@ from bayeslin_jax.workflows.studies.run import open_study, throughput
 
 
 @dataclass(frozen=True)
-class Checks:
-    """Thresholds a dataset must meet (defaults follow Vehtari et al. 2021 and Stan)."""
+class Checks:  # numpydoc ignore=PR02
+    """Thresholds a dataset must meet (defaults follow Vehtari et al. 2021 and Stan).
+
+    Parameters
+    ----------
+    max_rhat : float
+        Largest R-hat allowed for any parameter, in ``(1, 2]``.
+    min_ess_per_chain : float
+        Smallest bulk and tail ESS allowed, per chain (multiplied by the number of chains), in ``[1, 1e9]``.
+    max_divergences : int
+        Most divergent transitions allowed per dataset (over all chains).
+    max_tree_depth_hits : int
+        Most draws allowed to hit the maximum tree depth per dataset.
+    max_abs_mcse_z : float
+        Largest ``|NUTS mean - exact mean| / MCSE`` allowed (known noise only), in ``(0, 1e6]``; 5 gives about
+        6e-7 false alarms per value.
+
+    Raises
+    ------
+    BayeslinError
+        A threshold that would switch its check off (one line, exit 2 in the command line).
+    """
 
     max_rhat: float = 1.01
     min_ess_per_chain: float = 100.0
@@ -37,6 +59,25 @@ class Checks:
     def __post_init__(self) -> None:
         """Thresholds that would switch a check off are refused (one-line :class:`BayeslinError`, exit 2)."""
         def number(name: str, value) -> float:
+            """``value`` as a float, if it is a finite real number (not a bool).
+
+            Parameters
+            ----------
+            name : str
+                The threshold's name, for the message.
+            value : object
+                The threshold.
+
+            Returns
+            -------
+            float
+                ``float(value)``.
+
+            Raises
+            ------
+            BayeslinError
+                ``value`` is not a finite number.
+            """
             if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
                     or not math.isfinite(float(value)):
                 raise BayeslinError(f"{name} must be a finite number, got {value!r}")
@@ -65,21 +106,59 @@ def _params(ds: xr.Dataset) -> list[tuple[str, xr.DataArray, xr.DataArray, xr.Da
 
 
 def standardized_error(ds: xr.Dataset) -> xr.DataArray | None:
-    """``(NUTS mean - exact mean) / exact sd``, ``(dataset, feature)``; None without an exact posterior."""
+    """The standardized error ``(NUTS mean - exact mean) / exact sd`` of each dataset and weight.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A study (:func:`~bayeslin_jax.workflows.studies.open_study`).
+
+    Returns
+    -------
+    (dataset, feature) xarray.DataArray or None
+        The standardized errors; None without an exact posterior (unknown noise).
+    """
     if "exact_mean" not in ds:
         return None
     return (ds["nuts_mean"] - ds["exact_mean"]) / ds["exact_sd"]
 
 
 def mcse_error(ds: xr.Dataset) -> xr.DataArray | None:
-    """``(NUTS mean - exact mean) / MCSE``: ~N(0, 1) when NUTS and its MCSE are right."""
+    """The error in units of its Monte-Carlo standard error: ``(NUTS mean - exact mean) / MCSE``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A study (:func:`~bayeslin_jax.workflows.studies.open_study`).
+
+    Returns
+    -------
+    (dataset, feature) xarray.DataArray or None
+        ~N(0, 1) when NUTS and its MCSE are right; None without an exact posterior (unknown noise).
+    """
     if "exact_mean" not in ds:
         return None
     return (ds["nuts_mean"] - ds["exact_mean"]) / ds["mcse_mean"]
 
 
 def failed_checks(ds: xr.Dataset, checks: Checks = Checks()) -> xr.Dataset:
-    """Boolean ``(dataset,)`` per check (True = failed) plus ``any``."""
+    """Which datasets fail which check.
+
+    A NaN diagnostic of any parameter fails its dataset.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A study (:func:`~bayeslin_jax.workflows.studies.open_study`).
+    checks : Checks
+        The thresholds.
+
+    Returns
+    -------
+    xarray.Dataset
+        Boolean ``(dataset,)`` per check (True = failed): ``rhat``, ``ess_bulk``, ``ess_tail``, ``divergences``,
+        ``tree_depth``, ``exact_mismatch`` (known noise only), plus ``any``.
+    """
     num_chains = ds.sizes.get("chain", 1)
     min_ess = checks.min_ess_per_chain * num_chains
     # NaN propagates (skipna=False, maximum/minimum): a NaN diagnostic of any parameter fails the dataset
@@ -87,9 +166,9 @@ def failed_checks(ds: xr.Dataset, checks: Checks = Checks()) -> xr.Dataset:
     ess_bulk = ds["ess_bulk"].min("feature", skipna=False)
     ess_tail = ds["ess_tail"].min("feature", skipna=False)
     if "sigma_rhat" in ds:
-        rhat = np.maximum(rhat, ds["sigma_rhat"])
-        ess_bulk = np.minimum(ess_bulk, ds["sigma_ess_bulk"])
-        ess_tail = np.minimum(ess_tail, ds["sigma_ess_tail"])
+        rhat = cast(xr.DataArray, np.maximum(rhat, ds["sigma_rhat"]))  # xarray's ufunc dispatch: a DataArray
+        ess_bulk = cast(xr.DataArray, np.minimum(ess_bulk, ds["sigma_ess_bulk"]))
+        ess_tail = cast(xr.DataArray, np.minimum(ess_tail, ds["sigma_ess_tail"]))
     out = xr.Dataset(
         {
             "rhat": ~(rhat <= checks.max_rhat),  # NaN fails
@@ -101,7 +180,7 @@ def failed_checks(ds: xr.Dataset, checks: Checks = Checks()) -> xr.Dataset:
     )
     z = mcse_error(ds)
     if z is not None:
-        out["exact_mismatch"] = ~(np.abs(z) <= checks.max_abs_mcse_z).all("feature")
+        out["exact_mismatch"] = ~(cast(xr.DataArray, np.abs(z)) <= checks.max_abs_mcse_z).all("feature")
     out["any"] = sum(out[name] for name in list(out.data_vars)) > 0
     return out
 
@@ -115,10 +194,16 @@ def _quantiles(values, probs=(0.0, 0.01, 0.5, 0.99, 1.0)) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class StudyReport:
+class StudyReport:  # numpydoc ignore=PR02
     """Everything :func:`summarize` concludes about a study; ``table()`` for people, ``to_dict()`` for JSON.
 
-    ``failed``: per-dataset booleans, one variable per check plus ``any`` (dim ``dataset``).
+    Parameters
+    ----------
+    summary : dict
+        Settings, R-hat/ESS distributions, divergences, tree depth, exact agreement and failures (JSON-able but
+        for non-finite numbers; see :meth:`to_dict`).
+    failed : xarray.Dataset
+        Per-dataset booleans, one variable per check plus ``any`` (dim ``dataset``).
     """
 
     summary: dict
@@ -126,28 +211,67 @@ class StudyReport:
 
     @property
     def passed(self) -> bool:
-        """No dataset failed a check."""
+        """Whether no dataset failed a check.
+
+        Returns
+        -------
+        bool
+            True when the failure count is 0.
+        """
         return self.summary["failed"]["count"] == 0
 
     def table(self, max_listed: int = 20) -> str:
-        """The plain-text report (settings, R-hat/ESS distributions, exact agreement, failures)."""
+        """The plain-text report (settings, R-hat/ESS distributions, exact agreement, failures).
+
+        Parameters
+        ----------
+        max_listed : int
+            Most failed datasets listed by index (the rest are counted; all are in :meth:`failed_csv`).
+
+        Returns
+        -------
+        str
+            The report (:func:`format_text`), newline-terminated.
+        """
         return format_text(self.summary, max_listed)
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (settings, diagnostics distributions, exact agreement, failed datasets)."""
+        """JSON-ready summary (settings, diagnostics distributions, exact agreement, failed datasets).
+
+        Returns
+        -------
+        dict
+            The summary as :meth:`to_json` writes it (non-finite numbers None, listed under ``non_finite``).
+        """
         return json.loads(strict_json(self.summary))
 
     def to_json(self, path: str | Path | None = None) -> str:
-        """Strict JSON of :meth:`to_dict` (non-finite numbers null, listed under ``non_finite``); ``path``: also
-        written there, atomically (:func:`~bayeslin_jax.core.atomic.atomic_write_text`)."""
+        """Strict JSON of :meth:`to_dict` (non-finite numbers null, listed under ``non_finite``).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Also write the JSON there, atomically (:func:`~bayeslin_jax.core.atomic.atomic_write_text`).
+
+        Returns
+        -------
+        str
+            The JSON text.
+        """
         text = strict_json(self.summary)
         if path is not None:
             atomic_write_text(path, text)
         return text
 
     def failed_csv(self) -> str:
-        """One row per failed dataset: its index and a 0/1 column per check."""
-        checks = [name for name in self.failed.data_vars if name != "any"]
+        """The failed datasets as CSV: one row per failed dataset, its index and a 0/1 column per check.
+
+        Returns
+        -------
+        str
+            The CSV text, with a header row ``dataset,<check>,...``.
+        """
+        checks = [cast(str, name) for name in self.failed.data_vars if name != "any"]
         rows = ["dataset," + ",".join(checks)]
         for pos in np.flatnonzero(self.failed["any"].values):
             rows.append(f"{int(self.failed['dataset'].values[pos])}," + ",".join(
@@ -158,8 +282,18 @@ class StudyReport:
 def summarize(ds: xr.Dataset, checks: Checks = Checks()) -> StudyReport:
     """Summarise a study (from :func:`~bayeslin_jax.workflows.studies.open_study`) against ``checks``.
 
-    Returns a :class:`StudyReport`: settings, R-hat/ESS distributions, divergences, tree depth, exact
-    agreement (known noise) and the datasets that failed a check.
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The study.
+    checks : Checks
+        The thresholds.
+
+    Returns
+    -------
+    StudyReport
+        Settings, R-hat/ESS distributions, divergences, tree depth, exact agreement (known noise) and the
+        datasets that failed a check.
     """
     failed = failed_checks(ds, checks)
     return StudyReport(_summary(ds, checks, failed), failed)
@@ -208,8 +342,8 @@ def _summary(ds: xr.Dataset, checks: Checks, failed: xr.Dataset) -> dict:
     if memory:
         summary["memory"] = memory
     z = standardized_error(ds)
-    if z is not None:
-        zm = mcse_error(ds)
+    zm = mcse_error(ds)
+    if z is not None and zm is not None:  # both or neither: an exact posterior
         exact = {}
         for feature in ds["feature"].values:
             zf = z.sel(feature=feature).values
@@ -232,15 +366,24 @@ def _summary(ds: xr.Dataset, checks: Checks, failed: xr.Dataset) -> dict:
 def peak_memory(runs: list[dict]) -> dict[str, float | None]:
     """The largest peak host RSS and device memory over a study's run records (bytes, and per dataset).
 
-    Empty when no record has them (stores written before they were recorded).
+    Parameters
+    ----------
+    runs : list of dict
+        The study's run records (``ds.attrs["runs"]``).
+
+    Returns
+    -------
+    dict
+        ``peak_rss_bytes``, ``peak_device_bytes`` (None where the backend does not report it) and each
+        ``*_per_dataset``; empty when no record has them (stores written before they were recorded).
     """
     runs = [r for r in runs if r.get("peak_rss_bytes") is not None]
     if not runs:
         return {}
-    out = {}
+    out: dict[str, float | None] = {}
     for key in ("peak_rss_bytes", "peak_device_bytes"):
         known = [r for r in runs if r.get(key) is not None]
-        top = max(known, key=lambda r, key=key: r[key]) if known else None
+        top = max(known, key=operator.itemgetter(key)) if known else None
         out[key] = None if top is None else int(top[key])
         out[f"{key}_per_dataset"] = None if top is None else float(top[f"{key}_per_dataset"])
     return out
@@ -252,8 +395,36 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _table(header: list[str], rows: list[list[str]], widths: list[int], left: int) -> list[str]:
+    """A text table: the first ``left`` columns left-aligned, the others right-aligned.
+
+    Each column is ``widths[i]`` wide, or wider where a cell (header included) needs it: a left-aligned cell is
+    followed by at least one space, a right-aligned one preceded by at least one, so columns never run together
+    however long a term name or a value is.
+    """
+    cols = [max(width, *(len(row[i]) + 1 for row in (header, *rows))) for i, width in enumerate(widths)]
+    return ["".join(cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, cols,
+                                                                                                   strict=True)))
+            for row in (header, *rows)]
+
+
 def format_text(summary: dict, max_listed: int = 20) -> str:
-    """Human-readable report of :func:`summarize`'s output."""
+    """Human-readable report of :func:`summarize`'s output.
+
+    Its tables' columns are as wide as their longest cell, so long term names and values never run together.
+
+    Parameters
+    ----------
+    summary : dict
+        :attr:`StudyReport.summary`.
+    max_listed : int
+        Most failed datasets listed by index.
+
+    Returns
+    -------
+    str
+        The report, newline-terminated.
+    """
     s = summary["settings"]
     lines = [
         "bayeslin study report",
@@ -276,26 +447,23 @@ def format_text(summary: dict, max_listed: int = 20) -> str:
         lines.append(f"peak memory: host RSS {_fmt(m['peak_rss_bytes'] / 2**20)} MiB "
                      f"({_fmt(m['peak_rss_bytes_per_dataset'] / 2**10)} KiB per dataset of a chunk); device {device}")
     c = summary["checks"]
+    rows = [[name, stat, *(_fmt(p[stat][k]) for k in ("min", "q1", "q50", "q99", "max")), str(p[stat][key])]
+            for name, p in summary["params"].items()
+            for stat, key in (("rhat", "n_above"), ("ess_bulk", "n_below"), ("ess_tail", "n_below"))]
     lines += ["", f"R-hat and ESS across datasets (fail: R-hat > {c['max_rhat']}, ESS < {_fmt(c['min_ess'])})",
-              f"{'param':<8}{'stat':<10}{'min':>10}{'1%':>10}{'median':>10}{'99%':>10}{'max':>10}{'failed':>8}"]
-    for name, p in summary["params"].items():
-        for stat, key in (("rhat", "n_above"), ("ess_bulk", "n_below"), ("ess_tail", "n_below")):
-            q = p[stat]
-            cells = "".join(f"{_fmt(q[k]):>10}" for k in ("min", "q1", "q50", "q99", "max"))
-            lines.append(f"{name:<8}{stat:<10}{cells}{q[key]:>8}")
+              *_table(["param", "stat", "min", "1%", "median", "99%", "max", "failed"], rows,
+                      [8, 10, 10, 10, 10, 10, 10, 8], left=2)]
     d, t = summary["divergences"], summary["tree_depth"]
     lines += ["", f"divergences: {d['datasets_with_any']} datasets with any, {d['total']} in total (max {d['max']})",
               f"tree depth: {t['datasets_hitting_max']} datasets hit the maximum; median mean depth "
               f"{_fmt(t['mean_depth']['q50'])}, {_fmt(t['mean_leapfrog_per_draw'])} leapfrog steps per draw"]
     if "exact" in summary:
+        rows = [[name, _fmt(e["std_error"]["mean"]), _fmt(e["std_error"]["sd"]), _fmt(e["expected_sd"]),
+                 _fmt(e["std_error"]["max_abs"]), _fmt(e["mcse_z"]["sd"]), f"{e['mcse_z']['frac_abs_gt_3']:.4f}",
+                 _fmt(e["sd_ratio"]["q50"])] for name, e in summary["exact"].items()]
         lines += ["", "NUTS vs exact posterior: standardized error z = (NUTS mean - exact mean) / exact sd",
-                  f"{'feature':<8}{'mean z':>10}{'sd z':>10}{'expected':>10}{'max |z|':>10}"
-                  f"{'sd(z/mcse)':>12}{'|z/mcse|>3':>12}{'sd ratio':>10}"]
-        for name, e in summary["exact"].items():
-            z, zm = e["std_error"], e["mcse_z"]
-            lines.append(f"{name:<8}{_fmt(z['mean']):>10}{_fmt(z['sd']):>10}{_fmt(e['expected_sd']):>10}"
-                         f"{_fmt(z['max_abs']):>10}{_fmt(zm['sd']):>12}{zm['frac_abs_gt_3']:>12.4f}"
-                         f"{_fmt(e['sd_ratio']['q50']):>10}")
+                  *_table(["feature", "mean z", "sd z", "expected", "max |z|", "sd(z/mcse)", "|z/mcse|>3", "sd ratio"],
+                          rows, [8, 10, 10, 10, 10, 12, 12, 10], left=1)]
         lines.append("(expected: sd z ~ sqrt(mean 1/ESS); z/mcse ~ N(0, 1), so sd ~ 1 and 0.27% beyond 3; "
                      "sd ratio = NUTS sd / exact sd, median)")
     else:
@@ -311,7 +479,20 @@ def format_text(summary: dict, max_listed: int = 20) -> str:
 
 
 def plot(ds: xr.Dataset, checks: Checks = Checks()) -> Figure:
-    """2x3 panels: R-hat, bulk ESS, tail ESS, divergences, standardized error, error / MCSE."""
+    """The study's figure: R-hat, bulk ESS, tail ESS, divergences, standardized error, error / MCSE.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The study.
+    checks : Checks
+        The thresholds (drawn as dashed lines).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        2x3 panels (the two exact-posterior panels say so when there is none).
+    """
     bins = int(np.clip(2 * np.sqrt(ds.sizes["dataset"]), 5, 60))
     fig = Figure(figsize=(15, 8.5), layout="constrained")
     axes = fig.subplots(2, 3)
@@ -335,7 +516,7 @@ def plot(ds: xr.Dataset, checks: Checks = Checks()) -> Figure:
     ax.set(title=f"divergences per dataset ({int((div > 0).sum())} datasets with any)", xlabel="divergences",
            ylabel="datasets")
     z, zm = standardized_error(ds), mcse_error(ds)
-    if z is None:
+    if z is None or zm is None:  # both or neither: an exact posterior
         for ax in axes[1, 1:]:
             ax.text(0.5, 0.5, "no exact posterior\n(unknown noise)", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
@@ -360,7 +541,32 @@ def plot(ds: xr.Dataset, checks: Checks = Checks()) -> Figure:
 
 def write_report(source: str | Path | xr.Dataset, out_dir: str | Path, checks: Checks = Checks(),
                  allow_incomplete: bool = False) -> dict[str, Path]:
-    """Write ``report.txt``, ``report.json``, ``report.png`` and ``failed.csv`` into ``out_dir``."""
+    """Write ``report.txt``, ``report.json``, ``report.png`` and ``failed.csv`` into ``out_dir``.
+
+    The folder is replaced as a whole or not at all.
+
+    Parameters
+    ----------
+    source : str, Path or xarray.Dataset
+        A study store (opened with :func:`~bayeslin_jax.workflows.studies.open_study`) or an opened study.
+    out_dir : str or Path
+        The report folder.
+    checks : Checks
+        The thresholds.
+    allow_incomplete : bool
+        Report on the finished datasets of an incomplete store.
+
+    Returns
+    -------
+    dict of str to Path
+        ``text``, ``json``, ``figure`` and ``failed``: where each file is.
+
+    Raises
+    ------
+    BayeslinError
+        The study has no finished datasets yet, or its store is incomplete (and not ``allow_incomplete``),
+        damaged or no study.
+    """
     ds = source if isinstance(source, xr.Dataset) else open_study(source, allow_incomplete=allow_incomplete)
     if ds.sizes.get("dataset", 0) == 0:
         raise BayeslinError("the study has no finished datasets yet")

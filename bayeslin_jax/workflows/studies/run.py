@@ -36,6 +36,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +46,7 @@ import xarray as xr
 from bayeslin_jax.core import exact, simulate, validation
 from bayeslin_jax.core.errors import BayeslinError, StoreError
 from bayeslin_jax.core.model import Model, flat_parameters
-from bayeslin_jax.core.priors import ModelSpec, is_gaussian_prior
+from bayeslin_jax.core.priors import KnownNoise, ModelSpec, is_gaussian_prior
 from bayeslin_jax.diagnostics.device import DIAGNOSTIC_NAMES, summarize_rows
 from bayeslin_jax.engine import SUMMARY_STAT_NAMES, NutsConfig, NutsResult, summarize_draw_stats
 from bayeslin_jax.engine import whitening as reparam
@@ -70,8 +71,32 @@ def sample_on_devices(
 ) -> NutsResult:
     """NUTS over ``len(devices)`` local devices (see :func:`bayeslin_jax.engine.sample_nuts`), left on the device.
 
-    ``phi: (B, n, d)``, ``y: (B, n)``, ``indices: (B,)`` global dataset indices. ``draw_stats=False``
-    (a study's default): only the per-run summaries of the sampler statistics, ``stats[name]: (B, C)``.
+    A fixed design (``--design``) is sampled whitened (:func:`bayeslin_jax.engine.whitening.sampler_for`).
+
+    Parameters
+    ----------
+    seed : int
+        The study's seed; with ``indices`` it keys each run's randomness.
+    phi : (B, n, d) array
+        Design matrices.
+    y : (B, n) array
+        Observations.
+    spec : ModelSpec
+        The Gaussian model (prior and noise).
+    config : NutsConfig
+        Sampler settings.
+    indices : (B,) int array
+        Global dataset indices.
+    devices : sequence of jax.Device
+        The local devices to share the runs.
+    draw_stats : bool
+        Keep the per-draw sampler statistics ``(B, C, S)``; False (a study's default): only their per-run
+        summaries, ``stats[name]: (B, C)``.
+
+    Returns
+    -------
+    NutsResult
+        ``samples["w"]: (B, C, S, d)`` (and ``"sigma"``) and ``stats``, on the device.
     """
     sampler = reparam.sampler_for(spec)  # a fixed design (--design) is sampled whitened: raw scales sample well
     result = sampler(seed, phi, y, spec.prior, spec.noise, config,
@@ -83,11 +108,23 @@ def sample_on_devices(
 def run_summaries(stats: dict, max_tree_depth: int) -> dict[str, np.ndarray]:
     """Per-run sampler summaries ``{name: (B, C)}`` (:data:`~bayeslin_jax.engine.SUMMARY_STAT_NAMES`) as NumPy.
 
-    ``stats``: the engine's ``draw_stats=False`` output, or per-draw statistics ``(B, C, S)``, reduced here
-    by the engine's own :func:`~bayeslin_jax.engine.summarize_draw_stats`.
+    Parameters
+    ----------
+    stats : dict
+        The engine's ``draw_stats=False`` output, or per-draw statistics ``(B, C, S)``, reduced here by the
+        engine's own :func:`~bayeslin_jax.engine.summarize_draw_stats` (on the host).
+    max_tree_depth : int
+        The sampler's maximum tree depth (for ``max_tree_depth_hits``).
+
+    Returns
+    -------
+    dict of str to (B, C) numpy.ndarray
+        ``divergences``, ``max_tree_depth_hits``, ``mean_tree_depth``, ``mean_leapfrog``, ``mean_accept``,
+        ``step_size``.
     """
     if "diverging" in stats:
-        stats = summarize_draw_stats({k: np.asarray(v) for k, v in stats.items()}, max_tree_depth)  # on the host
+        host = {k: np.asarray(v) for k, v in stats.items()}  # on the host: NumPy arrays serve as the engine's arrays
+        stats = summarize_draw_stats(cast("dict[str, jax.Array]", host), max_tree_depth)
     return {name: np.asarray(stats[name]) for name in SUMMARY_STAT_NAMES}
 
 
@@ -108,6 +145,31 @@ def summarize_chunk(
     The draws' summaries (mean, sd, quantiles, R-hat, bulk/tail ESS, MCSE) are computed where the draws are,
     on the device (:func:`~bayeslin_jax.diagnostics.device.summarize_rows`: ArviZ's definitions in JAX, one
     compiled block program, a dataset's numbers independent of the chunk); only the results come to the host.
+
+    Parameters
+    ----------
+    indices : (B,) int array
+        Global dataset indices (the ``dataset`` coordinate).
+    data : SimulatedData
+        The chunk's data and truth: ``x, y: (B, n)``, ``w: (B, d)``, ``sigma: (B,)``.
+    result : NutsResult
+        NUTS on the chunk: ``samples["w"]: (B, C, S, d)`` (and ``"sigma": (B, C, S)``), per-run ``stats``.
+    feature_names : sequence of str
+        The names of ``result.samples["w"]``'s last axis (a spec's or model's ``feature_names``; a spec or model
+        itself is accepted too).
+    config : NutsConfig
+        The sampler settings (chains, draws, maximum tree depth).
+    quantiles : sequence of float
+        Posterior quantiles to keep.
+    save_draws : bool
+        Also keep every draw (``draws_w``, ``draws_sigma``).
+    exact_post : GaussianPosterior, optional
+        The exact posterior (known noise): adds ``exact_mean`` and ``exact_sd``.
+
+    Returns
+    -------
+    xarray.Dataset
+        The store variables of the module docstring, over ``dataset`` = ``indices``.
     """
     q = np.asarray(quantiles, dtype=float)
     feature_names = list(getattr(feature_names, "feature_names", feature_names))  # a spec / Model, or the names
@@ -170,7 +232,7 @@ def summarize_chunk(
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig:  # numpydoc ignore=PR02
     """What a study computes (frozen: it is part of the store's identity, together with the spec).
 
     Parameters
@@ -193,6 +255,31 @@ class StudyConfig:
         Posterior quantiles kept per dataset and weight.
     chunk_size : int, optional
         Datasets per chunk (default: what fits memory; a resumed store keeps its own).
+
+    Raises
+    ------
+    BayeslinError
+        A count that is not a positive integer, more than 2^32 datasets, a seed outside ``[0, 2^32)``,
+        quantiles that are not increasing values strictly between 0 and 1, or an unknown simulator name.
+
+    See Also
+    --------
+    run_study : Run the study.
+
+    Examples
+    --------
+    >>> import bayeslin_jax as bl
+    >>> config = bl.StudyConfig(num_datasets=4, nuts=bl.NutsConfig(num_warmup=100, num_draws=100, num_chains=2))
+    >>> config.seed, config.quantiles
+    (0, (0.05, 0.25, 0.5, 0.75, 0.95))
+    >>> config.make_simulator().describe()
+    {'name': 'prior', 'num_points': 11, 'x_scale': 1.0}
+    >>> bl.StudyConfig(num_datasets=4, simulator="tutorial", num_points=20).make_simulator().describe()["num_points"]
+    20
+    >>> bl.StudyConfig(num_datasets=4, quantiles=(0.9, 0.1))
+    Traceback (most recent call last):
+        ...
+    bayeslin_jax.core.errors.BayeslinError: quantiles must be increasing values strictly between 0 and 1, got [0.9, 0.1]
     """
 
     num_datasets: int
@@ -205,6 +292,7 @@ class StudyConfig:
     chunk_size: int | None = None
 
     def __post_init__(self) -> None:
+        """Check the settings (:class:`BayeslinError` on the first invalid one) and store the quantiles as floats."""
         validation.integer("number of datasets", self.num_datasets)
         if self.num_datasets > 2**32:
             raise BayeslinError(
@@ -223,7 +311,18 @@ class StudyConfig:
         self.make_simulator()  # an unknown name fails here
 
     def make_simulator(self) -> simulate.Simulator:
-        """The simulator: a built-in by name (with ``num_points``) or the object given."""
+        """The simulator: a built-in by name (with ``num_points``) or the object given.
+
+        Returns
+        -------
+        Simulator
+            ``simulator(seed, indices, spec) -> SimulatedData`` (:mod:`bayeslin_jax.core.simulate`).
+
+        Raises
+        ------
+        BayeslinError
+            An unknown simulator name.
+        """
         if isinstance(self.simulator, str):
             return simulate.get_simulator(self.simulator, num_points=self.num_points)
         return simulate.get_simulator(self.simulator)
@@ -236,7 +335,23 @@ def study_meta(spec: ModelSpec | Model, config: StudyConfig, part: dict | None =
     Leaves out what only changes speed: chunk size, devices, ``nuts.batch_size``. The resolved ``nuts.method``
     (map / vmap / barrier_free) is in: the kernels round differently
     (:func:`~bayeslin_jax.workflows.store.sampler_identity`).
-    ``simulator``: the one the study runs (default ``config.make_simulator()``).
+
+    Parameters
+    ----------
+    spec : ModelSpec or Model
+        The fitted model (its ``describe()`` is kept).
+    config : StudyConfig
+        The study's settings.
+    part : dict, optional
+        This process's slice of a distributed study (default ``{"index": 0, "count": 1}``).
+    simulator : Simulator or ModelSimulator, optional
+        The one the study runs (default ``config.make_simulator()``).
+
+    Returns
+    -------
+    dict
+        ``kind``, ``version``, ``spec``, ``nuts``, ``num_datasets``, ``seed``, ``simulator``, ``save_draws``,
+        ``quantiles``, ``x64``, ``versions``, ``part``: the ``meta`` of the store's identity.
     """
     nuts = store.sampler_identity(config.nuts)
     return {
@@ -246,7 +361,8 @@ def study_meta(spec: ModelSpec | Model, config: StudyConfig, part: dict | None =
         "nuts": nuts,
         "num_datasets": int(config.num_datasets),
         "seed": int(config.seed),
-        "simulator": simulate.describe_simulator(simulator or config.make_simulator()),
+        # a ModelSimulator is described alike (by its describe()), though its call returns ModelData
+        "simulator": simulate.describe_simulator(cast(simulate.Simulator, simulator or config.make_simulator())),
         "save_draws": bool(config.save_draws),
         "quantiles": list(config.quantiles),
         "x64": bool(jax.config.jax_enable_x64),
@@ -256,7 +372,22 @@ def study_meta(spec: ModelSpec | Model, config: StudyConfig, part: dict | None =
 
 
 def bytes_per_dataset(config: NutsConfig, spec: ModelSpec, save_draws: bool = False) -> int:
-    """Rough peak memory of one dataset in a chunk: engine output plus host-side diagnostics."""
+    """Rough peak memory of one dataset in a chunk: engine output plus host-side diagnostics.
+
+    Parameters
+    ----------
+    config : NutsConfig
+        Sampler settings (chains, draws).
+    spec : ModelSpec
+        The model (its number of parameters).
+    save_draws : bool
+        The draws are kept too.
+
+    Returns
+    -------
+    int
+        Bytes per dataset.
+    """
     params = spec.basis.dim + (0 if spec.known_sigma else 1)
     draws = config.num_chains * config.num_draws
     engine = draws * (params + 7) * 4  # draws + 7 sampler statistics, float32
@@ -270,6 +401,24 @@ def default_chunk_size(num_datasets: int, config: NutsConfig, spec: ModelSpec, n
 
     On CPU it is also capped at 256 datasets per device (a chunk then takes seconds, so the
     progress bar moves and a crash loses little).
+
+    Parameters
+    ----------
+    num_datasets : int
+        Datasets of the study (or of this process's part).
+    config : NutsConfig
+        Sampler settings.
+    spec : ModelSpec
+        The model.
+    num_devices : int
+        Local devices sharing each chunk.
+    save_draws : bool
+        The draws are kept too.
+
+    Returns
+    -------
+    int
+        Datasets per chunk: a multiple of ``num_devices`` (at least ``num_devices``), at most ``num_datasets``.
     """
     per = bytes_per_dataset(config, spec, save_draws)
     try:
@@ -291,7 +440,27 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
                            process_id: int | None = None) -> tuple[int, int]:
     """Join a multi-process run (``jax.distributed.initialize``); returns ``(process_index, count)``.
 
-    Without arguments JAX detects SLURM, Open MPI, Kubernetes and TPU environments.
+    Without arguments JAX detects SLURM, Open MPI, Kubernetes and TPU environments. A process already joined
+    is left as it is.
+
+    Parameters
+    ----------
+    coordinator : str, optional
+        Address ``host:port`` of process 0.
+    num_processes : int, optional
+        Number of processes.
+    process_id : int, optional
+        This process's index.
+
+    Returns
+    -------
+    (int, int)
+        ``(jax.process_index(), jax.process_count())``.
+
+    Raises
+    ------
+    BayeslinError
+        JAX could not join the run.
     """
     if not jax.distributed.is_initialized():
         try:
@@ -302,17 +471,58 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
 
 
 def part_path(path: str | Path, index: int, count: int) -> Path:
-    """Where process ``index`` of ``count`` writes its slice of a distributed study."""
+    """Where process ``index`` of ``count`` writes its slice of a distributed study.
+
+    Parameters
+    ----------
+    path : str or Path
+        The study's folder.
+    index : int
+        The process.
+    count : int
+        Number of processes.
+
+    Returns
+    -------
+    Path
+        ``path/part-<index>-of-<count>.zarr`` (five digits each).
+    """
     return Path(path) / f"part-{index:05d}-of-{count:05d}.zarr"
 
 
 def part_range(num_datasets: int, index: int, count: int) -> tuple[int, int]:
-    """Contiguous ``[start, stop)`` slice of the datasets owned by process ``index``."""
+    """Contiguous ``[start, stop)`` slice of the datasets owned by process ``index``.
+
+    Parameters
+    ----------
+    num_datasets : int
+        Datasets of the whole study.
+    index : int
+        The process.
+    count : int
+        Number of processes.
+
+    Returns
+    -------
+    (int, int)
+        ``(start, stop)``; the slices of all processes tile ``0 .. num_datasets - 1``.
+    """
     return num_datasets * index // count, num_datasets * (index + 1) // count
 
 
 def pads_nuts(platform: str) -> bool:
-    """Whether a short last chunk is padded to full size for NUTS too (accelerators; tests patch this on CPU)."""
+    """Whether a short last chunk is padded to full size for NUTS too (accelerators; tests patch this on CPU).
+
+    Parameters
+    ----------
+    platform : str
+        The devices' platform (``"cpu"``, ``"gpu"``, ``"tpu"``, ...).
+
+    Returns
+    -------
+    bool
+        True off the CPU.
+    """
     return platform != "cpu"
 
 
@@ -322,6 +532,18 @@ def memory_peaks(devices: Sequence, chunk_size: int) -> dict[str, float | int | 
     ``peak_rss_bytes``: this process's peak resident set size (``getrusage``; since the process began,
     JAX's runtime included). ``peak_device_bytes``: the sum over ``devices`` of ``peak_bytes_in_use``
     where the backend reports it (GPU, TPU), else None (CPU: device memory is host memory).
+
+    Parameters
+    ----------
+    devices : sequence of jax.Device
+        The devices the study uses.
+    chunk_size : int
+        Datasets per chunk.
+
+    Returns
+    -------
+    dict
+        ``peak_rss_bytes``, ``peak_rss_bytes_per_dataset``, ``peak_device_bytes``, ``peak_device_bytes_per_dataset``.
     """
     import resource
     import sys
@@ -338,7 +560,20 @@ def memory_peaks(devices: Sequence, chunk_size: int) -> dict[str, float | int | 
 
 
 def append_run_record(path: Path, record: dict) -> None:
-    """Append ``record`` to the store's run records (takes the writer lock; crash-safe root rewrite)."""
+    """Append ``record`` to the store's run records (takes the writer lock; crash-safe root rewrite).
+
+    Parameters
+    ----------
+    path : Path
+        The store.
+    record : dict
+        The run record (JSON-serialisable).
+
+    Raises
+    ------
+    StoreError
+        Another process is writing the store, or the record cannot be written.
+    """
     with store.writer_lock(path):
         runs = list(store.read_root(path).get("attributes", {}).get(RUNS_ATTR, []))
         try:
@@ -354,6 +589,26 @@ def check_study_memory(num_items: int, chunk_size: int, nuts: NutsConfig, num_pa
     A chunk holds its draws on the device and their float64 summaries on the host
     (:func:`~bayeslin_jax.engine.memory.estimate_draw_bytes`); the finished store is opened with its whole
     ``dataset`` index (8 bytes per item) and chunk bookkeeping (about 200 bytes per chunk) in memory.
+
+    Parameters
+    ----------
+    num_items : int
+        Items of the store.
+    chunk_size : int
+        Items per chunk.
+    nuts : NutsConfig
+        Sampler settings (chains, draws).
+    num_params : int
+        Sampled parameters per item.
+    save_draws : bool
+        The draws are kept too.
+    what : str
+        Plural name of the items, for the message.
+
+    Raises
+    ------
+    BayeslinError
+        The chunk's draws or the store's index would not fit in memory (the estimate, the limit and a hint).
     """
     from bayeslin_jax.engine.memory import check_memory, estimate_draw_bytes
 
@@ -388,7 +643,8 @@ def _model_chunk(seed: int, indices: np.ndarray, data: simulate.ModelData, model
         samples = {"w": jnp.concatenate([jnp.reshape(result.samples[s], (*result.samples[s].shape[:3], -1))
                                          for s in sites.kept], axis=-1)}  # (B, C, S, P), on the device
     sigma = truth.get("sigma", np.full(len(indices), np.nan))
-    sim = simulate.SimulatedData(np.asarray(data.x), np.asarray(data.y), true_w, sigma)
+    host = (np.asarray(data.x), np.asarray(data.y), true_w, sigma)  # NumPy arrays, as in every chunk's data
+    sim = simulate.SimulatedData(*cast("tuple[jax.Array, jax.Array, jax.Array, jax.Array]", host))
     return sim, NutsResult(samples, jax.tree.map(np.asarray, result.stats)), names
 
 
@@ -431,14 +687,60 @@ def run_study(
     Returns
     -------
     xarray.Dataset
-        :func:`open_study` of the finished store (per-dataset variables, see the module docstring).
+        :func:`open_study` of the finished store (per-dataset variables, see the module docstring); attr
+        ``run_timings``: this run's seconds spent simulating, sampling, on the exact posterior and summarising.
+
+    Raises
+    ------
+    BayeslinError
+        ``config`` is not a :class:`StudyConfig` or ``spec`` no model; a simulator that cannot serve the model; a
+        store at ``path`` written with other settings (rerun with the original settings to resume, or choose a new
+        path) or a path that is no study store; a chunk too large for memory; a distributed process without
+        datasets.
+    StoreError
+        Another process is writing the store, its metadata is damaged beyond repair, or a chunk cannot be written
+        (full disk, permissions): completed chunks are kept and a rerun resumes.
+
+    See Also
+    --------
+    open_study : Open a finished study.
+    bayeslin_jax.workflows.studies.write_report : Its report (text, JSON, figure, failed datasets).
+
+    Examples
+    --------
+    Four datasets simulated from the tutorial model's prior, sampled by NUTS and, the noise being known,
+    compared with the exact posterior:
+
+    >>> import shutil, tempfile
+    >>> import bayeslin_jax as bl
+    >>> folder = tempfile.mkdtemp()
+    >>> config = bl.StudyConfig(num_datasets=4, nuts=bl.NutsConfig(num_warmup=100, num_draws=100, num_chains=2))
+    >>> ds = bl.run_study(f"{folder}/study.zarr", bl.tutorial_spec(), config, progress=False)
+    >>> ds.sizes["dataset"], ds["nuts_mean"].dims, ds.attrs["complete"]
+    (4, ('dataset', 'feature'), True)
+    >>> z = (ds["nuts_mean"] - ds["exact_mean"]) / ds["exact_sd"]  # standardized error, ~N(0, 1 / ESS)
+    >>> bool(abs(z).max() < 1)
+    True
+
+    Rerunning the same call resumes the store (here: nothing is left to do); other settings are refused:
+
+    >>> bl.run_study(f"{folder}/study.zarr", bl.tutorial_spec(), config, progress=False).sizes["dataset"]
+    4
+    >>> bl.run_study(f"{folder}/study.zarr", bl.tutorial_spec(), bl.StudyConfig(num_datasets=4, seed=1,
+    ...              nuts=config.nuts), progress=False)
+    Traceback (most recent call last):
+        ...
+    bayeslin_jax.core.errors.BayeslinError: store ... written with different settings: meta.seed (store: 0, now: 1)...
+    >>> shutil.rmtree(folder)
     """
     if not isinstance(config, StudyConfig):
         raise BayeslinError(f"config must be a StudyConfig, got {type(config).__name__}")
     if not isinstance(spec, Model | ModelSpec):
         raise BayeslinError(f"the study's model must be a bayeslin_jax Model or ModelSpec, got {type(spec).__name__}")
     model = spec if isinstance(spec, Model) and spec.spec is None else None  # a general model: no exact posterior
-    spec = spec.spec if isinstance(spec, Model) and model is None else spec
+    # the Gaussian spec (of a Model with the Gaussian capability: its spec); read only when model is None
+    spec = cast(ModelSpec, spec.spec if isinstance(spec, Model) and model is None else spec)
+    simulator: simulate.Simulator | simulate.ModelSimulator  # the latter for a general model
     if model is None:
         simulator = config.make_simulator()
         simulator(config.seed, np.zeros(1, dtype=np.int64), spec)  # a simulator that cannot serve this spec fails now
@@ -478,10 +780,21 @@ def run_study(
     timings = {"simulate_s": 0.0, "nuts_s": 0.0, "exact_s": 0.0, "summary_s": 0.0}
 
     def launch(indices: np.ndarray) -> tuple:
-        """The device part of a chunk (a worker thread while the host finishes the chunk before)."""
+        """The device part of a chunk (a worker thread while the host finishes the chunk before).
+
+        Parameters
+        ----------
+        indices : (k,) int64 array
+            The chunk's global dataset indices.
+
+        Returns
+        -------
+        tuple
+            ``(indices, data, result, exact posterior or None, feature names)`` for :func:`finish`.
+        """
         t0 = time.perf_counter()
         if model is not None:  # nothing padded, no exact posterior
-            simulated = simulator(seed, indices)
+            simulated = cast(simulate.ModelSimulator, simulator)(seed, indices)
             t1 = time.perf_counter()
             data, result, names = _model_chunk(seed, indices, simulated, model, nuts, len(devices))
             timings["simulate_s"] += t1 - t0
@@ -489,14 +802,14 @@ def run_study(
             return indices, data, result, None, names
         count = len(indices)
         padded = np.concatenate([indices, np.full(chunk_size - count, indices[-1])])
-        data = simulator(seed, padded, spec)
+        data = cast(simulate.Simulator, simulator)(seed, padded, spec)
         phi = spec.basis(data.x)
         t1 = time.perf_counter()
         runs = slice(None) if pad_nuts else slice(0, count)
         result = sample_on_devices(seed, phi[runs], data.y[runs], spec, nuts, padded[runs], devices)
         t2 = time.perf_counter()
         has_exact = spec.known_sigma and is_gaussian_prior(spec.prior)
-        post = posterior_fn(phi, data.y, spec.prior, spec.noise.sigma) if has_exact else None
+        post = posterior_fn(phi, data.y, spec.prior, cast(KnownNoise, spec.noise).sigma) if has_exact else None
         keep = slice(0, count)
         data = jax.tree.map(lambda a: np.asarray(a)[keep], data)
         result = result._replace(  # lanes (barrier_free's per-device counts) are not per dataset
@@ -509,7 +822,18 @@ def run_study(
         return indices, data, result, post, spec.feature_names
 
     def finish(launched: tuple) -> xr.Dataset:
-        """Chunk k's summaries, on the device (the draws stay there), while the worker samples chunk k + 1."""
+        """Chunk k's summaries, on the device (the draws stay there), while the worker samples chunk k + 1.
+
+        Parameters
+        ----------
+        launched : tuple
+            What :func:`launch` returned for the chunk.
+
+        Returns
+        -------
+        xarray.Dataset
+            The chunk's store variables (:func:`summarize_chunk`).
+        """
         indices, data, result, post, names = launched
         t0 = time.perf_counter()
         ds = summarize_chunk(indices, data, result, names, nuts, quantiles, save_draws, post)
@@ -520,6 +844,13 @@ def run_study(
     before = store.done_mask(store_path).sum() if store.is_store(store_path) else 0
 
     def record() -> dict:
+        """This run's record, once every chunk is written (:func:`run_record`).
+
+        Returns
+        -------
+        dict
+            The ``bayeslin_runs`` entry.
+        """
         return run_record(started, before, part_index, part_count, devices, chunk_size, nuts, overlap, timings)
 
     try:
@@ -538,7 +869,32 @@ def run_study(
 
 def run_record(started: float, before: int, part_index: int, part_count: int, devices: Sequence, chunk_size: int,
                nuts: NutsConfig, overlap: bool, timings: dict) -> dict:
-    """The ``bayeslin_runs`` entry of one run: host, devices, layout, time spent, peak memory (informational)."""
+    """The ``bayeslin_runs`` entry of one run: host, devices, layout, time spent, peak memory (informational).
+
+    Parameters
+    ----------
+    started : float
+        Unix time the run began.
+    before : int
+        Chunks already done when it began.
+    part_index, part_count : int
+        This process and the number of processes.
+    devices : sequence of jax.Device
+        The devices used.
+    chunk_size : int
+        Datasets per chunk.
+    nuts : NutsConfig
+        Sampler settings (``method``, ``batch_size``).
+    overlap : bool
+        Whether the chunks were pipelined.
+    timings : dict of str to float
+        Seconds spent simulating, sampling, on the exact posterior and summarising.
+
+    Returns
+    -------
+    dict
+        JSON-ready record.
+    """
     return {
         "started": started,
         "finished": time.time(),
@@ -567,7 +923,48 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
 
     Parts are checked to come from the same study (same settings, every process present unless
     ``allow_incomplete``) and concatenated along ``dataset``. A single part opened by its own
-    path gives just its slice. Attrs: ``meta`` (settings), ``complete``, ``runs``, ``paths``.
+    path gives just its slice. Every done chunk is verified against its checksums first.
+
+    Parameters
+    ----------
+    path : str, Path or sequence of str or Path
+        A study store (:func:`run_study`'s ``path``), the folder of a distributed study's
+        ``part-*-of-*.zarr`` stores, or a list of part stores.
+    allow_incomplete : bool
+        Open an unfinished study (its finished datasets only) or one with parts missing, instead of raising.
+
+    Returns
+    -------
+    xarray.Dataset
+        The per-dataset variables (see the module docstring) over ``dataset``; attrs ``meta`` (settings),
+        ``complete``, ``runs`` (the run records), ``paths`` (the stores).
+
+    Raises
+    ------
+    BayeslinError
+        No study store at ``path``, a store of another kind, parts of different studies, parts missing or an
+        incomplete store (unless ``allow_incomplete``).
+    StoreError
+        A done chunk's file or the store's metadata is missing or altered (the message names the store, the
+        variable and the chunk).
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> import bayeslin_jax as bl
+    >>> folder = tempfile.mkdtemp()
+    >>> config = bl.StudyConfig(num_datasets=4, nuts=bl.NutsConfig(num_warmup=100, num_draws=100, num_chains=2))
+    >>> _ = bl.run_study(f"{folder}/study.zarr", bl.tutorial_spec(), config, progress=False)
+    >>> ds = bl.open_study(f"{folder}/study.zarr")
+    >>> ds.attrs["complete"], ds.sizes["dataset"], ds["feature"].values.tolist()
+    (True, 4, ['b', 'm'])
+    >>> ds.attrs["meta"]["seed"], ds.attrs["meta"]["nuts"]["num_draws"], len(ds.attrs["runs"])
+    (0, 100, 1)
+    >>> bl.open_study(f"{folder}/elsewhere.zarr")
+    Traceback (most recent call last):
+        ...
+    bayeslin_jax.core.errors.BayeslinError: no study store at .../elsewhere.zarr
+    >>> shutil.rmtree(folder)
     """
     single = False  # one store opened by its own path: a part of a distributed study is fine alone
     if isinstance(path, str | Path):
@@ -605,14 +1002,25 @@ def open_study(path: str | Path | Sequence[str | Path], allow_incomplete: bool =
     ds = parts[0] if len(parts) == 1 else xr.concat(parts, dim="dataset", data_vars="minimal", coords="minimal",
                                                     compat="override", join="override")
     ds = ds.sortby("dataset") if len(parts) > 1 else ds
-    runs = [r for p in paths for r in store.open_group(p).attrs.get(RUNS_ATTR, [])]
+    runs = [r for p in paths for r in cast("list[dict]", store.open_group(p).attrs.get(RUNS_ATTR, []))]
     complete = all(part.attrs.get("complete", False) for part in parts) and all_parts
     ds.attrs = {"meta": base, "complete": complete, "runs": runs, "paths": [str(p) for p in paths]}
     return ds
 
 
 def throughput(ds: xr.Dataset) -> dict[str, float]:
-    """Datasets per second and seconds per dataset from a study's chunk log (compute + write)."""
+    """Datasets per second and seconds per dataset from a study's chunk log (compute + write).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A study from :func:`open_study` (its ``paths`` attr names the stores).
+
+    Returns
+    -------
+    dict of str to float
+        ``datasets``, ``seconds``, ``datasets_per_s``, ``s_per_dataset`` (NaN without any time logged).
+    """
     seconds = 0.0
     for p in ds.attrs.get("paths", []):
         log = store.chunk_log(p)
