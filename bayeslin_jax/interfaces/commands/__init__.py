@@ -1,0 +1,1 @@
+"""The ``bayeslin`` sub-commands: one module per command, each with ``add_arguments(parser)`` and ``run(args)``."""
