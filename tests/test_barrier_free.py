@@ -80,6 +80,7 @@ def test_shapes_and_lane_counts(float64_pair) -> None:
     assert float64_pair["map"].lanes is None
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_float64_calibrated_warmup_follows_numpyro_path() -> None:
     """With ``calibrate_step_size`` both engines run the same rounds: the same adapted step sizes and draws.
 

@@ -62,6 +62,7 @@ def comparison(data, tmp_path_factory):
     return result, path
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_correlation_table_matches_exact(comparison, data):
     result, _ = comparison
     x, y = data
@@ -94,6 +95,7 @@ def test_exact_loo_matches_refits(data):
     np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_compare_ranks_wrong_models_below_the_right_one(comparison, data):
     result, path = comparison
     table = result.table
@@ -131,6 +133,7 @@ def _loo_mcse(tree) -> float:
     return float(summed.azstats.mcse(sample_dims=["chain", "draw"], method="mean"))
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_psis_loo_matches_exact_loo(comparison):
     result, _ = comparison
     row = result.table.loc["linear"]

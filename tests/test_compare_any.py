@@ -153,6 +153,7 @@ def test_log_evidence_column_is_the_exact_evidence(robust):
     assert "log_evidence" not in robust.table(0)  # Student-t has none: the column is absent
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_user_model_against_builtin():
     user = bl.user_model(gaussian_learned_sigma, name="mine")
     result = bl.compare({"mine": user, "normal": GAUSS}, X, Y, seed=0, config=CONFIG)

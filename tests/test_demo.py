@@ -41,6 +41,7 @@ def demo_run(tmp_path_factory):
     return status, out, stdout.getvalue()
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_demo_writes_pngs_and_json(demo_run):
     status, out, _ = demo_run
     assert status == 0
@@ -58,6 +59,7 @@ def test_demo_writes_pngs_and_json(demo_run):
     assert summary["priors"]["mvn"]["spec"]["prior"]["cov"][0][1] == pytest.approx(-0.5 * 0.2 * 0.2)
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_demo_exact_columns_are_the_conjugate_posterior(demo_run):
     """The 'exact' numbers equal the closed form computed here in float64 from the same data."""
     _, out, _ = demo_run
@@ -77,6 +79,7 @@ def test_demo_exact_columns_are_the_conjugate_posterior(demo_run):
         assert rec["corr_bm"]["exact"] == pytest.approx(cov[0, 1] / math.sqrt(cov[0, 0] * cov[1, 1]), rel=1e-4)
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_demo_nuts_agrees_with_exact_within_mcse(demo_run):
     _, out, _ = demo_run
     summary = json.loads((out / "demo_summary.json").read_text())
@@ -93,6 +96,7 @@ def test_demo_nuts_agrees_with_exact_within_mcse(demo_run):
         assert abs(rec["corr_bm"]["nuts"] - rho) < 5 * (1 - rho**2) / math.sqrt(min(ess_min)), kind
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_demo_prints_table_and_files(demo_run):
     """Printed table: one row per (prior, weight) whose numbers are the JSON's; then the file list."""
     _, out, text = demo_run

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = priors.tutorial_spec()
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_gpu_study_script_dry_run(tmp_path) -> None:
     """``DRY_RUN=1 scripts/gpu_study.sh`` runs the GPU pipeline on the CPU at tiny sizes and writes a
     report with the fields of the CPU benchmark's (scripts/results/benchmark_cpu.json)."""

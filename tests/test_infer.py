@@ -144,6 +144,7 @@ def test_result_shapes_and_stats() -> None:
     np.testing.assert_allclose(chunk["mean_leapfrog"].values, steps.mean((1, 2)))
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_vmap_path_uses_batch_size_with_remainder(monkeypatch) -> None:
     """method="vmap" hands lax.map all 12 runs with batch_size=5 (blocks 5, 5, 2); "map" runs them one by one.
 
@@ -169,6 +170,7 @@ def test_vmap_path_uses_batch_size_with_remainder(monkeypatch) -> None:
         assert seen == [(12, expected)], (method, batch_size, seen)
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_target_accept_is_honoured() -> None:
     """Both warm-ups aim at ``target_accept``: 0.99 gives higher acceptance and smaller steps than 0.8.
 
@@ -227,6 +229,7 @@ def test_calibration_schedule_and_its_bounds() -> None:
         NutsConfig(num_warmup=100, calibrate_step_size=True)
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 @pytest.mark.parametrize("degree", [1, pytest.param(3, marks=SLOW)])
 def test_calibrated_warmup_matches_exact_posterior(degree: int) -> None:
     """The calibrated warm-up's draws (larger steps, fewer leapfrogs) against the exact posterior."""

@@ -120,6 +120,7 @@ def test_an_error_while_the_next_chunk_launches_waits_for_that_launch(tmp_path) 
     assert not store.is_store(path) or not store.done_mask(path).any()
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_study_pipeline_overlaps_and_gives_the_same_store(tmp_path, monkeypatch) -> None:
     """An 8-dataset study in chunks of 4 (test_study's settings: the compiled sampler is shared in a session):
     chunk 1 is launched before chunk 0 is finished; no stored value changes."""

@@ -222,7 +222,8 @@ def _small_data():
     return x, np.asarray(data.y[0], dtype=np.float64)
 
 
-@pytest.mark.parametrize("name", list(NOISES))
+@pytest.mark.parametrize("name", [n if n in ("half_t", "flat") else pytest.param(n, marks=pytest.mark.extended)
+                                  for n in NOISES])  # half_cauchy, exponential: .ci/run's 'extended' step
 def test_quadrature_matches_scipy_for_flat_weights(name):
     """Flat weights: p(sigma | y) ∝ p(sigma) sigma^-(n - d) exp(-RSS / 2 sigma^2), E[w | y] = OLS,
     cov(w | y) = E[sigma^2 | y] (X^T X)^-1."""

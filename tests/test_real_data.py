@@ -211,6 +211,7 @@ def test_design_simulator_draws_from_prior_on_fixed_rows(diabetes) -> None:
     np.testing.assert_array_equal(np.asarray(again.y), np.asarray(data.y)[100:])
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_cli_formula_strict_flags_starved_run(tmp_path, capsys) -> None:
     out = tmp_path / "fit.json"
     path = str(bl.datasets.path("diabetes"))
@@ -240,6 +241,7 @@ def test_cli_sbc_exact_engine_on_the_shipped_design(tmp_path, capsys) -> None:
     assert "C(sex)[T.2]" in text and "mu(x=221)" in text and "overall: PASS" in text
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_fixed_design_whitened_sampler_matches_exact(diabetes) -> None:
     """The engine call of studies and SBC on a user's design (``sampler_for`` -> ``sample_design_whitened``):
     ``w = m0 + z A^T`` back on the raw scale, with a non-zero prior mean, against the exact posterior.
@@ -269,6 +271,7 @@ def test_fixed_design_whitened_sampler_matches_exact(diabetes) -> None:
     np.testing.assert_allclose(lp, log_prior + log_lik, atol=0.05)
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_design_transform_uses_the_stored_formula_and_serves_prediction(diabetes) -> None:
     """New rows go through the fitted formula: a table where every row has ``sex == 2`` keeps the
     ``C(sex)[T.2]`` column (rebuilt from the new table alone it would vanish: 2 columns instead of 3)."""

@@ -64,6 +64,7 @@ def _level_window(level: float, reps: int, null_sims: int) -> float:
     return 4 * np.sqrt(level * (1 - level) / reps) + 4 * np.sqrt(level * (1 - level) / null_sims)
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_ecdf_test_level_and_band_agreement() -> None:
     rng = np.random.default_rng(11)
     num, num_ranks, reps, null_sims = 200, 19, 20000, 20000
@@ -210,6 +211,7 @@ def test_exact_sampler_false_alarms_within_binomial_bound() -> None:
     assert inside.mean() >= 0.8
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_nuts_passes_and_matches_exact() -> None:
     ds = sbc.run_sbc(150, seed=21, sim_spec=SPEC, config=NUTS)
     report = sbc_stats.summarize(ds, alpha=0.001)  # fails a calibrated sampler with probability <= 0.001

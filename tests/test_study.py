@@ -221,6 +221,7 @@ def test_study_matches_simulation_and_exact_posterior(reference) -> None:
     assert len(ds.attrs["runs"]) == 1 and len(ds.attrs["runs"][0]["devices"]) == 1
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_chunk_size_does_not_change_results(reference, tmp_path) -> None:
     _, ref = reference
     settings = _config(num_datasets=B, seed=SEED, chunk_size=5, save_draws=True)
@@ -238,6 +239,7 @@ def test_mismatched_study_store_is_refused(reference) -> None:
         study.run_study(path, tutorial_spec(degree=3), _config(num_datasets=B, simulator="tutorial"))
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_store(reference, tmp_path) -> None:
     _, ref = reference
     path = tmp_path / "killed.zarr"
@@ -333,6 +335,7 @@ def test_padded_last_chunk_gives_the_unpadded_numbers(reference, tmp_path, monke
     _assert_same_results(ds, ref.isel(dataset=slice(0, 6)))  # same compiled program, same inputs per run
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_unknown_noise_study_matches_quadrature_reference_and_reports_sigma(tmp_path) -> None:
     """Learnt sigma (HalfNormal prior): per dataset, the sigma and w means within 5 MCSE of the quadrature
     reference; the report covers sigma's diagnostics and skips the exact comparison."""
@@ -415,6 +418,7 @@ json.dump({"devices": jax.local_device_count(), "shape": list(result.samples["w"
 """
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_uneven_split_over_two_devices_keeps_datasets_in_order() -> None:
     """5 datasets over 2 CPU devices (blocks of 3 and 2): dataset i's draws sample dataset i's posterior."""
     out = subprocess.run([sys.executable, "-c", UNEVEN], env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),

@@ -195,6 +195,7 @@ def _design(table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     return ["Intercept", "age", "income", "C(group)[T.south]", "C(group)[T.west]"], X
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_bernoulli_formula_matches_importance_sampling() -> None:
     table = _table(1)
     names, X = _design(table)
@@ -215,6 +216,7 @@ def test_bernoulli_formula_matches_importance_sampling() -> None:
     assert np.all((predicted["mean"] > 0) & (predicted["mean"] < 1)) and predicted["mean"][1] > predicted["mean"][0]
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_user_model_formula_gets_the_design_and_term_names() -> None:
     """A user's NumPyro model of the design rows ``x: (n, d)``, fitted through a formula; coefficients named after
     the terms; against importance sampling of the same posterior written in numpy."""
@@ -341,6 +343,7 @@ def _group_csv(tmp_path, column: str = "group") -> str:
     return str(path)
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_cli_user_model_takes_a_text_group_column_by_name(tmp_path, capsys) -> None:
     model_file = tmp_path / "groups_model.py"
     model_file.write_text(MODEL_FILE)

@@ -52,6 +52,7 @@ def _with_fitted(x, y=None, *, group, num_groups):
     numpyro.deterministic("fitted", 2.0 * x)  # shape (n,): changes with the number of points
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_means_match_numpyro_mcmc_within_mcse() -> None:
     """2 datasets, every element of every site (mu, tau, slope, sigma, z[8], intercept[8]): the engine's
     posterior mean minus NumPyro's (4 chains x 1500 draws) over the combined MCSE is |z| < 4.5
@@ -103,6 +104,7 @@ def test_per_point_arguments_detected_sliced_and_checked() -> None:
         bl.user_model(vi.varying_intercept, group=vi.GROUP, num_groups=8, levels=[1, 2])
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_study_and_sbc_through_the_public_api(tmp_path) -> None:
     """Every element of every site is a study 'feature' and an SBC quantity; the SBC report says how many
     simulations each gate check removed."""
@@ -126,6 +128,7 @@ def test_study_and_sbc_through_the_public_api(tmp_path) -> None:
     assert "gate" in report.table()
 
 
+@pytest.mark.extended  # heavier variant: .ci/run's 'extended' step (docs/testing.md)
 def test_cli_fits_a_user_model_file_with_a_per_point_column(tmp_path, capsys) -> None:
     x, y = fixed_truth_data(1, seed=5)
     data = tmp_path / "groups.csv"
